@@ -1,0 +1,36 @@
+"""Hook for filling Holdfast's index directly, without HTTP.
+
+Putting 1,000,000 objects through HTTP takes far too long for a benchmark
+run, so the restart (6) and scale (8) figures at 1M objects need a way to
+write the index offline. The lead provides it; until then the figures are
+skipped with a note.
+
+Contract for `populate_index(data_dir, n)`:
+  * `data_dir` does not exist yet or is empty;
+  * afterwards, `holdfast serve --data data_dir` started with the bench's
+    credentials (settings.ACCESS_KEY / SECRET_KEY in the environment) serves
+    bucket `INDEX_BUCKET` owned by that user, holding keys `key_for(i)` for
+    every i in range(n), each with OBJECT_SIZE bytes that GET returns with 200;
+  * it must be fast: about a minute for n = 1,000,000 on the bench machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INDEX_BUCKET = "bench-index"
+OBJECT_SIZE = 4096
+
+
+def key_for(i: int) -> str:
+    """Key of the i-th pre-populated object (sorted order equals numeric order)."""
+    return f"obj/{i:08d}"
+
+
+# --- HOOK: the lead replaces this body with a direct index writer. ---------------
+def populate_index(data_dir: Path, n: int) -> None:
+    """Write n objects straight into a fresh Holdfast data dir (see module docstring)."""
+    raise NotImplementedError("populate_index(data_dir, n) is not provided by Holdfast yet")
+
+
+# ----------------------------------------------------------------------------------

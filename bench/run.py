@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Holdfast benchmark: Holdfast against SeaweedFS and rclone, same client, same run.
+
+    .venv/bin/python bench/run.py              # everything (installs the peers)
+    .venv/bin/python bench/run.py --smoke      # a few seconds, tiny counts
+
+See bench/README.md for what each workload measures and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import servers  # noqa: E402
+from loadgen import ensure_wrk  # noqa: E402
+from report import Figure, Results, table  # noqa: E402
+from settings import settings_for  # noqa: E402
+from workloads import ALL_WORKLOADS, HOLDFAST_ONLY, OWN_LIFECYCLE, SHARED, Context  # noqa: E402
+
+RESULTS_DIR = servers.BENCH_DIR / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--only",
+        default="holdfast,seaweedfs,rclone",
+        help="comma-separated servers (holdfast,seaweedfs,rclone)",
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(ALL_WORKLOADS),
+        help=f"comma-separated workloads ({','.join(ALL_WORKLOADS)})",
+    )
+    p.add_argument("--duration", type=int, help="seconds per wrk run (default 10, smoke 1)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny counts, a few seconds; peers only if already installed",
+    )
+    p.add_argument("--holdfast-workers", type=int, help="pass --workers N to holdfast serve")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument(
+        "--work-dir", type=Path, help="parent of the temporary data dirs (default: $TMPDIR)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep data dirs and server logs")
+    args = p.parse_args(argv)
+    args.only = _choices(args.only, list(servers.KINDS), "--only")
+    args.workloads = _choices(args.workloads, ALL_WORKLOADS, "--workloads")
+    return args
+
+
+def _choices(value: str, allowed: list[str], flag: str) -> list[str]:
+    picked = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in picked if v not in allowed]
+    if unknown:
+        raise SystemExit(f"{flag}: unknown {unknown}; choose from {allowed}")
+    return [v for v in allowed if v in picked]  # canonical order
+
+
+def make_kinds(args: argparse.Namespace, results: Results) -> list[servers.ServerKind]:
+    """Instantiate and install the chosen servers; the smoke run never installs."""
+    kinds = []
+    for name in args.only:
+        kind = (
+            servers.Holdfast(args.holdfast_workers) if name == "holdfast" else servers.KINDS[name]()
+        )
+        if args.smoke and not kind.installed():
+            print(f"smoke: skipping {name} (not installed; a full run installs it)")
+            continue
+        kind.install()
+        kinds.append(kind)
+    return kinds
+
+
+def _failed(results: Results, server: str, workload: str, exc: BaseException) -> None:
+    traceback.print_exc()
+    results.add(
+        Figure(
+            server,
+            workload,
+            "error",
+            None,
+            "",
+            note=f"failed: {exc}".splitlines()[0][:200],
+            valid=False,
+        )
+    )
+
+
+def run_server(ctx: Context, kind: servers.ServerKind, workloads: list[str]) -> int:
+    """All workloads for one server; returns how many failed."""
+    failures = 0
+    shared = [
+        w for w in workloads if w in SHARED and (kind.name == "holdfast" or w not in HOLDFAST_ONLY)
+    ]
+    if shared:
+        data_dir = ctx.work_dir / f"{kind.name}-data"
+        srv = servers.start(kind, data_dir, ctx.work_dir)
+        try:
+            servers.wait_ready(srv, ctx.settings.ready_timeout)
+            print(f"{kind.name} ready on {srv.endpoint} (pid {srv.pid})", flush=True)
+            for name in shared:
+                failures += _run_one(ctx, kind.name, name, lambda n=name: SHARED[n](ctx, srv))
+        except Exception as exc:  # server did not come up: every workload fails
+            _failed(ctx.results, kind.name, "start", exc)
+            failures += 1
+        finally:
+            srv.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+    if kind.name == "holdfast":
+        for name in (w for w in workloads if w in OWN_LIFECYCLE):
+            failures += _run_one(ctx, kind.name, name, lambda n=name: OWN_LIFECYCLE[n](ctx, kind))
+    return failures
+
+
+def _run_one(ctx: Context, server: str, workload: str, fn) -> int:
+    print(f"{server}: {workload}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        for fig in fn():
+            ctx.results.add(fig)
+        print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+        return 0
+    except Exception as exc:
+        _failed(ctx.results, server, workload, exc)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_wrk()
+    run_id = time.strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
+    results = Results(args.results_dir / f"{run_id}.jsonl", run_id)
+    settings = settings_for(args.smoke, args.duration)
+    work_dir = Path(tempfile.mkdtemp(prefix="holdfast-bench-", dir=args.work_dir))
+    ctx = Context(settings, work_dir, results)
+    failures = 0
+    try:
+        for kind in make_kinds(args, results):
+            failures += run_server(ctx, kind, args.workloads)
+    finally:
+        if args.keep:
+            print(f"kept {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    text = table(results)
+    results.path.with_suffix(".txt").write_text(text + "\n")
+    print("\n" + text)
+    print(f"\nresults: {results.path}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

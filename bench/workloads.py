@@ -1,0 +1,463 @@
+"""The eight workloads of issue 3.
+
+Shared workloads run against one already-started server. Holdfast-only
+workloads (restart, scale) start and stop their own instances because they
+are about start-up and about what is already in the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import populate
+import servers
+import transfer
+from loadgen import Presigner, WrkResult, run_wrk
+from procs import CpuMeter, RssSampler, free_ports
+from report import Figure, Results
+from settings import ACCESS_KEY, BUCKET, LIST_BUCKET, MIB, REGION, SECRET_KEY, Settings
+
+MAX_ERROR_RATIO = 0.01
+TAIL = 4096  # unique tail per large object, so each one has its own MD5
+
+
+class Skipped(Exception):
+    """A figure that cannot be measured in this setup; the reason goes in the table."""
+
+
+@dataclass
+class Context:
+    """What every workload shares across servers in one run."""
+
+    settings: Settings
+    work_dir: Path
+    results: Results
+    _large: list[transfer.LargeObject] = field(default_factory=list)
+    _buffers: list[bytearray] = field(default_factory=list)
+    _base: bytes = b""
+
+    def base(self) -> memoryview:
+        """One random block reused by every large payload (made once per run)."""
+        if not self._base:
+            self._base = os.urandom(self.settings.large_size)
+        return memoryview(self._base)
+
+    def large_objects(self) -> list[transfer.LargeObject]:
+        """The large objects: the shared random block with a distinct tail each."""
+        if not self._large:
+            head = self.base()[:-TAIL]
+            prefix = hashlib.md5(head)
+            for i in range(self.settings.large_count):
+                tail = memoryview(i.to_bytes(8, "big") * (TAIL // 8))
+                digest = prefix.copy()
+                digest.update(tail)
+                size = len(head) + TAIL
+                self._large.append(
+                    transfer.LargeObject(f"large/{i:03d}", [head, tail], size, digest.hexdigest())
+                )
+        return self._large
+
+    def buffers(self) -> list[bytearray]:
+        """Receive buffers for large GETs, allocated once and reused for every server."""
+        if not self._buffers:
+            size = self.settings.large_size
+            self._buffers = [bytearray(size + 1) for _ in range(self.settings.large_count)]
+        return self._buffers
+
+
+# ---- 4 KiB PUT and GET through wrk ----------------------------------------------
+
+
+def _wrk_figures(
+    ctx: Context, server: str, workload: str, r: WrkResult, cpu: CpuMeter, extra: dict
+) -> list[Figure]:
+    valid = r.error_ratio <= MAX_ERROR_RATIO
+    note = "" if valid else f"{r.errors} of {r.requests} requests failed"
+    if valid and r.wrapped and workload.startswith("put"):
+        note = f"PUT URL list ran out {r.wrapped}x: later PUTs overwrite keys"
+    common = dict(
+        client_cpu=round(r.client_cores, 3),
+        server_cpu=round(cpu.cores(cpu.server_cpu), 3),
+        note=note,
+        valid=valid,
+        extra={**extra, "requests": r.requests, "errors": r.errors, "p90_ms": r.p90_ms},
+    )
+    return [
+        Figure(server, workload, "ops_per_s", round(r.ok_per_s, 1), "ops/s", **common),
+        Figure(server, workload, "p50_ms", r.p50_ms, "ms", **common),
+        Figure(server, workload, "p99_ms", r.p99_ms, "ms", **common),
+    ]
+
+
+def _wrk(ctx: Context, srv: servers.RunningServer, method: str, paths: list[str]) -> tuple:
+    s = ctx.settings
+    body = s.small_size if method == "PUT" else 0
+    with CpuMeter(srv.pid).running() as cpu:
+        r = run_wrk(
+            srv.endpoint,
+            method,
+            paths,
+            body_size=body,
+            duration=s.duration,
+            connections=s.connections,
+            threads=s.wrk_threads,
+        )
+    extra = {"connections": s.connections, "duration_s": s.duration, "urls": len(paths)}
+    return r, cpu, extra
+
+
+def put_paths(signer: Presigner, bucket: str, prefix: str, count: int) -> list[str]:
+    return [signer.path("PUT", bucket, f"{prefix}/{i:08d}") for i in range(count)]
+
+
+def put4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """1) PUT 4 KiB objects to fresh keys for a fixed time."""
+    paths = put_paths(srv.signer, BUCKET, "put4k", ctx.settings.put_pool())
+    r, cpu, extra = _wrk(ctx, srv, "PUT", paths)
+    return _wrk_figures(ctx, srv.kind.name, "put4k", r, cpu, extra)
+
+
+def get4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """2) GET 4 KiB objects, cycling over a populated set."""
+    s = ctx.settings
+    keys = [f"get4k/{i:08d}" for i in range(s.get_keys)]
+    transfer.populate(srv.signer, BUCKET, keys, s.small_size, s.populate_connections)
+    paths = [srv.signer.path("GET", BUCKET, k) for k in keys]
+    r, cpu, extra = _wrk(ctx, srv, "GET", paths)
+    return _wrk_figures(ctx, srv.kind.name, "get4k", r, cpu, extra)
+
+
+# ---- listing --------------------------------------------------------------------
+
+
+def list_keys(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """3) ListObjectsV2 over the whole key set, page by page; median of repeats."""
+    s = ctx.settings
+    transfer.create_bucket(srv.signer, LIST_BUCKET)
+    keys = [f"list/{i:08d}" for i in range(s.list_keys)]
+    transfer.populate(srv.signer, LIST_BUCKET, keys, 16, s.populate_connections)
+    times, counts = [], []
+    with CpuMeter(srv.pid).running() as cpu:
+        for _ in range(s.list_repeats):
+            t0 = time.perf_counter()
+            pages, n = transfer.list_all(srv.signer, LIST_BUCKET, s.list_page)
+            times.append(time.perf_counter() - t0)
+            counts.append(n)
+    valid = all(n == s.list_keys for n in counts)
+    return [
+        Figure(
+            srv.kind.name,
+            "list",
+            "seconds",
+            round(statistics.median(times), 4),
+            "s",
+            client_cpu=round(cpu.cores(cpu.client_cpu), 3),
+            server_cpu=round(cpu.cores(cpu.server_cpu), 3),
+            note="" if valid else f"listed {counts} keys, expected {s.list_keys}",
+            valid=valid,
+            extra={"keys": s.list_keys, "page": s.list_page, "pages": pages, "times": times},
+        )
+    ]
+
+
+# ---- large objects --------------------------------------------------------------
+
+
+def _parallel(ctx: Context, srv: servers.RunningServer, fn: Callable, args: list) -> tuple:
+    """Run fn over args with the configured parallelism, metering CPU on both sides."""
+    with (
+        CpuMeter(srv.pid).running() as cpu,
+        ThreadPoolExecutor(ctx.settings.large_parallel) as pool,
+    ):
+        out = list(pool.map(fn, *zip(*args, strict=True)))
+    return out, cpu
+
+
+def _upload_large(ctx: Context, srv: servers.RunningServer) -> tuple[list[str], CpuMeter]:
+    objs = ctx.large_objects()
+    args = [(srv.signer.url("PUT", BUCKET, o.key), o.chunks, o.size) for o in objs]
+    return _parallel(ctx, srv, transfer.put_stream, args)
+
+
+def _mb_figure(ctx: Context, srv, workload: str, cpu: CpuMeter, **kw) -> Figure:
+    total = sum(o.size for o in ctx.large_objects())
+    s = ctx.settings
+    extra = {
+        "objects": s.large_count,
+        "size_mib": s.large_size / MIB,
+        "parallel": s.large_parallel,
+        "seconds": round(cpu.wall, 3),
+        **kw.pop("extra", {}),
+    }
+    return Figure(
+        srv.kind.name,
+        workload,
+        "mb_per_s",
+        round(total / cpu.wall / 1e6, 1),
+        "MB/s",
+        client_cpu=round(cpu.cores(cpu.client_cpu), 3),
+        server_cpu=round(cpu.cores(cpu.server_cpu), 3),
+        extra=extra,
+        **kw,
+    )
+
+
+def put64m(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """4) PUT the large objects, a few in parallel; MB/s (1 MB = 10^6 bytes)."""
+    etags, cpu = _upload_large(ctx, srv)
+    bad = sum(e != o.md5 for e, o in zip(etags, ctx.large_objects(), strict=True))
+    note = f"{bad} ETags differ from the MD5" if bad else ""
+    return [_mb_figure(ctx, srv, "put64m", cpu, note=note)]
+
+
+def get64m(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """5) GET the large objects into memory; MD5 compared after the clock stops."""
+    objs = ctx.large_objects()
+    if not ctx.results.value(srv.kind.name, "put64m", "mb_per_s"):
+        _upload_large(ctx, srv)
+    bufs = ctx.buffers()
+    args = [
+        (srv.signer.url("GET", BUCKET, o.key), memoryview(b))
+        for o, b in zip(objs, bufs, strict=True)
+    ]
+    sizes, cpu = _parallel(ctx, srv, transfer.get_into, args)
+    bad = [
+        o.key
+        for o, b, n in zip(objs, bufs, sizes, strict=True)
+        if n != o.size or hashlib.md5(memoryview(b)[:n]).hexdigest() != o.md5
+    ]
+    note = f"content mismatch: {bad}" if bad else ""
+    return [
+        _mb_figure(ctx, srv, "get64m", cpu, note=note, valid=not bad, extra={"verified": "md5"})
+    ]
+
+
+# ---- memory during a very large transfer ----------------------------------------
+
+
+def rss(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
+    """7) Server RSS growth (whole process tree) during one large PUT, then its GET."""
+    size = ctx.settings.rss_size
+    base = ctx.base()
+    chunks = [base] * (size // len(base))
+    sampler = RssSampler(srv.pid)
+    with sampler.running():
+        transfer.put_stream(
+            srv.signer.url("PUT", BUCKET, "rss/big"), chunks, len(base) * len(chunks)
+        )
+    put = (sampler.baseline, sampler.peak)
+    scratch = memoryview(bytearray(MIB))
+    with sampler.running():
+        got = transfer.get_discard(srv.signer.url("GET", BUCKET, "rss/big"), scratch)
+    get = (sampler.baseline, sampler.peak)
+    ok = got == len(base) * len(chunks)
+    return [
+        _rss_figure(srv, "put_growth_mib", put, size),
+        _rss_figure(
+            srv,
+            "get_growth_mib",
+            get,
+            size,
+            valid=ok,
+            note="" if ok else f"GET returned {got} bytes",
+        ),
+    ]
+
+
+def _rss_figure(srv, metric: str, span: tuple[int, int], size: int, **kw) -> Figure:
+    baseline, peak = span
+    extra = {
+        "baseline_mib": round(baseline / MIB, 1),
+        "peak_mib": round(peak / MIB, 1),
+        "object_mib": size / MIB,
+    }
+    return Figure(
+        srv.kind.name, "rss", metric, round((peak - baseline) / MIB, 1), "MiB", extra=extra, **kw
+    )
+
+
+SHARED: dict[str, Callable[[Context, servers.RunningServer], list[Figure]]] = {
+    "put4k": put4k,
+    "get4k": get4k,
+    "list": list_keys,
+    "put64m": put64m,
+    "get64m": get64m,
+    "rss": rss,
+}
+
+
+# ---- Holdfast only: restart and scale -------------------------------------------
+
+
+def _fresh_dir(ctx: Context, name: str) -> Path:
+    path = ctx.work_dir / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def prepare_index(ctx: Context, kind: servers.ServerKind, data_dir: Path, n: int) -> str:
+    """Fill a fresh data dir with n objects and leave it after one clean stop.
+
+    Uses the populate_index() hook when Holdfast provides it, else HTTP for
+    counts small enough to PUT in reasonable time. Returns the method used.
+    """
+    try:
+        populate.populate_index(data_dir, n)
+        method = "populate_index"
+    except NotImplementedError as exc:
+        if n > ctx.settings.http_populate_max:
+            raise Skipped(
+                f"{n} objects need populate_index() in bench/populate.py ({exc})"
+            ) from None
+        method = "http"
+    srv = servers.start(kind, data_dir, ctx.work_dir)
+    try:
+        servers.wait_ready(srv, ctx.settings.ready_timeout)
+        if method == "http":
+            transfer.create_bucket(srv.signer, populate.INDEX_BUCKET)
+            keys = [populate.key_for(i) for i in range(n)]
+            transfer.populate(
+                srv.signer,
+                populate.INDEX_BUCKET,
+                keys,
+                populate.OBJECT_SIZE,
+                ctx.settings.populate_connections,
+            )
+    finally:
+        srv.stop()
+    return method
+
+
+def time_to_first_get(ctx: Context, kind: servers.ServerKind, data_dir: Path, key: str) -> float:
+    """Seconds from spawning the server to the first 200 on a GET of `key`."""
+    port = free_ports(1)[0]
+    signer = Presigner(f"http://127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY, REGION)
+    url = signer.url("GET", populate.INDEX_BUCKET, key)
+    srv = servers.start(kind, data_dir, ctx.work_dir, port=port)
+    try:
+        deadline = srv.started_at + ctx.settings.ready_timeout
+        while time.perf_counter() < deadline:
+            try:
+                status, _, _ = transfer.request("GET", url)
+                if status == 200:
+                    return time.perf_counter() - srv.started_at
+            except OSError:
+                pass
+            if srv.proc.poll() is not None:
+                raise RuntimeError(f"server exited during restart:\n{srv.log_tail()}")
+            time.sleep(0.005)
+        raise RuntimeError(f"no successful GET within {ctx.settings.ready_timeout}s")
+    finally:
+        srv.stop()
+
+
+def _labels(ctx: Context) -> list[tuple[str, int]]:
+    small, big = ctx.settings.index_counts
+    return [("10k", small), ("1m", big)]
+
+
+def restart(ctx: Context, kind: servers.ServerKind) -> list[Figure]:
+    """6) Restart to first GET with a small and a large index (median of repeats)."""
+    figures = []
+    for label, n in _labels(ctx):
+        metric = f"seconds_{label}"
+        data_dir = _fresh_dir(ctx, f"restart-{label}")
+        try:
+            method = prepare_index(ctx, kind, data_dir, n)
+            times = [
+                time_to_first_get(ctx, kind, data_dir, populate.key_for(n - 1))
+                for _ in range(ctx.settings.restart_repeats)
+            ]
+            figures.append(
+                Figure(
+                    kind.name,
+                    "restart",
+                    metric,
+                    round(statistics.median(times), 3),
+                    "s",
+                    extra={"objects": n, "populated_by": method, "times": times},
+                )
+            )
+        except Skipped as why:
+            figures.append(Figure(kind.name, "restart", metric, None, "s", note=str(why)))
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return figures
+
+
+def _scale_run(ctx: Context, kind: servers.ServerKind, data_dir: Path, n: int) -> list[WrkResult]:
+    """PUT to fresh keys, then GET keys spread over the whole populated range."""
+    srv = servers.start(kind, data_dir, ctx.work_dir)
+    try:
+        servers.wait_ready(srv, ctx.settings.ready_timeout)
+        paths = put_paths(srv.signer, populate.INDEX_BUCKET, "scale-put", ctx.settings.put_pool())
+        put, _, _ = _wrk(ctx, srv, "PUT", paths)
+        step = max(1, n // ctx.settings.get_keys)
+        keys = [populate.key_for(i) for i in range(0, n, step)]
+        paths = [srv.signer.path("GET", populate.INDEX_BUCKET, k) for k in keys]
+        get, _, _ = _wrk(ctx, srv, "GET", paths)
+    finally:
+        srv.stop()
+    for r in (put, get):
+        if r.error_ratio > MAX_ERROR_RATIO:
+            raise RuntimeError(f"{r.errors} of {r.requests} requests failed at {n} objects")
+    return [put, get]
+
+
+def scale(ctx: Context, kind: servers.ServerKind) -> list[Figure]:
+    """8) 4 KiB PUT and GET ops/s with a small and a large index already stored."""
+    figures, ops = [], {}
+    for label, n in _labels(ctx):
+        data_dir = _fresh_dir(ctx, f"scale-{label}")
+        try:
+            prepare_index(ctx, kind, data_dir, n)
+            runs = _scale_run(ctx, kind, data_dir, n)
+            ops[label] = [r.ok_per_s for r in runs]
+            for op, r in zip(("put", "get"), runs, strict=True):
+                figures.append(
+                    Figure(
+                        kind.name,
+                        "scale",
+                        f"{op}_ops_{label}",
+                        round(r.ok_per_s, 1),
+                        "ops/s",
+                        client_cpu=round(r.client_cores, 3),
+                        extra={"objects": n, "p99_ms": r.p99_ms},
+                    )
+                )
+        except Skipped as why:
+            for op in ("put", "get"):
+                figures.append(
+                    Figure(kind.name, "scale", f"{op}_ops_{label}", None, "ops/s", note=str(why))
+                )
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    for i, op in enumerate(("put", "get")):
+        value = round(ops["1m"][i] / ops["10k"][i], 3) if len(ops) == 2 and ops["10k"][i] else None
+        figures.append(
+            Figure(
+                kind.name,
+                "scale",
+                f"{op}_ratio",
+                value,
+                "x",
+                note="" if value is not None else "needs both index sizes",
+            )
+        )
+    return figures
+
+
+OWN_LIFECYCLE: dict[str, Callable[[Context, servers.ServerKind], list[Figure]]] = {
+    "restart": restart,
+    "scale": scale,
+}
+HOLDFAST_ONLY = set(OWN_LIFECYCLE)
+ALL_WORKLOADS = [*SHARED, *OWN_LIFECYCLE]

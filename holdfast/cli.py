@@ -1,0 +1,166 @@
+"""Command line: ``holdfast serve``, ``holdfast user add|list``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from holdfast import __version__
+from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
+from holdfast.index.sqlite import Conflict, SqliteIndex
+from holdfast.service.node import index_path
+from holdfast.service.users import ROOT_USER, RootCredentials, Users, load_root_credentials
+
+
+def _add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="DIR",
+        help=f"data directory; give once per drive (default {DEFAULT_DATA})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="holdfast", description="S3-compatible object store")
+    parser.add_argument("--version", action="version", version=f"holdfast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a node")
+    _add_data_arg(serve)
+    serve.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    serve.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
+    serve.add_argument("--region", default="us-east-1")
+    serve.add_argument(
+        "--domain",
+        action="append",
+        metavar="NAME",
+        help="domain for virtual-host-style addressing (<bucket>.NAME); may repeat",
+    )
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a user and print its keys")
+    add.add_argument("name")
+    _add_data_arg(add)
+    lst = user_sub.add_parser("list", help="list users")
+    _add_data_arg(lst)
+    lst.add_argument("--json", action="store_true")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    config = Config(data_dirs=args.data or [DEFAULT_DATA])
+    if getattr(args, "listen", None):
+        config.host, config.port = parse_listen(args.listen)
+    if getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):
+        if not (args.tls_cert and args.tls_key):
+            raise SystemExit("holdfast: --tls-cert and --tls-key go together")
+        config.tls_cert, config.tls_key = args.tls_cert, args.tls_key
+    config.workers = getattr(args, "workers", 0) or 0
+    config.region = getattr(args, "region", None) or config.region
+    if getattr(args, "domain", None):
+        config.domains = args.domain
+    config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
+    return config
+
+
+def banner(config: Config, creds: RootCredentials) -> str:
+    lines = [
+        f"Holdfast {__version__} serving S3 at {config.endpoint}",
+        f"  data: {', '.join(config.data_dirs)}   workers: {config.worker_count()}",
+        f"  region: {config.region}",
+    ]
+    if creds.source == "environment":
+        lines.append("  credentials: from HOLDFAST_ACCESS_KEY / HOLDFAST_SECRET_KEY")
+        secret = "$HOLDFAST_SECRET_KEY"
+    elif creds.source == "generated":
+        lines.append(
+            "  credentials: generated now and saved in the data directory; "
+            "the secret is shown only this once"
+        )
+        secret = creds.secret_key
+    else:
+        lines.append(f"  credentials: from {creds.source} (secret not shown again)")
+        secret = f"$(jq -r .secret_key {creds.source})"
+    lines += [
+        "",
+        "  export AWS_ACCESS_KEY_ID=" + creds.access_key,
+        "  export AWS_SECRET_ACCESS_KEY=" + secret,
+        f"  export AWS_ENDPOINT_URL={config.endpoint}",
+        "  export AWS_DEFAULT_REGION=" + config.region,
+        f"  mc alias set holdfast {config.endpoint} {creds.access_key} {secret}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from holdfast.server import serve
+
+    config = config_from_args(args)
+    for d in config.data_dirs:
+        os.makedirs(d, exist_ok=True)
+    creds = load_root_credentials(config.primary_dir)
+    SqliteIndex(index_path(config)).close()  # create or migrate before workers start
+    print(banner(config, creds), flush=True)
+    serve(config)
+    return 0
+
+
+def _users(args: argparse.Namespace) -> Users:
+    config = config_from_args(args)
+    if not index_path(config).exists():
+        raise SystemExit(
+            f"holdfast: no index at {index_path(config)}; run 'holdfast serve --data ...' once "
+            "or pass the right --data"
+        )
+    index = SqliteIndex(index_path(config))
+    return Users(index, load_root_credentials(config.primary_dir))
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    users = _users(args)
+    if args.user_command == "add":
+        if args.name == ROOT_USER:
+            print("holdfast: 'root' is reserved", file=sys.stderr)
+            return 2
+        try:
+            user = users.add(args.name)
+        except Conflict:
+            print(f"holdfast: user {args.name!r} already exists", file=sys.stderr)
+            return 1
+        print(f"user: {user.name}\naccess key: {user.access_key}\nsecret key: {user.secret_key}")
+        return 0
+    records = users.index.list_users()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"name": u.name, "access_key": u.access_key, "disabled": u.disabled}
+                    for u in records
+                ]
+            )
+        )
+    else:
+        print(f"{'NAME':20} {'ACCESS KEY':22} STATE")
+        for u in records:
+            print(f"{u.name:20} {u.access_key:22} {'disabled' if u.disabled else 'enabled'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "user":
+        return cmd_user(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Records the index stores: plain data, no storage logic, so every layer can share them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A contiguous run of an object's bytes held in one blob (one per part for multipart).
+
+    ``crcs`` holds one CRC32C per ``block_size`` block, packed big-endian, so every read can be
+    verified block by block without trusting the drive.
+    """
+
+    blob_id: str
+    size: int
+    block_size: int
+    crcs: bytes
+    stores: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.blob_id,
+            "size": self.size,
+            "bs": self.block_size,
+            "crc": base64.b64encode(self.crcs).decode(),
+            "st": list(self.stores),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Segment:
+        return cls(d["id"], d["size"], d["bs"], base64.b64decode(d["crc"]), tuple(d["st"]))
+
+
+def segments_to_text(segments: list[Segment]) -> str:
+    return json.dumps([s.to_json() for s in segments], separators=(",", ":"))
+
+
+def segments_from_text(text: str) -> list[Segment]:
+    return [Segment.from_json(d) for d in json.loads(text)]
+
+
+@dataclass
+class ObjectRecord:
+    bucket: str
+    key: str
+    size: int
+    etag: str  # quoted, as sent in the ETag header
+    last_modified: float  # epoch seconds
+    segments: list[Segment]
+    content_type: str = "binary/octet-stream"
+    # Standard headers kept verbatim (content-encoding, content-disposition, ...).
+    headers: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+    checksum_value: str | None = None  # base64, with "-N" for composite multipart
+    parts_count: int = 0  # 0 for a single PUT
+    state: str = "ok"  # "ok" or "corrupt"
+
+
+@dataclass
+class BucketRecord:
+    name: str
+    owner: str
+    created: float
+    region: str
+
+
+@dataclass
+class UserRecord:
+    name: str
+    access_key: str
+    secret_key: str
+    disabled: bool = False
+    created: float = 0.0
+
+
+@dataclass
+class UploadRecord:
+    upload_id: str
+    bucket: str
+    key: str
+    owner: str
+    initiated: float
+    content_type: str
+    headers: dict[str, str]
+    meta: dict[str, str]
+    checksum_algorithm: str | None
+    checksum_type: str | None
+
+
+@dataclass
+class PartRecord:
+    upload_id: str
+    part_number: int
+    size: int
+    etag: str
+    md5: bytes
+    checksum: bytes | None
+    last_modified: float
+    segment: Segment
+
+
+@dataclass
+class ListedEntry:
+    """A key row as listing needs it: no segments, so listing stays cheap."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    owner: str = ""
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None

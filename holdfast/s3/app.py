@@ -1,0 +1,212 @@
+"""The S3 front: ASGI entry point, addressing, authentication, dispatch, error rendering.
+
+Paths under ``/_holdfast/`` are the node's own (health, status, metrics) and are answered
+before anything touches the index or the stores; every other request is S3.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote_to_bytes
+
+from holdfast.config import Config
+from holdfast.errors import S3Error
+from holdfast.ops import endpoints as ops_endpoints
+from holdfast.s3 import xml
+from holdfast.s3.auth import verify_request
+from holdfast.s3.http import Receive, Request, Response, Send, parse_headers, parse_query
+from holdfast.s3.ops import buckets, listing, multipart, objects
+from holdfast.s3.ops.common import Context
+from holdfast.s3.router import Operation, resolve
+from holdfast.service import Service
+from holdfast.service.objects import DataLost
+
+log = logging.getLogger("holdfast.s3")
+
+Handler = Callable[[Context], Awaitable[Response]]
+
+HANDLERS: dict[Operation, Handler] = {
+    Operation.LIST_BUCKETS: buckets.list_buckets,
+    Operation.CREATE_BUCKET: buckets.create_bucket,
+    Operation.HEAD_BUCKET: buckets.head_bucket,
+    Operation.DELETE_BUCKET: buckets.delete_bucket,
+    Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
+    Operation.GET_BUCKET_VERSIONING: buckets.get_bucket_versioning,
+    Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
+    Operation.LIST_OBJECTS: listing.list_objects,
+    Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
+    Operation.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
+    Operation.DELETE_OBJECTS: objects.delete_objects,
+    Operation.PUT_OBJECT: objects.put_object,
+    Operation.COPY_OBJECT: objects.copy_object,
+    Operation.GET_OBJECT: objects.get_object,
+    Operation.HEAD_OBJECT: objects.head_object,
+    Operation.DELETE_OBJECT: objects.delete_object,
+    Operation.GET_OBJECT_ACL: objects.get_object_acl,
+    Operation.CREATE_MULTIPART_UPLOAD: multipart.create_multipart_upload,
+    Operation.UPLOAD_PART: multipart.upload_part,
+    Operation.UPLOAD_PART_COPY: multipart.upload_part_copy,
+    Operation.COMPLETE_MULTIPART_UPLOAD: multipart.complete_multipart_upload,
+    Operation.ABORT_MULTIPART_UPLOAD: multipart.abort_multipart_upload,
+    Operation.LIST_PARTS: multipart.list_parts,
+}
+
+
+def split_address(host: str, raw_path: str, domains: list[str]) -> tuple[str | None, str | None]:
+    """(bucket, key) from virtual-host-style ``<bucket>.<domain>`` or from the path."""
+    try:
+        path = unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    hostname = hostname.lower()
+    for domain in domains:
+        suffix = "." + domain
+        if hostname.endswith(suffix) and len(hostname) > len(suffix):
+            key = path[1:] if path.startswith("/") else path
+            return hostname[: -len(suffix)], key or None
+    trimmed = path[1:] if path.startswith("/") else path
+    if not trimmed:
+        return None, None
+    bucket, _, key = trimmed.partition("/")
+    return bucket, key or None
+
+
+class S3App:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._service: Service | None = None
+
+    @property
+    def service(self) -> Service:
+        if self._service is None:
+            self._service = Service(self.config)
+        return self._service
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = secrets.token_hex(8).upper()
+        try:
+            request = self._request(scope, receive, request_id)
+        except S3Error as e:
+            await self._send(
+                send, self._error(e, scope.get("path", "/"), request_id), "GET", request_id
+            )
+            return
+        if request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
+            response = await ops_endpoints.handle(request, self)
+        else:
+            response = await self._s3(request)
+        await self._send(send, response, request.method, request_id)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    _ = self.service
+                except Exception as e:  # a broken data dir must stop the worker loudly
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._service is not None:
+                    self._service.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _request(self, scope: dict, receive: Receive, request_id: str) -> Request:
+        raw_path = scope.get("raw_path")
+        raw_path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        raw_path = raw_path.split("?", 1)[0]
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        return Request(
+            method=scope["method"],
+            raw_path=raw_path,
+            raw_query=raw_query,
+            query=parse_query(raw_query),
+            headers=parse_headers(scope["headers"], self.config.max_header_bytes),
+            receive=receive,
+            request_id=request_id,
+            client=f"{client[0]}:{client[1]}" if client else "",
+            scheme=scope.get("scheme", "http"),
+        )
+
+    async def _s3(self, request: Request) -> Response:
+        resource = request.raw_path
+        try:
+            return await self._dispatch(request)
+        except S3Error as e:
+            return self._error(e, resource, request.request_id)
+        except Exception:
+            log.exception("internal error in %s %s", request.method, resource)
+            return self._error(S3Error("InternalError"), resource, request.request_id)
+
+    async def _dispatch(self, request: Request) -> Response:
+        request.bucket, request.key = split_address(
+            request.host, request.raw_path, self.config.domains
+        )
+        copy = "x-amz-copy-source" in request.headers
+        op = resolve(request.method, request.bucket, request.key, request.query, copy)
+        service = self.service
+        auth = verify_request(
+            request.method,
+            request.raw_path,
+            request.raw_query,
+            request.headers,
+            service.users.secret_for,
+        )
+        user = service.users.lookup(auth.access_key)
+        if user is None:
+            raise S3Error("InvalidAccessKeyId")
+        request.access_key, request.user = auth.access_key, user.name
+        if op is Operation.NOT_IMPLEMENTED:
+            raise S3Error("NotImplemented", "This operation or sub-resource is not implemented.")
+        if op is Operation.METHOD_NOT_ALLOWED:
+            raise S3Error("MethodNotAllowed", Method=request.method, ResourceType="OBJECT")
+        return await HANDLERS[op](Context(service, request, auth))
+
+    def _error(self, error: S3Error, resource: str, request_id: str) -> Response:
+        headers = [(k, v) for k, v in error.headers.items()]
+        if error.status == 304:
+            return Response(304, headers)
+        body = xml.error_xml(error.code, error.message, resource, request_id, error.extra)
+        headers.append(("Content-Type", "application/xml"))
+        return Response(error.status, headers, body)
+
+    async def _send(self, send: Send, response: Response, method: str, request_id: str) -> None:
+        headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
+        headers.append((b"x-amz-request-id", request_id.encode()))
+        headers.append((b"x-amz-id-2", request_id.encode()))
+        headers.append((b"server", b"Holdfast"))
+        body = response.body
+        if isinstance(body, bytes):
+            if not any(n.lower() == b"content-length" for n, _ in headers):
+                headers.append((b"content-length", str(len(body)).encode()))
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except DataLost:
+            # Headers are gone already: the only honest signal left is to cut the connection
+            # short of Content-Length, so the client cannot mistake this for the object.
+            raise
+        await send({"type": "http.response.body", "body": b""})
+
+
+def create_app() -> S3App:
+    """uvicorn factory: each worker process builds its app from the shared configuration."""
+    return S3App(Config.from_env())

@@ -1,0 +1,115 @@
+"""The request and response shapes the S3 front works with, built from raw ASGI messages.
+
+No web framework sits in between: the raw ASGI interface lets bodies stream in both
+directions with no extra copies, and keeps per-request overhead to a dict and two dataclasses.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from holdfast.errors import S3Error
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Body = bytes | AsyncIterator[bytes]
+
+
+@dataclass
+class Request:
+    method: str
+    raw_path: str
+    raw_query: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    receive: Receive
+    request_id: str
+    client: str = ""
+    scheme: str = "http"
+    bucket: str | None = None
+    key: str | None = None
+    access_key: str | None = None
+    user: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    def content_length(self) -> int | None:
+        raw = self.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise S3Error("InvalidArgument", "Content-Length is not a number")
+        return int(raw)
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("host", "")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: Body = b""
+
+    def add(self, name: str, value: str | None) -> Response:
+        if value is not None:
+            self.headers.append((name, value))
+        return self
+
+
+def parse_headers(raw: list[tuple[bytes, bytes]], limit: int) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ',' as SigV4 canonicalisation wants.
+    Oversized header sections are refused before anything else looks at them."""
+    total = 0
+    headers: dict[str, str] = {}
+    for name_b, value_b in raw:
+        total += len(name_b) + len(value_b) + 4
+        if total > limit:
+            raise S3Error("RequestHeaderSectionTooLarge", MaxSizeAllowed=str(limit))
+        name = name_b.decode("latin-1").lower()
+        value = value_b.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    """Query parameters; a name without '=' (a sub-resource such as ``?uploads``) maps to ''."""
+    try:
+        pairs = parse_qsl(
+            raw_query,
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=200,
+        )
+    except (UnicodeDecodeError, ValueError) as e:
+        raise S3Error("InvalidArgument", "The query string is not valid") from e
+    return dict(pairs)
+
+
+def http_date(epoch: float) -> str:
+    return email.utils.formatdate(epoch, usegmt=True)
+
+
+def iso8601(epoch: float) -> str:
+    dt = datetime.fromtimestamp(epoch, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_http_date(value: str) -> float | None:
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

@@ -1,0 +1,105 @@
+"""Service- and bucket-level operations."""
+
+from __future__ import annotations
+
+from holdfast.checksums import ExpectedChecksums, expected_from_headers
+from holdfast.errors import S3Error
+from holdfast.s3 import xml
+from holdfast.s3.body import IncomingBody
+from holdfast.s3.http import Response, iso8601
+from holdfast.s3.ops.common import Context, owner_xml
+
+XML_TYPE = ("Content-Type", "application/xml")
+
+
+def xml_response(root: str, children: list, status: int = 200) -> Response:
+    return Response(status, [XML_TYPE], xml.render(root, children))
+
+
+async def read_xml_body(ctx: Context, required: bool = True) -> xml.ET.Element | None:
+    """A small XML request body, size-limited, its digests verified before it is parsed."""
+    expected: ExpectedChecksums = expected_from_headers(ctx.request.headers)
+    body = IncomingBody(ctx.request, ctx.auth, expected, max_size=xml.MAX_XML_BODY)
+    raw = await body.read_all()
+    if not raw.strip():
+        if required:
+            raise S3Error("MalformedXML")
+        return None
+    return xml.parse(raw)
+
+
+async def list_buckets(ctx: Context) -> Response:
+    buckets = await ctx.service.buckets.list(ctx.user)
+    return xml_response(
+        "ListAllMyBucketsResult",
+        [
+            ("Owner", owner_xml(ctx.user)),
+            (
+                "Buckets",
+                [
+                    (
+                        "Bucket",
+                        [
+                            ("Name", b.name),
+                            ("CreationDate", iso8601(b.created)),
+                            ("BucketRegion", b.region),
+                        ],
+                    )
+                    for b in buckets
+                ],
+            ),
+        ],
+    )
+
+
+async def create_bucket(ctx: Context) -> Response:
+    region = ctx.service.config.region
+    config = await read_xml_body(ctx, required=False)
+    if config is not None:
+        constraint = xml.text(config, "LocationConstraint")
+        if constraint and constraint != region:
+            raise S3Error(
+                "InvalidLocationConstraint",
+                f"This node serves region {region}; the location constraint "
+                f"{constraint!r} cannot be satisfied.",
+                LocationConstraint=constraint,
+            )
+    await ctx.service.buckets.create(ctx.user, ctx.bucket, region)
+    return Response(200, [("Location", f"/{ctx.bucket}")])
+
+
+async def head_bucket(ctx: Context) -> Response:
+    bucket = await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return Response(200, [("x-amz-bucket-region", bucket.region)])
+
+
+async def delete_bucket(ctx: Context) -> Response:
+    await ctx.service.buckets.delete(ctx.user, ctx.bucket)
+    return Response(204)
+
+
+async def get_bucket_location(ctx: Context) -> Response:
+    bucket = await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    # S3 reports us-east-1 as an empty constraint; SDKs map it back.
+    value = "" if bucket.region == "us-east-1" else bucket.region
+    return Response(200, [XML_TYPE], xml.render("LocationConstraint", [], text=value))
+
+
+async def get_bucket_versioning(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return xml_response("VersioningConfiguration", [])
+
+
+def acl_children(user: str) -> list:
+    return [
+        ("Owner", owner_xml(user)),
+        (
+            "AccessControlList",
+            [("Grant", [("Grantee", owner_xml(user)), ("Permission", "FULL_CONTROL")])],
+        ),
+    ]
+
+
+async def get_bucket_acl(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return xml_response("AccessControlPolicy", acl_children(ctx.user))

@@ -1,0 +1,158 @@
+"""What every S3 operation handler shares: its context and the object-header vocabulary."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord
+from holdfast.s3.auth import AuthResult
+from holdfast.s3.http import Request, Response, http_date
+from holdfast.service import Service
+
+MAX_METADATA_BYTES = 2048
+MAX_KEY_BYTES = 1024
+MAX_PUT_SIZE = 5 * 1024**3
+
+# Standard headers stored with an object and returned verbatim on GET and HEAD.
+STORED_HEADERS = (
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
+
+# Request headers that ask for features Holdfast does not have; silently ignoring them would
+# be a wrong success, so they answer NotImplemented.
+UNSUPPORTED_HEADERS = (
+    "x-amz-tagging",
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "x-amz-website-redirect-location",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-full-control",
+)
+
+
+@dataclass
+class Context:
+    service: Service
+    request: Request
+    auth: AuthResult | None
+
+    @property
+    def user(self) -> str:
+        assert self.request.user is not None
+        return self.request.user
+
+    @property
+    def bucket(self) -> str:
+        assert self.request.bucket is not None
+        return self.request.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.request.key is not None
+        return self.request.key
+
+    def query_int(self, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
+        raw = self.request.query.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise S3Error(
+                "InvalidArgument",
+                f"Provided {name} not an integer or within integer range",
+                ArgumentName=name,
+                ArgumentValue=raw,
+            ) from None
+        if value < low:
+            raise S3Error(
+                "InvalidArgument",
+                f"Argument {name} must be >= {low}",
+                ArgumentName=name,
+                ArgumentValue=raw,
+            )
+        return min(value, high)
+
+
+def owner_id(user: str) -> str:
+    """A stable canonical-user-id-like string for XML Owner elements."""
+    return hashlib.sha256(user.encode()).hexdigest()
+
+
+def owner_xml(user: str) -> list[tuple[str, str]]:
+    return [("ID", owner_id(user)), ("DisplayName", user)]
+
+
+def reject_unsupported_headers(request: Request) -> None:
+    for name in UNSUPPORTED_HEADERS:
+        if name in request.headers:
+            raise S3Error("NotImplemented", f"The {name} header is not implemented by Holdfast.")
+    acl = request.headers.get("x-amz-acl")
+    if acl is not None and acl not in ("private", "bucket-owner-full-control"):
+        raise S3Error("NotImplemented", "Only the private canned ACL is implemented.")
+
+
+def user_metadata(request: Request) -> dict[str, str]:
+    meta = {
+        name[len("x-amz-meta-") :]: value
+        for name, value in request.headers.items()
+        if name.startswith("x-amz-meta-")
+    }
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
+    if size > MAX_METADATA_BYTES:
+        raise S3Error("MetadataTooLarge", Size=str(size), MaxSizeAllowed=str(MAX_METADATA_BYTES))
+    return meta
+
+
+def stored_headers(request: Request) -> dict[str, str]:
+    """The standard headers to keep. aws-chunked is transfer framing, never content
+    encoding, so it is stripped from Content-Encoding."""
+    headers = {}
+    for name in STORED_HEADERS:
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            codings = [c.strip() for c in value.split(",") if c.strip().lower() != "aws-chunked"]
+            if not codings:
+                continue
+            value = ",".join(codings)
+        headers[name] = value
+    return headers
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type") or "binary/octet-stream"
+
+
+def validate_key(key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", MaxSizeAllowed=str(MAX_KEY_BYTES), Size=str(len(key)))
+
+
+def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -> None:
+    """The headers GET and HEAD share."""
+    response.add("ETag", obj.etag)
+    response.add("Last-Modified", http_date(obj.last_modified))
+    response.add("Content-Type", obj.content_type)
+    response.add("Accept-Ranges", "bytes")
+    for name, value in obj.headers.items():
+        response.add(name, value)
+    for name, value in obj.meta.items():
+        response.add(f"x-amz-meta-{name}", value)
+    if obj.parts_count:
+        response.add("x-amz-mp-parts-count", str(obj.parts_count))
+    if with_checksum and obj.checksum_algorithm and obj.checksum_value:
+        response.add(f"x-amz-checksum-{obj.checksum_algorithm.lower()}", obj.checksum_value)
+        response.add("x-amz-checksum-type", obj.checksum_type or "FULL_OBJECT")

@@ -1,0 +1,291 @@
+"""Multipart upload operations."""
+
+from __future__ import annotations
+
+from holdfast.checksums import (
+    ALGORITHMS,
+    ExpectedChecksums,
+    default_checksum_type,
+    expected_from_headers,
+    to_b64,
+    validate_checksum_type,
+)
+from holdfast.errors import S3Error
+from holdfast.index.records import UploadRecord
+from holdfast.s3 import xml
+from holdfast.s3.body import IncomingBody
+from holdfast.s3.http import Response, iso8601
+from holdfast.s3.ops.buckets import read_xml_body, xml_response
+from holdfast.s3.ops.common import (
+    Context,
+    owner_xml,
+    reject_unsupported_headers,
+    validate_key,
+)
+from holdfast.s3.ops.conditions import parse_range
+from holdfast.s3.ops.objects import (
+    CopiedBody,
+    attrs_from_request,
+    checksum_response_headers,
+    copy_source,
+)
+from holdfast.service.multipart import MAX_PART_NUMBER, RequestedPart, check_part_number
+
+MAX_PART_SIZE = 5 * 1024**3
+
+
+async def _upload(ctx: Context) -> UploadRecord:
+    validate_key(ctx.key)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    upload_id = ctx.request.query.get("uploadId", "")
+    return await ctx.service.multipart.get(ctx.bucket, ctx.key, upload_id)
+
+
+def _requested_checksum(ctx: Context) -> tuple[str | None, str | None]:
+    algorithm = ctx.request.headers.get("x-amz-checksum-algorithm")
+    checksum_type = ctx.request.headers.get("x-amz-checksum-type")
+    if algorithm is None:
+        if checksum_type is not None:
+            raise S3Error(
+                "InvalidRequest",
+                "The x-amz-checksum-type header can only be used "
+                "with the x-amz-checksum-algorithm header.",
+            )
+        return None, None
+    algorithm = algorithm.upper()
+    if algorithm not in ALGORITHMS:
+        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    checksum_type = (checksum_type or default_checksum_type(algorithm)).upper()
+    validate_checksum_type(algorithm, checksum_type)
+    return algorithm, checksum_type
+
+
+async def create_multipart_upload(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    reject_unsupported_headers(ctx.request)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    attrs = attrs_from_request(ctx)
+    algorithm, checksum_type = _requested_checksum(ctx)
+    upload = await ctx.service.multipart.create(
+        ctx.user,
+        ctx.bucket,
+        ctx.key,
+        attrs.content_type,
+        attrs.headers,
+        attrs.meta,
+        algorithm,
+        checksum_type,
+    )
+    response = xml_response(
+        "InitiateMultipartUploadResult",
+        [("Bucket", ctx.bucket), ("Key", ctx.key), ("UploadId", upload.upload_id)],
+    )
+    if algorithm:
+        response.add("x-amz-checksum-algorithm", algorithm)
+        response.add("x-amz-checksum-type", checksum_type)
+    return response
+
+
+def _part_number(ctx: Context) -> int:
+    number = ctx.query_int("partNumber", 0, low=0, high=MAX_PART_NUMBER + 1)
+    check_part_number(number)
+    return number
+
+
+async def upload_part(ctx: Context) -> Response:
+    number = _part_number(ctx)
+    upload = await _upload(ctx)
+    expected = expected_from_headers(ctx.request.headers)
+    if (
+        upload.checksum_algorithm
+        and expected.algorithm
+        and expected.algorithm != upload.checksum_algorithm
+    ):
+        raise S3Error(
+            "InvalidRequest",
+            f"Checksum Type mismatch occurred, expected checksum "
+            f"Type: {upload.checksum_algorithm.lower()}, actual checksum Type: "
+            f"{expected.algorithm.lower()}",
+        )
+    body = IncomingBody(
+        ctx.request,
+        ctx.auth,
+        expected,
+        MAX_PART_SIZE,
+        default_algorithm=upload.checksum_algorithm,
+    )
+    part = await ctx.service.multipart.upload_part(upload, number, body, body.declared or 0)
+    response = Response(200, [("ETag", part.etag)])
+    response.headers += checksum_response_headers(upload.checksum_algorithm, part.checksum)
+    return response
+
+
+async def upload_part_copy(ctx: Context) -> Response:
+    number = _part_number(ctx)
+    upload = await _upload(ctx)
+    source = await copy_source(ctx)
+    start, end = 0, source.size
+    header = ctx.request.headers.get("x-amz-copy-source-range")
+    if header is not None:
+        rng = parse_range(header, source.size) if source.size else None
+        if rng is None or not header.startswith("bytes=") or header.startswith("bytes=-"):
+            raise S3Error(
+                "InvalidArgument",
+                "The x-amz-copy-source-range value must be of the "
+                "form bytes=first-last where first and last are the zero-based "
+                "offsets of the first and last bytes to copy",
+                ArgumentName="x-amz-copy-source-range",
+                ArgumentValue=header,
+            )
+        start, end = rng
+    if end - start > MAX_PART_SIZE:
+        raise S3Error("InvalidRequest", "The specified copy range is larger than a part may be.")
+    body = CopiedBody(ctx.service.objects.read(source, start, end), upload.checksum_algorithm)
+    part = await ctx.service.multipart.upload_part(upload, number, body, end - start)
+    children: list = [("ETag", part.etag), ("LastModified", iso8601(part.last_modified))]
+    if upload.checksum_algorithm and part.checksum:
+        children.append((f"Checksum{upload.checksum_algorithm}", to_b64(part.checksum)))
+    return xml_response("CopyPartResult", children)
+
+
+def _requested_parts(doc) -> list[RequestedPart]:
+    if doc.tag != "CompleteMultipartUpload":
+        raise S3Error("MalformedXML")
+    parts = []
+    for el in doc.findall("Part"):
+        number_text = el.findtext("PartNumber")
+        etag = el.findtext("ETag")
+        if number_text is None or etag is None or not number_text.strip().isdigit():
+            raise S3Error("MalformedXML")
+        sums = {
+            alg: el.findtext(f"Checksum{alg}").strip()
+            for alg in ALGORITHMS
+            if el.findtext(f"Checksum{alg}")
+        }
+        parts.append(RequestedPart(int(number_text), etag, sums))
+    return parts
+
+
+def _whole_object_checksum(ctx: Context) -> tuple[str, str] | None:
+    for alg in ALGORITHMS:
+        value = ctx.request.headers.get(f"x-amz-checksum-{alg.lower()}")
+        if value is not None:
+            return alg, value
+    return None
+
+
+async def complete_multipart_upload(ctx: Context) -> Response:
+    upload = await _upload(ctx)
+    # The x-amz-checksum-* headers here describe the whole object, not this XML body, so the
+    # body is read without them.
+    body = IncomingBody(
+        ctx.request, ctx.auth, ExpectedChecksums(None, None, None, None), 4 * 1024 * 1024
+    )
+    doc = xml.parse(await body.read_all())
+    requested = _requested_parts(doc)
+    record = await ctx.service.multipart.complete(upload, requested, _whole_object_checksum(ctx))
+    children: list = [
+        ("Location", f"/{ctx.bucket}/{ctx.key}"),
+        ("Bucket", ctx.bucket),
+        ("Key", ctx.key),
+        ("ETag", record.etag),
+    ]
+    if record.checksum_algorithm:
+        children += [
+            (f"Checksum{record.checksum_algorithm}", record.checksum_value),
+            ("ChecksumType", record.checksum_type),
+        ]
+    return xml_response("CompleteMultipartUploadResult", children)
+
+
+async def abort_multipart_upload(ctx: Context) -> Response:
+    upload = await _upload(ctx)
+    await ctx.service.multipart.abort(upload)
+    return Response(204)
+
+
+async def list_parts(ctx: Context) -> Response:
+    upload = await _upload(ctx)
+    marker = ctx.query_int("part-number-marker", 0)
+    max_parts = ctx.query_int("max-parts", 1000, low=0, high=1000)
+    parts = await ctx.service.multipart.list_parts(upload, marker, max_parts + 1)
+    truncated = len(parts) > max_parts
+    parts = parts[:max_parts]
+    children: list = [
+        ("Bucket", ctx.bucket),
+        ("Key", ctx.key),
+        ("UploadId", upload.upload_id),
+        ("PartNumberMarker", marker),
+        ("NextPartNumberMarker", parts[-1].part_number if parts else None),
+        ("MaxParts", max_parts),
+        ("IsTruncated", truncated),
+        ("Initiator", owner_xml(upload.owner)),
+        ("Owner", owner_xml(upload.owner)),
+        ("StorageClass", "STANDARD"),
+        ("ChecksumAlgorithm", upload.checksum_algorithm),
+        ("ChecksumType", upload.checksum_type),
+    ]
+    for p in parts:
+        part_children: list = [
+            ("PartNumber", p.part_number),
+            ("LastModified", iso8601(p.last_modified)),
+            ("ETag", p.etag),
+            ("Size", p.size),
+        ]
+        if upload.checksum_algorithm and p.checksum:
+            part_children.append((f"Checksum{upload.checksum_algorithm}", to_b64(p.checksum)))
+        children.append(("Part", part_children))
+    return xml_response("ListPartsResult", children)
+
+
+async def list_multipart_uploads(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    prefix = ctx.request.query.get("prefix", "")
+    delimiter = ctx.request.query.get("delimiter", "")
+    key_marker = ctx.request.query.get("key-marker") or None
+    id_marker = ctx.request.query.get("upload-id-marker") or None
+    max_uploads = ctx.query_int("max-uploads", 1000, low=0, high=1000)
+    uploads = await ctx.service.multipart.list_uploads(
+        ctx.bucket, prefix, key_marker, id_marker, max_uploads + 1
+    )
+    truncated = len(uploads) > max_uploads
+    uploads = uploads[:max_uploads]
+    prefixes: list[str] = []
+    listed: list[UploadRecord] = []
+    for up in uploads:
+        i = up.key.find(delimiter, len(prefix)) if delimiter else -1
+        if i >= 0:
+            group = up.key[: i + len(delimiter)]
+            if group not in prefixes:
+                prefixes.append(group)
+        else:
+            listed.append(up)
+    children: list = [
+        ("Bucket", ctx.bucket),
+        ("KeyMarker", key_marker or ""),
+        ("UploadIdMarker", id_marker or ""),
+        ("NextKeyMarker", uploads[-1].key if truncated else None),
+        ("NextUploadIdMarker", uploads[-1].upload_id if truncated else None),
+        ("Delimiter", delimiter or None),
+        ("Prefix", prefix),
+        ("MaxUploads", max_uploads),
+        ("IsTruncated", truncated),
+    ]
+    children += [
+        (
+            "Upload",
+            [
+                ("Key", up.key),
+                ("UploadId", up.upload_id),
+                ("Initiator", owner_xml(up.owner)),
+                ("Owner", owner_xml(up.owner)),
+                ("StorageClass", "STANDARD"),
+                ("Initiated", iso8601(up.initiated)),
+                ("ChecksumAlgorithm", up.checksum_algorithm),
+                ("ChecksumType", up.checksum_type),
+            ],
+        )
+        for up in listed
+    ]
+    children += [("CommonPrefixes", [("Prefix", p)]) for p in prefixes]
+    return xml_response("ListMultipartUploadsResult", children)

@@ -1,0 +1,319 @@
+"""Object operations: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import unquote
+
+from holdfast.checksums import (
+    BodyVerifier,
+    ExpectedChecksums,
+    VerifiedBody,
+    expected_from_headers,
+    to_b64,
+)
+from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord, Segment
+from holdfast.s3.body import IncomingBody
+from holdfast.s3.http import Response, http_date, iso8601
+from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
+from holdfast.s3.ops.common import (
+    MAX_PUT_SIZE,
+    Context,
+    content_type,
+    object_headers,
+    reject_unsupported_headers,
+    stored_headers,
+    user_metadata,
+    validate_key,
+)
+from holdfast.s3.ops.conditions import (
+    parse_range,
+    raise_for_copy_conditions,
+    raise_for_read_conditions,
+)
+
+# S3 now computes a CRC64NVME for every upload that names no checksum; so does Holdfast, so
+# that every object can be checked end to end with x-amz-checksum-mode.
+DEFAULT_ALGORITHM = "CRC64NVME"
+
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def checksum_response_headers(algorithm: str | None, value: bytes | None) -> list:
+    if algorithm is None or value is None:
+        return []
+    return [
+        (f"x-amz-checksum-{algorithm.lower()}", to_b64(value)),
+        ("x-amz-checksum-type", "FULL_OBJECT"),
+    ]
+
+
+def _put_conditions(ctx: Context) -> tuple[bool, str | None]:
+    if_none_match = ctx.request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match on PUT supports only '*'.")
+    if_match = ctx.request.headers.get("if-match")
+    return if_none_match is not None, if_match.strip().strip('"') if if_match else None
+
+
+def attrs_from_request(ctx: Context) -> ObjectRecord:
+    """Content type, stored headers and user metadata as this request sets them, checked
+    before any byte of the body is received."""
+    return ObjectRecord(
+        bucket=ctx.bucket,
+        key=ctx.key,
+        size=0,
+        etag="",
+        last_modified=0,
+        segments=[],
+        content_type=content_type(ctx.request),
+        headers=stored_headers(ctx.request),
+        meta=user_metadata(ctx.request),
+    )
+
+
+def new_record(
+    ctx: Context, segment: Segment, verified: VerifiedBody, attrs: ObjectRecord
+) -> ObjectRecord:
+    """The record for a freshly received single-blob object."""
+    return ObjectRecord(
+        bucket=ctx.bucket,
+        key=ctx.key,
+        size=segment.size,
+        etag=verified.etag,
+        last_modified=time.time(),
+        segments=[segment],
+        content_type=attrs.content_type,
+        headers=attrs.headers,
+        meta=attrs.meta,
+        checksum_algorithm=verified.algorithm,
+        checksum_type="FULL_OBJECT" if verified.algorithm else None,
+        checksum_value=verified.checksum_b64,
+    )
+
+
+async def put_object(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    reject_unsupported_headers(ctx.request)
+    if_absent, if_etag = _put_conditions(ctx)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    attrs = attrs_from_request(ctx)
+    expected = expected_from_headers(ctx.request.headers)
+    body = IncomingBody(
+        ctx.request, ctx.auth, expected, MAX_PUT_SIZE, default_algorithm=DEFAULT_ALGORITHM
+    )
+    segment, verified = await ctx.service.objects.receive(body, body.declared or 0)
+    record = new_record(ctx, segment, verified, attrs)
+    await ctx.service.objects.commit(record, if_absent, if_etag)
+    response = Response(200, [("ETag", record.etag)])
+    response.headers += checksum_response_headers(verified.algorithm, verified.checksum)
+    return response
+
+
+async def _readable(ctx: Context) -> ObjectRecord:
+    validate_key(ctx.key)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    obj = await ctx.service.objects.get(ctx.bucket, ctx.key)
+    raise_for_read_conditions(ctx.request.headers, obj)
+    return obj
+
+
+def _part_bounds(ctx: Context, obj: ObjectRecord) -> tuple[int, int] | None:
+    raw = ctx.request.query.get("partNumber")
+    if raw is None:
+        return None
+    number = ctx.query_int("partNumber", 1, low=1, high=10_000)
+    segments = obj.segments if obj.parts_count else [None]
+    if number > len(segments):
+        raise S3Error(
+            "InvalidPartNumber", "The requested partnumber is not satisfiable", status=416
+        )
+    if not obj.parts_count:
+        return 0, obj.size
+    start = sum(s.size for s in obj.segments[: number - 1])
+    return start, start + obj.segments[number - 1].size
+
+
+def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, int]:
+    size = obj.size
+    bounds = _part_bounds(ctx, obj)
+    rng = bounds or parse_range(ctx.request.headers.get("range"), size)
+    whole = rng is None
+    start, end = rng if rng else (0, size)
+    mode = (ctx.request.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED"
+    response = Response(200 if whole and bounds is None else 206)
+    object_headers(obj, response, with_checksum=mode and whole)
+    if not whole:
+        response.add(
+            "Content-Range", f"bytes {start}-{end - 1}/{size}" if end > start else f"bytes */{size}"
+        )
+    response.add("Content-Length", str(end - start))
+    for param, header in RESPONSE_OVERRIDES.items():
+        value = ctx.request.query.get(param)
+        if value is not None:
+            response.headers = [(n, v) for n, v in response.headers if n.lower() != header.lower()]
+            response.add(header, value)
+    return response, start, end
+
+
+async def get_object(ctx: Context) -> Response:
+    obj = await _readable(ctx)
+    response, start, end = _object_response(ctx, obj)
+    response.body = ctx.service.objects.read(obj, start, end) if end > start else b""
+    return response
+
+
+async def head_object(ctx: Context) -> Response:
+    obj = await _readable(ctx)
+    response, _, _ = _object_response(ctx, obj)
+    return response
+
+
+async def delete_object(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.service.objects.delete(ctx.bucket, ctx.key)
+    return Response(204)
+
+
+async def delete_objects(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    doc = await read_xml_body(ctx)
+    assert doc is not None
+    if doc.tag != "Delete":
+        raise S3Error("MalformedXML")
+    quiet = (doc.findtext("Quiet") or "").strip().lower() == "true"
+    objects = doc.findall("Object")
+    if not objects or len(objects) > 1000:
+        raise S3Error("MalformedXML")
+    deleted: list[str] = []
+    errors: list[tuple[str, str, str]] = []
+    for item in objects:
+        key = item.findtext("Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        if len(key.encode()) > 1024:
+            errors.append((key, "KeyTooLongError", "Your key is too long."))
+            continue
+        deleted.append(key)
+    await ctx.service.objects.delete_many(ctx.bucket, deleted)
+    children: list = []
+    if not quiet:
+        children += [("Deleted", [("Key", key)]) for key in deleted]
+    children += [
+        ("Error", [("Key", key), ("Code", code), ("Message", message)])
+        for key, code, message in errors
+    ]
+    return xml_response("DeleteResult", children)
+
+
+async def get_object_acl(ctx: Context) -> Response:
+    await _readable(ctx)
+    return xml_response("AccessControlPolicy", acl_children(ctx.user))
+
+
+# -- copy ------------------------------------------------------------------------------------
+
+
+def parse_copy_source(value: str) -> tuple[str, str]:
+    """``/bucket/key`` or ``bucket/key``, URL-encoded, optionally with ?versionId=null."""
+    path, _, query = value.partition("?")
+    if query and query not in ("versionId=null", "versionId="):
+        raise S3Error("NotImplemented", "Copying a specific version is not implemented.")
+    path = unquote(path).lstrip("/")
+    bucket, _, key = path.partition("/")
+    if not bucket or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+        )
+    return bucket, key
+
+
+class CopiedBody:
+    """The body of a copy: bytes read (and block-verified) from the source object, digested
+    afresh so the copy's ETag and checksum describe exactly what was written."""
+
+    def __init__(self, source: AsyncIterator[bytes], algorithm: str | None) -> None:
+        self.source = source
+        self.verifier = BodyVerifier(
+            ExpectedChecksums(None, algorithm, None, None), default_algorithm=None
+        )
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self.source
+
+    def update(self, data: bytes) -> None:
+        self.verifier.update(data)
+
+    def finish(self) -> VerifiedBody:
+        return self.verifier.finish({})
+
+
+async def copy_source(ctx: Context) -> ObjectRecord:
+    src_bucket, src_key = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    validate_key(src_key)
+    await ctx.service.buckets.get_owned(ctx.user, src_bucket)
+    source = await ctx.service.objects.get(src_bucket, src_key)
+    raise_for_copy_conditions(ctx.request.headers, source)
+    return source
+
+
+def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
+    directive = (ctx.request.headers.get("x-amz-metadata-directive") or "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error(
+            "InvalidArgument",
+            "Unknown metadata directive.",
+            ArgumentName="x-amz-metadata-directive",
+            ArgumentValue=directive,
+        )
+    same = source.bucket == ctx.bucket and source.key == ctx.key
+    if same and directive == "COPY":
+        raise S3Error(
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect location "
+            "or encryption attributes.",
+        )
+    return source if directive == "COPY" else attrs_from_request(ctx)
+
+
+async def copy_object(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    reject_unsupported_headers(ctx.request)
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    source = await copy_source(ctx)
+    attrs = _copy_attrs(ctx, source)
+    if source.size > MAX_PUT_SIZE:
+        raise S3Error(
+            "InvalidRequest",
+            "The specified copy source is larger than the maximum "
+            "allowable size for a copy source: 5368709120",
+        )
+    algorithm = (ctx.request.headers.get("x-amz-checksum-algorithm") or "").upper() or (
+        source.checksum_algorithm or DEFAULT_ALGORITHM
+    )
+    body = CopiedBody(ctx.service.objects.read(source, 0, source.size), algorithm)
+    segment, verified = await ctx.service.objects.receive(body, source.size)
+    record = new_record(ctx, segment, verified, attrs)
+    await ctx.service.objects.commit(record)
+    children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
+    if record.checksum_algorithm and record.checksum_value:
+        children += [
+            ("ChecksumType", "FULL_OBJECT"),
+            (f"Checksum{record.checksum_algorithm}", record.checksum_value),
+        ]
+    response = xml_response("CopyObjectResult", children)
+    response.add("x-amz-copy-source-last-modified", http_date(source.last_modified))
+    return response

@@ -1,0 +1,27 @@
+"""The service layer: bucket and object operations on top of index, placement and stores."""
+
+from __future__ import annotations
+
+from holdfast.config import Config
+from holdfast.service.buckets import Buckets
+from holdfast.service.listing import Listing
+from holdfast.service.multipart import Multipart
+from holdfast.service.node import Node
+from holdfast.service.objects import Objects
+from holdfast.service.users import Users, load_root_credentials
+
+
+class Service:
+    """Everything one worker process needs to answer requests."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.node = Node(config)
+        self.users = Users(self.node.index, load_root_credentials(config.primary_dir))
+        self.buckets = Buckets(self.node)
+        self.objects = Objects(self.node)
+        self.listing = Listing(self.node)
+        self.multipart = Multipart(self.node, self.objects)
+
+    def close(self) -> None:
+        self.node.close()

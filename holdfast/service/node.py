@@ -1,0 +1,66 @@
+"""The parts of one node wired together: index, placement, stores and the thread pool that
+keeps their blocking calls off the event loop. Every service module works through a Node."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from holdfast.config import Config
+from holdfast.index.sqlite import SqliteIndex
+from holdfast.placement.policy import Policy
+from holdfast.stores.local import LocalStore
+
+log = logging.getLogger("holdfast.node")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def index_path(config: Config) -> Path:
+    return config.primary_dir / "index" / "holdfast.db"
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.index = SqliteIndex(index_path(config), gc_grace_seconds=config.gc_grace_seconds)
+        self.stores: dict[str, LocalStore] = {
+            f"d{i}": LocalStore(f"d{i}", Path(d) / "drive") for i, d in enumerate(config.data_dirs)
+        }
+        self.policy = Policy(copies=1, min_copies=1)
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking index or store call in the node's thread pool."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        return await loop.run_in_executor(self.pool, call)
+
+    async def iterate(self, make: Callable[[], Iterator[T]], batch: int = 1) -> AsyncIterator[T]:
+        """Drive a blocking iterator from the event loop, ``batch`` items per thread hop."""
+        it = await self.run(make)
+        sentinel = object()
+
+        def take() -> list:
+            out = []
+            for _ in range(batch):
+                item = next(it, sentinel)
+                if item is sentinel:
+                    break
+                out.append(item)
+            return out
+
+        while True:
+            items = await self.run(take)
+            for item in items:
+                yield item
+            if len(items) < batch:
+                return
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,90 @@
+"""Users and their keys.
+
+The root credentials come from HOLDFAST_ACCESS_KEY / HOLDFAST_SECRET_KEY, or are generated once
+and kept in the first data directory (mode 0600), so a fresh node works without set-up. Other
+users live in the index. Secrets are looked up on every request, so they are cached briefly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from holdfast.index.records import UserRecord
+from holdfast.index.sqlite import SqliteIndex
+
+ROOT_USER = "root"
+CREDENTIALS_FILE = "root-credentials.json"
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class RootCredentials:
+    access_key: str
+    secret_key: str
+    source: str  # "environment", "generated" or the file path
+
+
+def new_key_pair() -> tuple[str, str]:
+    access = "HF" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
+    return access, secrets.token_urlsafe(30)[:40]
+
+
+def load_root_credentials(primary_dir: Path) -> RootCredentials:
+    env_ak = os.environ.get("HOLDFAST_ACCESS_KEY")
+    env_sk = os.environ.get("HOLDFAST_SECRET_KEY")
+    if env_ak and env_sk:
+        return RootCredentials(env_ak, env_sk, "environment")
+    path = primary_dir / CREDENTIALS_FILE
+    if path.exists():
+        data = json.loads(path.read_text())
+        return RootCredentials(data["access_key"], data["secret_key"], str(path))
+    access, secret = new_key_pair()
+    primary_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"access_key": access, "secret_key": secret}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    return RootCredentials(access, secret, "generated")
+
+
+class Users:
+    def __init__(self, index: SqliteIndex, root: RootCredentials, ttl: float = 2.0) -> None:
+        self.index = index
+        self.root = root
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, UserRecord | None]] = {}
+
+    def lookup(self, access_key: str) -> UserRecord | None:
+        """The enabled user holding ``access_key``; a short cache keeps auth off the index."""
+        if secrets.compare_digest(access_key, self.root.access_key):
+            return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
+        now = time.monotonic()
+        hit = self._cache.get(access_key)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        user = self.index.get_user_by_key(access_key)
+        if user is not None and user.disabled:
+            user = None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[access_key] = (now, user)
+        return user
+
+    def secret_for(self, access_key: str) -> str | None:
+        user = self.lookup(access_key)
+        return user.secret_key if user else None
+
+    def add(self, name: str) -> UserRecord:
+        access, secret = new_key_pair()
+        user = UserRecord(name, access, secret, created=time.time())
+        self.index.add_user(user)
+        return user
