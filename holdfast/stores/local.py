@@ -18,7 +18,6 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from holdfast.stores.blocks import CorruptBlock, verify_block

@@ -15,7 +15,7 @@ from holdfast.index.records import UploadRecord
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops.buckets import read_xml_body, xml_response
+from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import (
     Context,
     owner_xml,
