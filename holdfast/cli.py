@@ -42,6 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="domain for virtual-host-style addressing (<bucket>.NAME); may repeat",
     )
 
+    serve.add_argument(
+        "--orphan-age",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="age after which an unreferenced blob is garbage (default 7200)",
+    )
+    serve.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how often the orphan sweeper runs (default 600)",
+    )
+
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create a user and print its keys")
@@ -65,6 +80,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.region = getattr(args, "region", None) or config.region
     if getattr(args, "domain", None):
         config.domains = args.domain
+    config.orphan_age_seconds = getattr(args, "orphan_age", config.orphan_age_seconds)
+    config.sweep_interval_seconds = getattr(args, "sweep_interval", config.sweep_interval_seconds)
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
     return config
 

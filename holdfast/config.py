@@ -32,7 +32,9 @@ class Config:
     max_object_size: int = 5 * 1024**4
     block_size: int = 1024 * 1024
     gc_grace_seconds: float = 30.0
-    orphan_age_seconds: float = 3600.0
+    # A blob finished this long ago that no committed metadata refers to is an orphan.
+    orphan_age_seconds: float = 7200.0
+    sweep_interval_seconds: float = 600.0
 
     @property
     def primary_dir(self) -> Path:

@@ -22,6 +22,7 @@ from holdfast.s3.ops.common import Context
 from holdfast.s3.router import Operation, resolve
 from holdfast.service import Service
 from holdfast.service.objects import DataLost
+from holdfast.workers.runner import BackgroundWorkers
 
 log = logging.getLogger("holdfast.s3")
 
@@ -78,6 +79,7 @@ class S3App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._service: Service | None = None
+        self.workers: BackgroundWorkers | None = None
 
     @property
     def service(self) -> Service:
@@ -110,13 +112,16 @@ class S3App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    _ = self.service
+                    self.workers = BackgroundWorkers(self.service)
+                    self.workers.start()
                 except Exception as e:  # a broken data dir must stop the worker loudly
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.workers is not None:
+                    await self.workers.stop()
                 if self._service is not None:
                     self._service.close()
                 await send({"type": "lifespan.shutdown.complete"})

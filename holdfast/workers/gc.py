@@ -1,0 +1,114 @@
+"""Garbage collection: delete blobs the index no longer refers to.
+
+Two sources of garbage, neither found by scanning the drive at start-up:
+
+* replaced and deleted objects, aborted uploads: their blobs enter ``gc_queue`` in the same
+  transaction that retires them, and are deleted here once their grace period has passed;
+* orphans of a crash between a blob's rename and its index commit: blobs are filed by the hour
+  they were finished, so the sweeper visits each closed hour once, keeps a durable cursor, and
+  deletes what ``live_blobs`` does not know. Old temporary files are removed the same way.
+
+Both loops are rate-limited and back off on errors (DESIGN.md invariant 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from holdfast.service.node import Node
+from holdfast.workers.limits import Backoff, TokenBucket
+
+log = logging.getLogger("holdfast.gc")
+
+TMP_MAX_AGE = 24 * 3600.0
+
+
+@dataclass
+class GcStats:
+    deleted: int = 0
+    orphans: int = 0
+    tmp_removed: int = 0
+    errors: int = 0
+    last_run: float = 0.0
+
+
+class GarbageCollector:
+    def __init__(self, node: Node, ops_per_second: float = 500.0, batch: int = 200) -> None:
+        self.node = node
+        self.orphan_age = node.config.orphan_age_seconds
+        self.sweep_interval = node.config.sweep_interval_seconds
+        self.batch = batch
+        self.bucket = TokenBucket(ops_per_second, burst=batch)
+        self.backoff = Backoff(base=1.0, cap=300.0)
+        self.stats = GcStats()
+
+    # -- one step of each job, synchronous (run in the node's pool) --------------------------
+
+    def collect_due(self, now: float | None = None) -> int:
+        due = self.node.index.due_garbage(self.batch, now)
+        for blob_id, store_ids in due:
+            for store_id in store_ids:
+                store = self.node.stores.get(store_id)
+                if store is not None:
+                    store.delete(blob_id)
+        if due:
+            self.node.index.forget_garbage([b for b, _ in due])
+        self.stats.deleted += len(due)
+        return len(due)
+
+    def sweep_orphans(self, now: float | None = None) -> int:
+        """Sweep every hour on every store that began at least ``orphan_age`` ago and has not
+        been swept whole yet; returns orphans removed. Only blobs finished more than
+        ``orphan_age`` ago are candidates, so an upload between rename and commit is safe."""
+        now = time.time() if now is None else now
+        cutoff = now - self.orphan_age
+        removed = 0
+        for store in self.node.stores.values():
+            cursor_name = f"sweep_cursor:{store.store_id}"
+            cursor = self.node.index.get_meta(cursor_name) or ""
+            for hour in store.hours():
+                start = int(hour, 16) * 3600
+                if hour <= cursor or start > cutoff:
+                    continue
+                removed += self._sweep_hour(store, hour, cutoff)
+                if start + 3600 <= cutoff:  # fully aged: never needs another visit
+                    self.node.index.set_meta(cursor_name, hour)
+            for path in store.stale_tmp(TMP_MAX_AGE):
+                path.unlink(missing_ok=True)
+                self.stats.tmp_removed += 1
+        self.stats.orphans += removed
+        return removed
+
+    def _sweep_hour(self, store, hour: str, cutoff: float) -> int:
+        aged = [name for name, mtime in store.blobs_in_hour(hour) if mtime <= cutoff]
+        live = self.node.index.live_subset(aged)
+        orphans = [n for n in aged if n not in live]
+        for blob_id in orphans:
+            log.info("removing orphan blob %s on %s", blob_id, store.store_id)
+            store.delete(blob_id)
+        return len(orphans)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self, interval: float = 5.0) -> None:
+        last_sweep = float("-inf")
+        while True:
+            try:
+                await self.bucket.take(self.batch)
+                n = await self.node.run(self.collect_due)
+                if time.monotonic() - last_sweep >= self.sweep_interval:
+                    await self.node.run(self.sweep_orphans)
+                    last_sweep = time.monotonic()
+                self.backoff.reset()
+                self.stats.last_run = time.time()
+                await asyncio.sleep(0 if n == self.batch else interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats.errors += 1
+                delay = self.backoff.next_delay()
+                log.exception("garbage collection failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
