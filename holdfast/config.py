@@ -31,6 +31,8 @@ class Config:
     max_header_bytes: int = 16 * 1024
     max_object_size: int = 5 * 1024**4
     block_size: int = 1024 * 1024
+    # Objects up to this size are stored in the index row itself (one fsync, no file).
+    inline_max_bytes: int = 64 * 1024
     gc_grace_seconds: float = 30.0
     # A blob finished this long ago that no committed metadata refers to is an orphan.
     orphan_age_seconds: float = 7200.0

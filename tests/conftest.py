@@ -65,6 +65,7 @@ class Server:
             "HOLDFAST_SECRET_KEY": ROOT_SK,
             **self.env,
         }
+        self.data_dirs[0].parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dirs[0].parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(

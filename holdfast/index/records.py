@@ -60,6 +60,9 @@ class ObjectRecord:
     checksum_value: str | None = None  # base64, with "-N" for composite multipart
     parts_count: int = 0  # 0 for a single PUT
     state: str = "ok"  # "ok" or "corrupt"
+    # Small objects keep their bytes in the index row: one transaction (one fsync) makes data
+    # and metadata durable together. Their single segment has no stores.
+    inline: bytes | None = None
 
 
 @dataclass

@@ -12,13 +12,16 @@ event loop never waits on a lock or an fsync. Each thread gets its own connectio
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from holdfast.index.records import (
     BucketRecord,
@@ -31,6 +34,8 @@ from holdfast.index.records import (
     segments_from_text,
     segments_to_text,
 )
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +69,7 @@ CREATE TABLE IF NOT EXISTS objects (
     parts_count INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'ok',
     segments TEXT NOT NULL,
+    inline BLOB,  -- small objects: the bytes themselves, committed with their metadata
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -124,6 +130,33 @@ class ConditionFailed(Exception):
         self.missing = missing
 
 
+class _Pending:
+    """One write waiting for a group commit."""
+
+    def __init__(self, op: Callable[[sqlite3.Connection], object]) -> None:
+        self.op = op
+        self.done = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def run_in_savepoint(self, db: sqlite3.Connection) -> None:
+        db.execute("SAVEPOINT op")
+        try:
+            self.result = self.op(db)
+        except Exception as e:
+            db.execute("ROLLBACK TO op")
+            self.error = e
+        db.execute("RELEASE op")
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.result, self.done = error, None, True
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
@@ -133,6 +166,9 @@ class SqliteIndex:
         self.path = path
         self.gc_grace = gc_grace_seconds
         self._local = threading.local()
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own commit
         with self._write() as db:
@@ -153,18 +189,71 @@ class SqliteIndex:
             self._local.conn = conn
         return conn
 
+    def _transact(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in a write transaction, group-committed with whatever other writes of
+        this process are waiting: while one thread commits (one WAL fsync), the others queue;
+        the next thread through takes the whole queue into one transaction. Each op runs in
+        its own savepoint, so one op's failure undoes only that op."""
+        item = _Pending(op)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._commit_lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        return item.outcome()
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        db = self._conn()
+        try:
+            with self._file_lock():
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for item in batch:
+                        item.run_in_savepoint(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except BaseException as e:
+            for item in batch:
+                item.fail(e)
+            return
+        for item in batch:
+            item.done = True
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Writers of all worker processes queue on an flock, which wakes the next one the
+        moment the lock is free, instead of SQLite's busy handler, which sleeps in steps."""
+        fd = self._lock_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self) -> int:
+        fd = getattr(self._local, "lock_fd", None)
+        if fd is None:
+            fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._local.lock_fd = fd
+        return fd
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken with BEGIN IMMEDIATE so that two processes never
         deadlock upgrading read locks; committed (one WAL fsync) or rolled back whole."""
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._commit_lock, self._file_lock():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -180,11 +269,14 @@ class SqliteIndex:
 
     def add_user(self, user: UserRecord) -> None:
         try:
-            with self._write() as db:
+
+            def op(db: sqlite3.Connection):
                 db.execute(
                     "INSERT INTO users VALUES (?,?,?,?,?)",
                     (user.access_key, user.name, user.secret_key, int(user.disabled), user.created),
                 )
+
+            return self._transact(op)
         except sqlite3.IntegrityError as e:
             raise Conflict(f"user {user.name!r} exists") from e
 
@@ -209,11 +301,14 @@ class SqliteIndex:
 
     def create_bucket(self, bucket: BucketRecord) -> None:
         try:
-            with self._write() as db:
+
+            def op(db: sqlite3.Connection):
                 db.execute(
                     "INSERT INTO buckets VALUES (?,?,?,?)",
                     (bucket.name, bucket.owner, bucket.created, bucket.region),
                 )
+
+            return self._transact(op)
         except sqlite3.IntegrityError as e:
             raise Conflict(bucket.name) from e
 
@@ -234,7 +329,8 @@ class SqliteIndex:
 
     def delete_bucket(self, name: str) -> None:
         """Refuses while objects remain; unfinished uploads are aborted with the bucket."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 raise NotEmpty(name)
             uploads = [
@@ -245,6 +341,8 @@ class SqliteIndex:
             if db.execute("DELETE FROM buckets WHERE name=?", (name,)).rowcount == 0:
                 raise NotFound(name)
 
+        return self._transact(op)
+
     # -- objects -----------------------------------------------------------------------------
 
     def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
@@ -252,8 +350,8 @@ class SqliteIndex:
             self._conn()
             .execute(
                 "SELECT bucket, key, size, etag, last_modified, content_type, headers, meta, "
-                "checksum_algorithm, checksum_type, checksum_value, parts_count, state, segments "
-                "FROM objects WHERE bucket=? AND key=?",
+                "checksum_algorithm, checksum_type, checksum_value, parts_count, state, segments, "
+                "inline FROM objects WHERE bucket=? AND key=?",
                 (bucket, key),
             )
             .fetchone()
@@ -275,6 +373,7 @@ class SqliteIndex:
             parts_count=row[11],
             state=row[12],
             segments=segments_from_text(row[13]),
+            inline=row[14],
         )
 
     def put_object(
@@ -284,7 +383,8 @@ class SqliteIndex:
         go to the GC queue in the same transaction, so nothing can leak or be freed early.
         Conditions (If-None-Match: *, If-Match) are checked inside that transaction, so two
         racing conditional writes cannot both win."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             if if_absent or if_etag is not None:
                 row = db.execute(
                     "SELECT etag FROM objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
@@ -297,9 +397,11 @@ class SqliteIndex:
             self._insert_object(db, obj)
             self._mark_live(db, obj.segments)
 
+        return self._transact(op)
+
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
-            "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 obj.bucket,
                 obj.key,
@@ -315,17 +417,21 @@ class SqliteIndex:
                 obj.parts_count,
                 obj.state,
                 segments_to_text(obj.segments),
+                obj.inline,
             ),
         )
 
     def _mark_live(self, db: sqlite3.Connection, segments: Iterable[Segment]) -> None:
         db.executemany(
-            "INSERT OR IGNORE INTO live_blobs VALUES (?)", [(s.blob_id,) for s in segments]
+            "INSERT OR IGNORE INTO live_blobs VALUES (?)",
+            [(s.blob_id,) for s in segments if s.stores],
         )
 
     def _queue_gc(self, db: sqlite3.Connection, segments: Iterable[Segment]) -> None:
         due = time.time() + self.gc_grace
         for s in segments:
+            if not s.stores:  # inline data goes with its row
+                continue
             db.execute("DELETE FROM live_blobs WHERE blob_id=?", (s.blob_id,))
             db.execute(
                 "INSERT OR REPLACE INTO gc_queue VALUES (?,?,?)",
@@ -343,22 +449,30 @@ class SqliteIndex:
         return True
 
     def delete_object(self, bucket: str, key: str) -> bool:
-        with self._write() as db:
+        def op(db: sqlite3.Connection):
             return self._retire_object(db, bucket, key)
+
+        return self._transact(op)
 
     def delete_objects(self, bucket: str, keys: list[str]) -> None:
         """One transaction for a whole DeleteObjects batch: one fsync, not a thousand."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             for key in keys:
                 self._retire_object(db, bucket, key)
 
+        return self._transact(op)
+
     def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         """Only the version that was read gets marked, never a newer one written meanwhile."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             db.execute(
                 "UPDATE objects SET state=? WHERE bucket=? AND key=? AND etag=?",
                 (state, bucket, key, etag),
             )
+
+        return self._transact(op)
 
     def list_keys(
         self, bucket: str, prefix: str, start: str | None, inclusive: bool, limit: int
@@ -401,7 +515,7 @@ class SqliteIndex:
     # -- multipart ---------------------------------------------------------------------------
 
     def create_upload(self, up: UploadRecord) -> None:
-        with self._write() as db:
+        def op(db: sqlite3.Connection):
             db.execute(
                 "INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -417,6 +531,8 @@ class SqliteIndex:
                     up.checksum_type,
                 ),
             )
+
+        return self._transact(op)
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
         row = (
@@ -469,7 +585,8 @@ class SqliteIndex:
     def put_part(self, part: PartRecord) -> bool:
         """Record a part, replacing an earlier upload of the same number. False if the
         upload is gone (aborted or completed meanwhile): the caller then frees the blob."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             if not db.execute(
                 "SELECT 1 FROM uploads WHERE upload_id=?", (part.upload_id,)
             ).fetchone():
@@ -496,6 +613,8 @@ class SqliteIndex:
             self._mark_live(db, [part.segment])
             return True
 
+        return self._transact(op)
+
     def list_parts(self, upload_id: str, after: int = 0, limit: int = 10_000) -> list[PartRecord]:
         rows = self._conn().execute(
             "SELECT upload_id, part_number, size, etag, md5, checksum, last_modified, segment "
@@ -512,7 +631,8 @@ class SqliteIndex:
     def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
         """Atomically: the object appears, the upload disappears, unused parts are freed.
         False if the upload vanished meanwhile (a concurrent complete or abort won)."""
-        with self._write() as db:
+
+        def op(db: sqlite3.Connection):
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return False
             self._drop_upload(db, upload_id, keep={s.blob_id for s in obj.segments})
@@ -521,12 +641,16 @@ class SqliteIndex:
             self._mark_live(db, obj.segments)
             return True
 
+        return self._transact(op)
+
     def abort_upload(self, upload_id: str) -> bool:
-        with self._write() as db:
+        def op(db: sqlite3.Connection):
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return False
             self._drop_upload(db, upload_id, keep=())
             return True
+
+        return self._transact(op)
 
     def _drop_upload(self, db: sqlite3.Connection, upload_id: str, keep: Iterable[str]) -> None:
         keep = set(keep)
@@ -549,8 +673,10 @@ class SqliteIndex:
         return [(r[0], [s for s in r[1].split(",") if s]) for r in rows]
 
     def forget_garbage(self, blob_ids: list[str]) -> None:
-        with self._write() as db:
+        def op(db: sqlite3.Connection):
             db.executemany("DELETE FROM gc_queue WHERE blob_id=?", [(b,) for b in blob_ids])
+
+        return self._transact(op)
 
     def live_subset(self, blob_ids: list[str]) -> set[str]:
         """Which of these blob ids committed metadata still refers to (orphan sweep)."""
@@ -572,8 +698,10 @@ class SqliteIndex:
         return row[0] if row else None
 
     def set_meta(self, name: str, value: str) -> None:
-        with self._write() as db:
+        def op(db: sqlite3.Connection):
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (name, value))
+
+        return self._transact(op)
 
 
 def _upload_from_row(r: tuple) -> UploadRecord:

@@ -71,7 +71,8 @@ class Multipart:
         self, upload: UploadRecord, number: int, body: BodySource, size_hint: int
     ) -> PartRecord:
         check_part_number(number)
-        segment, verified = await self.objects.receive(body, size_hint)
+        received = await self.objects.receive(body, size_hint, allow_inline=False)
+        segment, verified = received.segment, received.verified
         part = PartRecord(
             upload_id=upload.upload_id,
             part_number=number,

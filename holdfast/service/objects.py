@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, Segment
 from holdfast.index.sqlite import ConditionFailed
 from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.node import Node
-from holdfast.stores.blocks import BlockChecksummer, CorruptBlock
+from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
 from holdfast.stores.local import BlobWriter, LocalStore, StoreFull, new_blob_id
 
 log = logging.getLogger("holdfast.objects")
@@ -40,6 +41,15 @@ class BodySource(Protocol):
 
     def finish(self) -> object:
         """Check every digest the client sent; raises S3Error on a mismatch."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """A verified body, either durable in a blob (``segment``) or held for an inline commit."""
+
+    segment: Segment
+    verified: Any
+    inline: bytes | None = None
 
 
 class DataLost(Exception):
@@ -97,9 +107,15 @@ class Objects:
 
     # -- writing -----------------------------------------------------------------------------
 
-    async def receive(self, body: BodySource, size_hint: int) -> tuple[Segment, object]:
-        """Stream ``body`` into a new durable blob; returns its segment and the verified
-        digests. The blob is not referenced by the index yet."""
+    async def receive(
+        self, body: BodySource, size: int | None, allow_inline: bool = True
+    ) -> Received:
+        """Take in ``body`` (``size`` bytes if known): small ones are kept in memory to be
+        committed inline with their metadata; others stream into a new durable blob, not yet
+        referenced by the index. The digests are verified either way."""
+        if allow_inline and size is not None and size <= self.node.config.inline_max_bytes:
+            return await self._receive_inline(body)
+        size_hint = size or 0
         try:
             stores = choose_stores(list(self.node.stores.values()), self.node.policy, size_hint)
         except NoCapacity as e:
@@ -118,7 +134,8 @@ class Objects:
             if pending is not None:
                 await pending
                 pending = None
-            return await self.node.run(sink.seal, body, bytes(buf))
+            segment, verified = await self.node.run(sink.seal, body, bytes(buf))
+            return Received(segment, verified)
         except BaseException as exc:
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
@@ -126,6 +143,21 @@ class Objects:
             if isinstance(exc, StoreFull):
                 raise _storage_error(exc) from None
             raise
+
+    async def _receive_inline(self, body: BodySource) -> Received:
+        """Hashing a few KiB is cheaper than a thread hop, so this stays on the event loop."""
+        buf = bytearray()
+        async for piece in body.chunks():
+            buf += piece
+            if len(buf) > self.node.config.inline_max_bytes:
+                raise S3Error("IncompleteBody", "The body is longer than declared.")
+        data = bytes(buf)
+        body.update(data)
+        verified = body.finish()
+        blocks = BlockChecksummer(self.node.config.block_size)
+        blocks.update(data)
+        segment = Segment("inline", len(data), blocks.block_size, blocks.finish(), ())
+        return Received(segment, verified, data)
 
     async def commit(
         self, record: ObjectRecord, if_absent: bool = False, if_etag: str | None = None
@@ -162,6 +194,9 @@ class Objects:
 
     async def read(self, obj: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes [start, end) of ``obj``, segment by segment."""
+        if obj.inline is not None:
+            yield await self._read_inline(obj, start, end)
+            return
         offset = 0
         for seg in obj.segments:
             lo, hi = max(start - offset, 0), min(end - offset, seg.size)
@@ -171,6 +206,24 @@ class Objects:
             offset += seg.size
             if offset >= end:
                 return
+
+    async def _read_inline(self, obj: ObjectRecord, start: int, end: int) -> bytes:
+        seg = obj.segments[0]
+        try:
+            for block in range(-(-seg.size // seg.block_size)):
+                lo = block * seg.block_size
+                piece = obj.inline[lo : lo + seg.block_size]
+                verify_block(piece, len(piece), seg.crcs, block, "inline")
+        except CorruptBlock as e:
+            await self._lost(obj, start, [f"inline: {e}"])
+        return obj.inline[start:end]
+
+    async def _lost(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
+        await self.node.run(
+            self.node.index.mark_object_state, obj.bucket, obj.key, obj.etag, "corrupt"
+        )
+        log.critical("no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures)
+        raise DataLost(f"{obj.bucket}/{obj.key}: no good copy ({'; '.join(failures)})")
 
     async def _read_segment(
         self, obj: ObjectRecord, seg: Segment, start: int, end: int

@@ -139,7 +139,8 @@ def test_orphan_blob_is_swept(tmp_path):
     try:
         s3 = server.client()
         s3.create_bucket(Bucket="orphans")
-        s3.put_object(Bucket="orphans", Key="keep", Body=b"x" * 100)
+        body = b"x" * (256 * 1024)  # above the inline limit, so it lives in a blob file
+        s3.put_object(Bucket="orphans", Key="keep", Body=body)
         kept = _blob_files(server.data_dirs[0])
         assert len(kept) == 1
         fake = kept[0].parent / (kept[0].name[:8] + "f" * 22 + kept[0].name[30:])
@@ -149,6 +150,6 @@ def test_orphan_blob_is_swept(tmp_path):
             time.sleep(0.2)
         assert not fake.exists(), "orphan survived"
         assert kept[0].exists(), "a live blob was deleted"
-        assert s3.get_object(Bucket="orphans", Key="keep")["Body"].read() == b"x" * 100
+        assert s3.get_object(Bucket="orphans", Key="keep")["Body"].read() == body
     finally:
         server.stop()

@@ -357,7 +357,12 @@ def test_unknown_access_key() -> None:
     error = expect_error(
         "InvalidAccessKeyId",
         lambda: verify_request(
-            signed.method, signed.path, signed.query, signed.headers, lambda k: None
+            signed.method,
+            signed.path,
+            signed.query,
+            signed.headers,
+            lambda k: None,
+            now=SIGNED_AT,
         ),
     )
     assert error.extra["AWSAccessKeyId"] == ACCESS_KEY

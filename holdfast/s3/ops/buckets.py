@@ -58,11 +58,12 @@ async def create_bucket(ctx: Context) -> Response:
     if config is not None:
         constraint = xml.text(config, "LocationConstraint")
         if constraint and constraint != region:
+            # What S3 answers on a region-specific endpoint, which every Holdfast node is.
             raise S3Error(
-                "InvalidLocationConstraint",
-                f"This node serves region {region}; the location constraint "
-                f"{constraint!r} cannot be satisfied.",
-                LocationConstraint=constraint,
+                "IllegalLocationConstraintException",
+                f"The {constraint} location constraint is incompatible for the region "
+                f"specific endpoint this request was sent to ({region}).",
+                status=400,
             )
     await ctx.service.buckets.create(ctx.user, ctx.bucket, region)
     return Response(200, [("Location", f"/{ctx.bucket}")])

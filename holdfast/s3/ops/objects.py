@@ -14,7 +14,7 @@ from holdfast.checksums import (
     to_b64,
 )
 from holdfast.errors import S3Error
-from holdfast.index.records import ObjectRecord, Segment
+from holdfast.index.records import ObjectRecord
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
 from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
@@ -33,6 +33,7 @@ from holdfast.s3.ops.conditions import (
     raise_for_copy_conditions,
     raise_for_read_conditions,
 )
+from holdfast.service.objects import Received
 
 # S3 now computes a CRC64NVME for every upload that names no checksum; so does Holdfast, so
 # that every object can be checked end to end with x-amz-checksum-mode.
@@ -81,10 +82,9 @@ def attrs_from_request(ctx: Context) -> ObjectRecord:
     )
 
 
-def new_record(
-    ctx: Context, segment: Segment, verified: VerifiedBody, attrs: ObjectRecord
-) -> ObjectRecord:
-    """The record for a freshly received single-blob object."""
+def new_record(ctx: Context, received: Received, attrs: ObjectRecord) -> ObjectRecord:
+    """The record for a freshly received single-blob (or inline) object."""
+    segment, verified = received.segment, received.verified
     return ObjectRecord(
         bucket=ctx.bucket,
         key=ctx.key,
@@ -98,6 +98,7 @@ def new_record(
         checksum_algorithm=verified.algorithm,
         checksum_type="FULL_OBJECT" if verified.algorithm else None,
         checksum_value=verified.checksum_b64,
+        inline=received.inline,
     )
 
 
@@ -111,10 +112,11 @@ async def put_object(ctx: Context) -> Response:
     body = IncomingBody(
         ctx.request, ctx.auth, expected, MAX_PUT_SIZE, default_algorithm=DEFAULT_ALGORITHM
     )
-    segment, verified = await ctx.service.objects.receive(body, body.declared or 0)
-    record = new_record(ctx, segment, verified, attrs)
+    received = await ctx.service.objects.receive(body, body.declared)
+    record = new_record(ctx, received, attrs)
     await ctx.service.objects.commit(record, if_absent, if_etag)
     response = Response(200, [("ETag", record.etag)])
+    verified = received.verified
     response.headers += checksum_response_headers(verified.algorithm, verified.checksum)
     return response
 
@@ -305,8 +307,8 @@ async def copy_object(ctx: Context) -> Response:
         source.checksum_algorithm or DEFAULT_ALGORITHM
     )
     body = CopiedBody(ctx.service.objects.read(source, 0, source.size), algorithm)
-    segment, verified = await ctx.service.objects.receive(body, source.size)
-    record = new_record(ctx, segment, verified, attrs)
+    received = await ctx.service.objects.receive(body, source.size)
+    record = new_record(ctx, received, attrs)
     await ctx.service.objects.commit(record)
     children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
     if record.checksum_algorithm and record.checksum_value:
