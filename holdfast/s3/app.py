@@ -15,7 +15,8 @@ from holdfast.config import Config
 from holdfast.errors import S3Error
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.s3 import xml
-from holdfast.s3.auth import verify_request
+from holdfast.s3.auth import AuthResult, verify_request
+from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import Receive, Request, Response, Send, parse_headers, parse_query
 from holdfast.s3.ops import buckets, listing, multipart, objects
 from holdfast.s3.ops.common import Context
@@ -55,19 +56,26 @@ HANDLERS: dict[Operation, Handler] = {
 }
 
 
+def host_bucket(host: str, domains: list[str]) -> str | None:
+    """The bucket named by a virtual-host-style Host header (``<bucket>.<domain>``)."""
+    hostname = (host.rsplit(":", 1)[0] if not host.endswith("]") else host).lower()
+    for domain in domains:
+        suffix = "." + domain
+        if hostname.endswith(suffix) and len(hostname) > len(suffix):
+            return hostname[: -len(suffix)]
+    return None
+
+
 def split_address(host: str, raw_path: str, domains: list[str]) -> tuple[str | None, str | None]:
     """(bucket, key) from virtual-host-style ``<bucket>.<domain>`` or from the path."""
     try:
         path = unquote_to_bytes(raw_path).decode("utf-8")
     except UnicodeDecodeError:
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    hostname = hostname.lower()
-    for domain in domains:
-        suffix = "." + domain
-        if hostname.endswith(suffix) and len(hostname) > len(suffix):
-            key = path[1:] if path.startswith("/") else path
-            return hostname[: -len(suffix)], key or None
+    bucket = host_bucket(host, domains)
+    if bucket is not None:
+        key = path[1:] if path.startswith("/") else path
+        return bucket, key or None
     trimmed = path[1:] if path.startswith("/") else path
     if not trimmed:
         return None, None
@@ -162,13 +170,7 @@ class S3App:
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
-        auth = verify_request(
-            request.method,
-            request.raw_path,
-            request.raw_query,
-            request.headers,
-            service.users.secret_for,
-        )
+        auth = self._authenticate(request, service)
         user = service.users.lookup(auth.access_key)
         if user is None:
             raise S3Error("InvalidAccessKeyId")
@@ -178,6 +180,25 @@ class S3App:
         if op is Operation.METHOD_NOT_ALLOWED:
             raise S3Error("MethodNotAllowed", Method=request.method, ResourceType="OBJECT")
         return await HANDLERS[op](Context(service, request, auth))
+
+    def _authenticate(self, request: Request, service: Service) -> AuthResult:
+        if is_v2(request.headers, request.query):
+            return verify_v2(
+                request.method,
+                request.raw_path,
+                request.raw_query,
+                request.headers,
+                request.query,
+                service.users.secret_for,
+                bucket_in_host=host_bucket(request.host, self.config.domains),
+            )
+        return verify_request(
+            request.method,
+            request.raw_path,
+            request.raw_query,
+            request.headers,
+            service.users.secret_for,
+        )
 
     def _error(self, error: S3Error, resource: str, request_id: str) -> Response:
         headers = [(k, v) for k, v in error.headers.items()]

@@ -51,7 +51,7 @@ ARGUMENTS = frozenset(
         "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
         "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
         "X-Amz-Content-Sha256", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm",
-        "max-buckets", "bucket-region",
+        "max-buckets", "bucket-region", "AWSAccessKeyId", "Signature", "Expires",
     }
 )  # fmt: skip
 
