@@ -184,7 +184,10 @@ class SqliteIndex:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            # The event loop's own connection (point reads, see Node.lookup) must never
+            # stall the loop: it gives up fast and the caller retries in the pool.
+            on_loop = threading.current_thread() is threading.main_thread()
+            conn.execute(f"PRAGMA busy_timeout={100 if on_loop else 30000}")
             conn.execute("PRAGMA cache_size=-65536")
             self._local.conn = conn
         return conn

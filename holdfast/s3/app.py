@@ -6,7 +6,9 @@ before anything touches the index or the stores; every other request is S3.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_to_bytes
@@ -83,6 +85,16 @@ def split_address(host: str, raw_path: str, domains: list[str]) -> tuple[str | N
     return bucket, key or None
 
 
+_ids = itertools.count(1)
+_ID_PREFIX = f"{os.getpid() & 0xFFFF:04X}{secrets.randbits(24):06X}"
+
+
+def next_request_id() -> str:
+    """Unique per node: a per-process random prefix and a counter (cheaper than a fresh
+    random token on every request)."""
+    return f"{_ID_PREFIX}{next(_ids):08X}"
+
+
 class S3App:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -101,7 +113,7 @@ class S3App:
             return
         if scope["type"] != "http":
             return
-        request_id = secrets.token_hex(8).upper()
+        request_id = next_request_id()
         try:
             request = self._request(scope, receive, request_id)
         except S3Error as e:

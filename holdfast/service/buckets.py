@@ -42,7 +42,7 @@ class Buckets:
         self.node = node
 
     async def get_owned(self, owner: str, name: str) -> BucketRecord:
-        bucket = await self.node.run(self.node.index.get_bucket, name)
+        bucket = await self.node.lookup(self.node.index.get_bucket, name)
         if bucket is None:
             raise S3Error("NoSuchBucket", BucketName=name)
         if bucket.owner != owner:
@@ -58,7 +58,7 @@ class Buckets:
         try:
             await self.node.run(self.node.index.create_bucket, record)
         except Conflict:
-            existing = await self.node.run(self.node.index.get_bucket, name)
+            existing = await self.node.lookup(self.node.index.get_bucket, name)
             if existing is not None and existing.owner == owner:
                 raise S3Error("BucketAlreadyOwnedByYou", BucketName=name) from None
             raise S3Error("BucketAlreadyExists", BucketName=name) from None

@@ -62,7 +62,7 @@ class Multipart:
         return upload
 
     async def get(self, bucket: str, key: str, upload_id: str) -> UploadRecord:
-        upload = await self.node.run(self.node.index.get_upload, upload_id)
+        upload = await self.node.lookup(self.node.index.get_upload, upload_id)
         if upload is None or upload.bucket != bucket or upload.key != key:
             raise S3Error("NoSuchUpload", UploadId=upload_id)
         return upload

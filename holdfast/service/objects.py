@@ -184,13 +184,13 @@ class Objects:
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, bucket: str, key: str) -> ObjectRecord:
-        obj = await self.node.run(self.node.index.get_object, bucket, key)
+        obj = await self.node.lookup(self.node.index.get_object, bucket, key)
         if obj is None:
             raise S3Error("NoSuchKey", Key=key)
         return obj
 
     async def find(self, bucket: str, key: str) -> ObjectRecord | None:
-        return await self.node.run(self.node.index.get_object, bucket, key)
+        return await self.node.lookup(self.node.index.get_object, bucket, key)
 
     async def read(self, obj: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes [start, end) of ``obj``, segment by segment."""

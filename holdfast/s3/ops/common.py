@@ -137,8 +137,9 @@ def content_type(request: Request) -> str:
 
 
 def validate_key(key: str) -> None:
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", MaxSizeAllowed=str(MAX_KEY_BYTES), Size=str(len(key)))
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", MaxSizeAllowed=str(MAX_KEY_BYTES), Size=str(size))
 
 
 def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -> None:

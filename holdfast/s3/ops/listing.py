@@ -82,7 +82,12 @@ def encode_token(last: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        # validate=True: characters outside the alphabet are an error, not silently dropped
+        # (which turned a garbage token such as "!!!" into "", a listing from the start).
+        last = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+        if not last:
+            raise ValueError("empty token")
+        return last
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise S3Error(
             "InvalidArgument",

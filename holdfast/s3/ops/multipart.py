@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from holdfast.checksums import (
     ALGORITHMS,
     ExpectedChecksums,
@@ -22,7 +24,6 @@ from holdfast.s3.ops.common import (
     reject_unsupported_headers,
     validate_key,
 )
-from holdfast.s3.ops.conditions import parse_range
 from holdfast.s3.ops.objects import (
     CopiedBody,
     attrs_from_request,
@@ -127,17 +128,7 @@ async def upload_part_copy(ctx: Context) -> Response:
     start, end = 0, source.size
     header = ctx.request.headers.get("x-amz-copy-source-range")
     if header is not None:
-        rng = parse_range(header, source.size) if source.size else None
-        if rng is None or not header.startswith("bytes=") or header.startswith("bytes=-"):
-            raise S3Error(
-                "InvalidArgument",
-                "The x-amz-copy-source-range value must be of the "
-                "form bytes=first-last where first and last are the zero-based "
-                "offsets of the first and last bytes to copy",
-                ArgumentName="x-amz-copy-source-range",
-                ArgumentValue=header,
-            )
-        start, end = rng
+        start, end = _copy_range(header, source.size)
     if end - start > MAX_PART_SIZE:
         raise S3Error("InvalidRequest", "The specified copy range is larger than a part may be.")
     body = CopiedBody(ctx.service.objects.read(source, start, end), upload.checksum_algorithm)
@@ -146,6 +137,28 @@ async def upload_part_copy(ctx: Context) -> Response:
     if upload.checksum_algorithm and part.checksum:
         children.append((f"Checksum{upload.checksum_algorithm}", to_b64(part.checksum)))
     return xml_response("CopyPartResult", children)
+
+
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def _copy_range(header: str, size: int) -> tuple[int, int]:
+    """[start, end) of ``bytes=first-last``. Any other form is InvalidArgument; a range
+    reaching past the end of the source is InvalidRange (it is never silently clamped)."""
+    m = _COPY_RANGE.match(header.strip())
+    if m is None or int(m[1]) > int(m[2]):
+        raise S3Error(
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the "
+            "form bytes=first-last where first and last are the zero-based "
+            "offsets of the first and last bytes to copy",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=header,
+        )
+    first, last = int(m[1]), int(m[2])
+    if last >= size:
+        raise S3Error("InvalidRange", ActualObjectSize=str(size), RangeRequested=header)
+    return first, last + 1
 
 
 def _requested_parts(doc) -> list[RequestedPart]:
