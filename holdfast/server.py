@@ -13,6 +13,8 @@ import uvicorn
 
 from holdfast.config import CONFIG_ENV, Config
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
 
 def serve(config: Config) -> None:
     os.environ[CONFIG_ENV] = config.to_env()
@@ -32,5 +34,9 @@ def serve(config: Config) -> None:
         ssl_certfile=config.tls_cert,
         ssl_keyfile=config.tls_key,
         timeout_keep_alive=30,
+        # Closing an idle TLS keep-alive connection waits for the client's close_notify,
+        # which an idle client never sends (uvloop gives up after 30 s), so without a bound
+        # one idle HTTPS client stalls every restart. In-flight requests get this long.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         backlog=2048,
     )

@@ -291,7 +291,7 @@ def canonical_uri(raw_path: str) -> str:
 def canonical_query(pairs: Iterable[tuple[bytes, bytes]], *, exclude: bytes | None = None) -> str:
     """Strictly re-encoded ``name=value`` pairs, sorted by encoded name, then encoded value."""
     encoded = sorted(
-        (quote(name, safe=""), quote(value, safe="")) for name, value in pairs if name != exclude
+        (_strict_quote(name), _strict_quote(value)) for name, value in pairs if name != exclude
     )
     return "&".join(f"{name}={value}" for name, value in encoded)
 
@@ -572,8 +572,11 @@ def _parse_signature(value: str, error_code: str) -> str:
 def _parse_amz_date(value: str) -> datetime | None:
     if not _AMZ_DATE.fullmatch(value):
         return None
-    try:
-        return datetime.strptime(value, _AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    try:  # by hand: strptime is a measurable share of a small request
+        return datetime(
+            int(value[0:4]), int(value[4:6]), int(value[6:8]),
+            int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=UTC,
+        )  # fmt: skip
     except ValueError:
         return None
 
@@ -614,7 +617,20 @@ def _split_query(raw_query: str) -> list[tuple[bytes, bytes]]:
 
 
 def _form_unquote(text: str) -> bytes:
+    if "%" not in text and "+" not in text:
+        return text.encode()
     return unquote_to_bytes(text.replace("+", " "))
+
+
+_UNRESERVED = re.compile(rb"[A-Za-z0-9._~-]*")
+
+
+def _strict_quote(value: bytes) -> str:
+    """RFC 3986 encoding of everything but unreserved characters; most names and values
+    need none, and skipping ``quote`` for them matters on small requests."""
+    if _UNRESERVED.fullmatch(value):
+        return value.decode("ascii")
+    return quote(value, safe="")
 
 
 def _canonical_headers(headers: Mapping[str, str], signed_headers: tuple[str, ...]) -> str:

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from holdfast.errors import S3Error
+from holdfast.s3.auth import parse_query as auth_parse_query
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -82,18 +82,11 @@ def parse_headers(raw: list[tuple[bytes, bytes]], limit: int) -> dict[str, str]:
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
-    """Query parameters; a name without '=' (a sub-resource such as ``?uploads``) maps to ''."""
-    try:
-        pairs = parse_qsl(
-            raw_query,
-            keep_blank_values=True,
-            strict_parsing=False,
-            errors="strict",
-            max_num_fields=200,
-        )
-    except (UnicodeDecodeError, ValueError) as e:
-        raise S3Error("InvalidArgument", "The query string is not valid") from e
-    return dict(pairs)
+    """Query parameters decoded exactly as the signature check decodes them; a name without
+    '=' (a sub-resource such as ``?uploads``) maps to ''."""
+    if not raw_query:
+        return {}
+    return dict(auth_parse_query(raw_query))
 
 
 def http_date(epoch: float) -> str:

@@ -294,6 +294,8 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
 async def copy_object(ctx: Context) -> Response:
     validate_key(ctx.key)
     reject_unsupported_headers(ctx.request)
+    # If-Match / If-None-Match: * on a copy are conditions on the destination, as on PUT.
+    if_absent, if_etag = _put_conditions(ctx)
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     source = await copy_source(ctx)
     attrs = _copy_attrs(ctx, source)
@@ -309,7 +311,7 @@ async def copy_object(ctx: Context) -> Response:
     body = CopiedBody(ctx.service.objects.read(source, 0, source.size), algorithm)
     received = await ctx.service.objects.receive(body, source.size)
     record = new_record(ctx, received, attrs)
-    await ctx.service.objects.commit(record)
+    await ctx.service.objects.commit(record, if_absent, if_etag)
     children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
     if record.checksum_algorithm and record.checksum_value:
         children += [
