@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -40,19 +41,25 @@ def is_v2(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
     return auth.startswith("AWS ") or ("AWSAccessKeyId" in query and "Signature" in query)
 
 
-def canonical_resource(raw_path: str, raw_query: str, bucket_in_host: str | None) -> str:
+def canonical_resources(raw_path: str, raw_query: str, bucket_in_host: str | None) -> list[str]:
+    """The resource as the client may have signed it: a bucket-level resource is "/bucket/"
+    for botocore and "/bucket" for Go SDKs (rclone), so both are candidates."""
     path = f"/{bucket_in_host}{raw_path}" if bucket_in_host else raw_path
-    if path != "/" and path.count("/") == 1:
-        path += "/"  # a bucket-level resource is signed as "/bucket/"
+    query = _signed_subresources(raw_query)
+    paths = [path + "/", path] if path != "/" and path.count("/") == 1 else [path]
+    return [p + query for p in paths]
+
+
+def _signed_subresources(raw_query: str) -> str:
     pairs = []
     for part in raw_query.split("&") if raw_query else []:
         name, eq, value = part.partition("=")
         if name in SIGNED_SUBRESOURCES:
             pairs.append((name, unquote(value) if eq else None))
     if not pairs:
-        return path
+        return ""
     pairs.sort(key=lambda p: p[0])
-    return path + "?" + "&".join(n if v is None else f"{n}={v}" for n, v in pairs)
+    return "?" + "&".join(n if v is None else f"{n}={v}" for n, v in pairs)
 
 
 def string_to_sign(method: str, headers: Mapping[str, str], date_line: str, resource: str) -> str:
@@ -87,7 +94,7 @@ def verify_v2(
     now: float | None = None,
 ) -> AuthResult:
     now = time.time() if now is None else now
-    resource = canonical_resource(raw_path, raw_query, bucket_in_host)
+    resources = canonical_resources(raw_path, raw_query, bucket_in_host)
     presigned = not headers.get("authorization", "").startswith("AWS ")
     if presigned:
         access_key, signature = query["AWSAccessKeyId"], query["Signature"]
@@ -105,7 +112,7 @@ def verify_v2(
     secret = lookup_secret(access_key)
     if secret is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
-    for date_line in date_lines:
+    for date_line, resource in itertools.product(date_lines, resources):
         expected = _sign(secret, string_to_sign(method, headers, date_line, resource))
         if hmac.compare_digest(expected.encode(), signature.encode()):
             return AuthResult(
