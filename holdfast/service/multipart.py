@@ -118,6 +118,7 @@ class Multipart:
             for p in await self.node.run(self.node.index.list_parts, upload.upload_id)
         }
         chosen = select_parts(requested, stored)
+        _require_composite_part_checksums(upload, requested)
         record = ObjectRecord(
             bucket=upload.bucket,
             key=upload.key,
@@ -176,6 +177,24 @@ def select_parts(requested: list[RequestedPart], stored: dict[int, PartRecord]) 
                 PartNumber=str(part.part_number),
             )
     return chosen
+
+
+def _require_composite_part_checksums(upload: UploadRecord, requested: list[RequestedPart]) -> None:
+    """S3 completes a COMPOSITE checksum upload only when every <Part> names its checksum
+    (the object's checksum is built from them); for FULL_OBJECT they are optional."""
+    algorithm = upload.checksum_algorithm
+    if not algorithm:
+        return
+    if (upload.checksum_type or checksums.default_checksum_type(algorithm)) != "COMPOSITE":
+        return
+    for req in requested:
+        if algorithm not in req.checksums:
+            raise S3Error(
+                "InvalidRequest",
+                f"The upload was created using a {algorithm.lower()} checksum. The complete "
+                "request must include the checksum for each part. It was missing for part "
+                f"{req.number} in the request.",
+            )
 
 
 def _check_part_checksums(req: RequestedPart, part: PartRecord) -> None:

@@ -30,7 +30,7 @@ from holdfast.s3.ops.objects import (
     checksum_response_headers,
     copy_source,
 )
-from holdfast.service.multipart import MAX_PART_NUMBER, RequestedPart, check_part_number
+from holdfast.service.multipart import RequestedPart, check_part_number
 
 MAX_PART_SIZE = 5 * 1024**3
 
@@ -88,7 +88,7 @@ async def create_multipart_upload(ctx: Context) -> Response:
 
 
 def _part_number(ctx: Context) -> int:
-    number = ctx.query_int("partNumber", 0, low=0, high=MAX_PART_NUMBER + 1)
+    number = ctx.query_int("partNumber", 0, low=0)  # not clamped: the error names the value
     check_part_number(number)
     return number
 
@@ -251,6 +251,9 @@ async def list_parts(ctx: Context) -> Response:
     return xml_response("ListPartsResult", children)
 
 
+_UPLOADS_BATCH = 1000
+
+
 async def list_multipart_uploads(ctx: Context) -> Response:
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     prefix = ctx.request.query.get("prefix", "")
@@ -258,27 +261,44 @@ async def list_multipart_uploads(ctx: Context) -> Response:
     key_marker = ctx.request.query.get("key-marker") or None
     id_marker = ctx.request.query.get("upload-id-marker") or None
     max_uploads = ctx.query_int("max-uploads", 1000, low=0, high=1000)
-    uploads = await ctx.service.multipart.list_uploads(
-        ctx.bucket, prefix, key_marker, id_marker, max_uploads + 1
-    )
-    truncated = len(uploads) > max_uploads
-    uploads = uploads[:max_uploads]
+    # Uploads and common prefixes both count against max-uploads, and a common prefix is
+    # listed once: on later pages (its key-marker is the prefix) its uploads are skipped.
     prefixes: list[str] = []
     listed: list[UploadRecord] = []
-    for up in uploads:
-        i = up.key.find(delimiter, len(prefix)) if delimiter else -1
-        if i >= 0:
-            group = up.key[: i + len(delimiter)]
-            if group not in prefixes:
+    truncated = False
+    next_key: str | None = None
+    next_id: str | None = None
+    after_key, after_id = key_marker, id_marker
+    while not truncated:
+        batch = await ctx.service.multipart.list_uploads(
+            ctx.bucket, prefix, after_key, after_id, _UPLOADS_BATCH
+        )
+        for up in batch:
+            i = up.key.find(delimiter, len(prefix)) if delimiter else -1
+            group = up.key[: i + len(delimiter)] if i >= 0 else None
+            if group is not None and (
+                (key_marker is not None and group <= key_marker)
+                or (prefixes and prefixes[-1] == group)
+            ):
+                continue
+            if len(listed) + len(prefixes) >= max_uploads:
+                truncated = True
+                break
+            if group is not None:
                 prefixes.append(group)
-        else:
-            listed.append(up)
+                next_key, next_id = group, None
+            else:
+                listed.append(up)
+                next_key, next_id = up.key, up.upload_id
+        if len(batch) < _UPLOADS_BATCH:
+            break
+        after_key, after_id = batch[-1].key, batch[-1].upload_id
     children: list = [
         ("Bucket", ctx.bucket),
         ("KeyMarker", key_marker or ""),
         ("UploadIdMarker", id_marker or ""),
-        ("NextKeyMarker", uploads[-1].key if truncated else None),
-        ("NextUploadIdMarker", uploads[-1].upload_id if truncated else None),
+        ("NextKeyMarker", next_key if truncated else None),
+        ("NextUploadIdMarker", next_id if truncated else None),
         ("Delimiter", delimiter or None),
         ("Prefix", prefix),
         ("MaxUploads", max_uploads),

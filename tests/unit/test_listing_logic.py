@@ -1,0 +1,224 @@
+"""The listing logic (prefix, delimiter, marker, max-keys) against a brute-force model of S3's
+rules, on a real SQLite index in a temporary directory. No server, no HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import holdfast.service.listing as listing_mod
+from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord
+from holdfast.index.sqlite import SqliteIndex, prefix_upper_bound
+from holdfast.s3.ops.listing import decode_token, encode_token
+from holdfast.service.listing import Listing
+
+_buckets = itertools.count()
+
+
+class Fixture:
+    def __init__(self, tmp: Path) -> None:
+        self.index = SqliteIndex(tmp / "index.db")
+        self.listing = Listing(SimpleNamespace(index=self.index))
+
+    def bucket_with(self, keys: set[str]) -> str:
+        bucket = f"b{next(_buckets)}"
+        with self.index._write() as db:  # one transaction: one fsync for the whole set
+            for key in keys:
+                self.index._insert_object(
+                    db,
+                    ObjectRecord(
+                        bucket=bucket, key=key, size=0, etag='"e"', last_modified=0, segments=[]
+                    ),
+                )
+        return bucket
+
+    def page(self, bucket, prefix="", delimiter="", after=None, max_keys=1000):
+        return self.listing._page(bucket, prefix, delimiter, after, max_keys)
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory) -> Fixture:
+    return Fixture(tmp_path_factory.mktemp("listing"))
+
+
+def model(
+    keys: set[str], prefix: str, delimiter: str, after: str | None, max_keys: int
+) -> tuple[list[tuple[str, bool]], bool]:
+    """S3's listing, by brute force: (entries as (name, is_common_prefix), truncated).
+
+    Keys within the prefix and after the marker, in binary UTF-8 order; a key with the
+    delimiter after the prefix rolls up into its common prefix, which is listed once and never
+    again once the marker has reached it."""
+    entries: list[tuple[str, bool]] = []
+    for key in sorted(keys, key=lambda k: k.encode("utf-8")):
+        if not key.startswith(prefix) or (after is not None and key <= after):
+            continue
+        i = key.find(delimiter, len(prefix)) if delimiter else -1
+        if i < 0:
+            entries.append((key, False))
+            continue
+        group = key[: i + len(delimiter)]
+        if (after is not None and group <= after) or (group, True) in entries:
+            continue
+        entries.append((group, True))
+    return entries[:max_keys], max_keys > 0 and len(entries) > max_keys
+
+
+def as_entries(page) -> list[tuple[str, bool]]:
+    out = [(e.key, False) for e in page.entries] + [(p, True) for p in page.prefixes]
+    return sorted(out, key=lambda e: e[0].encode("utf-8"))
+
+
+# -- examples --------------------------------------------------------------------------------
+
+TREE = {"a", "a/b/c", "a/b/d", "a/c", "a/d/", "a//e", "ab", "b/x", "b/y/z", "c"}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "delimiter", "after", "max_keys", "expected", "truncated"),
+    [
+        ("", "/", None, 1000, [("a", 0), ("a/", 1), ("ab", 0), ("b/", 1), ("c", 0)], False),
+        ("", "/", "a/", 1000, [("ab", 0), ("b/", 1), ("c", 0)], False),
+        ("", "/", "a", 2, [("a/", 1), ("ab", 0)], True),
+        ("a/", "/", None, 1000, [("a//", 1), ("a/b/", 1), ("a/c", 0), ("a/d/", 1)], False),
+        ("a/", "/", "a/b/", 1, [("a/c", 0)], True),
+        ("", "", "a/d/", 3, [("ab", 0), ("b/x", 0), ("b/y/z", 0)], True),
+        ("", "", "c", 5, [], False),
+        ("", "/", None, 0, [], False),
+        ("", "b/", None, 1000, [("a", 0), ("a//e", 0), ("a/b/", 1), ("a/c", 0), ("a/d/", 0),
+                                ("ab", 0), ("b/", 1), ("c", 0)], False),
+    ],
+)  # fmt: skip
+def test_examples(fx, prefix, delimiter, after, max_keys, expected, truncated):
+    bucket = fx.bucket_with(TREE)
+    page = fx.page(bucket, prefix, delimiter, after, max_keys)
+    assert as_entries(page) == [(n, bool(p)) for n, p in expected]
+    assert page.truncated is truncated
+    assert page.last == (expected[-1][0] if expected else None)
+    assert model(TREE, prefix, delimiter, after, max_keys) == (
+        [(n, bool(p)) for n, p in expected],
+        truncated,
+    )
+
+
+def test_batch_boundaries(fx, monkeypatch):
+    """Pages longer than one index batch, and groups that straddle batches."""
+    monkeypatch.setattr(listing_mod, "BATCH", 3)
+    keys = {f"{i:03d}" for i in range(40)} | {
+        f"{i:03d}/{j}" for i in range(0, 40, 4) for j in range(7)
+    }
+    bucket = fx.bucket_with(keys)
+    for delimiter in ("", "/"):
+        for max_keys in (1, 2, 3, 4, 7, 1000):
+            after = None
+            seen: list[tuple[str, bool]] = []
+            for _ in range(1000):
+                page = fx.page(bucket, "", delimiter, after, max_keys)
+                entries = as_entries(page)
+                assert (entries, page.truncated) == model(keys, "", delimiter, after, max_keys)
+                seen += entries
+                if not page.truncated:
+                    break
+                after = page.last
+            assert seen == model(keys, "", delimiter, None, 10**6)[0]
+
+
+# -- properties ------------------------------------------------------------------------------
+
+ALPHABET = ["a", "b", "/", "-", "é", "😀", "\U0010ffff", "\ud7ff", "\ue000"]
+key_st = st.text(alphabet=ALPHABET, min_size=1, max_size=5)
+small_st = st.text(alphabet=ALPHABET, max_size=3)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.sets(key_st, max_size=25),
+    prefix=small_st,
+    delimiter=st.sampled_from(["", "/", "-", "a/", "😀", "\U0010ffff", "//"]),
+    after=st.one_of(st.none(), small_st, key_st),
+    max_keys=st.integers(0, 8),
+    batch=st.sampled_from([1, 2, 1000]),
+)
+def test_page_matches_model(fx, keys, prefix, delimiter, after, max_keys, batch):
+    listing_mod.BATCH, saved = batch, listing_mod.BATCH
+    try:
+        bucket = fx.bucket_with(keys)
+        page = fx.page(bucket, prefix, delimiter, after or None, max_keys)
+    finally:
+        listing_mod.BATCH = saved
+    expected, truncated = model(keys, prefix, delimiter, after or None, max_keys)
+    assert as_entries(page) == expected
+    assert page.truncated is truncated
+    assert page.last == (expected[-1][0] if expected else None)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.sets(key_st, max_size=25),
+    prefix=small_st,
+    delimiter=st.sampled_from(["", "/", "a/", "😀"]),
+    max_keys=st.integers(1, 5),
+)
+def test_pagination_lists_each_entry_once(fx, keys, prefix, delimiter, max_keys):
+    bucket = fx.bucket_with(keys)
+    seen: list[tuple[str, bool]] = []
+    after = None
+    for _ in range(100):
+        page = fx.page(bucket, prefix, delimiter, after, max_keys)
+        seen += as_entries(page)
+        if not page.truncated:
+            break
+        after = page.last
+    assert seen == model(keys, prefix, delimiter, None, 10**6)[0]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "upper"),
+    [
+        ("a", "b"),
+        ("ab", "ac"),
+        ("a/", "a0"),
+        ("\ud7ff", "\ue000"),  # skips the surrogates, which UTF-8 keys cannot hold
+        ("a\U0010ffff", "b"),
+        ("\U0010ffff\U0010ffff", None),
+        ("é", "ê"),
+    ],
+)
+def test_prefix_upper_bound(prefix, upper):
+    assert prefix_upper_bound(prefix) == upper
+
+
+@given(st.text(alphabet=ALPHABET, min_size=1, max_size=4), st.text(alphabet=ALPHABET, max_size=4))
+def test_prefix_upper_bound_is_above_every_extension(prefix, tail):
+    upper = prefix_upper_bound(prefix)
+    if upper is None:
+        return
+    assert (prefix + tail).encode() < upper.encode()
+    assert prefix.encode() < upper.encode()
+
+
+@given(st.text(min_size=1).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)))
+def test_continuation_token_round_trips(key):
+    token = encode_token(key)
+    assert decode_token(token) == key
+    assert token.isascii()
+
+
+@pytest.mark.parametrize("token", ["!!!", "abc", "////", "gA=="])
+def test_bad_continuation_token(token):
+    with pytest.raises(S3Error) as e:
+        decode_token(token)
+    assert e.value.code == "InvalidArgument"
