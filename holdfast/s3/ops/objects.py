@@ -133,6 +133,10 @@ def _part_bounds(ctx: Context, obj: ObjectRecord) -> tuple[int, int] | None:
     raw = ctx.request.query.get("partNumber")
     if raw is None:
         return None
+    if "range" in ctx.request.headers:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
+        )
     number = ctx.query_int("partNumber", 1, low=1, high=10_000)
     segments = obj.segments if obj.parts_count else [None]
     if number > len(segments):
@@ -182,6 +186,10 @@ async def head_object(ctx: Context) -> Response:
 
 async def delete_object(ctx: Context) -> Response:
     validate_key(ctx.key)
+    # Conditional deletes are not implemented; deleting anyway would be a wrong success.
+    for name in ("if-match", "x-amz-if-match-last-modified-time", "x-amz-if-match-size"):
+        if name in ctx.request.headers:
+            raise S3Error("NotImplemented", f"The {name} header is not implemented on DELETE.")
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     await ctx.service.objects.delete(ctx.bucket, ctx.key)
     return Response(204)
