@@ -342,6 +342,8 @@ def test_part_number_on_multipart_object(s3, bucket):
     head = s3.head_object(Bucket=bucket, Key=key, PartNumber=2)
     assert head["ContentLength"] == len(parts[1])
     assert head["PartsCount"] == 2
+    plain = s3.head_object(Bucket=bucket, Key=key)
+    assert "PartsCount" not in plain, "S3 names the parts count only for part reads"
     # A range across the part boundary reads from both parts.
     resp, data = ranged(s3, bucket, key, f"bytes={5 * MIB - 10}-{5 * MIB + 9}")
     assert data == (parts[0] + parts[1])[5 * MIB - 10 : 5 * MIB + 10]

@@ -152,8 +152,6 @@ def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -
         response.add(name, value)
     for name, value in obj.meta.items():
         response.add(f"x-amz-meta-{name}", value)
-    if obj.parts_count:
-        response.add("x-amz-mp-parts-count", str(obj.parts_count))
     if with_checksum and obj.checksum_algorithm and obj.checksum_value:
         response.add(f"x-amz-checksum-{obj.checksum_algorithm.lower()}", obj.checksum_value)
         response.add("x-amz-checksum-type", obj.checksum_type or "FULL_OBJECT")

@@ -158,6 +158,8 @@ def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, in
     mode = (ctx.request.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED"
     response = Response(200 if whole and bounds is None else 206)
     object_headers(obj, response, with_checksum=mode and whole)
+    if bounds is not None and obj.parts_count:  # S3 names the count only for part reads
+        response.add("x-amz-mp-parts-count", str(obj.parts_count))
     if not whole:
         response.add(
             "Content-Range", f"bytes {start}-{end - 1}/{size}" if end > start else f"bytes */{size}"
