@@ -8,12 +8,62 @@ configuration passed through the environment.
 from __future__ import annotations
 
 import os
+import secrets
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.config import CONFIG_ENV, Config
+from holdfast.s3.xml import error_xml
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# Bytes of request line and headers buffered before the app sees them; the app itself
+# refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.
+MAX_REQUEST_HEAD_BYTES = 256 * 1024
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bound on the request head.
+
+    httptools (llhttp) buffers a request line and header section of any length until it
+    ends, so a client that never ends its headers could grow a worker's memory without
+    limit. Bytes received while a head is incomplete are counted (overcounting by at most
+    one read) and the connection is answered and closed once they pass the bound.
+    """
+
+    _in_head = False
+    _head_bytes = 0
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+            request_id = secrets.token_hex(8).upper()
+            body = error_xml(
+                "RequestHeaderSectionTooLarge",
+                "Your request header section exceeds the maximum allowed size.",
+                "/",
+                request_id,
+                {"MaxSizeAllowed": str(MAX_REQUEST_HEAD_BYTES)},
+            )
+            head = (
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\n"
+                f"content-length: {len(body)}\r\nx-amz-request-id: {request_id}\r\n"
+                "connection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
+            self.transport.close()
 
 
 def serve(config: Config) -> None:
@@ -25,7 +75,7 @@ def serve(config: Config) -> None:
         port=config.port,
         workers=config.worker_count(),
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -117,14 +117,17 @@ class S3App:
         try:
             request = self._request(scope, receive, request_id)
         except S3Error as e:
-            await self._send(
-                send, self._error(e, scope.get("path", "/"), request_id), "GET", request_id
-            )
+            # The request could not even be read; its body (if any) is unread: close.
+            response = self._error(e, scope.get("path", "/"), request_id)
+            response.headers.append(("Connection", "close"))
+            await self._send(send, response, "GET", request_id)
             return
         if request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
             response = await ops_endpoints.handle(request, self)
         else:
             response = await self._s3(request)
+        if request.body_held_back():
+            response.headers.append(("Connection", "close"))
         await self._send(send, response, request.method, request_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -153,7 +156,7 @@ class S3App:
         raw_path = raw_path.split("?", 1)[0]
         raw_query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
-        return Request(
+        request = Request(
             method=scope["method"],
             raw_path=raw_path,
             raw_query=raw_query,
@@ -164,6 +167,13 @@ class S3App:
             client=f"{client[0]}:{client[1]}" if client else "",
             scheme=scope.get("scheme", "http"),
         )
+
+        async def receive_body() -> dict:
+            request.body_requested = True
+            return await receive()
+
+        request.receive = receive_body
+        return request
 
     async def _s3(self, request: Request) -> Response:
         resource = request.raw_path

@@ -57,7 +57,11 @@ class IncomingBody:
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._done:
             return
-        more = self.declared != 0 or self.decoder is not None
+        # Receive at least once, even for an empty body: the first receive is what makes the
+        # server answer "Expect: 100-continue" with 100 Continue. A final status in its place
+        # is legal, but the AWS CLI v1's bundled botocore then misparses the next response on
+        # that connection and stalls until keep-alive times out (30 s per empty file in a sync).
+        more = True
         while more:
             message = await self.request.receive()
             if message["type"] == "http.disconnect":

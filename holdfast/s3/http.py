@@ -37,6 +37,7 @@ class Request:
     access_key: str | None = None
     user: str | None = None
     started: float = field(default_factory=time.monotonic)
+    body_requested: bool = False  # set by the first receive(), which sends 100 Continue
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
@@ -48,6 +49,15 @@ class Request:
         if not raw.isdigit():
             raise S3Error("InvalidArgument", "Content-Length is not a number")
         return int(raw)
+
+    def body_held_back(self) -> bool:
+        """True when the client sent Expect: 100-continue and the body was never asked for.
+
+        Such a client answers a final status by not sending its body at all, while the HTTP
+        layer still expects Content-Length bytes: the next request on the connection would
+        be swallowed as body. The response to this request must close the connection.
+        """
+        return not self.body_requested and "100-continue" in self.headers.get("expect", "").lower()
 
     @property
     def host(self) -> str:
