@@ -68,11 +68,13 @@ def test_flipped_bit_in_blob_aborts_get_and_marks_object(node):
     # A whole GET cannot complete: the connection is cut before the corrupt block.
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "rot", "Key": "obj"})
     received = b""
-    with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        with requests.get(url, stream=True, timeout=10) as r:
-            assert r.status_code == 200
-            for chunk in r.iter_content(64 * 1024):
-                received += chunk
+    with (
+        pytest.raises(requests.exceptions.ChunkedEncodingError),
+        requests.get(url, stream=True, timeout=10) as r,
+    ):
+        assert r.status_code == 200
+        for chunk in r.iter_content(64 * 1024):
+            received += chunk
     assert len(received) < len(body)
     assert body.startswith(received), "a byte that was served differs from what was stored"
 

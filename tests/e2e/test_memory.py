@@ -75,8 +75,10 @@ def test_rss_flat_during_1gib_put_and_get(tmp_path):
             for chunk in iter(lambda: body.read(1024 * 1024), b""):
                 got.update(chunk)
         growth = sampler.peak - baseline
-        print(f"baseline {baseline / 2**20:.1f} MiB, peak {sampler.peak / 2**20:.1f} MiB, "
-              f"growth {growth / 2**20:.1f} MiB")
+        print(
+            f"baseline {baseline / 2**20:.1f} MiB, peak {sampler.peak / 2**20:.1f} MiB, "
+            f"growth {growth / 2**20:.1f} MiB"
+        )
         assert got.hexdigest() == md5.hexdigest()
         assert growth < LIMIT, f"server RSS grew by {growth / 2**20:.1f} MiB"
     finally:
