@@ -27,10 +27,30 @@ def key_for(i: int) -> str:
     return f"obj/{i:08d}"
 
 
-# --- HOOK: the lead replaces this body with a direct index writer. ---------------
 def populate_index(data_dir: Path, n: int) -> None:
-    """Write n objects straight into a fresh Holdfast data dir (see module docstring)."""
-    raise NotImplementedError("populate_index(data_dir, n) is not provided by Holdfast yet")
+    """Write n small objects straight into a fresh Holdfast index (inline rows, as a PUT of
+    4 KiB stores them), owned by the root user the server is started with."""
+    import hashlib
+    import time
 
+    from holdfast.config import Config
+    from holdfast.index.records import BucketRecord, ObjectRecord, Segment
+    from holdfast.index.sqlite import SqliteIndex
+    from holdfast.service.node import index_path
+    from holdfast.service.users import ROOT_USER
+    from holdfast.stores.blocks import BlockChecksummer
 
-# ----------------------------------------------------------------------------------
+    config = Config(data_dirs=[str(data_dir)])
+    index = SqliteIndex(index_path(config))
+    now = time.time()
+    index.create_bucket(BucketRecord(INDEX_BUCKET, ROOT_USER, now, config.region))
+    body = b"h" * OBJECT_SIZE
+    blocks = BlockChecksummer(config.block_size)
+    blocks.update(body)
+    segment = Segment("inline", OBJECT_SIZE, config.block_size, blocks.finish(), ())
+    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    index.import_objects(
+        ObjectRecord(INDEX_BUCKET, key_for(i), OBJECT_SIZE, etag, now, [segment], inline=body)
+        for i in range(n)
+    )
+    index.close()

@@ -98,8 +98,13 @@ class RssSampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _loop(self) -> None:
+        # Walking all of /proc costs milliseconds; the tree rarely changes, so
+        # rediscover it only every `rescan` samples and read just those pids.
+        rescan, pids = 50, []
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes(self.root))
+            if self.samples % rescan == 0:
+                pids = process_tree(self.root)
+            self.peak = max(self.peak, sum(rss_bytes(pid) for pid in pids))
             self.samples += 1
             self._stop.wait(self.interval)
 
@@ -142,3 +147,20 @@ class CpuMeter:
     def cores(self, cpu_seconds: float) -> float:
         """CPU seconds per wall second: 1.0 means one core kept busy."""
         return cpu_seconds / self.wall if self.wall else 0.0
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over a short window, taken while none of ours run.
+
+    Other work on a shared machine skews every figure; this says how much there was.
+    """
+    total0, idle0 = _cpu_times()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 SERVER_ORDER = ("holdfast", "seaweedfs", "rclone")
 PEERS = ("seaweedfs", "rclone")
+NO_RATIO = {"rss"}  # growth near zero makes a ratio meaningless; the target is absolute
+WORKLOAD_ORDER = ("put4k", "get4k", "list", "put64m", "get64m", "restart", "rss", "scale")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Results:
         self.path = path
         self.run_id = run_id
         self.figures: list[Figure] = []
+        self.busy_before: dict[str, float] = {}  # machine CPU busy share before each server
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, fig: Figure) -> None:
@@ -155,6 +158,8 @@ TARGETS: dict[tuple[str, str], Target] = {
 
 
 def _ratio_cell(results: Results, workload: str, metric: str, peer: str) -> str:
+    if workload in NO_RATIO:
+        return ""
     hf, other = results.value("holdfast", workload, metric), results.value(peer, workload, metric)
     return f"{hf / other:.2f}x" if hf is not None and other else "-"
 
@@ -168,7 +173,9 @@ def table(results: Results) -> str:
     servers = [s for s in SERVER_ORDER if any(f.server == s for f in results.figures)]
     peers = [p for p in PEERS if p in servers]
     rows: dict[tuple[str, str], dict[str, Figure]] = {}
-    for fig in results.figures:
+    order = {w: i for i, w in enumerate(WORKLOAD_ORDER)}
+    shown = (f for f in results.figures if f.workload != "machine")  # it goes in the footer
+    for fig in sorted(shown, key=lambda f: order.get(f.workload, len(order))):
         rows.setdefault((fig.workload, fig.metric), {})[fig.server] = fig
     header = ["workload", "metric", "unit", *servers, *(f"hf/{p}" for p in peers), "target", "met"]
     lines = [header]
@@ -193,4 +200,14 @@ def table(results: Results) -> str:
         dict.fromkeys(f"- {f.server} {f.workload}: {f.note}" for f in results.figures if f.note)
     )
     legend = "(cli N%) = load generator CPU, % of one core; '!' = see notes; ratios hf/peer."
-    return "\n".join(out + ["", legend] + (["", "notes:", *notes] if notes else []))
+    return "\n".join(
+        out + ["", legend, _load_line(results)] + (["", "notes:", *notes] if notes else [])
+    )
+
+
+def _load_line(results: Results) -> str:
+    """Other work on the machine skews every figure; say how busy it was."""
+    shares = ", ".join(f"{s} {v:.0%}" for s, v in results.busy_before.items())
+    busy = any(v > 0.10 for v in results.busy_before.values())
+    warning = "  <- other work was using the CPU: figures are noisy" if busy else ""
+    return f"machine CPU busy just before each server started: {shares}{warning}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers  # noqa: E402
 from loadgen import ensure_wrk  # noqa: E402
+from procs import machine_busy  # noqa: E402
 from report import Figure, Results, table  # noqa: E402
 from settings import settings_for  # noqa: E402
-from workloads import ALL_WORKLOADS, HOLDFAST_ONLY, OWN_LIFECYCLE, SHARED, Context  # noqa: E402
+from workloads import ALL_WORKLOADS, OWN_LIFECYCLE, SHARED, Context  # noqa: E402
 
 RESULTS_DIR = servers.BENCH_DIR / "results"
 
@@ -78,7 +80,11 @@ def make_kinds(args: argparse.Namespace, results: Results) -> list[servers.Serve
         if args.smoke and not kind.installed():
             print(f"smoke: skipping {name} (not installed; a full run installs it)")
             continue
-        kind.install()
+        try:
+            kind.install()
+        except (OSError, subprocess.CalledProcessError, SystemExit) as exc:
+            _failed(results, name, "install", exc)
+            continue
         kinds.append(kind)
     return kinds
 
@@ -98,12 +104,12 @@ def _failed(results: Results, server: str, workload: str, exc: BaseException) ->
     )
 
 
-def run_server(ctx: Context, kind: servers.ServerKind, workloads: list[str]) -> int:
-    """All workloads for one server; returns how many failed."""
-    failures = 0
-    shared = [
-        w for w in workloads if w in SHARED and (kind.name == "holdfast" or w not in HOLDFAST_ONLY)
-    ]
+def run_server(ctx: Context, kind: servers.ServerKind, workloads: list[str]) -> None:
+    """All chosen workloads for one server: shared ones on one instance, then the rest."""
+    busy = machine_busy()
+    ctx.results.busy_before[kind.name] = busy
+    ctx.results.add(Figure(kind.name, "machine", "cpu_busy_before", round(busy, 3), "share"))
+    shared = [w for w in SHARED if w in workloads]  # SHARED holds the run order
     if shared:
         data_dir = ctx.work_dir / f"{kind.name}-data"
         srv = servers.start(kind, data_dir, ctx.work_dir)
@@ -111,30 +117,30 @@ def run_server(ctx: Context, kind: servers.ServerKind, workloads: list[str]) -> 
             servers.wait_ready(srv, ctx.settings.ready_timeout)
             print(f"{kind.name} ready on {srv.endpoint} (pid {srv.pid})", flush=True)
             for name in shared:
-                failures += _run_one(ctx, kind.name, name, lambda n=name: SHARED[n](ctx, srv))
-        except Exception as exc:  # server did not come up: every workload fails
+                if not _run_one(ctx, kind.name, name, lambda n=name: SHARED[n](ctx, srv)):
+                    print(f"--- last lines of the {kind.name} log ---\n{srv.log_tail(15)}")
+        except Exception as exc:  # the server did not come up
             _failed(ctx.results, kind.name, "start", exc)
-            failures += 1
         finally:
             srv.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
-    if kind.name == "holdfast":
+    if kind.name == "holdfast":  # restart and scale are about Holdfast's own index
         for name in (w for w in workloads if w in OWN_LIFECYCLE):
-            failures += _run_one(ctx, kind.name, name, lambda n=name: OWN_LIFECYCLE[n](ctx, kind))
-    return failures
+            _run_one(ctx, kind.name, name, lambda n=name: OWN_LIFECYCLE[n](ctx, kind))
 
 
-def _run_one(ctx: Context, server: str, workload: str, fn) -> int:
+def _run_one(ctx: Context, server: str, workload: str, fn) -> bool:
+    """Run one workload; a failure becomes an `error` figure, not an aborted run."""
     print(f"{server}: {workload}", flush=True)
     t0 = time.perf_counter()
     try:
         for fig in fn():
             ctx.results.add(fig)
-        print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
-        return 0
     except Exception as exc:
         _failed(ctx.results, server, workload, exc)
-        return 1
+        return False
+    print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,10 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_for(args.smoke, args.duration)
     work_dir = Path(tempfile.mkdtemp(prefix="holdfast-bench-", dir=args.work_dir))
     ctx = Context(settings, work_dir, results)
-    failures = 0
     try:
         for kind in make_kinds(args, results):
-            failures += run_server(ctx, kind, args.workloads)
+            run_server(ctx, kind, args.workloads)
     finally:
         if args.keep:
             print(f"kept {work_dir}")
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     results.path.with_suffix(".txt").write_text(text + "\n")
     print("\n" + text)
     print(f"\nresults: {results.path}")
-    return 1 if failures else 0
+    return 1 if any(f.metric == "error" for f in results.figures) else 0
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ class Context:
 
 
 def _wrk_figures(
-    ctx: Context, server: str, workload: str, r: WrkResult, cpu: CpuMeter, extra: dict
+    server: str, workload: str, r: WrkResult, cpu: CpuMeter, extra: dict
 ) -> list[Figure]:
+    """ops/s, p50 and p99 of one wrk run; a run with too many errors is marked invalid."""
     valid = r.error_ratio <= MAX_ERROR_RATIO
     note = "" if valid else f"{r.errors} of {r.requests} requests failed"
     if valid and r.wrapped and workload.startswith("put"):
@@ -97,7 +98,10 @@ def _wrk_figures(
     ]
 
 
-def _wrk(ctx: Context, srv: servers.RunningServer, method: str, paths: list[str]) -> tuple:
+def _wrk(
+    ctx: Context, srv: servers.RunningServer, method: str, paths: list[str]
+) -> tuple[WrkResult, CpuMeter, dict]:
+    """One timed wrk run of presigned `paths`, metering the server's CPU alongside."""
     s = ctx.settings
     body = s.small_size if method == "PUT" else 0
     with CpuMeter(srv.pid).running() as cpu:
@@ -115,6 +119,7 @@ def _wrk(ctx: Context, srv: servers.RunningServer, method: str, paths: list[str]
 
 
 def put_paths(signer: Presigner, bucket: str, prefix: str, count: int) -> list[str]:
+    """Presigned PUTs to `count` fresh keys under `prefix` (signing done before the clock)."""
     return [signer.path("PUT", bucket, f"{prefix}/{i:08d}") for i in range(count)]
 
 
@@ -122,7 +127,7 @@ def put4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     """1) PUT 4 KiB objects to fresh keys for a fixed time."""
     paths = put_paths(srv.signer, BUCKET, "put4k", ctx.settings.put_pool())
     r, cpu, extra = _wrk(ctx, srv, "PUT", paths)
-    return _wrk_figures(ctx, srv.kind.name, "put4k", r, cpu, extra)
+    return _wrk_figures(srv.kind.name, "put4k", r, cpu, extra)
 
 
 def get4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
@@ -132,7 +137,7 @@ def get4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     transfer.populate(srv.signer, BUCKET, keys, s.small_size, s.populate_connections)
     paths = [srv.signer.path("GET", BUCKET, k) for k in keys]
     r, cpu, extra = _wrk(ctx, srv, "GET", paths)
-    return _wrk_figures(ctx, srv.kind.name, "get4k", r, cpu, extra)
+    return _wrk_figures(srv.kind.name, "get4k", r, cpu, extra)
 
 
 # ---- listing --------------------------------------------------------------------
@@ -212,9 +217,13 @@ def _mb_figure(ctx: Context, srv, workload: str, cpu: CpuMeter, **kw) -> Figure:
 
 def put64m(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     """4) PUT the large objects, a few in parallel; MB/s (1 MB = 10^6 bytes)."""
+    transfer.retried.clear()
     etags, cpu = _upload_large(ctx, srv)
     bad = sum(e != o.md5 for e, o in zip(etags, ctx.large_objects(), strict=True))
-    note = f"{bad} ETags differ from the MD5" if bad else ""
+    notes = [f"{bad} ETags differ from the MD5"] if bad else []
+    if transfer.retried["put"]:
+        notes.append(f"{transfer.retried['put']} PUTs retried after a 5xx (time included)")
+    note = "; ".join(notes)
     return [_mb_figure(ctx, srv, "put64m", cpu, note=note)]
 
 
@@ -245,52 +254,59 @@ def get64m(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
 
 def rss(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     """7) Server RSS growth (whole process tree) during one large PUT, then its GET."""
-    size = ctx.settings.rss_size
     base = ctx.base()
-    chunks = [base] * (size // len(base))
-    sampler = RssSampler(srv.pid)
-    with sampler.running():
-        transfer.put_stream(
-            srv.signer.url("PUT", BUCKET, "rss/big"), chunks, len(base) * len(chunks)
-        )
-    put = (sampler.baseline, sampler.peak)
+    chunks = [base] * (ctx.settings.rss_size // len(base))
+    size = len(base) * len(chunks)
+    url = srv.signer.url("PUT", BUCKET, "rss/big")
+    put = _sampled(srv, size, lambda: transfer.put_stream(url, chunks, size))
     scratch = memoryview(bytearray(MIB))
-    with sampler.running():
-        got = transfer.get_discard(srv.signer.url("GET", BUCKET, "rss/big"), scratch)
-    get = (sampler.baseline, sampler.peak)
-    ok = got == len(base) * len(chunks)
+    url = srv.signer.url("GET", BUCKET, "rss/big")
+    get = _sampled(srv, size, lambda: transfer.get_discard(url, scratch))
+    ok = get.pop("result") == size
+    put.pop("result")
     return [
-        _rss_figure(srv, "put_growth_mib", put, size),
-        _rss_figure(
-            srv,
-            "get_growth_mib",
-            get,
-            size,
-            valid=ok,
-            note="" if ok else f"GET returned {got} bytes",
-        ),
+        _rss_figure(srv, "put_growth_mib", put),
+        _rss_figure(srv, "get_growth_mib", get, ok, "" if ok else "GET length differs"),
     ]
 
 
-def _rss_figure(srv, metric: str, span: tuple[int, int], size: int, **kw) -> Figure:
-    baseline, peak = span
-    extra = {
-        "baseline_mib": round(baseline / MIB, 1),
-        "peak_mib": round(peak / MIB, 1),
+def _sampled(srv: servers.RunningServer, size: int, fn: Callable) -> dict:
+    """Run one transfer of `size` bytes while sampling the server's RSS and both CPUs."""
+    sampler = RssSampler(srv.pid)
+    with CpuMeter(srv.pid).running() as cpu, sampler.running():
+        result = fn()
+    return {
+        "baseline": sampler.baseline,
+        "peak": sampler.peak,
+        "samples": sampler.samples,
+        "seconds": round(cpu.wall, 2),
+        "mb_per_s": round(size / cpu.wall / 1e6, 1),
         "object_mib": size / MIB,
+        "client_cpu": round(cpu.cores(cpu.client_cpu), 3),
+        "server_cpu": round(cpu.cores(cpu.server_cpu), 3),
+        "result": result,
     }
+
+
+def _rss_figure(srv, metric: str, span: dict, ok: bool = True, note: str = "") -> Figure:
+    baseline, peak = span.pop("baseline"), span.pop("peak")
+    client_cpu, server_cpu = span.pop("client_cpu"), span.pop("server_cpu")
+    extra = {"baseline_mib": round(baseline / MIB, 1), "peak_mib": round(peak / MIB, 1), **span}
+    growth = round((peak - baseline) / MIB, 1)
     return Figure(
-        srv.kind.name, "rss", metric, round((peak - baseline) / MIB, 1), "MiB", extra=extra, **kw
+        srv.kind.name, "rss", metric, growth, "MiB", client_cpu, server_cpu, note, ok, extra
     )
 
 
+# Run order on one server instance. rss goes first, on a server that has done
+# nothing yet, so earlier workloads' high-water marks cannot hide its growth.
 SHARED: dict[str, Callable[[Context, servers.RunningServer], list[Figure]]] = {
+    "rss": rss,
     "put4k": put4k,
     "get4k": get4k,
     "list": list_keys,
     "put64m": put64m,
     "get64m": get64m,
-    "rss": rss,
 }
 
 
@@ -459,5 +475,4 @@ OWN_LIFECYCLE: dict[str, Callable[[Context, servers.ServerKind], list[Figure]]] 
     "restart": restart,
     "scale": scale,
 }
-HOLDFAST_ONLY = set(OWN_LIFECYCLE)
-ALL_WORKLOADS = [*SHARED, *OWN_LIFECYCLE]
+ALL_WORKLOADS = ["put4k", "get4k", "list", "put64m", "get64m", "restart", "rss", "scale"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,13 @@ class PartRecord:
     segment: Segment
 
 
-@dataclass
-class ListedEntry:
-    """A key row as listing needs it: no segments, so listing stays cheap."""
+class ListedEntry(NamedTuple):
+    """A key row as listing needs it: no segments or data, and a plain tuple, because a
+    page builds a thousand of them."""
 
     key: str
     size: int
     etag: str
     last_modified: float
-    owner: str = ""
     checksum_algorithm: str | None = None
     checksum_type: str | None = None

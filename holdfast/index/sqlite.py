@@ -451,6 +451,28 @@ class SqliteIndex:
         db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
         return True
 
+    def import_objects(self, objects: Iterable[ObjectRecord], batch: int = 10_000) -> int:
+        """Bulk-load new objects (keys not present yet), ``batch`` per transaction: for
+        migrations and for building large benchmark indexes without going through HTTP."""
+        count = 0
+        pending: list[ObjectRecord] = []
+
+        def flush() -> None:
+            with self._write() as db:
+                for obj in pending:
+                    self._insert_object(db, obj)
+                    self._mark_live(db, obj.segments)
+            pending.clear()
+
+        for obj in objects:
+            pending.append(obj)
+            count += 1
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        return count
+
     def delete_object(self, bucket: str, key: str) -> bool:
         def op(db: sqlite3.Connection):
             return self._retire_object(db, bucket, key)
@@ -500,17 +522,7 @@ class SqliteIndex:
             f"FROM objects WHERE {' AND '.join(clauses)} ORDER BY key LIMIT ?",
             args,
         )
-        return [
-            ListedEntry(
-                key=r[0],
-                size=r[1],
-                etag=r[2],
-                last_modified=r[3],
-                checksum_algorithm=r[4],
-                checksum_type=r[5],
-            )
-            for r in rows
-        ]
+        return list(map(ListedEntry._make, rows))
 
     def count_objects(self) -> int:
         return self._conn().execute("SELECT count(*) FROM objects").fetchone()[0]

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import re
 from urllib.parse import quote
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ListedEntry
+from holdfast.s3 import xml
 from holdfast.s3.http import Response, iso8601
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import Context, owner_xml
 from holdfast.service.listing import ListPage
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _url_encode(value: str | None) -> str | None:
+    if value is None or _SAFE_KEY.fullmatch(value):
+        return value
+    return quote(value, safe="/")
 
 
 def _encoder(ctx: Context):
@@ -25,23 +36,36 @@ def _encoder(ctx: Context):
             ArgumentName="encoding-type",
             ArgumentValue=encoding,
         )
-    return lambda s: None if s is None else quote(s, safe="/")
+    return _url_encode
 
 
-def _contents(entry: ListedEntry, enc, owner: str | None) -> tuple[str, list]:
-    children: list = [
-        ("Key", enc(entry.key)),
-        ("LastModified", iso8601(entry.last_modified)),
-        ("ETag", entry.etag),
-        ("Size", entry.size),
-        ("StorageClass", "STANDARD"),
-    ]
+@functools.lru_cache(maxsize=4096)
+def _timestamp(last_modified: float) -> str:
+    return iso8601(last_modified)
+
+
+def _contents(entry: ListedEntry, enc, owner: str | None) -> tuple[str, xml.Fragment]:
+    """One <Contents> rendered directly: this runs 1,000 times per page."""
+    checksum = ""
     if entry.checksum_algorithm:
-        children.insert(3, ("ChecksumAlgorithm", entry.checksum_algorithm))
-        children.insert(4, ("ChecksumType", entry.checksum_type or "FULL_OBJECT"))
+        checksum = (
+            f"<ChecksumAlgorithm>{entry.checksum_algorithm}</ChecksumAlgorithm>"
+            f"<ChecksumType>{entry.checksum_type or 'FULL_OBJECT'}</ChecksumType>"
+        )
+    owner_part = ""
     if owner is not None:
-        children.append(("Owner", owner_xml(owner)))
-    return ("Contents", children)
+        owner_part = (
+            "<Owner>" + "".join(xml.element(t, v) for t, v in owner_xml(owner)) + "</Owner>"
+        )
+    return (
+        "",
+        xml.Fragment(
+            f"<Contents>{xml.element('Key', enc(entry.key))}"
+            f"<LastModified>{_timestamp(entry.last_modified)}</LastModified>"
+            f"<ETag>{entry.etag}</ETag>{checksum}<Size>{entry.size}</Size>"
+            f"<StorageClass>STANDARD</StorageClass>{owner_part}</Contents>"
+        ),
+    )
 
 
 def _common(page: ListPage, enc) -> list:
