@@ -1,17 +1,23 @@
-"""Command line: ``holdfast serve``, ``holdfast user add|list``."""
+"""Command line: ``holdfast serve``, ``holdfast user add|list|disable|remove``,
+``holdfast admin status``, ``holdfast log search``. Exit codes: see holdfast/ops/commands.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sqlite3
 import sys
 
 from holdfast import __version__
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
-from holdfast.index.sqlite import Conflict, SqliteIndex
+from holdfast.index.sqlite import Conflict, NotEmpty, SqliteIndex
+from holdfast.ops import commands as ops_commands
+from holdfast.ops.node import finish_node, prepare_node
 from holdfast.service.node import index_path
 from holdfast.service.users import ROOT_USER, RootCredentials, Users, load_root_credentials
+from holdfast.workers import commands as integrity_commands
+from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
 
 
 def _add_data_arg(p: argparse.ArgumentParser) -> None:
@@ -56,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often the orphan sweeper runs (default 600)",
     )
+    ops_commands.add_serve_args(serve)
+    add_integrity_flags(serve)
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -65,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     lst = user_sub.add_parser("list", help="list users")
     _add_data_arg(lst)
     lst.add_argument("--json", action="store_true")
+    for verb, text in (
+        ("disable", "refuse the user's keys from now on (within 2 s on every worker)"),
+        ("enable", "accept the user's keys again"),
+        ("remove", "delete a user who owns no buckets"),
+    ):
+        cmd = user_sub.add_parser(verb, help=text)
+        cmd.add_argument("name")
+        _add_data_arg(cmd)
+        cmd.add_argument("--json", action="store_true")
+    ops_commands.add_admin_args(sub)
+    ops_commands.add_log_args(sub, _add_data_arg)
+    integrity_commands.register(sub, _add_data_arg)
     return parser
 
 
@@ -83,6 +103,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.orphan_age_seconds = getattr(args, "orphan_age", config.orphan_age_seconds)
     config.sweep_interval_seconds = getattr(args, "sweep_interval", config.sweep_interval_seconds)
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
+    ops_commands.apply_serve_args(config, args)
+    apply_integrity_flags(args, config)
     return config
 
 
@@ -124,8 +146,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.makedirs(d, exist_ok=True)
     creds = load_root_credentials(config.primary_dir)
     SqliteIndex(index_path(config)).close()  # create or migrate before workers start
+    _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
     serve(config)
+    finish_node(config, node_lock)
     return 0
 
 
@@ -141,7 +165,17 @@ def _users(args: argparse.Namespace) -> Users:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
+    try:
+        return _cmd_user(args)
+    except sqlite3.OperationalError as e:
+        print(f"holdfast: the index is unavailable: {e}", file=sys.stderr)
+        return ops_commands.EXIT_UNREACHABLE
+
+
+def _cmd_user(args: argparse.Namespace) -> int:
     users = _users(args)
+    if args.user_command in ("disable", "enable", "remove"):
+        return _change_user(users, args)
     if args.user_command == "add":
         if args.name == ROOT_USER:
             print("holdfast: 'root' is reserved", file=sys.stderr)
@@ -170,12 +204,46 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _change_user(users: Users, args: argparse.Namespace) -> int:
+    verb = args.user_command
+    if args.name == ROOT_USER:
+        print("holdfast: the root user is set by HOLDFAST_ACCESS_KEY/SECRET_KEY", file=sys.stderr)
+        return ops_commands.EXIT_USAGE
+    try:
+        found = (
+            users.remove(args.name)
+            if verb == "remove"
+            else users.set_disabled(args.name, verb == "disable")
+        )
+    except NotEmpty as e:
+        print(
+            f"holdfast: user {args.name!r} still owns buckets ({e}); delete or empty them "
+            "first, or use 'holdfast user disable'",
+            file=sys.stderr,
+        )
+        return ops_commands.EXIT_FAILED
+    if not found:
+        print(f"holdfast: no user {args.name!r}", file=sys.stderr)
+        return ops_commands.EXIT_FAILED
+    result = {"disable": "disabled", "enable": "enabled", "remove": "removed"}[verb]
+    print(
+        json.dumps({"name": args.name, "result": result}) if args.json else f"{result} {args.name}"
+    )
+    return ops_commands.EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "user":
         return cmd_user(args)
+    if args.command == "admin":
+        return ops_commands.cmd_admin(args)
+    if args.command == "log":
+        return ops_commands.cmd_log(args, config_from_args(args))
+    if args.command in integrity_commands.COMMANDS:
+        return integrity_commands.run(args, config_from_args(args))
     return 2
 
 

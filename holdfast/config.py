@@ -37,11 +37,52 @@ class Config:
     # A blob finished this long ago that no committed metadata refers to is an orphan.
     orphan_age_seconds: float = 7200.0
     sweep_interval_seconds: float = 600.0
+    # Integrity and self-healing (docs/integrity.md; flags in holdfast/workers/flags.py).
+    copies: int = 0  # copies per object on distinct drives; 0: 2 with >= 2 drives, else 1
+    min_copies: int = 1  # the write quorum: copies durable before a write is acknowledged
+    reserve_percent: float = 1.0  # of each drive, kept free by foreground writes
+    repair_reserve_percent: float = 5.0  # of each drive, kept free by repair
+    repair_bytes_per_second: int = 64 * 1024**2
+    repair_ops_per_second: float = 50.0
+    repair_concurrency: int = 2
+    repair_backoff_base_seconds: float = 1.0
+    repair_backoff_cap_seconds: float = 300.0
+    scrub_bytes_per_second: int = 16 * 1024**2  # 0 turns the scrubber off (not advised)
+    scrub_interval_seconds: float = 3600.0  # pause between the end of a pass and the next
+    drive_error_threshold: int = 3  # errors within drive_error_window that mark a drive down
+    drive_error_window_seconds: float = 30.0
+    drive_probe_base_seconds: float = 1.0
+    drive_probe_cap_seconds: float = 30.0
+    foreground_quiet_seconds: float = 0.2  # background I/O waits this long after a request
+    foreground_max_wait_seconds: float = 2.0  # ... but never longer (no starvation)
+    # Operations (holdfast/ops): the node's own state, kept apart from the index so that
+    # status, metrics and alerts keep working while the index or a drive is failing.
+    ops_dir: str | None = None  # default <first data dir>/ops
+    request_log_max_bytes: int = 256 * 1024**2
+    status_refresh_seconds: float = 2.0
+    alert_webhooks: list[str] = field(default_factory=list)  # tried first, in order
+    alert_smtp: str | None = None  # HOST:PORT, tried after the webhooks
+    alert_smtp_starttls: bool = False
+    alert_email_to: list[str] = field(default_factory=list)
+    alert_email_from: str = "holdfast@localhost"
+    alert_free_percent: float = 10.0
+    alert_error_rate: float = 0.05  # share of 5xx answers over the error window
+    alert_error_window_seconds: float = 300.0
+    alert_error_min_requests: int = 20
+    alert_backlog_minutes: int = 15
+    alert_eval_seconds: float = 10.0
+    alert_retry_base_seconds: float = 2.0
+    alert_retry_cap_seconds: float = 300.0
 
     @property
     def primary_dir(self) -> Path:
         """The first data directory holds the index and the credentials."""
         return Path(self.data_dirs[0])
+
+    @property
+    def ops_path(self) -> Path:
+        """Where status, metrics, the request log and the alert outbox keep their files."""
+        return Path(self.ops_dir) if self.ops_dir else self.primary_dir / "ops"
 
     @property
     def scheme(self) -> str:

@@ -78,6 +78,9 @@ def serve(config: Config) -> None:
         http=BoundedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
+        # No X-Forwarded-* rewriting: the client address is the peer's (and one ASGI
+        # middleware layer fewer on every request).
+        proxy_headers=False,
         server_header=False,
         date_header=True,
         log_level="warning",

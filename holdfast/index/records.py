@@ -21,6 +21,10 @@ class Segment:
     block_size: int
     crcs: bytes
     stores: tuple[str, ...]
+    # Stores in ``stores`` that do not hold their copy yet (a drive was down, full or failed
+    # mid-write): the commit that makes the segment live queues a repair for each, in the
+    # same transaction. Transient: never stored with the segment.
+    deferred: tuple[str, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -119,3 +123,26 @@ class ListedEntry(NamedTuple):
     last_modified: float
     checksum_algorithm: str | None = None
     checksum_type: str | None = None
+
+
+@dataclass
+class RepairTask:
+    """One entry of the durable repair queue: make ``store_id`` hold a verified copy of
+    ``blob_id`` (op "copy"), or remove its copy (op "delete", a delete the drive missed).
+    Rows for a drive that is down are its hinted-handoff log: they wait, without retrying,
+    until the drive is back, so it re-syncs exactly what it missed."""
+
+    blob_id: str
+    store_id: str
+    op: str  # "copy" | "delete"
+    reason: str  # deferred | corrupt | missing | io-error | missed-delete | ...
+    segment: Segment | None = None  # what a "copy" needs: size, block checksums, sources
+    ref: str | None = None  # "bucket/key" of the object, when known (status, damage marks)
+    attempts: int = 0
+    not_before: float = 0.0
+    created: float = 0.0
+    last_error: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.segment.size if self.segment is not None else 0

@@ -14,20 +14,28 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from holdfast.index.integrity import (
+    INTEGRITY_SCHEMA,
+    IntegrityIndex,
+    deferred_copies,
+    queue_repair_rows,
+)
 from holdfast.index.records import (
     BucketRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
+    RepairTask,
     Segment,
     UploadRecord,
     UserRecord,
@@ -36,6 +44,7 @@ from holdfast.index.records import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("holdfast.index")
 
 SCHEMA_VERSION = 1
 
@@ -108,6 +117,8 @@ CREATE TABLE IF NOT EXISTS gc_queue (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gc_due ON gc_queue (not_before);
 """
+# Drives, per-bucket placement policies and the repair queue (holdfast/index/integrity.py).
+SCHEMA += INTEGRITY_SCHEMA
 
 
 class Conflict(Exception):
@@ -120,6 +131,16 @@ class NotFound(Exception):
 
 class NotEmpty(Exception):
     pass
+
+
+class Forbidden(Exception):
+    """The bucket belongs to another user."""
+
+
+_OBJECT_COLUMNS = (
+    "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
+    "checksum_type, checksum_value, parts_count, state, segments, inline"
+)
 
 
 class ConditionFailed(Exception):
@@ -161,7 +182,7 @@ def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteIndex:
+class SqliteIndex(IntegrityIndex):
     def __init__(self, path: Path, gc_grace_seconds: float = 30.0) -> None:
         self.path = path
         self.gc_grace = gc_grace_seconds
@@ -169,6 +190,7 @@ class SqliteIndex:
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own commit
         with self._write() as db:
@@ -189,6 +211,9 @@ class SqliteIndex:
             on_loop = threading.current_thread() is threading.main_thread()
             conn.execute(f"PRAGMA busy_timeout={100 if on_loop else 30000}")
             conn.execute("PRAGMA cache_size=-65536")
+            # Checkpoints run in a background thread (start_checkpointer), never inside a
+            # client's commit: an automatic checkpoint stalls the writer that triggers it.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
         return conn
 
@@ -258,6 +283,26 @@ class SqliteIndex:
                 raise
             db.execute("COMMIT")
 
+    def start_checkpointer(self, interval: float = 0.5) -> None:
+        """Copy the WAL back into the database file in the background (PASSIVE: it never
+        blocks writers or readers; a busy checkpoint simply waits for the next round)."""
+        if self._checkpointer is not None:
+            return
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(interval,), name="holdfast-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float) -> None:
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=0")
+        while True:
+            time.sleep(interval)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as e:  # busy or briefly unavailable: next round
+                log.debug("checkpoint skipped: %s", e)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -299,6 +344,27 @@ class SqliteIndex:
             "SELECT name, access_key, secret_key, disabled, created FROM users ORDER BY name"
         )
         return [UserRecord(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+    def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        """False if there is no such user."""
+
+        def op(db: sqlite3.Connection):
+            cur = db.execute("UPDATE users SET disabled=? WHERE name=?", (int(disabled), name))
+            return cur.rowcount == 1
+
+        return self._transact(op)
+
+    def delete_user(self, name: str) -> bool:
+        """Refuses (NotEmpty, with the bucket names) while the user owns buckets, so removing
+        a user can never orphan data; False if there is no such user."""
+
+        def op(db: sqlite3.Connection):
+            owned = [r[0] for r in db.execute("SELECT name FROM buckets WHERE owner=?", (name,))]
+            if owned:
+                raise NotEmpty(", ".join(owned))
+            return db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount == 1
+
+        return self._transact(op)
 
     # -- buckets -----------------------------------------------------------------------------
 
@@ -352,55 +418,64 @@ class SqliteIndex:
         row = (
             self._conn()
             .execute(
-                "SELECT bucket, key, size, etag, last_modified, content_type, headers, meta, "
-                "checksum_algorithm, checksum_type, checksum_value, parts_count, state, segments, "
-                "inline FROM objects WHERE bucket=? AND key=?",
-                (bucket, key),
+                f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?", (bucket, key)
+            )
+            .fetchone()
+        )
+        return None if row is None else _object_from_row(row)
+
+    def get_object_in(self, bucket: str, key: str) -> tuple[str | None, ObjectRecord | None]:
+        """(bucket owner, object) in one read: the owner is None when the bucket does not
+        exist, the object None when the key does not. One statement, not two, because this
+        is every GET and HEAD."""
+        cols = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT b.owner, {cols} FROM buckets b LEFT JOIN objects o "
+                "ON o.bucket = b.name AND o.key = ? WHERE b.name = ?",
+                (key, bucket),
             )
             .fetchone()
         )
         if row is None:
-            return None
-        return ObjectRecord(
-            bucket=row[0],
-            key=row[1],
-            size=row[2],
-            etag=row[3],
-            last_modified=row[4],
-            content_type=row[5],
-            headers=json.loads(row[6]),
-            meta=json.loads(row[7]),
-            checksum_algorithm=row[8],
-            checksum_type=row[9],
-            checksum_value=row[10],
-            parts_count=row[11],
-            state=row[12],
-            segments=segments_from_text(row[13]),
-            inline=row[14],
-        )
+            return None, None
+        return row[0], (None if row[1] is None else _object_from_row(row[1:]))
 
     def put_object(
-        self, obj: ObjectRecord, if_absent: bool = False, if_etag: str | None = None
+        self,
+        obj: ObjectRecord,
+        if_absent: bool = False,
+        if_etag: str | None = None,
+        owner: str | None = None,
     ) -> None:
         """Make ``obj`` the visible version in one transaction; the replaced version's blobs
         go to the GC queue in the same transaction, so nothing can leak or be freed early.
-        Conditions (If-None-Match: *, If-Match) are checked inside that transaction, so two
-        racing conditional writes cannot both win."""
+        Conditions (If-None-Match: *, If-Match) and, given ``owner``, the bucket's existence
+        and ownership are checked inside that transaction, so neither a racing conditional
+        write nor a concurrent DeleteBucket can slip in between check and commit."""
 
         def op(db: sqlite3.Connection):
-            if if_absent or if_etag is not None:
-                row = db.execute(
-                    "SELECT etag FROM objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
-                ).fetchone()
-                if if_absent and row is not None:
-                    raise ConditionFailed(missing=False)
-                if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
-                    raise ConditionFailed(missing=row is None)
-            self._retire_object(db, obj.bucket, obj.key)
-            self._insert_object(db, obj)
-            self._mark_live(db, obj.segments)
+            if owner is not None:
+                _check_bucket_owner(db, obj.bucket, owner)
+            self._put_object_op(db, obj, if_absent, if_etag)
 
         return self._transact(op)
+
+    def _put_object_op(
+        self, db: sqlite3.Connection, obj: ObjectRecord, if_absent: bool, if_etag: str | None
+    ) -> None:
+        if if_absent or if_etag is not None:
+            row = db.execute(
+                "SELECT etag FROM objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
+            ).fetchone()
+            if if_absent and row is not None:
+                raise ConditionFailed(missing=False)
+            if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
+                raise ConditionFailed(missing=row is None)
+        self._retire_object(db, obj.bucket, obj.key)
+        self._insert_object(db, obj)
+        self._mark_live(db, obj.segments)
 
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
@@ -424,11 +499,13 @@ class SqliteIndex:
             ),
         )
 
-    def _mark_live(self, db: sqlite3.Connection, segments: Iterable[Segment]) -> None:
+    def _mark_live(self, db: sqlite3.Connection, segments: list[Segment]) -> None:
         db.executemany(
             "INSERT OR IGNORE INTO live_blobs VALUES (?)",
             [(s.blob_id,) for s in segments if s.stores],
         )
+        if any(s.deferred for s in segments):  # copies the write could not make: owed
+            queue_repair_rows(db, deferred_copies(segments))
 
     def _queue_gc(self, db: sqlite3.Connection, segments: Iterable[Segment]) -> None:
         due = time.time() + self.gc_grace
@@ -687,9 +764,13 @@ class SqliteIndex:
         )
         return [(r[0], [s for s in r[1].split(",") if s]) for r in rows]
 
-    def forget_garbage(self, blob_ids: list[str]) -> None:
+    def forget_garbage(self, blob_ids: list[str], missed: Sequence[RepairTask] = ()) -> None:
+        """Drop collected garbage; ``missed`` are the deletes a down drive could not do,
+        kept as its hinted-handoff log (in the same transaction, so none is lost)."""
+
         def op(db: sqlite3.Connection):
             db.executemany("DELETE FROM gc_queue WHERE blob_id=?", [(b,) for b in blob_ids])
+            queue_repair_rows(db, missed)
 
         return self._transact(op)
 
@@ -717,6 +798,38 @@ class SqliteIndex:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (name, value))
 
         return self._transact(op)
+
+
+def _object_from_row(row: tuple) -> ObjectRecord:
+    return ObjectRecord(
+        bucket=row[0],
+        key=row[1],
+        size=row[2],
+        etag=row[3],
+        last_modified=row[4],
+        content_type=row[5],
+        headers=_json_dict(row[6]),
+        meta=_json_dict(row[7]),
+        checksum_algorithm=row[8],
+        checksum_type=row[9],
+        checksum_value=row[10],
+        parts_count=row[11],
+        state=row[12],
+        segments=segments_from_text(row[13]),
+        inline=row[14],
+    )
+
+
+def _json_dict(text: str) -> dict:
+    return {} if text == "{}" else json.loads(text)
+
+
+def _check_bucket_owner(db: sqlite3.Connection, bucket: str, owner: str) -> None:
+    row = db.execute("SELECT owner FROM buckets WHERE name=?", (bucket,)).fetchone()
+    if row is None:
+        raise NotFound(bucket)
+    if row[0] != owner:
+        raise Forbidden(bucket)
 
 
 def _upload_from_row(r: tuple) -> UploadRecord:

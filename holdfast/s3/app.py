@@ -128,7 +128,8 @@ class S3App:
             response = await self._s3(request)
         if request.body_held_back():
             response.headers.append(("Connection", "close"))
-        await self._send(send, response, request.method, request_id)
+        with ops_endpoints.observe(request, response):  # request log + metrics, deferred
+            await self._send(send, response, request.method, request_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -141,8 +142,10 @@ class S3App:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
                     return
+                await ops_endpoints.start(self)  # never raises: ops must not stop S3
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await ops_endpoints.stop()
                 if self.workers is not None:
                     await self.workers.stop()
                 if self._service is not None:

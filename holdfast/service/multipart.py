@@ -71,7 +71,9 @@ class Multipart:
         self, upload: UploadRecord, number: int, body: BodySource, size_hint: int
     ) -> PartRecord:
         check_part_number(number)
-        received = await self.objects.receive(body, size_hint, allow_inline=False)
+        received = await self.objects.receive(
+            body, size_hint, allow_inline=False, bucket=upload.bucket
+        )
         segment, verified = received.segment, received.verified
         part = PartRecord(
             upload_id=upload.upload_id,

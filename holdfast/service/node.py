@@ -14,7 +14,9 @@ from typing import ParamSpec, TypeVar
 
 from holdfast.config import Config
 from holdfast.index.sqlite import SqliteIndex
-from holdfast.placement.policy import Policy
+from holdfast.placement.policy import Policies, default_policy
+from holdfast.service.integrity import Integrity, open_drives
+from holdfast.stores.activity import ForegroundMeter
 from holdfast.stores.local import LocalStore
 
 log = logging.getLogger("holdfast.node")
@@ -30,10 +32,17 @@ class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.index = SqliteIndex(index_path(config), gc_grace_seconds=config.gc_grace_seconds)
-        self.stores: dict[str, LocalStore] = {
-            f"d{i}": LocalStore(f"d{i}", Path(d) / "drive") for i, d in enumerate(config.data_dirs)
-        }
-        self.policy = Policy(copies=1, min_copies=1)
+        self.index.start_checkpointer()
+        # Drives, placement and integrity: docs/integrity.md.
+        self.drives = open_drives(config, self.index)
+        self.stores: dict[str, LocalStore] = self.drives.stores
+        self.policies = Policies(
+            default_policy(len(self.stores), config.copies, config.min_copies), len(self.stores)
+        )
+        self.policies.refresh(self.index.bucket_policies)
+        self.policy = self.policies.default
+        self.integrity = Integrity(self.index, self.drives)
+        self.foreground = ForegroundMeter(index_path(config).parent / "foreground.mmap")
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

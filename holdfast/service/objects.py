@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, Segment
-from holdfast.index.sqlite import ConditionFailed
+from holdfast.index.sqlite import ConditionFailed, Forbidden, NotFound
 from holdfast.placement.policy import NoCapacity, choose_stores
+from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.node import Node
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
-from holdfast.stores.local import BlobWriter, LocalStore, StoreFull, new_blob_id
+from holdfast.stores.local import StoreFull
 
 log = logging.getLogger("holdfast.objects")
 
 FLUSH_BYTES = 1024 * 1024
+INDEX_ROW_SLACK = 64 * 1024  # room an inline object's row needs beyond its bytes
 READ_BATCH_BLOCKS = 4
 
 
@@ -56,49 +59,16 @@ class DataLost(Exception):
     """No store could deliver a verified copy of some bytes: the response must be aborted."""
 
 
-class _BlobSink:
-    """The writers of one new blob (one per chosen store) plus its block checksums."""
-
-    def __init__(self, stores: Sequence[LocalStore], block_size: int) -> None:
-        self.stores = stores
-        self.blocks = BlockChecksummer(block_size)
-        self.writers: list[BlobWriter] = []
-        self.size = 0
-        for store in stores:
-            self.writers.append(store.writer())
-
-    def absorb(self, body: BodySource, data: bytes) -> None:
-        if not data:
-            return
-        body.update(data)
-        self.blocks.update(data)
-        for w in self.writers:
-            w.write(data)
-        self.size += len(data)
-
-    def seal(self, body: BodySource, data: bytes) -> tuple[Segment, object]:
-        """Last bytes, then verify, then make durable: a digest mismatch stores nothing."""
-        self.absorb(body, data)
-        verified = body.finish()
-        blob_id = new_blob_id()
-        for w in self.writers:
-            w.finish(blob_id)
-        segment = Segment(
-            blob_id=blob_id,
-            size=self.size,
-            block_size=self.blocks.block_size,
-            crcs=self.blocks.finish(),
-            stores=tuple(s.store_id for s in self.stores),
-        )
-        return segment, verified
-
-    def abort(self) -> None:
-        for w in self.writers:
-            w.abort()
-
-
 def _storage_error(exc: Exception) -> S3Error:
     return S3Error("InsufficientStorage", str(exc), status=507)
+
+
+def _placement_error(exc: NoCapacity | QuorumLost) -> S3Error:
+    """Out of space: InsufficientStorage (507, docs/integrity.md). Too few drives up:
+    ServiceUnavailable (503), which SDKs retry."""
+    if exc.full:
+        return _storage_error(exc)
+    return S3Error("ServiceUnavailable", f"Not enough drives are available: {exc}", status=503)
 
 
 class Objects:
@@ -107,20 +77,42 @@ class Objects:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def fits_inline(self, size: int | None) -> bool:
+        return size is not None and size <= self.node.config.inline_max_bytes
+
     async def receive(
-        self, body: BodySource, size: int | None, allow_inline: bool = True
+        self,
+        body: BodySource,
+        size: int | None,
+        allow_inline: bool = True,
+        bucket: str | None = None,
     ) -> Received:
         """Take in ``body`` (``size`` bytes if known): small ones are kept in memory to be
         committed inline with their metadata; others stream into a new durable blob, not yet
-        referenced by the index. The digests are verified either way."""
-        if allow_inline and size is not None and size <= self.node.config.inline_max_bytes:
+        referenced by the index. The digests are verified either way.
+
+        ``bucket`` selects the placement policy. Only a single-copy policy stores small
+        objects inline: an inline object has exactly one copy, in the index row, so a
+        policy of two copies on distinct drives writes them as blobs like any other."""
+        policy = self.node.policies.policy_for(bucket)
+        if allow_inline and policy.copies == 1 and self.fits_inline(size):
+            self._check_index_room(size or 0)
             return await self._receive_inline(body)
-        size_hint = size or 0
+        self.node.foreground.touch()
         try:
-            stores = choose_stores(list(self.node.stores.values()), self.node.policy, size_hint)
-        except NoCapacity as e:
-            raise _storage_error(e) from None
-        sink = await self.node.run(_BlobSink, stores, self.node.config.block_size)
+            choice = choose_stores(
+                list(self.node.stores.values()), policy, size or 0, self.node.drives.writable
+            )
+            sink = await self.node.run(
+                BlobSink,
+                choice.targets,
+                self.node.config.block_size,
+                self.node.drives,
+                policy.min_copies,
+                choice.deferred,
+            )
+        except (NoCapacity, QuorumLost) as e:
+            raise _placement_error(e) from None
         pending: asyncio.Future | None = None
         buf = bytearray()
         try:
@@ -135,6 +127,8 @@ class Objects:
                 await pending
                 pending = None
             segment, verified = await self.node.run(sink.seal, body, bytes(buf))
+            if segment.deferred:
+                self.node.integrity.counters.degraded_writes += 1
             return Received(segment, verified)
         except BaseException as exc:
             if pending is not None:
@@ -142,7 +136,20 @@ class Objects:
             await self.node.run(sink.abort)
             if isinstance(exc, StoreFull):
                 raise _storage_error(exc) from None
+            if isinstance(exc, QuorumLost):
+                raise _placement_error(exc) from None
             raise
+
+    def _check_index_room(self, size: int) -> None:
+        """Inline bytes go into the index, on the first drive: they must leave that drive's
+        reserve alone like any blob, or a full drive could not even record a delete."""
+        store = self.node.stores.get("d0")
+        try:
+            free = store.free_bytes() if store is not None else None
+        except OSError:
+            return
+        if free is not None and free < size + INDEX_ROW_SLACK:
+            raise _storage_error(NoCapacity(f"the index drive has {free} bytes free", full=True))
 
     async def _receive_inline(self, body: BodySource) -> Received:
         """Hashing a few KiB is cheaper than a thread hop, so this stays on the event loop."""
@@ -160,15 +167,31 @@ class Objects:
         return Received(segment, verified, data)
 
     async def commit(
-        self, record: ObjectRecord, if_absent: bool = False, if_etag: str | None = None
+        self,
+        record: ObjectRecord,
+        if_absent: bool = False,
+        if_etag: str | None = None,
+        owner: str | None = None,
     ) -> None:
+        """Make ``record`` visible. With ``owner``, the bucket's existence and ownership are
+        checked in the commit transaction itself (the only check small PUTs get)."""
         try:
-            await self.node.run(self.node.index.put_object, record, if_absent, if_etag)
+            await self.node.run(self.node.index.put_object, record, if_absent, if_etag, owner)
+        except (NotFound, Forbidden) as e:
+            await self.discard(record.segments)
+            if isinstance(e, NotFound):
+                raise S3Error("NoSuchBucket", BucketName=record.bucket) from None
+            raise S3Error("AccessDenied") from None
         except ConditionFailed as e:
             await self.discard(record.segments)
             if e.missing:
                 raise S3Error("NoSuchKey", Key=record.key) from None
             raise S3Error("PreconditionFailed", Condition="If-Match") from None
+        except sqlite3.OperationalError as e:
+            await self.discard(record.segments)
+            if "full" in str(e):  # SQLITE_FULL: the index's drive is out of space
+                raise _storage_error(e) from None
+            raise
         except BaseException:
             # The blob never became visible; let the GC reclaim it promptly.
             await self.discard(record.segments)
@@ -182,6 +205,18 @@ class Objects:
                     await self.node.run(store.delete, seg.blob_id)
 
     # -- reading -----------------------------------------------------------------------------
+
+    async def get_owned(self, owner: str, bucket: str, key: str) -> ObjectRecord:
+        """The object, after checking the bucket exists and belongs to ``owner``: one index
+        read for the bucket and the key together."""
+        bucket_owner, obj = await self.node.lookup(self.node.index.get_object_in, bucket, key)
+        if bucket_owner is None:
+            raise S3Error("NoSuchBucket", BucketName=bucket)
+        if bucket_owner != owner:
+            raise S3Error("AccessDenied")
+        if obj is None:
+            raise S3Error("NoSuchKey", Key=key)
+        return obj
 
     async def get(self, bucket: str, key: str) -> ObjectRecord:
         obj = await self.node.lookup(self.node.index.get_object, bucket, key)
@@ -219,24 +254,37 @@ class Objects:
         return obj.inline[start:end]
 
     async def _lost(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
-        await self.node.run(
-            self.node.index.mark_object_state, obj.bucket, obj.key, obj.etag, "corrupt"
-        )
-        log.critical("no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures)
+        await self.node.run(self.node.integrity.object_damaged, obj, pos, failures)
         raise DataLost(f"{obj.bucket}/{obj.key}: no good copy ({'; '.join(failures)})")
 
     async def _read_segment(
         self, obj: ObjectRecord, seg: Segment, start: int, end: int
     ) -> AsyncIterator[bytes]:
-        """Read from the first store that works; on a bad block or an I/O error carry on
-        from the next copy at the same offset, so the client still gets every byte right."""
+        """Read from the best copy (healthy drives first); on a bad block, a missing blob or
+        an I/O error carry on from another copy at the same offset, so the client still gets
+        every byte right. A copy that failed is tried again once the read has moved past the
+        block it failed on: copies damaged in different places still make a whole body.
+        Each failure is reported: its drive's breaker counts it and a repair is queued
+        (docs/integrity.md)."""
         pos = start
         failures: list[str] = []
-        for store_id in seg.stores:
+        failed_at: dict[str, int] = {}  # store -> the offset where its copy last failed
+        order = (
+            seg.stores
+            if len(seg.stores) < 2
+            else self.node.drives.read_order(seg.stores, seg.blob_id)
+        )
+        while True:
+            store_id = next((s for s in order if failed_at.get(s, -1) < pos), None)
+            if store_id is None:
+                await self._lost(obj, pos, failures)
             store = self.node.stores.get(store_id)
             if store is None:
+                failed_at[store_id] = end
                 failures.append(f"{store_id}: unknown store")
                 continue
+            if failures:
+                self.node.integrity.counters.failovers += 1
             try:
                 async for chunk in self.node.iterate(
                     lambda s=store, p=pos: s.read_blocks(
@@ -245,21 +293,31 @@ class Objects:
                     batch=READ_BATCH_BLOCKS,
                 ):
                     pos += len(chunk)
+                    self.node.foreground.touch()
                     yield chunk
                 return
             except (CorruptBlock, OSError) as e:
                 log.error("read of %s/%s failed on %s: %s", obj.bucket, obj.key, store_id, e)
+                failed_at[store_id] = pos
                 failures.append(f"{store_id}: {e}")
-        await self.node.run(
-            self.node.index.mark_object_state, obj.bucket, obj.key, obj.etag, "corrupt"
-        )
-        log.critical("no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures)
-        raise DataLost(f"{obj.bucket}/{obj.key}: no good copy ({'; '.join(failures)})")
+                ref = f"{obj.bucket}/{obj.key}"
+                await self.node.run(self.node.integrity.copy_failed, seg, store_id, e, ref)
 
     # -- deleting ----------------------------------------------------------------------------
 
     async def delete(self, bucket: str, key: str) -> None:
-        await self.node.run(self.node.index.delete_object, bucket, key)
+        await self._index_write(self.node.index.delete_object, bucket, key)
 
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
-        await self.node.run(self.node.index.delete_objects, bucket, keys)
+        await self._index_write(self.node.index.delete_objects, bucket, keys)
+
+    async def _index_write(self, fn, *args) -> None:
+        """An index write whose drive may be full (SQLITE_FULL): InsufficientStorage, not a
+        500. The write reserve normally leaves room for deletes; this covers a drive that
+        something else filled."""
+        try:
+            await self.node.run(fn, *args)
+        except sqlite3.OperationalError as e:
+            if "full" in str(e):
+                raise _storage_error(e) from None
+            raise

@@ -88,3 +88,15 @@ class Users:
         user = UserRecord(name, access, secret, created=time.time())
         self.index.add_user(user)
         return user
+
+    def set_disabled(self, name: str, disabled: bool) -> bool:
+        """Takes effect on every worker within the lookup cache's ``ttl``."""
+        if name == ROOT_USER:
+            raise ValueError("the root user is configured outside the index")
+        return self.index.set_user_disabled(name, disabled)
+
+    def remove(self, name: str) -> bool:
+        """Raises NotEmpty (naming the buckets) while the user still owns buckets."""
+        if name == ROOT_USER:
+            raise ValueError("the root user is configured outside the index")
+        return self.index.delete_user(name)

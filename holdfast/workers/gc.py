@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from holdfast.index.records import RepairTask
 from holdfast.service.node import Node
 from holdfast.workers.limits import Backoff, TokenBucket
 
@@ -29,6 +30,7 @@ TMP_MAX_AGE = 24 * 3600.0
 @dataclass
 class GcStats:
     deleted: int = 0
+    missed_deletes: int = 0  # deletes left in a down drive's handoff log
     orphans: int = 0
     tmp_removed: int = 0
     errors: int = 0
@@ -48,16 +50,36 @@ class GarbageCollector:
     # -- one step of each job, synchronous (run in the node's pool) --------------------------
 
     def collect_due(self, now: float | None = None) -> int:
+        """Delete due garbage from every drive holding a copy. A drive that is down or
+        read-only (or fails the delete) gets the delete in its hinted-handoff log instead,
+        so the blob cannot come back with the drive."""
         due = self.node.index.due_garbage(self.batch, now)
+        missed: list[RepairTask] = []
         for blob_id, store_ids in due:
             for store_id in store_ids:
-                store = self.node.stores.get(store_id)
-                if store is not None:
-                    store.delete(blob_id)
+                if not self._delete(store_id, blob_id):
+                    missed.append(RepairTask(blob_id, store_id, "delete", "missed-delete"))
         if due:
-            self.node.index.forget_garbage([b for b, _ in due])
+            self.node.index.forget_garbage([b for b, _ in due], missed)
         self.stats.deleted += len(due)
+        self.stats.missed_deletes += len(missed)
         return len(due)
+
+    def _delete(self, store_id: str, blob_id: str) -> bool:
+        store = self.node.stores.get(store_id)
+        if store is None:
+            log.error(
+                "blob %s names unknown drive %s; its copy there is not deleted", blob_id, store_id
+            )
+            return True
+        if not self.node.drives.writable(store_id):
+            return False
+        try:
+            store.delete(blob_id)
+            return True
+        except OSError as e:
+            self.node.drives.copy_failed(store_id, blob_id, e)
+            return False
 
     def sweep_orphans(self, now: float | None = None) -> int:
         """Sweep every hour on every store that began at least ``orphan_age`` ago and has not
@@ -67,6 +89,8 @@ class GarbageCollector:
         cutoff = now - self.orphan_age
         removed = 0
         for store in self.node.stores.values():
+            if not self.node.drives.writable(store.store_id):
+                continue  # swept once it is back; its cursor waits
             cursor_name = f"sweep_cursor:{store.store_id}"
             cursor = self.node.index.get_meta(cursor_name) or ""
             for hour in store.hours():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 
 
@@ -21,6 +22,7 @@ class TokenBucket:
         self.burst = burst if burst is not None else max(rate, 1.0)
         self._tokens = self.burst
         self._stamp = time.monotonic()
+        self._lock = threading.Lock()  # take_sync is called from several threads
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -33,13 +35,25 @@ class TokenBucket:
         missing = amount - self._tokens
         return 0.0 if missing <= 0 else missing / self.rate
 
+    def _debit(self, amount: float) -> float:
+        """Consume ``amount`` tokens now (possibly going into debt); the wait owed."""
+        with self._lock:
+            self._refill()
+            self._tokens -= amount
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
     async def take(self, amount: float = 1.0) -> None:
         """Wait for and consume ``amount`` tokens (an amount above the burst is allowed and
         simply waits proportionally longer)."""
-        self._refill()
-        self._tokens -= amount
-        if self._tokens < 0:
-            await asyncio.sleep(-self._tokens / self.rate)
+        wait = self._debit(amount)
+        if wait:
+            await asyncio.sleep(wait)
+
+    def take_sync(self, amount: float = 1.0) -> None:
+        """:meth:`take` for code running in a worker thread."""
+        wait = self._debit(amount)
+        if wait:
+            time.sleep(wait)
 
 
 class Backoff:
@@ -53,9 +67,28 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * (2**self.failures))
+        delay = jittered_delay(self.base, self.cap, self.failures)
         self.failures += 1
-        return random.uniform(ceiling / 2, ceiling)
+        return delay
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def jittered_delay(base: float, cap: float, failures: int) -> float:
+    """The delay after ``failures`` earlier failures: uniform in [c/2, c], c = min(cap,
+    base * 2**failures). Shared by every backoff, including the durable per-row one of the
+    repair queue (whose failure count lives in the index)."""
+    ceiling = min(cap, base * (2 ** min(failures, 62)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def max_attempts(base: float, cap: float, seconds: float) -> int:
+    """The most attempts a loop backing off with :func:`jittered_delay` can make within
+    ``seconds`` (every delay at its minimum): the bound the storm check holds repair to."""
+    attempts, elapsed = 1, 0.0
+    while True:
+        elapsed += min(cap, base * 2 ** min(attempts - 1, 62)) / 2
+        if elapsed > seconds:
+            return attempts
+        attempts += 1

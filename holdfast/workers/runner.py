@@ -1,8 +1,14 @@
 """Starts the background workers in exactly one process of a node.
 
 Every worker process serves requests, but background jobs need one runner: the first process
-to take an exclusive lock on a file in the index directory runs them; the others keep
-retrying the lock slowly, so a replacement takes over if that process dies.
+to take an exclusive lock on a file in the index directory runs them (garbage collection,
+the repair queue, the scrubber); the others keep retrying the lock slowly, so a replacement
+takes over if that process dies. The drive monitor runs in every process, because each
+keeps its own view of its drives.
+
+The runner also publishes the integrity snapshot (holdfast/workers/health.py) to a small
+JSON file next to the index every second, so every process, ``holdfast fsck`` and the tests
+can read the background workers' state without asking the index.
 """
 
 from __future__ import annotations
@@ -15,23 +21,41 @@ from pathlib import Path
 
 from holdfast.service import Service
 from holdfast.workers.gc import GarbageCollector
+from holdfast.workers.monitor import DriveMonitor
+from holdfast.workers.repair import RepairWorker
+from holdfast.workers.scrub import Scrubber
 
 log = logging.getLogger("holdfast.workers")
 
 LOCK_RETRY_SECONDS = 10.0
+PUBLISH_SECONDS = 1.0
 
 
 class BackgroundWorkers:
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.gc = GarbageCollector(service.node)
-        self.lock_path = Path(service.node.index.path).parent / "workers.lock"
+        node = service.node
+        self.gc = GarbageCollector(node)
+        self.repair = RepairWorker(node)
+        self.scrubber = Scrubber(node)
+        self.monitor = DriveMonitor(node)
+        self.lock_path = Path(node.index.path).parent / "workers.lock"
         self._lock_fd: int | None = None
         self._task: asyncio.Task | None = None
+        self._monitor_task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.leader = False
+        node.drives.on_up = self._drive_up
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._monitor_task = self._loop.create_task(self.monitor.run())
+        self._task = self._loop.create_task(self._run())
+
+    def _drive_up(self, store_id: str) -> None:
+        """A probe (in a pool thread) found a drive back: replay its handoff log now."""
+        if self._loop is not None and self.leader:
+            self._loop.call_soon_threadsafe(self.repair.wake)
 
     def _try_lock(self) -> bool:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -48,12 +72,27 @@ class BackgroundWorkers:
             await asyncio.sleep(LOCK_RETRY_SECONDS)
         self.leader = True
         log.info("process %d runs the background workers", os.getpid())
-        await self.gc.run()
+        await asyncio.gather(self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish())
+
+    async def _publish(self) -> None:
+        from holdfast.workers.health import publish
+
+        while True:
+            try:
+                await self.service.node.run(publish, self.service, self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not publish the integrity status")
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._monitor_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self.repair.close()
+        self.scrubber.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

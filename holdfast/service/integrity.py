@@ -1,0 +1,150 @@
+"""What the data paths do when a copy fails them: tell the drive's circuit breaker, queue a
+repair for the copy, and remember objects found damaged, for status and metrics.
+
+A bad copy is not quarantined here: the repair worker first assembles a verified replacement
+(block by block, from every copy that still has good blocks), and only then moves the bad
+copy aside. Until then it stays where it is, ranked last for reads, because a copy with one
+bad block may hold the only good copy of another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from holdfast.config import Config
+from holdfast.index.records import ObjectRecord, RepairTask, Segment
+from holdfast.index.sqlite import SqliteIndex
+from holdfast.stores.blocks import CorruptBlock
+from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
+from holdfast.stores.local import DriveMissing, LocalStore
+from holdfast.workers.counters import count
+
+log = logging.getLogger("holdfast.integrity")
+
+REQUEUE_AFTER_SECONDS = 60.0  # one repair row per bad copy, not one per GET that trips on it
+REMEMBERED = 1000
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, CorruptBlock):
+        return "corrupt"
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    return "io-error"
+
+
+@dataclass
+class IntegrityCounters:
+    copy_failures: int = 0  # reads or writes of one copy that failed
+    failovers: int = 0  # reads that carried on from another copy
+    repairs_queued: int = 0
+    objects_damaged: int = 0  # reads that found no good copy
+    degraded_writes: int = 0  # writes acknowledged with fewer copies than the policy wants
+    damaged: OrderedDict = field(default_factory=OrderedDict)  # (bucket, key) -> details
+
+
+class Integrity:
+    def __init__(self, index: SqliteIndex, drives: Drives) -> None:
+        self.index = index
+        self.drives = drives
+        self.counters = IntegrityCounters()
+        self._queued: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def copy_failed(
+        self, seg: Segment, store_id: str, exc: BaseException, ref: str | None = None
+    ) -> None:
+        """One copy of ``seg`` on ``store_id`` failed a read (blocking: may write the
+        repair queue). A drive that is simply gone gets no row: its copies come back with
+        it, and everything it missed meanwhile is in its handoff log already."""
+        self.counters.copy_failures += 1
+        if isinstance(exc, CorruptBlock):
+            count("CHECKSUM_FAILURES", 1, "block")
+            count("CORRUPTIONS_FOUND", 1, "read")
+        verdict = self.drives.copy_failed(store_id, seg.blob_id, exc)
+        gone = isinstance(exc, (FileNotFoundError, DriveMissing))
+        drive_gone = verdict is DriveState.DOWN and gone
+        if drive_gone or store_id not in self.drives.stores:
+            return
+        self.queue(RepairTask(seg.blob_id, store_id, "copy", failure_reason(exc), seg, ref))
+
+    def queue(self, task: RepairTask) -> bool:
+        """Queue a repair unless this process queued the same one a moment ago."""
+        key = (task.blob_id, task.store_id)
+        now = time.monotonic()
+        with self._lock:
+            last = self._queued.get(key)
+            if last is not None and now - last < REQUEUE_AFTER_SECONDS:
+                return False
+            self._queued[key] = now
+            self._queued.move_to_end(key)
+            while len(self._queued) > REMEMBERED:
+                self._queued.popitem(last=False)
+        added = self.index.queue_repairs([task]) > 0
+        if added:
+            self.counters.repairs_queued += 1
+            log.warning(
+                "repair queued: blob %s on %s (%s)%s",
+                task.blob_id,
+                task.store_id,
+                task.reason,
+                f" of {task.ref}" if task.ref else "",
+            )
+        return added
+
+    def object_damaged(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
+        """No copy could deliver some byte of ``obj``: mark it (that version only), keep it
+        in memory for the status page, and say so loudly."""
+        self.index.mark_object_state(obj.bucket, obj.key, obj.etag, "corrupt")
+        with self._lock:
+            self.counters.objects_damaged += 1
+            self.counters.damaged[(obj.bucket, obj.key)] = {
+                "bucket": obj.bucket,
+                "key": obj.key,
+                "etag": obj.etag,
+                "offset": pos,
+                "failures": failures[:4],
+                "at": time.time(),
+            }
+            while len(self.counters.damaged) > REMEMBERED:
+                self.counters.damaged.popitem(last=False)
+        log.critical("no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures)
+
+    def snapshot(self) -> dict:
+        c = self.counters
+        with self._lock:
+            damaged = list(c.damaged.values())[-20:]
+        return {
+            "copy_failures": c.copy_failures,
+            "failovers": c.failovers,
+            "repairs_queued": c.repairs_queued,
+            "objects_damaged": c.objects_damaged,
+            "degraded_writes": c.degraded_writes,
+            "recently_damaged": damaged,
+        }
+
+
+def open_drives(config: Config, index: SqliteIndex) -> Drives:
+    """The node's drives, registered in the index (adopting blank ones) and probed once,
+    so a node starts with a correct picture: a pulled drive is down from the first request."""
+    stores = [
+        LocalStore(
+            f"d{i}", Path(d) / "drive", config.reserve_percent, config.repair_reserve_percent
+        )
+        for i, d in enumerate(config.data_dirs)
+    ]
+    known = register_drives(stores, index.drives(), index.register_drive)
+    settings = BreakerSettings(
+        threshold=config.drive_error_threshold,
+        window=config.drive_error_window_seconds,
+        probe_base=config.drive_probe_base_seconds,
+        probe_cap=config.drive_probe_cap_seconds,
+    )
+    drives = Drives(stores, known, settings)
+    drives.probe_all()
+    return drives

@@ -1,0 +1,91 @@
+"""Admin commands for integrity: ``holdfast bucket policy`` and ``holdfast fsck``.
+
+Both open the node's index directly (SQLite in WAL mode is safe to share with a running
+server), so they work whether or not the server is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from holdfast.config import Config
+from holdfast.placement.policy import Policy
+
+COMMANDS = ("bucket", "fsck")
+
+
+def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
+    bucket = sub.add_parser("bucket", help="bucket administration (placement policy)")
+    bucket_sub = bucket.add_subparsers(dest="bucket_command", required=True)
+    pol = bucket_sub.add_parser(
+        "policy",
+        help="show or set a bucket's placement policy (copies, write quorum)",
+        description="Without --copies or --clear, shows the policy. Running servers pick "
+        "a change up within 2 seconds; it applies to objects written afterwards (the "
+        "scrubber does not re-place existing ones).",
+    )
+    pol.add_argument("name")
+    add_data(pol)
+    pol.add_argument("--copies", type=int, help="copies on distinct drives")
+    pol.add_argument("--min-copies", type=int, help="write quorum (default 1)")
+    pol.add_argument("--clear", action="store_true", help="use the server's policy again")
+    pol.add_argument("--json", action="store_true")
+
+    from holdfast.workers.fsck import add_fsck_parser
+
+    add_fsck_parser(sub, add_data)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "bucket":
+        return _bucket_policy(args, config)
+    from holdfast.workers.fsck import run_fsck
+
+    return run_fsck(args, config)
+
+
+def _bucket_policy(args: argparse.Namespace, config: Config) -> int:
+    from holdfast.index.sqlite import SqliteIndex
+    from holdfast.service.node import index_path
+
+    path = index_path(config)
+    if not path.exists():
+        raise SystemExit(f"holdfast: no index at {path}; pass the server's --data")
+    index = SqliteIndex(path)
+    if index.get_bucket(args.name) is None:
+        print(f"holdfast: no bucket {args.name!r}", file=sys.stderr)
+        return 1
+    drives = len(config.data_dirs)
+    if args.clear:
+        index.set_bucket_policy(args.name, None, None)
+    elif args.copies is not None:
+        try:
+            policy = Policy(args.copies, args.min_copies or 1)
+        except ValueError as e:
+            print(f"holdfast: {e}", file=sys.stderr)
+            return 2
+        if policy.copies > drives:
+            print(
+                f"holdfast: {policy.copies} copies need {policy.copies} drives; "
+                f"{drives} given with --data",
+                file=sys.stderr,
+            )
+            return 2
+        index.set_bucket_policy(args.name, policy.copies, policy.min_copies)
+    stored = index.bucket_policies().get(args.name)
+    shown = {
+        "bucket": args.name,
+        "copies": stored[0] if stored else None,
+        "min_copies": stored[1] if stored else None,
+        "source": "bucket" if stored else "server",
+    }
+    if args.json:
+        print(json.dumps(shown))
+    elif stored:
+        print(f"{args.name}: {stored[0]} copies, write quorum {stored[1]}")
+    else:
+        print(f"{args.name}: the server's policy (--copies / --min-copies)")
+    return 0

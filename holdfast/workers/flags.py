@@ -1,0 +1,92 @@
+"""Command-line flags for placement, repair, scrubbing and drive health (``holdfast serve``),
+kept here so that every limit docs/integrity.md lists has exactly one flag, one default and
+one place that copies it into the Config."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from holdfast.config import Config
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "64MiB", "64M", "1.5g", "512k"."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _percent(text: str) -> float:
+    value = float(text.rstrip("%"))
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"not a percentage below 100: {text!r}")
+    return value
+
+
+# (flag, Config field, type, help). Defaults come from Config itself.
+FLAGS: list[tuple[str, str, object, str]] = [
+    ("--copies", "copies", int, "copies per object on distinct drives (default: 2 with 2+ drives)"),
+    (
+        "--min-copies",
+        "min_copies",
+        int,
+        "write quorum: durable copies before a PUT is acknowledged",
+    ),
+    ("--reserve", "reserve_percent", _percent, "percent of each drive kept free by writes"),
+    ("--repair-reserve", "repair_reserve_percent", _percent, "percent kept free by repair"),
+    ("--repair-rate", "repair_bytes_per_second", parse_size, "repair bytes per second"),
+    ("--repair-ops", "repair_ops_per_second", float, "repairs started per second"),
+    ("--repair-concurrency", "repair_concurrency", int, "repairs running at once"),
+    ("--repair-backoff-base", "repair_backoff_base_seconds", float, "first retry delay (s)"),
+    ("--repair-backoff-cap", "repair_backoff_cap_seconds", float, "longest retry delay (s)"),
+    ("--scrub-rate", "scrub_bytes_per_second", parse_size, "scrubber bytes per second (0: off)"),
+    ("--scrub-interval", "scrub_interval_seconds", float, "pause between scrub passes (s)"),
+    ("--drive-errors", "drive_error_threshold", int, "errors that mark a drive down"),
+    ("--drive-error-window", "drive_error_window_seconds", float, "... within this many seconds"),
+    ("--drive-probe-cap", "drive_probe_cap_seconds", float, "longest wait between probes (s)"),
+    ("--gc-grace", "gc_grace_seconds", float, "delay before a replaced blob is deleted (s)"),
+]
+
+
+def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("integrity (docs/integrity.md)")
+    defaults = Config()
+    for flag, field, kind, text in FLAGS:
+        group.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            default=None,
+            metavar="N",
+            help=f"{text} [{getattr(defaults, field)}]",
+        )
+
+
+def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
+    """Copy the flags that were given into ``config``, then check they make sense."""
+    for _flag, field, _kind, _text in FLAGS:
+        value = getattr(args, field, None)
+        if value is not None:
+            setattr(config, field, value)
+    drives = len(config.data_dirs)
+    if config.copies < 0 or config.min_copies < 1:
+        raise SystemExit("holdfast: --copies must be >= 1 and --min-copies >= 1")
+    if config.copies and config.min_copies > config.copies:
+        raise SystemExit("holdfast: --min-copies cannot exceed --copies")
+    if config.min_copies > drives:
+        raise SystemExit(
+            f"holdfast: --min-copies {config.min_copies} needs that many --data drives"
+        )
+    if config.copies > drives:
+        raise SystemExit(
+            f"holdfast: --copies {config.copies} needs {config.copies} drives, "
+            f"{drives} given (add --data DIR once per drive)"
+        )
+    if config.repair_concurrency < 1 or config.repair_ops_per_second <= 0:
+        raise SystemExit("holdfast: --repair-concurrency and --repair-ops must be positive")
+    if config.repair_bytes_per_second <= 0:
+        raise SystemExit("holdfast: --repair-rate must be positive")

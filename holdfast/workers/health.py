@@ -1,0 +1,197 @@
+"""Integrity status: drives, placement, repair queue, scrubber, damaged objects.
+
+Plain functions over plain data, for the status page, metrics and tests:
+
+* :func:`process_view` — this process's drives (circuit breakers), placement policies and
+  read/write integrity counters. Memory and ``statvfs`` only: it works while the index is
+  down.
+* :func:`integrity_snapshot` — the above plus the background workers' state: live if this
+  process runs them, otherwise as last published (see :func:`publish`).
+* :func:`publish` — run every second by the process that runs the background workers; adds
+  what needs the index (repair queue depth per drive, damaged objects), and writes it all to
+  ``<index dir>/integrity-status.json`` atomically. A failing index only makes the index
+  part stale (``index_error``), never the rest.
+* :func:`ops_provider` — the hook holdfast/ops/providers.py loads: maps the above onto the
+  keys the ops status and metrics understand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from holdfast.index.integrity import damaged_objects, repair_summary
+
+STATUS_FILE = "integrity-status.json"
+
+
+def status_path(index_path: Path | str) -> Path:
+    return Path(index_path).parent / STATUS_FILE
+
+
+def process_view(service: Any) -> dict:
+    node = service.node
+    return {
+        "pid": os.getpid(),
+        "drives": node.drives.snapshot(),
+        "placement": node.policies.as_dict(),
+        "integrity": node.integrity.snapshot(),
+    }
+
+
+def background_view(workers: Any) -> dict:
+    """The leader's in-memory state of repair, scrub and GC."""
+    return {
+        "repair": workers.repair.snapshot(),
+        "scrub": workers.scrubber.snapshot(),
+        "gc": asdict(workers.gc.stats),
+    }
+
+
+def quarantined_copies(service: Any) -> dict[str, int]:
+    out = {}
+    for sid, store in service.node.stores.items():
+        if service.node.drives.readable(sid):
+            out[sid] = len(store.quarantined())
+    return out
+
+
+def durable_view(db: sqlite3.Connection, limit: int = 20) -> dict:
+    count, examples = damaged_objects(db, limit)
+    return {
+        "repair_queue": repair_summary(db),
+        "damaged": {"count": count, "examples": [f"{b}/{k}" for b, k in examples]},
+    }
+
+
+def publish(service: Any, workers: Any) -> dict:
+    """Write the whole integrity state for every other process (blocking)."""
+    state: dict[str, Any] = {
+        "written_at": time.time(),
+        **process_view(service),
+        **background_view(workers),
+        "quarantined": quarantined_copies(service),
+    }
+    try:
+        state.update(durable_view(service.node.index._conn()))
+    except sqlite3.Error as e:
+        previous = read_published(status_path(service.node.index.path)) or {}
+        state["repair_queue"] = previous.get("repair_queue")
+        state["damaged"] = previous.get("damaged")
+        state["index_error"] = str(e)
+    workers.integrity_status = state
+    path = status_path(service.node.index.path)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(state, default=str))
+    os.replace(tmp, path)
+    return state
+
+
+def read_published(path: Path) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    state["age_seconds"] = round(time.time() - state.get("written_at", 0), 2)
+    return state
+
+
+def integrity_snapshot(service: Any, workers: Any = None) -> dict:
+    """Everything about integrity this process can tell without asking the index."""
+    view = process_view(service)
+    if workers is not None and getattr(workers, "leader", False):
+        background = {
+            **(getattr(workers, "integrity_status", None) or {}),
+            **background_view(workers),
+        }
+    else:
+        background = read_published(status_path(service.node.index.path)) or {}
+    for key in ("repair", "scrub", "gc", "repair_queue", "damaged", "quarantined"):
+        view[key] = background.get(key)
+    view["background_age_seconds"] = background.get("age_seconds")
+    return view
+
+
+# -- the ops provider (holdfast/ops/providers.py) ---------------------------------------------
+
+
+class IntegrityProvider:
+    name = "integrity"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def live(self) -> dict:
+        service = self.app.service
+        return {
+            "drives": {
+                d["id"]: {"state": d["state"], "reason": d["reason"]}
+                for d in service.node.drives.snapshot()
+            },
+            "write_quorum": service.node.policies.default.min_copies,
+            "placement": service.node.policies.as_dict(),
+            "integrity": service.node.integrity.snapshot(),
+        }
+
+    def from_index(self, db: sqlite3.Connection) -> dict:
+        durable = durable_view(db)
+        queue = durable["repair_queue"]
+        rows = sum(v["rows"] for ops in queue.values() for v in ops.values())
+        oldest = [v["oldest"] for ops in queue.values() for v in ops.values() if v["oldest"]]
+        return {
+            "repair": {
+                "queued": rows,
+                "oldest_queued": min(oldest) if oldest else None,
+                "by_drive": queue,
+            },
+            "damaged": durable["damaged"],
+        }
+
+    def background(self, workers: Any) -> dict:
+        if workers is None or not hasattr(workers, "repair"):
+            return {}
+        repair = workers.repair.snapshot()
+        scrub = workers.scrubber.snapshot()
+        published = getattr(workers, "integrity_status", None) or {}
+        backing_off = repair["drives_backing_off"]
+        last = scrub.get("last_pass") or {}
+        return {
+            "repair": {
+                "in_flight": repair["in_flight"],
+                "failed": sum(repair["failures"].values()),
+                "done_total": repair["repaired"] + repair["deletes_replayed"],
+                "bytes_copied": repair["bytes_copied"],
+                "bytes_per_second": repair["limits"]["bytes_per_second"],
+                "backoff_seconds": max(backing_off.values(), default=0.0),
+                "retry_rate_per_second": repair["retry_rate_per_second"],
+                "limits": repair["limits"],
+                "failures": repair["failures"],
+            },
+            "scrub": {
+                "progress": scrub["progress"],
+                "pass": scrub["pass"],
+                "phase": scrub["phase"],
+                "pass_started": scrub["pass_started"],
+                "last_pass_completed": (last.get("started", 0) + last.get("seconds", 0))
+                if last
+                else None,
+                "blobs_verified": scrub["objects_verified"] + scrub["parts_verified"],
+                "bytes_verified": scrub["bytes_verified"],
+                "rate_bytes_per_second": scrub["bytes_per_second"],
+                "corruptions_found": scrub["faults_total"],
+                "corruptions_fixed": repair["repaired"],
+                "last_pass": last or None,
+            },
+            "corruption": {
+                "quarantined_copies": sum((published.get("quarantined") or {}).values())
+            },
+        }
+
+
+def ops_provider(app: Any) -> IntegrityProvider:
+    return IntegrityProvider(app)

@@ -1,0 +1,425 @@
+"""The repair queue's worker: make every drive agree with the index, without a storm.
+
+Rows come from the write path (copies a degraded write could not make), the read path and
+the scrubber (missing, corrupt or unreadable copies) and the garbage collector (deletes a
+down drive missed). A row for a drive that is down waits untouched: that is the drive's
+hinted-handoff log, worked off the moment a probe finds the drive back, so it re-syncs
+exactly what it missed (EBS, 2011: a returning node re-copied whole volumes).
+
+Flow control (EBS, 2011: the re-mirroring storm), every number configurable:
+
+* token buckets on operations/s and bytes/s (bytes are taken block by block as they are
+  copied, so one large blob is paced too);
+* at most ``repair_concurrency`` repairs at once, on a thread pool of their own, so request
+  threads are never taken; and each block waits for a short lull in foreground requests
+  (bounded, so repair still progresses under constant load);
+* a failing row backs off exponentially with jitter, capped, and durably (its attempt count
+  and next time live in the index, so a restart does not reset it);
+* a target drive without room (repair stops at the repair reserve, never filling a drive)
+  is backed off as a whole: while it is, exactly one of its rows is tried per backoff
+  interval, so its retry rate is bounded however many rows wait for it.
+
+A copy is rebuilt block by block from every copy that still has that block right: other
+drives first, then the target's own (bad) copy and quarantined copies, so a blob whose
+copies are each damaged in different places is still recovered. The bad copy is then moved
+to quarantine, never deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from holdfast.index.records import RepairTask, Segment
+from holdfast.service.node import Node
+from holdfast.stores.blocks import CorruptBlock, verify_block
+from holdfast.stores.local import LocalStore, StoreFull
+from holdfast.workers.counters import count, gauge
+from holdfast.workers.limits import Backoff, TokenBucket, jittered_delay
+
+log = logging.getLogger("holdfast.repair")
+
+IDLE_SECONDS = 1.0  # how often an idle worker looks at the queue again
+
+
+class RepairFailed(Exception):
+    """A repair that cannot complete now; the row is retried later."""
+
+    kind = "error"
+
+
+class TargetFull(RepairFailed):
+    kind = "target-full"
+
+
+class TargetDown(RepairFailed):
+    kind = "target-down"
+
+
+class NoGoodSource(RepairFailed):
+    kind = "no-good-source"
+
+
+@dataclass
+class RepairStats:
+    attempts: int = 0
+    repaired: int = 0  # copies written
+    verified_ok: int = 0  # rows whose copy turned out fine (a transient error)
+    deletes: int = 0  # missed deletes replayed
+    dropped: int = 0  # rows for blobs that died meanwhile
+    bytes_copied: int = 0
+    quarantined: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # attempts of rows that had failed before, or on a backed-off drive
+    last_error: str | None = None
+    _retry_times: deque = field(default_factory=deque)
+
+    def note_retry(self) -> None:
+        now = time.monotonic()
+        self.retries += 1
+        self._retry_times.append(now)
+        while self._retry_times and self._retry_times[0] < now - 60:
+            self._retry_times.popleft()
+
+    def retry_rate(self) -> float:
+        """Retries per second over the last minute."""
+        now = time.monotonic()
+        return sum(1 for t in self._retry_times if t >= now - 60) / 60.0
+
+
+class Pacer:
+    """What one repair (or scrub, or fsck) does between blocks: take bytes from the shared
+    token bucket, and let foreground requests go first."""
+
+    def __init__(self, node: Node, bytes_per_second: float) -> None:
+        self.node = node
+        self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 4 * 1024**2))
+
+    def __call__(self, nbytes: int) -> None:
+        cfg = self.node.config
+        self.node.foreground.wait_quiet_sync(
+            cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
+        )
+        self.bucket.take_sync(nbytes)
+
+
+class Repairer:
+    """Carries out one row, synchronously. Shared by the worker and ``holdfast fsck``."""
+
+    def __init__(self, node: Node, pace: Pacer) -> None:
+        self.node = node
+        self.pace = pace
+        self.stats = RepairStats()
+
+    def execute(self, task: RepairTask) -> int:
+        """Do ``task``; returns the bytes copied. Raises RepairFailed when it must wait."""
+        store = self.node.stores.get(task.store_id)
+        if store is None or not self.node.drives.writable(task.store_id):
+            raise TargetDown(f"drive {task.store_id} is not writable")
+        if task.op == "delete":
+            self._guard(store, task, lambda: store.delete(task.blob_id))
+            self.node.index.finish_repair(task)
+            self.stats.deletes += 1
+            count("REPAIRS", 1, "delete")
+            return 0
+        if task.segment is None or not self.node.index.is_live(task.blob_id):
+            self.node.index.finish_repair(task)  # the blob died meanwhile: nothing owed
+            self.stats.dropped += 1
+            count("REPAIRS", 1, "dropped")
+            return 0
+        seg = task.segment
+        state = self._guard(store, task, lambda: copy_state(store, seg, self.pace))
+        if state == "ok":
+            self.node.index.finish_repair(task)
+            self.node.drives.copy_repaired(task.store_id, task.blob_id)
+            self.stats.verified_ok += 1
+            count("REPAIRS", 1, "verified-ok")
+            return 0
+        if self._guard(store, task, store.repair_room) < seg.size:
+            raise TargetFull(
+                f"drive {task.store_id} has no room for {seg.size} bytes above its "
+                f"{store.repair_reserve_percent}% repair reserve"
+            )
+        moved = self._guard(store, task, lambda: self._rebuild(store, seg, state == "bad"))
+        if moved is not None:
+            self.stats.quarantined += 1
+            count("CORRUPTIONS_FIXED")
+            log.warning(
+                "quarantined a bad copy of blob %s on %s: %s", seg.blob_id, store.store_id, moved
+            )
+        if not self.node.index.finish_repair(task):
+            store.delete(seg.blob_id)  # deleted while we copied: the copy is garbage
+            self.stats.dropped += 1
+            return 0
+        self.node.drives.copy_repaired(task.store_id, task.blob_id)
+        self.stats.repaired += 1
+        self.stats.bytes_copied += seg.size
+        count("REPAIRS", 1, "copied")
+        count("REPAIR_BYTES", seg.size)
+        log.info(
+            "repaired blob %s on %s (%s, %d bytes)",
+            seg.blob_id,
+            store.store_id,
+            task.reason,
+            seg.size,
+        )
+        return seg.size
+
+    def _guard(self, store: LocalStore, task: RepairTask, fn):
+        """Run a step on the target drive; a drive-level failure opens its breaker and
+        turns into TargetDown (the row waits for the drive), a full one into TargetFull."""
+        try:
+            return fn()
+        except StoreFull as e:
+            raise TargetFull(str(e)) from e
+        except RepairFailed:
+            raise
+        except OSError as e:
+            if e.errno in (28, 122):
+                raise TargetFull(str(e)) from e
+            verdict = self.node.drives.copy_failed(store.store_id, task.blob_id, e)
+            if verdict is not None:
+                raise TargetDown(f"drive {store.store_id}: {e}") from e
+            raise RepairFailed(f"drive {store.store_id}: {e}") from e
+
+    def _rebuild(self, target: LocalStore, seg: Segment, replace: bool) -> Path | None:
+        """Write a verified copy of ``seg`` onto ``target``, block by block from whichever
+        source has each block right; quarantine the bad copy it replaces."""
+        sources = self._sources(target, seg)
+        writer = target.writer()
+        try:
+            with contextlib.ExitStack() as files:
+                handles = {}
+                for block in range(-(-seg.size // seg.block_size)):
+                    length = min(seg.block_size, seg.size - block * seg.block_size)
+                    self.pace(length)
+                    writer.write(read_good_block(seg, block, length, sources, handles, files))
+            if replace:
+                return writer.finish_replacing(seg.blob_id)
+            writer.finish(seg.blob_id)
+            return None
+        except BaseException:
+            writer.abort_quietly()
+            raise
+
+    def _sources(self, target: LocalStore, seg: Segment) -> list[Path]:
+        """Every file that may hold good blocks of ``seg``, best first."""
+        order = self.node.drives.read_order(seg.stores, seg.blob_id)
+        paths = [
+            self.node.stores[sid].blob_path(seg.blob_id)
+            for sid in order
+            if sid != target.store_id and sid in self.node.stores
+        ]
+        paths.append(target.blob_path(seg.blob_id))  # a bad copy's other blocks are good
+        for store in self.node.stores.values():
+            paths.extend(store.quarantined(seg.blob_id))
+        return paths
+
+
+def copy_state(store: LocalStore, seg: Segment, pace: Callable[[int], None]) -> str:
+    """ "ok", "missing" or "bad" for the copy of ``seg`` on ``store`` (read at ``pace``)."""
+    try:
+        for nbytes in store.verify(seg.blob_id, seg.crcs, seg.block_size, seg.size):
+            pace(nbytes)
+    except FileNotFoundError:
+        return "missing"
+    except CorruptBlock:
+        return "bad"
+    return "ok"
+
+
+def read_good_block(
+    seg: Segment,
+    block: int,
+    length: int,
+    sources: list[Path],
+    handles: dict[Path, int | None],
+    files: contextlib.ExitStack,
+) -> bytes:
+    """Block ``block`` of ``seg`` from the first source where it verifies."""
+    for path in sources:
+        if path not in handles:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                files.callback(os.close, fd)
+                handles[path] = fd
+            except OSError:
+                handles[path] = None
+        fd = handles[path]
+        if fd is None:
+            continue
+        try:
+            data = os.pread(fd, length, block * seg.block_size)
+            verify_block(data, length, seg.crcs, block, seg.blob_id)
+            return data
+        except (OSError, CorruptBlock):
+            continue
+    raise NoGoodSource(f"blob {seg.blob_id}: no copy has a good block {block}")
+
+
+class RepairWorker:
+    """The queue's loop: runs in the one process that runs the background workers."""
+
+    def __init__(self, node: Node) -> None:
+        cfg = node.config
+        self.node = node
+        self.base = cfg.repair_backoff_base_seconds
+        self.cap = cfg.repair_backoff_cap_seconds
+        self.concurrency = cfg.repair_concurrency
+        self.ops = TokenBucket(cfg.repair_ops_per_second, burst=max(1.0, cfg.repair_concurrency))
+        self.repairer = Repairer(node, Pacer(node, cfg.repair_bytes_per_second))
+        self.stats = self.repairer.stats
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="repair")
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._inflight: set[tuple[str, str]] = set()
+        self._drive_backoff: dict[str, Backoff] = {}
+        self._drive_until: dict[str, float] = {}
+        self._loop_backoff = Backoff(base=1.0, cap=60.0)
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        """Look at the queue now (a drive came back: replay its handoff log at once)."""
+        self._wake.set()
+
+    def limits(self) -> dict:
+        cfg = self.node.config
+        return {
+            "bytes_per_second": cfg.repair_bytes_per_second,
+            "ops_per_second": cfg.repair_ops_per_second,
+            "concurrency": self.concurrency,
+            "backoff_base_seconds": self.base,
+            "backoff_cap_seconds": self.cap,
+            "repair_reserve_percent": cfg.repair_reserve_percent,
+            # At most one attempt per backoff interval per failing drive: once at the cap,
+            # at most 2/cap per second per drive, and never more than ops_per_second.
+            "retry_rate_bound_per_drive": 2.0 / self.cap,
+        }
+
+    def snapshot(self) -> dict:
+        s = self.stats
+        now = time.monotonic()
+        return {
+            "attempts": s.attempts,
+            "repaired": s.repaired,
+            "verified_ok": s.verified_ok,
+            "deletes_replayed": s.deletes,
+            "dropped": s.dropped,
+            "bytes_copied": s.bytes_copied,
+            "quarantined": s.quarantined,
+            "failures": dict(s.failures),
+            "retries": s.retries,
+            "retry_rate_per_second": round(s.retry_rate(), 4),
+            "in_flight": len(self._inflight),
+            "drives_backing_off": {
+                sid: round(until - now, 2)
+                for sid, until in self._drive_until.items()
+                if until > now
+            },
+            "last_error": s.last_error,
+            "limits": self.limits(),
+        }
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                started = await self.step()
+                self._loop_backoff.reset()
+                if not started:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = self._loop_backoff.next_delay()
+                log.exception("repair loop failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+
+    async def step(self) -> int:
+        """Start the repairs that may run now; returns how many were started."""
+        now = time.monotonic()
+        targets = [
+            sid
+            for sid in self.node.stores
+            if self.node.drives.writable(sid) and self._drive_until.get(sid, 0.0) <= now
+        ]
+        rows = await self.node.run(self.node.index.due_repairs, targets, 4 * self.concurrency)
+        started = 0
+        probing: set[str] = set()
+        for task in rows:
+            key = (task.blob_id, task.store_id)
+            if key in self._inflight:
+                continue
+            if task.store_id in self._drive_backoff:
+                # A drive that failed for lack of room: one probe at a time.
+                if task.store_id in probing or any(k[1] == task.store_id for k in self._inflight):
+                    continue
+                probing.add(task.store_id)
+            await self._slots.acquire()
+            await self.ops.take(1)
+            self._inflight.add(key)
+            t = asyncio.get_running_loop().create_task(self._run(task))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _run(self, task: RepairTask) -> None:
+        key = (task.blob_id, task.store_id)
+        self.stats.attempts += 1
+        if task.attempts or task.store_id in self._drive_backoff:
+            self.stats.note_retry()
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.pool, self.repairer.execute, task)
+            self._drive_backoff.pop(task.store_id, None)
+            self._drive_until.pop(task.store_id, None)
+            gauge("BACKOFF_SECONDS", 0.0, "repair")
+        except TargetFull as e:
+            self._failed(task, e)
+            backoff = self._drive_backoff.setdefault(task.store_id, Backoff(self.base, self.cap))
+            delay = backoff.next_delay()
+            until = time.monotonic() + delay
+            self._drive_until[task.store_id] = until
+            gauge("BACKOFF_SECONDS", delay, "repair")
+            await self._defer(task, time.time() + (until - time.monotonic()), str(e))
+        except Exception as e:
+            self._failed(task, e)
+            delay = jittered_delay(self.base, self.cap, task.attempts)
+            await self._defer(task, time.time() + delay, str(e))
+        finally:
+            self._inflight.discard(key)
+            self._slots.release()
+
+    def _failed(self, task: RepairTask, e: Exception) -> None:
+        kind = e.kind if isinstance(e, RepairFailed) else "error"
+        self.stats.failures[kind] = self.stats.failures.get(kind, 0) + 1
+        count("REPAIRS", 1, f"failed-{kind}")
+        count("RETRIES", 1, "repair")
+        self.stats.last_error = f"{task.op} {task.blob_id} on {task.store_id}: {e}"
+        log.warning("repair failed (%s): %s", kind, self.stats.last_error)
+
+    async def _defer(self, task: RepairTask, not_before: float, error: str) -> None:
+        try:
+            await self.node.run(self.node.index.defer_repair, task, not_before, error)
+        except Exception:
+            log.exception("could not record a repair's backoff")
+
+    async def drain(self) -> None:
+        """Wait for the repairs under way (tests, shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,387 @@
+"""The scrubber: always on, it walks every blob at a bounded rate and verifies every block.
+
+A pass walks the objects in key order, then the parts of unfinished uploads, then the files
+on each drive. Every copy of every segment is read whole and checked block by block; a
+missing, corrupt or unreadable copy gets a repair queued (the repair worker quarantines and
+replaces it), an object left with no good copy is marked damaged, and a damaged object found
+whole again is unmarked. On the drives it finds orphans (files the index does not know, old
+enough not to be an upload in progress), including in hours the sweeper has already passed,
+such as those a returning drive brings back.
+
+The walk's position and the pass's counters are saved in the index every few seconds, so a
+restart resumes where it stopped instead of starting over. Nothing is scanned at start-up.
+The verification itself (:class:`Checker`) is shared with ``holdfast fsck``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from holdfast.index.records import ObjectRecord, RepairTask, Segment
+from holdfast.service.integrity import failure_reason
+from holdfast.service.node import Node
+from holdfast.stores.blocks import CorruptBlock, verify_block
+from holdfast.stores.health import DriveState
+from holdfast.stores.local import LocalStore
+from holdfast.workers.counters import count
+from holdfast.workers.limits import Backoff
+from holdfast.workers.repair import Pacer
+
+log = logging.getLogger("holdfast.scrub")
+
+STATE_KEY = "scrub_state"
+BATCH = 50
+SAVE_EVERY_SECONDS = 5.0
+
+
+@dataclass
+class Fault:
+    """One problem found: ``kind`` is missing | corrupt | io-error | unknown-drive |
+    inline-corrupt | orphan."""
+
+    kind: str
+    blob_id: str
+    store_id: str | None
+    ref: str
+    detail: str = ""
+
+
+@dataclass
+class ObjectCheck:
+    faults: list[Fault] = field(default_factory=list)
+    # Some segment has copies on readable drives and none verifies whole (the repair worker
+    # may still salvage it block by block).
+    damaged: bool = False
+    whole: bool = True  # every copy of every segment verified
+    bytes: int = 0
+
+
+@dataclass
+class SegmentCheck:
+    faults: list[Fault] = field(default_factory=list)
+    good: int = 0  # copies that verified whole
+    checked: int = 0  # copies on readable drives that were looked at
+    bytes: int = 0
+
+
+class Checker:
+    """Verifies objects and parts against their copies (blocking; paced by ``pace``)."""
+
+    def __init__(self, node: Node, pace: Callable[[int], None]) -> None:
+        self.node = node
+        self.pace = pace
+
+    def check_segment(self, seg: Segment, ref: str) -> SegmentCheck:
+        result = SegmentCheck()
+        for store_id in seg.stores:
+            store = self.node.stores.get(store_id)
+            if store is None:
+                result.faults.append(Fault("unknown-drive", seg.blob_id, store_id, ref))
+                continue
+            if not self.node.drives.readable(store_id):
+                continue  # its handoff log and its return are the repair worker's business
+            result.checked += 1
+            fault = self._check_copy(store, seg, ref, result)
+            if fault is None:
+                result.good += 1
+            else:
+                result.faults.append(fault)
+        return result
+
+    def _check_copy(
+        self, store: LocalStore, seg: Segment, ref: str, result: SegmentCheck
+    ) -> Fault | None:
+        try:
+            for nbytes in store.verify(seg.blob_id, seg.crcs, seg.block_size, seg.size):
+                self.pace(nbytes)
+                result.bytes += nbytes
+            return None
+        except (CorruptBlock, OSError) as e:
+            verdict = self.node.drives.copy_failed(store.store_id, seg.blob_id, e)
+            if verdict is DriveState.DOWN and isinstance(e, FileNotFoundError):
+                result.checked -= 1  # the drive went away, not the copy
+                return None
+            return Fault(failure_reason(e), seg.blob_id, store.store_id, ref, str(e))
+
+    def check_inline(self, obj: ObjectRecord) -> list[Fault]:
+        seg = obj.segments[0]
+        data = obj.inline or b""
+        try:
+            for block in range(-(-seg.size // seg.block_size)):
+                piece = data[block * seg.block_size : (block + 1) * seg.block_size]
+                verify_block(piece, len(piece), seg.crcs, block, "inline")
+        except CorruptBlock as e:
+            return [Fault("inline-corrupt", "inline", None, f"{obj.bucket}/{obj.key}", str(e))]
+        return []
+
+    def check_object(self, obj: ObjectRecord) -> ObjectCheck:
+        """Verify every copy of every segment of ``obj`` (its inline bytes, if inline)."""
+        if obj.inline is not None:
+            faults = self.check_inline(obj)
+            return ObjectCheck(faults, bool(faults), not faults, len(obj.inline))
+        result = ObjectCheck()
+        ref = f"{obj.bucket}/{obj.key}"
+        for seg in obj.segments:
+            check = self.check_segment(seg, ref)
+            result.faults += check.faults
+            result.bytes += check.bytes
+            result.damaged = result.damaged or (check.checked > 0 and check.good == 0)
+            result.whole = result.whole and check.good > 0 and not check.faults
+        return result
+
+    def act(self, seg_of: dict[str, Segment], faults: list[Fault]) -> int:
+        """Queue a repair for every fixable fault; returns how many were newly queued."""
+        queued = 0
+        for f in faults:
+            if f.store_id is None or f.kind == "unknown-drive":
+                continue
+            task = RepairTask(f.blob_id, f.store_id, "copy", f.kind, seg_of[f.blob_id], f.ref)
+            queued += self.node.integrity.queue(task)
+        return queued
+
+    def settle_damage(self, obj: ObjectRecord, check: ObjectCheck) -> None:
+        """Mark an object found damaged; unmark one found whole again (every copy of every
+        segment verified: copies on a drive that is down leave the mark alone)."""
+        if check.damaged and obj.state == "ok":
+            self.node.integrity.object_damaged(obj, 0, ["found by a scrub or fsck"])
+        elif (
+            check.whole
+            and obj.state != "ok"
+            and self.node.index.set_state_if(obj.bucket, obj.key, obj.etag, obj.state, "ok")
+        ):
+            log.warning("%s/%s verified whole again: damage mark removed", obj.bucket, obj.key)
+
+
+def segments_by_blob(segments: list[Segment]) -> dict[str, Segment]:
+    return {s.blob_id: s for s in segments}
+
+
+@dataclass
+class PassState:
+    """Where the walk is, and what this pass has found so far (saved in the index)."""
+
+    number: int = 1
+    phase: str = "objects"  # objects | parts | drives | done
+    cursor: list | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    total_bytes: int = 0
+    total_objects: int = 0
+    bytes: int = 0
+    objects: int = 0
+    parts: int = 0
+    files: int = 0
+    faults: int = 0
+    repairs_queued: int = 0
+    damaged: int = 0
+    orphans: int = 0
+    last_pass: dict | None = None
+
+
+class Scrubber:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.rate = node.config.scrub_bytes_per_second
+        self.interval = node.config.scrub_interval_seconds
+        self.checker = Checker(node, Pacer(node, max(self.rate, 1)))
+        self.state = PassState()
+        self.faults_total = 0
+        self.errors = 0
+        self._saved = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrub")
+        self._backoff = Backoff(base=1.0, cap=300.0)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        raw = self.node.index.get_meta(STATE_KEY)
+        if raw:
+            try:
+                self.state = PassState(**json.loads(raw))
+            except (TypeError, ValueError):
+                log.error("ignoring an unreadable scrub state: %r", raw[:200])
+
+    def save(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
+            self.node.index.set_meta(STATE_KEY, json.dumps(asdict(self.state)))
+            self._saved = time.monotonic()
+
+    def snapshot(self) -> dict:
+        s = self.state
+        done = s.bytes / s.total_bytes if s.total_bytes else (1.0 if s.phase == "done" else 0.0)
+        return {
+            "enabled": self.rate > 0,
+            "bytes_per_second": self.rate,
+            "interval_seconds": self.interval,
+            "pass": s.number,
+            "phase": s.phase,
+            "progress": round(min(done, 1.0), 4),
+            "bytes_verified": s.bytes,
+            "objects_verified": s.objects,
+            "parts_verified": s.parts,
+            "files_walked": s.files,
+            "faults_this_pass": s.faults,
+            "faults_total": self.faults_total,
+            "damaged_this_pass": s.damaged,
+            "orphans_removed_this_pass": s.orphans,
+            "pass_started": s.started,
+            "last_pass": s.last_pass,
+            "errors": self.errors,
+        }
+
+    # -- one step of the walk (blocking) --------------------------------------------------------
+
+    def step(self) -> bool:
+        """Verify one batch; returns False once the pass is complete."""
+        s = self.state
+        if s.phase == "objects":
+            if s.cursor is None and s.objects == 0:
+                s.total_objects, s.total_bytes = self.node.index.totals()
+            self._objects()
+        elif s.phase == "parts":
+            self._parts()
+        elif s.phase == "drives":
+            self._drives()
+        else:
+            return False
+        self.save()
+        return True
+
+    def _objects(self) -> None:
+        s = self.state
+        after = tuple(s.cursor) if s.cursor else None
+        batch = self.node.index.scan_objects(after, BATCH)  # type: ignore[arg-type]
+        for obj in batch:
+            check = self.checker.check_object(obj)
+            self._record(check.faults, check.bytes)
+            s.repairs_queued += self.checker.act(segments_by_blob(obj.segments), check.faults)
+            self.checker.settle_damage(obj, check)
+            s.damaged += check.damaged
+            s.objects += 1
+            s.cursor = [obj.bucket, obj.key]
+        if len(batch) < BATCH:
+            s.phase, s.cursor = "parts", None
+
+    def _parts(self) -> None:
+        s = self.state
+        after = tuple(s.cursor) if s.cursor else None
+        batch = self.node.index.scan_parts(after, BATCH)  # type: ignore[arg-type]
+        for part in batch:
+            ref = f"upload {part.upload_id} part {part.part_number}"
+            check = self.checker.check_segment(part.segment, ref)
+            self._record(check.faults, check.bytes)
+            s.repairs_queued += self.checker.act(segments_by_blob([part.segment]), check.faults)
+            s.parts += 1
+            s.cursor = [part.upload_id, part.part_number]
+        if len(batch) < BATCH:
+            s.phase, s.cursor = "drives", None
+
+    def _drives(self) -> None:
+        """One hour directory of one drive per step: find orphans the sweeper cannot."""
+        s = self.state
+        ids = list(self.node.stores)
+        pos, after = (s.cursor or [0, ""])[0], (s.cursor or [0, ""])[1]
+        while pos < len(ids):
+            store = self.node.stores[ids[pos]]
+            if self.node.drives.writable(store.store_id):
+                hours = [h for h in store.hours() if h > after]
+                if hours:
+                    orphans, files = remove_orphans(self.node, store, hours[0])
+                    s.orphans += orphans
+                    s.files += files
+                    s.cursor = [pos, hours[0]]
+                    return
+            pos, after = pos + 1, ""
+        self._finish_pass()
+
+    def _record(self, faults: list[Fault], nbytes: int) -> None:
+        count("SCRUB_BYTES", nbytes)
+        count("SCRUB_BLOBS")
+        if faults:
+            count("CORRUPTIONS_FOUND", len(faults), "scrub")
+        self.state.bytes += nbytes
+        self.state.faults += len(faults)
+        self.faults_total += len(faults)
+        for f in faults:
+            log.error(
+                "scrub: %s copy of blob %s on %s (%s) %s",
+                f.kind,
+                f.blob_id,
+                f.store_id,
+                f.ref,
+                f.detail,
+            )
+
+    def _finish_pass(self) -> None:
+        s = self.state
+        s.finished = time.time()
+        summary = {
+            "number": s.number,
+            "started": s.started,
+            "seconds": round(s.finished - s.started, 3),
+            "bytes": s.bytes,
+            "objects": s.objects,
+            "parts": s.parts,
+            "files": s.files,
+            "faults": s.faults,
+            "repairs_queued": s.repairs_queued,
+            "damaged": s.damaged,
+            "orphans": s.orphans,
+        }
+        log.info("scrub pass %d done: %s", s.number, summary)
+        self.state = PassState(number=s.number + 1, phase="done", last_pass=summary)
+        self.state.started = s.finished + self.interval  # the next pass, not before
+        self.save(force=True)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.rate <= 0:
+            log.warning("the scrubber is off (--scrub-rate 0): silent corruption goes unseen")
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self.load)
+        while True:
+            try:
+                if self.state.phase == "done":
+                    await asyncio.sleep(max(0.0, self.state.started - time.time()))
+                    self.state = PassState(number=self.state.number, last_pass=self.state.last_pass)
+                while await loop.run_in_executor(self._pool, self.step):
+                    self._backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.errors += 1
+                count("RETRIES", 1, "scrub")
+                delay = self._backoff.next_delay()
+                log.exception("scrub step failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def remove_orphans(
+    node: Node, store: LocalStore, hour: str, dry_run: bool = False
+) -> tuple[int, int]:
+    """Delete the blob files of one hour directory that the index does not know and that
+    are older than the orphan age (so an upload between rename and commit is never hit).
+    Returns (orphans, files looked at)."""
+    cutoff = time.time() - node.config.orphan_age_seconds
+    files = list(store.blobs_in_hour(hour))
+    aged = [name for name, mtime in files if mtime <= cutoff]
+    known = node.index.known_blobs(aged)
+    orphans = [b for b in aged if b not in known]
+    for blob_id in orphans:
+        log.warning(
+            "orphan blob %s on %s%s", blob_id, store.store_id, "" if dry_run else ": removed"
+        )
+        if not dry_run:
+            store.delete(blob_id)
+    return len(orphans), len(files)
