@@ -1,0 +1,275 @@
+"""The admin JSON API under ``/_holdfast/api/``: what the admin UI and scripts build on.
+
+Every call needs an administrator. Today that is the root user, proved with an ordinary
+SigV4 signature (any SDK's signer works, service ``s3``); the admin UI adds its own
+session check by appending to :data:`AUTHENTICATORS` (a function that returns the user name
+for a request carrying a valid session cookie and, for anything but GET, a valid CSRF
+token; or None). docs/operations.md describes each call.
+
+Only the users calls touch the index, and they time out (503 ``IndexUnavailable``) rather
+than hang when it is locked; the rest read the ops directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from holdfast.errors import S3Error
+from holdfast.index.sqlite import Conflict, NotEmpty
+from holdfast.ops.requestlog import LogQuery, parse_when, search
+from holdfast.ops.timeseries import FILE_NAME, chart, load
+from holdfast.s3.auth import verify_request
+from holdfast.s3.http import Request, Response
+from holdfast.service.users import ROOT_USER
+
+if TYPE_CHECKING:
+    from holdfast.ops.runtime import OpsRuntime
+    from holdfast.s3.app import S3App
+
+MAX_BODY = 64 * 1024
+INDEX_TIMEOUT = 10.0
+SEARCH_TIMEOUT = 30.0
+MAX_RESULTS = 1000
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who made an admin call, and what their signature says the body hashes to."""
+
+    user: str
+    payload_sha256: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def json_response(status: int, payload: object) -> Response:
+    body = json.dumps(payload, default=str).encode()
+    return Response(
+        status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body
+    )
+
+
+# -- authentication ----------------------------------------------------------------------
+
+
+def sigv4_root(request: Request, rt: OpsRuntime) -> Identity | None:
+    """The root user, if the request is SigV4-signed with the root keys."""
+    if "authorization" not in request.headers and "X-Amz-Signature" not in request.query:
+        return None
+    root = rt.root
+
+    def secret(access_key: str) -> str | None:
+        return root.secret_key if hmac.compare_digest(access_key, root.access_key) else None
+
+    try:
+        result = verify_request(
+            request.method, request.raw_path, request.raw_query, request.headers, secret
+        )
+    except S3Error as e:
+        raise ApiError(403, e.code, e.message) from None
+    request.access_key, request.user = result.access_key, ROOT_USER  # for the request log
+    return Identity(ROOT_USER, result.content_sha256)
+
+
+# Tried in order; the first to return a user name authenticates the request.
+AUTHENTICATORS: list[Callable[[Request, OpsRuntime], Identity | None]] = [sigv4_root]
+
+
+def authenticate(request: Request, rt: OpsRuntime) -> Identity:
+    for authenticator in AUTHENTICATORS:
+        identity = authenticator(request, rt)
+        if identity is not None:
+            return identity
+    raise ApiError(401, "AccessDenied", "sign the request with the root keys (SigV4) or sign in")
+
+
+async def read_json(request: Request, identity: Identity) -> dict:
+    body = bytearray()
+    while True:
+        message = await request.receive()
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "EntityTooLarge", f"request body over {MAX_BODY} bytes")
+        if not message.get("more_body"):
+            break
+    claimed = identity.payload_sha256 or ""
+    if re.fullmatch(r"[0-9a-f]{64}", claimed) and hashlib.sha256(body).hexdigest() != claimed:
+        raise ApiError(400, "XAmzContentSHA256Mismatch", "body does not match x-amz-content-sha256")
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ApiError(400, "MalformedJSON", "request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "MalformedJSON", "request body must be a JSON object")
+    return data
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+async def handle(request: Request, app: S3App, rt: OpsRuntime) -> Response:
+    try:
+        identity = authenticate(request, rt)
+        parts = [
+            unquote(p) for p in request.raw_path[len("/_holdfast/api/") :].strip("/").split("/")
+        ]
+        return await route(request, app, rt, identity, parts)
+    except ApiError as e:
+        return json_response(e.status, {"error": e.code, "message": e.message})
+
+
+async def route(
+    request: Request, app: S3App, rt: OpsRuntime, identity: Identity, parts: list[str]
+) -> Response:
+    method = request.method
+    if parts == ["timeseries"] and method == "GET":
+        return await timeseries(request, rt)
+    if parts == ["requests"] and method == "GET":
+        return await requests(request, rt)
+    if parts == ["alerts"] and method == "GET":
+        return await alerts(request, rt)
+    if parts[0] == "users":
+        return await users(request, app, rt, identity, parts[1:])
+    raise ApiError(404, "NoSuchEndpoint", f"no {method} {request.raw_path}")
+
+
+async def _in_thread(timeout: float, fn: Callable, *args: object) -> object:
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+    except TimeoutError:
+        raise ApiError(503, "Timeout", f"no answer within {timeout:g}s") from None
+
+
+async def timeseries(request: Request, rt: OpsRuntime) -> Response:
+    range_name = request.query.get("range", "1h")
+    series, _ = await _in_thread(10.0, load, rt.config.ops_path / FILE_NAME)
+    try:
+        return json_response(200, chart(series, range_name))
+    except ValueError as e:
+        raise ApiError(400, "InvalidArgument", str(e)) from None
+
+
+def log_query(params: dict[str, str]) -> LogQuery:
+    """A LogQuery from API or CLI parameters; ApiError on a bad value."""
+    try:
+        limit = int(params.get("limit") or 100)
+        since = parse_when(params["since"]) if params.get("since") else None
+        until = parse_when(params["until"]) if params.get("until") else None
+    except ValueError as e:
+        raise ApiError(400, "InvalidArgument", str(e)) from None
+    status = params.get("status") or None
+    if status and not re.fullmatch(r"[1-5]([0-9]{2}|xx)", status.lower()):
+        raise ApiError(
+            400, "InvalidArgument", "status is a code such as 404 or a class such as 5xx"
+        )
+    return LogQuery(
+        since=since,
+        until=until,
+        bucket=params.get("bucket") or None,
+        key_prefix=params.get("key") or None,
+        access_key=params.get("access_key") or None,
+        status=status,
+        request_id=params.get("request_id") or None,
+        operation=params.get("operation") or None,
+        limit=max(1, min(limit, MAX_RESULTS)),
+    )
+
+
+async def requests(request: Request, rt: OpsRuntime) -> Response:
+    query = log_query(request.query)
+    records = await _in_thread(SEARCH_TIMEOUT, search, rt.log_dir, query)
+    return json_response(200, {"records": records, "count": len(records), "limit": query.limit})
+
+
+async def alerts(request: Request, rt: OpsRuntime) -> Response:
+    try:
+        limit = max(1, min(int(request.query.get("limit") or 50), 1000))
+    except ValueError:
+        raise ApiError(400, "InvalidArgument", "limit must be a number") from None
+    recent = await _in_thread(10.0, rt.outbox.recent, limit)
+    return json_response(200, {"alerts": recent})
+
+
+def _user_view(u) -> dict:
+    return {
+        "name": u.name,
+        "access_key": u.access_key,
+        "disabled": u.disabled,
+        "created": u.created,
+        "root": False,
+    }
+
+
+async def users(
+    request: Request, app: S3App, rt: OpsRuntime, identity: Identity, rest: list[str]
+) -> Response:
+    service = app.service
+    method = request.method
+
+    async def index_call(fn: Callable, *args: object) -> object:
+        try:
+            return await asyncio.wait_for(service.node.run(fn, *args), INDEX_TIMEOUT)
+        except TimeoutError:
+            raise ApiError(503, "IndexUnavailable", "the index did not answer in time") from None
+
+    if not rest and method == "GET":
+        records = await index_call(service.users.index.list_users)
+        root = {
+            "name": ROOT_USER,
+            "access_key": rt.root.access_key,
+            "disabled": False,
+            "created": None,
+            "root": True,
+        }
+        return json_response(200, {"users": [root, *(_user_view(u) for u in records)]})
+    if not rest and method == "POST":
+        name = str((await read_json(request, identity)).get("name", ""))
+        _check_name(name)
+        try:
+            user = await index_call(service.users.add, name)
+        except Conflict:
+            raise ApiError(409, "UserExists", f"user {name!r} already exists") from None
+        return json_response(201, {**_user_view(user), "secret_key": user.secret_key})
+    if not rest:
+        raise ApiError(405, "MethodNotAllowed", f"{method} not allowed here")
+    name = rest[0]
+    if name == ROOT_USER:
+        raise ApiError(400, "InvalidArgument", "the root user is configured outside the index")
+    if len(rest) == 2 and rest[1] in ("disable", "enable") and method == "POST":
+        found = await index_call(service.users.set_disabled, name, rest[1] == "disable")
+    elif len(rest) == 1 and method == "DELETE":
+        try:
+            found = await index_call(service.users.remove, name)
+        except NotEmpty as e:
+            raise ApiError(
+                409, "UserOwnsBuckets", f"user {name!r} still owns buckets: {e}"
+            ) from None
+    else:
+        raise ApiError(404, "NoSuchEndpoint", f"no {method} {request.raw_path}")
+    if not found:
+        raise ApiError(404, "NoSuchUser", f"no user {name!r}")
+    return json_response(
+        200, {"name": name, "result": rest[1] + "d" if len(rest) == 2 else "removed"}
+    )
+
+
+def _check_name(name: str) -> None:
+    if name == ROOT_USER:
+        raise ApiError(400, "InvalidArgument", "'root' is reserved")
+    if not USER_NAME.match(name):
+        raise ApiError(400, "InvalidArgument", "a user name is 1-64 letters, digits and ._@+-")
