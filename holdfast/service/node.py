@@ -51,6 +51,10 @@ class Node:
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         return await loop.run_in_executor(self.pool, call)
 
+    async def write(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """An index write method, awaited on its commit future directly (no pool thread)."""
+        return await asyncio.wrap_future(self.index.defer(method, *args, **kwargs))
+
     async def lookup(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """An index point read, done right on the event loop: a WAL read of a few cached
         pages costs less than the two context switches of a thread hop. If the index is
@@ -64,11 +68,18 @@ class Node:
         """Drive a blocking iterator from the event loop, ``batch`` items per thread hop."""
         it = await self.run(make)
         sentinel = object()
+        failed: list[Exception] = []
 
         def take() -> list:
             out = []
             for _ in range(batch):
-                item = next(it, sentinel)
+                try:
+                    item = next(it, sentinel)
+                except Exception as e:
+                    if not out:
+                        raise
+                    failed.append(e)  # deliver the items already read, then raise
+                    break
                 if item is sentinel:
                     break
                 out.append(item)
@@ -78,6 +89,8 @@ class Node:
             items = await self.run(take)
             for item in items:
                 yield item
+            if failed:
+                raise failed[0]
             if len(items) < batch:
                 return
 

@@ -176,7 +176,7 @@ class Objects:
         """Make ``record`` visible. With ``owner``, the bucket's existence and ownership are
         checked in the commit transaction itself (the only check small PUTs get)."""
         try:
-            await self.node.run(self.node.index.put_object, record, if_absent, if_etag, owner)
+            await self.node.write(self.node.index.put_object, record, if_absent, if_etag, owner)
         except (NotFound, Forbidden) as e:
             await self.discard(record.segments)
             if isinstance(e, NotFound):

@@ -127,6 +127,9 @@ class BlobWriter:
             self._closed = True
 
 
+SPACE_TTL = 0.5
+
+
 class LocalStore:
     """One drive. Foreground writes keep ``reserve_percent`` of it free, repair the (normally
     larger) ``repair_reserve_percent``, so background work can never fill a drive (EBS,
@@ -147,6 +150,7 @@ class LocalStore:
         self.reserve_percent = reserve_percent
         self.repair_reserve_percent = repair_reserve_percent
         self._dirs: set[Path] = set()
+        self._space_cache: tuple[float, tuple[int, int]] | None = None
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -234,9 +238,17 @@ class LocalStore:
             os.close(fd)
 
     def space(self) -> tuple[int, int]:
-        """(available, total) bytes of the filesystem holding the drive."""
+        """(available, total) bytes of the filesystem holding the drive. Cached for
+        SPACE_TTL seconds: placement asks on every PUT, and a statvfs costs more than a small
+        PUT's hashing. A write that outruns the cache still fails cleanly with ENOSPC."""
+        now = time.monotonic()
+        cached = self._space_cache
+        if cached is not None and now - cached[0] < SPACE_TTL:
+            return cached[1]
         st = os.statvfs(self.root)
-        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        value = (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize)
+        self._space_cache = (now, value)
+        return value
 
     def free_bytes(self) -> int:
         """Bytes a foreground write may still use (the write reserve held back)."""
