@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     serve.add_argument(
+        "--presign-cache",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="presigned URLs remembered after a successful check, per worker (0: off)",
+    )
+    serve.add_argument(
         "--orphan-age",
         type=float,
         default=7200.0,
@@ -100,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.region = getattr(args, "region", None) or config.region
     if getattr(args, "domain", None):
         config.domains = args.domain
+    config.presign_cache_size = getattr(args, "presign_cache", config.presign_cache_size)
     config.orphan_age_seconds = getattr(args, "orphan_age", config.orphan_age_seconds)
     config.sweep_interval_seconds = getattr(args, "sweep_interval", config.sweep_interval_seconds)
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]

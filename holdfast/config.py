@@ -33,6 +33,8 @@ class Config:
     block_size: int = 1024 * 1024
     # Objects up to this size are stored in the index row itself (one fsync, no file).
     inline_max_bytes: int = 64 * 1024
+    # Presigned URLs that verified are remembered (per worker) until they expire; 0 disables.
+    presign_cache_size: int = 4096
     gc_grace_seconds: float = 30.0
     # A blob finished this long ago that no committed metadata refers to is an orphan.
     orphan_age_seconds: float = 7200.0

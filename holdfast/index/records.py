@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -45,7 +46,14 @@ def segments_to_text(segments: list[Segment]) -> str:
 
 
 def segments_from_text(text: str) -> list[Segment]:
-    return [Segment.from_json(d) for d in json.loads(text)]
+    return list(_parse_segments(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_segments(text: str) -> tuple[Segment, ...]:
+    """Segments are immutable and a hot object's row is read over and over: parse each
+    distinct text once."""
+    return tuple(Segment.from_json(d) for d in json.loads(text))
 
 
 @dataclass

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_to_bytes
 
@@ -22,6 +23,7 @@ from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import Receive, Request, Response, Send, parse_headers, parse_query
 from holdfast.s3.ops import buckets, listing, multipart, objects
 from holdfast.s3.ops.common import Context
+from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
 from holdfast.service import Service
 from holdfast.service.objects import DataLost
@@ -99,6 +101,7 @@ class S3App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._service: Service | None = None
+        self.presigned = PresignedCache(config.presign_cache_size)
         self.workers: BackgroundWorkers | None = None
 
     @property
@@ -217,13 +220,23 @@ class S3App:
                 service.users.secret_for,
                 bucket_in_host=host_bucket(request.host, self.config.domains),
             )
-        return verify_request(
+        key = self.presigned.key(request)
+        if key is not None:
+            cached = self.presigned.get(key, time.time(), service.users.secret_for)
+            if cached is not None:
+                return cached
+        auth = verify_request(
             request.method,
             request.raw_path,
             request.raw_query,
             request.headers,
             service.users.secret_for,
         )
+        if key is not None:
+            secret = service.users.secret_for(auth.access_key)
+            if secret is not None:
+                self.presigned.put(key, request, auth, secret)
+        return auth
 
     def _error(self, error: S3Error, resource: str, request_id: str) -> Response:
         headers = [(k, v) for k, v in error.headers.items()]

@@ -7,6 +7,7 @@ directions with no extra copies, and keeps per-request overhead to a dict and tw
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -96,7 +97,13 @@ def parse_query(raw_query: str) -> dict[str, str]:
     '=' (a sub-resource such as ``?uploads``) maps to ''."""
     if not raw_query:
         return {}
-    return dict(auth_parse_query(raw_query))
+    return dict(_parsed_query(raw_query))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_query(raw_query: str) -> tuple[tuple[str, str], ...]:
+    """Presigned URLs repeat, and their queries are the longest part of a request line."""
+    return tuple(auth_parse_query(raw_query))
 
 
 def http_date(epoch: float) -> str:

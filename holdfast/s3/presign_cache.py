@@ -1,0 +1,85 @@
+"""Remembering presigned URLs that already verified.
+
+A presigned URL is a bearer token: the same method, path, query and signed header values
+verify the same way until the URL expires. Popular presigned links (an object embedded in a
+web page, a download handed to many clients) are requested again and again, and the SigV4
+check was the largest single cost of a small GET. This cache keeps the outcome of a
+successful check, bounded in size, and re-checks on every hit what can change: the time
+window and the user's current secret (so a disabled user or a rotated key stops working at
+once). Requests carrying any x-amz-* header are never cached, so the rule that such headers
+must be signed is always enforced by the full check.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from holdfast.s3.auth import AuthResult
+from holdfast.s3.http import Request
+
+MAX_SKEW = 900
+
+
+@dataclass(frozen=True)
+class _Entry:
+    auth: AuthResult
+    secret: str
+    valid_from: float
+    valid_until: float
+
+
+def _epoch(amz_date: str) -> float:
+    dt = datetime(
+        int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]),
+        int(amz_date[9:11]), int(amz_date[11:13]), int(amz_date[13:15]), tzinfo=UTC,
+    )  # fmt: skip
+    return dt.timestamp()
+
+
+class PresignedCache:
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, request: Request) -> tuple | None:
+        """The cache key of a SigV4 presigned request, or None if it must not be cached."""
+        if self.size <= 0 or "X-Amz-Signature" not in request.query:
+            return None
+        if "authorization" in request.headers:
+            return None
+        if any(name.startswith("x-amz-") for name in request.headers):
+            return None
+        signed = request.query.get("X-Amz-SignedHeaders", "").split(";")
+        values = tuple(request.headers.get(name) for name in signed)
+        return (request.method, request.raw_path, request.raw_query, values)
+
+    def get(self, key: tuple, now: float, secret_for: Callable[[str], str | None]):
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        secret = secret_for(entry.auth.access_key)
+        fresh = entry.valid_from <= now <= entry.valid_until
+        if not fresh or secret is None or not hmac.compare_digest(secret, entry.secret):
+            del self._entries[key]
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry.auth
+
+    def put(self, key: tuple, request: Request, auth: AuthResult, secret: str) -> None:
+        try:
+            signed_at = _epoch(auth.amz_date)
+            expires = int(request.query["X-Amz-Expires"])
+        except (KeyError, ValueError):
+            return
+        self._entries[key] = _Entry(auth, secret, signed_at - MAX_SKEW, signed_at + expires)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
