@@ -45,7 +45,9 @@ log = logging.getLogger("holdfast.alerts")
 
 OUTBOX_FILE = "alerts.db"
 SEND_TIMEOUT = 15.0
-CLEAR_AFTER_SECONDS = 30.0  # a condition must stay gone this long before it is resolved
+# A condition must be absent from this many evaluations in a row before it is resolved, so a
+# value hovering around a threshold does not flap.
+CLEAR_AFTER_EVALUATIONS = 3
 KEEP_DELIVERED = 1000
 KEEP_ATTEMPTS = 500
 
@@ -126,7 +128,7 @@ def evaluate(
         if d["state"] != "ok":
             conditions.append(
                 Condition(
-                    f"drive:{d['id']}:{d['state']}",
+                    f"drive:{d['id']}",
                     "drive",
                     "critical",
                     f"drive {d['id']} ({d['path']}) {d['state']}: {d['reason']}",
@@ -250,9 +252,14 @@ class Outbox:
             return cur.rowcount == 1
 
     def apply(
-        self, conditions: list[Condition], known_rules: set[str], now: float | None = None
+        self,
+        conditions: list[Condition],
+        known_rules: set[str],
+        clear_after: float = 30.0,
+        now: float | None = None,
     ) -> list[str]:
-        """Record which conditions hold; returns the rules of the alerts raised."""
+        """Record which conditions hold; returns the rules of the alerts raised. A condition
+        gone for ``clear_after`` seconds is resolved."""
         now = time.time() if now is None else now
         raised: list[str] = []
         with self._write() as db:
@@ -284,11 +291,7 @@ class Outbox:
                 )
                 raised.append(c.rule)
             for key, (_, rule, _severity, summary, since, last_seen) in active.items():
-                if (
-                    key in current
-                    or rule not in known_rules
-                    or now - last_seen < CLEAR_AFTER_SECONDS
-                ):
+                if key in current or rule not in known_rules or now - last_seen < clear_after:
                     continue
                 db.execute("DELETE FROM conditions WHERE key=?", (key,))
                 details = {"since": iso_utc(since), "lasted_seconds": round(now - since, 1)}

@@ -26,6 +26,7 @@ from holdfast.errors import S3Error
 from holdfast.index.sqlite import Conflict, NotEmpty
 from holdfast.ops.requestlog import LogQuery, parse_when, search
 from holdfast.ops.timeseries import FILE_NAME, chart, load
+from holdfast.ops.ui import session as ui_session
 from holdfast.s3.auth import verify_request
 from holdfast.s3.http import Request, Response
 from holdfast.service.users import ROOT_USER
@@ -85,7 +86,10 @@ def sigv4_root(request: Request, rt: OpsRuntime) -> Identity | None:
 
 
 # Tried in order; the first to return a user name authenticates the request.
-AUTHENTICATORS: list[Callable[[Request, OpsRuntime], Identity | None]] = [sigv4_root]
+AUTHENTICATORS: list[Callable[[Request, OpsRuntime], Identity | None]] = [
+    sigv4_root,
+    ui_session.api_identity,  # a root admin UI session (holdfast/ops/ui/session.py)
+]
 
 
 def authenticate(request: Request, rt: OpsRuntime) -> Identity:

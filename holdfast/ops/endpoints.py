@@ -115,6 +115,10 @@ async def handle(request: Request, app: S3App) -> Response:
             },
         )
     runtime = _runtime
+    if path == "/_holdfast/ui" or path.startswith("/_holdfast/ui/"):
+        from holdfast.ops import ui
+
+        return await ui.handle(request, app, runtime)
     if path.startswith("/_holdfast/api/"):
         if runtime is None:
             return _json(503, {"error": "OpsUnavailable", "message": "ops machinery not running"})

@@ -18,7 +18,7 @@ import time
 
 from holdfast.config import Config
 from holdfast.ops import metrics
-from holdfast.ops.alerts import Channel, Deliverer, Outbox, evaluate
+from holdfast.ops.alerts import CLEAR_AFTER_EVALUATIONS, Channel, Deliverer, Outbox, evaluate
 from holdfast.ops.node import NodeInfo
 from holdfast.ops.status import BoundedCall, StatusKeeper
 from holdfast.ops.timeseries import FILE_NAME, SAMPLE_SECONDS, Sampler, chart
@@ -27,6 +27,7 @@ log = logging.getLogger("holdfast.ops")
 
 LOCK_RETRY_SECONDS = 5.0
 FORGET_DEAD_EVERY = 60.0
+TICK_SECONDS = 0.5
 
 
 class OpsLeader:
@@ -112,11 +113,14 @@ class OpsLeader:
 
     async def _loop(self) -> None:
         last_eval = last_forget = float("-inf")
+        next_sample = time.time()
         while True:
-            # Sample just after each 10 s boundary, so every slot of the fine tier gets one.
-            await asyncio.sleep(SAMPLE_SECONDS - time.time() % SAMPLE_SECONDS + 0.5)
+            await asyncio.sleep(TICK_SECONDS)
             try:
-                await self._sample()
+                if time.time() >= next_sample:
+                    # Just after each 10 s boundary, so every slot of the fine tier gets one.
+                    next_sample = (time.time() // SAMPLE_SECONDS + 1) * SAMPLE_SECONDS + 0.5
+                    await self._sample()
                 if time.monotonic() - last_eval >= self.config.alert_eval_seconds:
                     last_eval = time.monotonic()
                     await self.evaluate()
@@ -154,7 +158,8 @@ class OpsLeader:
             chart(series, "1m")["points"],
             self.config,
         )
-        ok, raised = await self._call(10.0, self.outbox.apply, conditions, known)
+        clear_after = CLEAR_AFTER_EVALUATIONS * self.config.alert_eval_seconds
+        ok, raised = await self._call(10.0, self.outbox.apply, conditions, known, clear_after)
         if not ok:
             log.error("could not update the alert outbox: %s", raised)
             return []

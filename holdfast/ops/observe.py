@@ -38,16 +38,43 @@ class _Sink(Protocol):
     pending: list
 
 
+class Finished(NamedTuple):
+    """What is kept of a request once its response is sent: strings and numbers only (and
+    the query dict when there is one), so that thousands of them waiting for the next flush
+    hold no request, response or connection objects, and cost the garbage collector next to
+    nothing."""
+
+    ended: float
+    latency: float
+    aborted: bool
+    request_id: str
+    remote: str
+    access_key: str | None
+    authorization: str | None  # only kept to name the key of a request that failed auth
+    user: str | None
+    method: str
+    raw_path: str
+    bucket: str | None
+    key: str | None
+    query: dict | None
+    copy: bool
+    status: int
+    error_body: bytes | None
+    content_length: str | None
+    bytes_out: int
+    user_agent: str
+
+
 class Observation:
     """One request on its way out. Used as ``with hook.observe(request, response): send``."""
 
-    __slots__ = ("sink", "request", "response", "sent", "latency", "ended", "aborted")
+    __slots__ = ("sink", "request", "response", "sent")
 
     def __init__(self, sink: _Sink, request: Request, response: Response) -> None:
         self.sink = sink
         self.request = request
         self.response = response
-        self.sent = -1  # a bytes body is measured later, from the body itself
+        self.sent = -1  # a bytes body is measured from the body itself
         if not isinstance(response.body, bytes):
             self.sent = 0
             response.body = self._counted(response.body)
@@ -61,10 +88,39 @@ class Observation:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.latency = time.monotonic() - self.request.started
-        self.ended = time.time()
-        self.aborted = exc_type is not None
-        self.sink.pending.append(self)  # looked up now: the flusher swaps the list
+        request, response = self.request, self.response
+        headers = request.headers
+        body = response.body
+        status = response.status
+        sent = self.sent
+        if sent < 0:
+            sent = 0 if request.method == "HEAD" else len(body)
+        # A plain tuple (Finished._make'd later): cheaper to build than a NamedTuple, and
+        # the collector stops tracking tuples that hold only strings and numbers.
+        self.sink.pending.append(  # looked up now: the flusher swaps the list
+            (
+                time.time(),
+                time.monotonic() - request.started,
+                exc_type is not None,
+                request.request_id,
+                request.client,
+                request.access_key,
+                None if request.access_key else headers.get("authorization"),
+                request.user,
+                request.method,
+                request.raw_path,
+                request.bucket,
+                request.key,
+                request.query or None,
+                "x-amz-copy-source" in headers,
+                status,
+                body if status >= 400 and isinstance(body, bytes) else None,
+                headers.get("content-length") if request.body_requested else None,
+                sent,
+                headers.get("user-agent", ""),
+            )
+        )
+        self.request = self.response = None
 
 
 class NullObservation:
@@ -88,63 +144,52 @@ def endpoint_of(path: str) -> str:
     return name if name in ADMIN_ENDPOINTS else "other"
 
 
-def operation_of(request: Request) -> str:
-    if request.raw_path.startswith("/_holdfast"):
-        return "Holdfast:" + endpoint_of(request.raw_path)
-    if request.bucket is None and request.raw_path not in ("", "/"):
+def operation_of(f: Finished) -> str:
+    if f.raw_path.startswith("/_holdfast"):
+        return "Holdfast:" + endpoint_of(f.raw_path)
+    if f.bucket is None and f.raw_path not in ("", "/"):
         return "Unknown"  # the path could not even be split into bucket and key
-    copy = "x-amz-copy-source" in request.headers
-    if request.query:
-        return resolve(request.method, request.bucket, request.key, request.query, copy).value
+    if f.query:
+        return resolve(f.method, f.bucket, f.key, f.query, f.copy).value
     # Without a query string the operation depends only on these four: remember the answer.
-    shape = (request.method, request.bucket is None, request.key is None, copy)
+    shape = (f.method, f.bucket is None, f.key is None, f.copy)
     op = _SIMPLE_OPERATIONS.get(shape)
     if op is None:
-        op = _SIMPLE_OPERATIONS[shape] = resolve(
-            *shape[:1], request.bucket, request.key, {}, copy
-        ).value
+        op = _SIMPLE_OPERATIONS[shape] = resolve(f.method, f.bucket, f.key, {}, f.copy).value
     return op
 
 
 _SIMPLE_OPERATIONS: dict[tuple[str, bool, bool, bool], str] = {}
 
 
-def claimed_access_key(request: Request) -> str | None:
+def claimed_access_key(f: Finished) -> str | None:
     """The access key a request names, even if its signature failed: that is the request an
     operator looks for when a user says their upload failed. Never the signature."""
-    if request.access_key:
-        return request.access_key
-    auth = request.headers.get("authorization", "")
+    if f.access_key:
+        return f.access_key
+    auth = f.authorization or ""
     if auth.startswith("AWS "):
         return auth[4:].split(":", 1)[0] or None
     m = _CREDENTIAL.search(auth)
     if m:
         return m.group(1)
-    cred = request.query.get("X-Amz-Credential") or ""
+    query = f.query or {}
+    cred = query.get("X-Amz-Credential") or ""
     if cred:
         return cred.split("/", 1)[0]
-    return request.query.get("AWSAccessKeyId") or None
+    return query.get("AWSAccessKeyId") or None
 
 
-def error_code_of(response: Response) -> str | None:
-    if response.status < 400 or not isinstance(response.body, bytes):
+def error_code_of(f: Finished) -> str | None:
+    if f.error_body is None:
         return None
-    m = _CODE.search(response.body, 0, 512)
+    m = _CODE.search(f.error_body, 0, 512)
     return m.group(1).decode() if m else None
 
 
-def bytes_in_of(request: Request) -> int:
-    if not request.body_requested:
-        return 0
-    raw = request.headers.get("content-length", "")
+def bytes_in_of(f: Finished) -> int:
+    raw = f.content_length or ""
     return int(raw) if raw.isdigit() else 0
-
-
-def bytes_out_of(obs: Observation) -> int:
-    if obs.sent >= 0:
-        return obs.sent
-    body = obs.response.body
-    return 0 if obs.request.method == "HEAD" or not isinstance(body, bytes) else len(body)
 
 
 class _Clock:
@@ -182,25 +227,24 @@ class Record(NamedTuple):
     aborted: bool
 
 
-def record_of(obs: Observation) -> Record:
-    request, response = obs.request, obs.response
+def record_of(f: Finished) -> Record:
     return Record(
-        obs.ended - obs.latency,
-        request.request_id,
-        request.client,
-        claimed_access_key(request),
-        request.user,
-        operation_of(request),
-        request.method,
-        request.bucket,
-        request.key,
-        response.status,
-        error_code_of(response),
-        bytes_in_of(request),
-        bytes_out_of(obs),
-        obs.latency,
-        request.headers.get("user-agent", "")[:200],
-        obs.aborted,
+        f.ended - f.latency,
+        f.request_id,
+        f.remote,
+        claimed_access_key(f),
+        f.user,
+        operation_of(f),
+        f.method,
+        f.bucket,
+        f.key,
+        f.status,
+        error_code_of(f),
+        bytes_in_of(f),
+        f.bytes_out,
+        f.latency,
+        f.user_agent[:200],
+        f.aborted,
     )
 
 
@@ -271,7 +315,7 @@ class BatchProcessor:
         self.clock = _Clock()
         self.pid = os.getpid()
 
-    def process(self, batch: list[Observation]) -> None:
+    def process(self, batch: list[tuple]) -> None:
         lines: list[str] = []
         counts: Counter[tuple[str, str]] = Counter()
         admin: Counter[tuple[str, str]] = Counter()
@@ -281,8 +325,8 @@ class BatchProcessor:
         latencies: defaultdict[str, list[float]] = defaultdict(list)
         edge = 0
         clock, pid = self.clock, self.pid
-        for obs in batch:
-            r = record_of(obs)
+        for raw in batch:
+            r = record_of(Finished._make(raw))
             op, status = r.operation, str(r.status)
             if op.startswith("Holdfast:"):
                 endpoint = op[len("Holdfast:") :]

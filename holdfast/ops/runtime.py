@@ -42,8 +42,8 @@ class OpsRuntime:
         self.config = config
         self.node = load_node_info(config)
         self.root = load_root_credentials(config.primary_dir)
-        self.pending: list[Observation] = []
-        self._backlog: list[Observation] = []
+        self.pending: list[tuple] = []  # observe.Finished fields
+        self._backlog: list[tuple] = []
         self._log_executor = ThreadPoolExecutor(1, thread_name_prefix="holdfast-ops-log")
         self._log_future: Future | None = None
         self.log_dir = config.ops_path / REQUEST_LOG_DIR
@@ -129,7 +129,7 @@ class OpsRuntime:
             batch, self._backlog = self._backlog, []
             self._log_future = self._log_executor.submit(self._process, batch)
 
-    def _process(self, batch: list[Observation]) -> None:
+    def _process(self, batch: list[tuple]) -> None:
         try:
             self.processor.process(batch)
         except Exception:

@@ -315,7 +315,7 @@ class StatusKeeper:
         self._counts: dict = {}
         self._last_count = float("-inf")
         self.snapshot: dict = self._assemble(
-            [], {"readable": False, "error": "not checked yet"}, {}, {}
+            [], {"readable": False, "error": "not checked yet"}, {}, {name: {} for name in sections}
         )
         self.snapshot["refreshed_at"] = 0.0
 

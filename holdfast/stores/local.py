@@ -75,6 +75,7 @@ class BlobWriter:
                 view = view[n:]
         except OSError as e:
             if _full(e):
+                self.store.forget_space()
                 raise StoreFull(str(e)) from e
             raise
         self.size += len(data)
@@ -84,6 +85,7 @@ class BlobWriter:
             os.fsync(self._fd)
         except OSError as e:
             if _full(e):
+                self.store.forget_space()
                 raise StoreFull(str(e)) from e
             raise
         os.close(self._fd)
@@ -212,7 +214,7 @@ class LocalStore:
             return
         missing: list[Path] = []
         while not path.exists():
-            if path.parent == self.root:
+            if path.parent == self.root or not path.is_relative_to(self.root):
                 raise DriveMissing(errno.ENOENT, f"{path} is gone: drive {self.store_id} pulled?")
             missing.append(path)
             path = path.parent
@@ -237,18 +239,23 @@ class LocalStore:
         finally:
             os.close(fd)
 
-    def space(self) -> tuple[int, int]:
+    def space(self, fresh: bool = False) -> tuple[int, int]:
         """(available, total) bytes of the filesystem holding the drive. Cached for
         SPACE_TTL seconds: placement asks on every PUT, and a statvfs costs more than a small
-        PUT's hashing. A write that outruns the cache still fails cleanly with ENOSPC."""
+        PUT's hashing. A write that outruns the cache still fails cleanly with ENOSPC (and
+        drops the cache). Repair asks ``fresh``: it must never overshoot its reserve."""
         now = time.monotonic()
         cached = self._space_cache
-        if cached is not None and now - cached[0] < SPACE_TTL:
+        if not fresh and cached is not None and now - cached[0] < SPACE_TTL:
             return cached[1]
         st = os.statvfs(self.root)
         value = (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize)
         self._space_cache = (now, value)
         return value
+
+    def forget_space(self) -> None:
+        """Drop the cached free space (a write just found the drive full)."""
+        self._space_cache = None
 
     def free_bytes(self) -> int:
         """Bytes a foreground write may still use (the write reserve held back)."""
@@ -257,7 +264,7 @@ class LocalStore:
 
     def repair_room(self) -> int:
         """Bytes repair may still use: it stops short of the larger repair reserve."""
-        avail, total = self.space()
+        avail, total = self.space(fresh=True)
         return avail - int(total * self.repair_reserve_percent / 100)
 
     def total_bytes(self) -> int:

@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
     )
     pol.add_argument("name")
     add_data(pol)
-    pol.add_argument("--copies", type=int, help="copies on distinct drives")
-    pol.add_argument("--min-copies", type=int, help="write quorum (default 1)")
+    pol.add_argument("--copies", dest="policy_copies", type=int, help="copies on distinct drives")
+    pol.add_argument(
+        "--min-copies", dest="policy_min_copies", type=int, help="write quorum (default 1)"
+    )
     pol.add_argument("--clear", action="store_true", help="use the server's policy again")
     pol.add_argument("--json", action="store_true")
 
@@ -61,9 +63,9 @@ def _bucket_policy(args: argparse.Namespace, config: Config) -> int:
     drives = len(config.data_dirs)
     if args.clear:
         index.set_bucket_policy(args.name, None, None)
-    elif args.copies is not None:
+    elif args.policy_copies is not None:
         try:
-            policy = Policy(args.copies, args.min_copies or 1)
+            policy = Policy(args.policy_copies, args.policy_min_copies or 1)
         except ValueError as e:
             print(f"holdfast: {e}", file=sys.stderr)
             return 2

@@ -68,6 +68,8 @@ def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
 
 def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
     """Copy the flags that were given into ``config``, then check they make sense."""
+    if getattr(args, "command", None) != "serve":
+        return
     for _flag, field, _kind, _text in FLAGS:
         value = getattr(args, field, None)
         if value is not None:

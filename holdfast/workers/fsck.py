@@ -31,8 +31,15 @@ from holdfast.index.records import RepairTask, Segment
 from holdfast.service.node import Node, index_path
 from holdfast.stores.health import DriveState
 from holdfast.workers.flags import parse_size
-from holdfast.workers.repair import Pacer, Repairer, RepairFailed
-from holdfast.workers.scrub import Checker, Fault, remove_orphans, segments_by_blob
+from holdfast.workers.limits import Pacer
+from holdfast.workers.repair import Repairer, RepairFailed
+from holdfast.workers.verify import (
+    Checker,
+    Fault,
+    remove_orphans,
+    segments_by_blob,
+    stored_bytes,
+)
 
 TMP_MAX_AGE = 24 * 3600.0
 
@@ -87,7 +94,7 @@ class ProgressBar:
         sys.stderr.write(
             f"\rfsck [{'#' * filled}{'.' * (30 - filled)}] {share * 100:5.1f}%  "
             f"{_size(done_bytes)} / {_size(self.total_bytes)}  {_size(rate)}/s  "
-            f"{done_items}/{self.total_items} objects+parts "
+            f"{done_items}/{self.total_items} objects and parts "
         )
         sys.stderr.flush()
 
@@ -146,6 +153,7 @@ class Fsck:
         self.repairer = Repairer(node, pace)
         self.report = Report()
         self.progress_enabled = progress
+        self._done = 0  # bytes of the copies looked at so far (progress)
 
     def run(self, quick: bool) -> Report:
         started = time.monotonic()
@@ -158,7 +166,7 @@ class Fsck:
         bar = ProgressBar(total_bytes, objects, self.progress_enabled)
         self._objects(bar)
         self._parts(bar)
-        bar.close(r.bytes, r.objects + r.parts)
+        bar.close(self._done, r.objects + r.parts)
         self._drives()
         queue = index.repair_summary()
         r.repair_queue = int(sum(v["rows"] for ops in queue.values() for v in ops.values()))
@@ -188,7 +196,8 @@ class Fsck:
                     self.report.damaged.append(f"{obj.bucket}/{obj.key}")
                 self.report.objects += 1
                 self.report.bytes += check.bytes
-                bar.update(self.report.bytes, self.report.objects)
+                self._done += stored_bytes(obj.segments)
+                bar.update(self._done, self.report.objects)
                 after = (obj.bucket, obj.key)
             if len(batch) < 100:
                 return
@@ -203,7 +212,8 @@ class Fsck:
                 self._faults(check.faults, segments_by_blob([part.segment]))
                 self.report.parts += 1
                 self.report.bytes += check.bytes
-                bar.update(self.report.bytes, self.report.objects + self.report.parts)
+                self._done += stored_bytes([part.segment])
+                bar.update(self._done, self.report.objects + self.report.parts)
                 after = (part.upload_id, part.part_number)
             if len(batch) < 100:
                 return

@@ -10,6 +10,7 @@ import asyncio
 import random
 import threading
 import time
+from typing import Any
 
 
 class TokenBucket:
@@ -92,3 +93,19 @@ def max_attempts(base: float, cap: float, seconds: float) -> int:
         if elapsed > seconds:
             return attempts
         attempts += 1
+
+
+class Pacer:
+    """What one repair (or scrub, or fsck) does between blocks: take bytes from the shared
+    token bucket, and let foreground requests go first."""
+
+    def __init__(self, node: Any, bytes_per_second: float) -> None:
+        self.node = node
+        self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 4 * 1024**2))
+
+    def __call__(self, nbytes: int) -> None:
+        cfg = self.node.config
+        self.node.foreground.wait_quiet_sync(
+            cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
+        )
+        self.bucket.take_sync(nbytes)

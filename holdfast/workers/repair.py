@@ -31,9 +31,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ from holdfast.service.node import Node
 from holdfast.stores.blocks import CorruptBlock, verify_block
 from holdfast.stores.local import LocalStore, StoreFull
 from holdfast.workers.counters import count, gauge
-from holdfast.workers.limits import Backoff, TokenBucket, jittered_delay
+from holdfast.workers.limits import Backoff, Pacer, TokenBucket, jittered_delay
+from holdfast.workers.verify import Checker
 
 log = logging.getLogger("holdfast.repair")
 
@@ -95,22 +97,6 @@ class RepairStats:
         return sum(1 for t in self._retry_times if t >= now - 60) / 60.0
 
 
-class Pacer:
-    """What one repair (or scrub, or fsck) does between blocks: take bytes from the shared
-    token bucket, and let foreground requests go first."""
-
-    def __init__(self, node: Node, bytes_per_second: float) -> None:
-        self.node = node
-        self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 4 * 1024**2))
-
-    def __call__(self, nbytes: int) -> None:
-        cfg = self.node.config
-        self.node.foreground.wait_quiet_sync(
-            cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
-        )
-        self.bucket.take_sync(nbytes)
-
-
 class Repairer:
     """Carries out one row, synchronously. Shared by the worker and ``holdfast fsck``."""
 
@@ -118,6 +104,8 @@ class Repairer:
         self.node = node
         self.pace = pace
         self.stats = RepairStats()
+        self._claims: dict[str, int] = {}  # bytes being written per drive
+        self._claims_lock = threading.Lock()
 
     def execute(self, task: RepairTask) -> int:
         """Do ``task``; returns the bytes copied. Raises RepairFailed when it must wait."""
@@ -143,12 +131,8 @@ class Repairer:
             self.stats.verified_ok += 1
             count("REPAIRS", 1, "verified-ok")
             return 0
-        if self._guard(store, task, store.repair_room) < seg.size:
-            raise TargetFull(
-                f"drive {task.store_id} has no room for {seg.size} bytes above its "
-                f"{store.repair_reserve_percent}% repair reserve"
-            )
-        moved = self._guard(store, task, lambda: self._rebuild(store, seg, state == "bad"))
+        with self._room(store, task, seg.size):
+            moved = self._guard(store, task, lambda: self._rebuild(store, seg, state == "bad"))
         if moved is not None:
             self.stats.quarantined += 1
             count("CORRUPTIONS_FIXED")
@@ -172,6 +156,25 @@ class Repairer:
             seg.size,
         )
         return seg.size
+
+    @contextlib.contextmanager
+    def _room(self, store: LocalStore, task: RepairTask, size: int) -> Iterator[None]:
+        """Claim ``size`` bytes of the drive's room above its repair reserve for the
+        duration of one copy. Claims of concurrent repairs count against the room, so
+        together they cannot write past the reserve either."""
+        with self._claims_lock:
+            room = self._guard(store, task, store.repair_room) - self._claims.get(store.store_id, 0)
+            if room < size:
+                raise TargetFull(
+                    f"drive {store.store_id} has no room for {size} bytes above its "
+                    f"{store.repair_reserve_percent}% repair reserve"
+                )
+            self._claims[store.store_id] = self._claims.get(store.store_id, 0) + size
+        try:
+            yield
+        finally:
+            with self._claims_lock:
+                self._claims[store.store_id] -= size
 
     def _guard(self, store: LocalStore, task: RepairTask, fn):
         """Run a step on the target drive; a drive-level failure opens its breaker and
@@ -275,7 +278,9 @@ class RepairWorker:
         self.cap = cfg.repair_backoff_cap_seconds
         self.concurrency = cfg.repair_concurrency
         self.ops = TokenBucket(cfg.repair_ops_per_second, burst=max(1.0, cfg.repair_concurrency))
-        self.repairer = Repairer(node, Pacer(node, cfg.repair_bytes_per_second))
+        pace = Pacer(node, cfg.repair_bytes_per_second)
+        self.repairer = Repairer(node, pace)
+        self.checker = Checker(node, pace)
         self.stats = self.repairer.stats
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="repair")
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -383,6 +388,8 @@ class RepairWorker:
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.pool, self.repairer.execute, task)
+            if task.ref and "/" in task.ref and task.op == "copy":
+                await loop.run_in_executor(self.pool, self._settle_damage, task.ref)
             self._drive_backoff.pop(task.store_id, None)
             self._drive_until.pop(task.store_id, None)
             gauge("BACKOFF_SECONDS", 0.0, "repair")
@@ -401,6 +408,14 @@ class RepairWorker:
         finally:
             self._inflight.discard(key)
             self._slots.release()
+
+    def _settle_damage(self, ref: str) -> None:
+        """An object marked damaged may be whole again after this repair: verify it and
+        take the mark off if so (a cheap lookup when it was never marked)."""
+        bucket, _, key = ref.partition("/")
+        obj = self.node.index.get_object(bucket, key)
+        if obj is not None and obj.state != "ok":
+            self.checker.settle_damage(obj, self.checker.check_object(obj))
 
     def _failed(self, task: RepairTask, e: Exception) -> None:
         kind = e.kind if isinstance(e, RepairFailed) else "error"

@@ -10,7 +10,7 @@ such as those a returning drive brings back.
 
 The walk's position and the pass's counters are saved in the index every few seconds, so a
 restart resumes where it stopped instead of starting over. Nothing is scanned at start-up.
-The verification itself (:class:`Checker`) is shared with ``holdfast fsck``.
+The verification itself (holdfast/workers/verify.py) is shared with repair and fsck.
 """
 
 from __future__ import annotations
@@ -19,147 +19,25 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from holdfast.index.records import ObjectRecord, RepairTask, Segment
-from holdfast.service.integrity import failure_reason
 from holdfast.service.node import Node
-from holdfast.stores.blocks import CorruptBlock, verify_block
-from holdfast.stores.health import DriveState
-from holdfast.stores.local import LocalStore
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Backoff
-from holdfast.workers.repair import Pacer
+from holdfast.workers.limits import Backoff, Pacer
+from holdfast.workers.verify import (
+    Checker,
+    Fault,
+    remove_orphans,
+    segments_by_blob,
+    stored_bytes,
+)
 
 log = logging.getLogger("holdfast.scrub")
 
 STATE_KEY = "scrub_state"
 BATCH = 50
 SAVE_EVERY_SECONDS = 5.0
-
-
-@dataclass
-class Fault:
-    """One problem found: ``kind`` is missing | corrupt | io-error | unknown-drive |
-    inline-corrupt | orphan."""
-
-    kind: str
-    blob_id: str
-    store_id: str | None
-    ref: str
-    detail: str = ""
-
-
-@dataclass
-class ObjectCheck:
-    faults: list[Fault] = field(default_factory=list)
-    # Some segment has copies on readable drives and none verifies whole (the repair worker
-    # may still salvage it block by block).
-    damaged: bool = False
-    whole: bool = True  # every copy of every segment verified
-    bytes: int = 0
-
-
-@dataclass
-class SegmentCheck:
-    faults: list[Fault] = field(default_factory=list)
-    good: int = 0  # copies that verified whole
-    checked: int = 0  # copies on readable drives that were looked at
-    bytes: int = 0
-
-
-class Checker:
-    """Verifies objects and parts against their copies (blocking; paced by ``pace``)."""
-
-    def __init__(self, node: Node, pace: Callable[[int], None]) -> None:
-        self.node = node
-        self.pace = pace
-
-    def check_segment(self, seg: Segment, ref: str) -> SegmentCheck:
-        result = SegmentCheck()
-        for store_id in seg.stores:
-            store = self.node.stores.get(store_id)
-            if store is None:
-                result.faults.append(Fault("unknown-drive", seg.blob_id, store_id, ref))
-                continue
-            if not self.node.drives.readable(store_id):
-                continue  # its handoff log and its return are the repair worker's business
-            result.checked += 1
-            fault = self._check_copy(store, seg, ref, result)
-            if fault is None:
-                result.good += 1
-            else:
-                result.faults.append(fault)
-        return result
-
-    def _check_copy(
-        self, store: LocalStore, seg: Segment, ref: str, result: SegmentCheck
-    ) -> Fault | None:
-        try:
-            for nbytes in store.verify(seg.blob_id, seg.crcs, seg.block_size, seg.size):
-                self.pace(nbytes)
-                result.bytes += nbytes
-            return None
-        except (CorruptBlock, OSError) as e:
-            verdict = self.node.drives.copy_failed(store.store_id, seg.blob_id, e)
-            if verdict is DriveState.DOWN and isinstance(e, FileNotFoundError):
-                result.checked -= 1  # the drive went away, not the copy
-                return None
-            return Fault(failure_reason(e), seg.blob_id, store.store_id, ref, str(e))
-
-    def check_inline(self, obj: ObjectRecord) -> list[Fault]:
-        seg = obj.segments[0]
-        data = obj.inline or b""
-        try:
-            for block in range(-(-seg.size // seg.block_size)):
-                piece = data[block * seg.block_size : (block + 1) * seg.block_size]
-                verify_block(piece, len(piece), seg.crcs, block, "inline")
-        except CorruptBlock as e:
-            return [Fault("inline-corrupt", "inline", None, f"{obj.bucket}/{obj.key}", str(e))]
-        return []
-
-    def check_object(self, obj: ObjectRecord) -> ObjectCheck:
-        """Verify every copy of every segment of ``obj`` (its inline bytes, if inline)."""
-        if obj.inline is not None:
-            faults = self.check_inline(obj)
-            return ObjectCheck(faults, bool(faults), not faults, len(obj.inline))
-        result = ObjectCheck()
-        ref = f"{obj.bucket}/{obj.key}"
-        for seg in obj.segments:
-            check = self.check_segment(seg, ref)
-            result.faults += check.faults
-            result.bytes += check.bytes
-            result.damaged = result.damaged or (check.checked > 0 and check.good == 0)
-            result.whole = result.whole and check.good > 0 and not check.faults
-        return result
-
-    def act(self, seg_of: dict[str, Segment], faults: list[Fault]) -> int:
-        """Queue a repair for every fixable fault; returns how many were newly queued."""
-        queued = 0
-        for f in faults:
-            if f.store_id is None or f.kind == "unknown-drive":
-                continue
-            task = RepairTask(f.blob_id, f.store_id, "copy", f.kind, seg_of[f.blob_id], f.ref)
-            queued += self.node.integrity.queue(task)
-        return queued
-
-    def settle_damage(self, obj: ObjectRecord, check: ObjectCheck) -> None:
-        """Mark an object found damaged; unmark one found whole again (every copy of every
-        segment verified: copies on a drive that is down leave the mark alone)."""
-        if check.damaged and obj.state == "ok":
-            self.node.integrity.object_damaged(obj, 0, ["found by a scrub or fsck"])
-        elif (
-            check.whole
-            and obj.state != "ok"
-            and self.node.index.set_state_if(obj.bucket, obj.key, obj.etag, obj.state, "ok")
-        ):
-            log.warning("%s/%s verified whole again: damage mark removed", obj.bucket, obj.key)
-
-
-def segments_by_blob(segments: list[Segment]) -> dict[str, Segment]:
-    return {s.blob_id: s for s in segments}
 
 
 @dataclass
@@ -173,7 +51,8 @@ class PassState:
     finished: float | None = None
     total_bytes: int = 0
     total_objects: int = 0
-    bytes: int = 0
+    bytes: int = 0  # read and verified
+    done_bytes: int = 0  # of the copies looked at (progress; a bad copy is not read whole)
     objects: int = 0
     parts: int = 0
     files: int = 0
@@ -214,7 +93,10 @@ class Scrubber:
 
     def snapshot(self) -> dict:
         s = self.state
-        done = s.bytes / s.total_bytes if s.total_bytes else (1.0 if s.phase == "done" else 0.0)
+        if s.phase == "done" or not s.total_bytes:
+            done = 1.0 if s.phase == "done" else 0.0
+        else:
+            done = s.done_bytes / s.total_bytes
         return {
             "enabled": self.rate > 0,
             "bytes_per_second": self.rate,
@@ -263,6 +145,7 @@ class Scrubber:
             s.repairs_queued += self.checker.act(segments_by_blob(obj.segments), check.faults)
             self.checker.settle_damage(obj, check)
             s.damaged += check.damaged
+            s.done_bytes += stored_bytes(obj.segments)
             s.objects += 1
             s.cursor = [obj.bucket, obj.key]
         if len(batch) < BATCH:
@@ -278,6 +161,7 @@ class Scrubber:
             self._record(check.faults, check.bytes)
             s.repairs_queued += self.checker.act(segments_by_blob([part.segment]), check.faults)
             s.parts += 1
+            s.done_bytes += stored_bytes([part.segment])
             s.cursor = [part.upload_id, part.part_number]
         if len(batch) < BATCH:
             s.phase, s.cursor = "drives", None
@@ -365,23 +249,3 @@ class Scrubber:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def remove_orphans(
-    node: Node, store: LocalStore, hour: str, dry_run: bool = False
-) -> tuple[int, int]:
-    """Delete the blob files of one hour directory that the index does not know and that
-    are older than the orphan age (so an upload between rename and commit is never hit).
-    Returns (orphans, files looked at)."""
-    cutoff = time.time() - node.config.orphan_age_seconds
-    files = list(store.blobs_in_hour(hour))
-    aged = [name for name, mtime in files if mtime <= cutoff]
-    known = node.index.known_blobs(aged)
-    orphans = [b for b in aged if b not in known]
-    for blob_id in orphans:
-        log.warning(
-            "orphan blob %s on %s%s", blob_id, store.store_id, "" if dry_run else ": removed"
-        )
-        if not dry_run:
-            store.delete(blob_id)
-    return len(orphans), len(files)

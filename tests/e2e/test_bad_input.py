@@ -870,14 +870,23 @@ def _fuzz_one(server: Server, rng: random.Random, bucket: str) -> int | None:
 
 
 def test_fuzz(tmp_path, tls_files):
-    """A bounded fuzz loop against a private server: no 500s, no tracebacks, still healthy."""
+    """A bounded fuzz loop against private servers: no 500s, no tracebacks, still healthy.
+    The third is a two-drive node with one drive gone (its identity marker removed), so
+    malformed requests also meet the degraded write and read paths (issue 4)."""
     seed = int(os.environ.get("HOLDFAST_FUZZ_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     server = start_server(tmp_path / "plain", workers=1)
     tls_server = start_server(tmp_path / "tls", tls=tls_files, workers=1)
+    degraded = start_server(tmp_path / "degraded", drives=2, workers=1)
+    (degraded.data_dirs[1] / "drive" / ".holdfast-drive").unlink()
+    status_file = degraded.data_dirs[0] / "index" / "integrity-status.json"
+    deadline = time.monotonic() + 10
+    while '"state": "down"' not in (status_file.read_text() if status_file.exists() else ""):
+        assert time.monotonic() < deadline, "the drive without its marker was not marked down"
+        time.sleep(0.2)
     try:
         results: dict[int | None, int] = {}
-        for srv, count in ((server, 240), (tls_server, 60)):
+        for srv, count in ((server, 240), (tls_server, 60), (degraded, 100)):
             s3 = srv.client()
             bucket = unique("fz")
             s3.create_bucket(Bucket=bucket)
@@ -900,3 +909,4 @@ def test_fuzz(tmp_path, tls_files):
         gc.collect()  # requests' connection cycles
         server.stop()
         tls_server.stop()
+        degraded.stop()
