@@ -20,14 +20,11 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from holdfast.index.records import ObjectRecord, PartRecord, RepairTask, Segment
 
-if TYPE_CHECKING:
-    from typing import TypeVar
-
-    T = TypeVar("T")
+T = TypeVar("T")
 
 INTEGRITY_SCHEMA = """
 -- The drives this node has adopted, by the uuid written in each drive's marker file. A drive
@@ -148,6 +145,11 @@ class IntegrityIndex:
 
     _transact: Callable[..., Any]
     _conn: Callable[[], sqlite3.Connection]
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only query function on this thread's connection (for callers that
+        also run it on connections of their own, like the status refresher)."""
+        return fn(self._conn())
 
     # -- drives -----------------------------------------------------------------------------
 

@@ -96,10 +96,16 @@ class RequestLogWriter:
 
     def _open_segment(self) -> None:
         self.close()
-        name = f"requests-{int(time.time() * 1000):013d}-{self.pid}.jsonl"
-        self._fd = os.open(
-            self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
-        )
+        stamp = int(time.time() * 1000)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        while True:  # two segments opened within one millisecond get distinct names
+            try:
+                self._fd = os.open(
+                    self.directory / f"requests-{stamp:013d}-{self.pid}.jsonl", flags, 0o600
+                )
+                break
+            except FileExistsError:
+                stamp += 1
         self._size = 0
         enforce_cap(self.directory, self.max_bytes)
 

@@ -82,7 +82,8 @@ def parse(body: bytes) -> ET.Element:
         raise S3Error("MalformedXML")
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError) as e:
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError) as e:
+        # LookupError: an XML declaration naming an unknown encoding (found by fuzzing).
         raise S3Error("MalformedXML") from e
     for el in root.iter():
         if isinstance(el.tag, str) and "}" in el.tag:

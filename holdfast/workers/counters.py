@@ -44,3 +44,25 @@ def gauge(name: str, value: float, *labels: str) -> None:
         (metric.labels(*labels) if labels else metric).set(value)
     except Exception as e:
         log.debug("metric %s not set: %s", name, e)
+
+
+_GAUGES: dict[str, Any] = {}
+
+
+def set_gauge(name: str, text: str, value: float | None, **labels: str) -> None:
+    """A node-level gauge of the integrity machinery (limits, owed bytes, retry rate),
+    set by the process running the background workers. prometheus-client's multiprocess
+    mode ("livemax") makes it appear in every worker's scrape."""
+    if value is None or _metrics() is None:
+        return
+    try:
+        gauge = _GAUGES.get(name)
+        if gauge is None:
+            from prometheus_client import Gauge
+
+            gauge = _GAUGES[name] = Gauge(
+                name, text, labelnames=sorted(labels), multiprocess_mode="livemax"
+            )
+        (gauge.labels(**labels) if labels else gauge).set(value)
+    except Exception as e:
+        log.debug("gauge %s not set: %s", name, e)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from holdfast.index.integrity import damaged_objects, repair_summary
+from holdfast.workers.counters import set_gauge
 
 STATUS_FILE = "integrity-status.json"
 
@@ -62,6 +63,8 @@ def quarantined_copies(service: Any) -> dict[str, int]:
 
 
 def durable_view(db: sqlite3.Connection, limit: int = 20) -> dict:
+    """What needs the index: the repair queue per drive and the damaged objects, read on
+    the given connection (the index's own, or the ops refresher's bounded one)."""
     count, examples = damaged_objects(db, limit)
     return {
         "repair_queue": repair_summary(db),
@@ -78,18 +81,105 @@ def publish(service: Any, workers: Any) -> dict:
         "quarantined": quarantined_copies(service),
     }
     try:
-        state.update(durable_view(service.node.index._conn()))
+        state.update(service.node.index.read(durable_view))
     except sqlite3.Error as e:
         previous = read_published(status_path(service.node.index.path)) or {}
         state["repair_queue"] = previous.get("repair_queue")
         state["damaged"] = previous.get("damaged")
         state["index_error"] = str(e)
     workers.integrity_status = state
+    export_gauges(state)
     path = status_path(service.node.index.path)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(state, default=str))
     os.replace(tmp, path)
     return state
+
+
+LIMIT_GAUGES = {
+    # name: (help, where in the published state)
+    "holdfast_repair_limit_bytes_per_second": (
+        "Repair bandwidth limit",
+        ("repair", "limits", "bytes_per_second"),
+    ),
+    "holdfast_repair_limit_ops_per_second": (
+        "Repairs started per second, at most",
+        ("repair", "limits", "ops_per_second"),
+    ),
+    "holdfast_repair_limit_concurrency": (
+        "Repairs running at once, at most",
+        ("repair", "limits", "concurrency"),
+    ),
+    "holdfast_repair_limit_backoff_base_seconds": (
+        "First retry delay of a failing repair",
+        ("repair", "limits", "backoff_base_seconds"),
+    ),
+    "holdfast_repair_limit_backoff_cap_seconds": (
+        "Longest retry delay of a failing repair",
+        ("repair", "limits", "backoff_cap_seconds"),
+    ),
+    "holdfast_repair_limit_reserve_percent": (
+        "Share of each drive repair never fills",
+        ("repair", "limits", "repair_reserve_percent"),
+    ),
+    "holdfast_repair_retry_rate_bound_per_drive": (
+        "Retries per second per failing drive, at most, at the cap",
+        ("repair", "limits", "retry_rate_bound_per_drive"),
+    ),
+    "holdfast_repair_retry_rate": (
+        "Repair retries per second over the last minute",
+        ("repair", "retry_rate_per_second"),
+    ),
+    "holdfast_scrub_limit_bytes_per_second": (
+        "Scrubber bandwidth limit (0: off)",
+        ("scrub", "bytes_per_second"),
+    ),
+    "holdfast_scrub_pass": ("Number of the scrub pass under way", ("scrub", "pass")),
+    "holdfast_damaged_objects": ("Objects with no good copy of some byte", ("damaged", "count")),
+}
+
+
+def _dig(state: dict, path: tuple[str, ...]) -> float | None:
+    value: Any = state
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, int | float) else None
+
+
+def export_gauges(state: dict) -> None:
+    """Every limit, and what the repair queue owes each drive, as metrics."""
+    for name, (text, path) in LIMIT_GAUGES.items():
+        set_gauge(name, text, _dig(state, path))
+    placement = state.get("placement", {}).get("default", {})
+    set_gauge(
+        "holdfast_placement_copies", "Copies per object (server policy)", placement.get("copies")
+    )
+    set_gauge(
+        "holdfast_placement_min_copies", "Write quorum (server policy)", placement.get("min_copies")
+    )
+    for d in state.get("drives", []):
+        set_gauge(
+            "holdfast_drive_reserve_percent",
+            "Share of the drive writes keep free",
+            d.get("reserve_percent"),
+            drive=d["id"],
+        )
+        owed = (state.get("repair_queue") or {}).get(d["id"], {})
+        for op in ("copy", "delete"):
+            rows = owed.get(op, {})
+            set_gauge(
+                "holdfast_repair_owed_rows",
+                "Repairs (copies, deletes) owed to each drive: its hinted-handoff log while down",
+                rows.get("rows", 0),
+                drive=d["id"],
+                op=op,
+            )
+        set_gauge(
+            "holdfast_repair_owed_bytes",
+            "Bytes of copies owed to each drive",
+            owed.get("copy", {}).get("bytes") or 0,
+            drive=d["id"],
+        )
 
 
 def read_published(path: Path) -> dict | None:

@@ -101,7 +101,7 @@ class Pacer:
 
     def __init__(self, node: Any, bytes_per_second: float) -> None:
         self.node = node
-        self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 4 * 1024**2))
+        self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 1024**2))
 
     def __call__(self, nbytes: int) -> None:
         cfg = self.node.config

@@ -37,7 +37,7 @@ log = logging.getLogger("holdfast.scrub")
 
 STATE_KEY = "scrub_state"
 BATCH = 50
-SAVE_EVERY_SECONDS = 5.0
+SAVE_EVERY_SECONDS = 2.0
 
 
 @dataclass
@@ -70,6 +70,7 @@ class Scrubber:
         self.interval = node.config.scrub_interval_seconds
         self.checker = Checker(node, Pacer(node, max(self.rate, 1)))
         self.state = PassState()
+        self.loaded = False
         self.faults_total = 0
         self.errors = 0
         self._saved = 0.0
@@ -79,12 +80,14 @@ class Scrubber:
     # -- state ---------------------------------------------------------------------------------
 
     def load(self) -> None:
+        """Resume the pass the last run saved (before that, status says "starting")."""
         raw = self.node.index.get_meta(STATE_KEY)
         if raw:
             try:
                 self.state = PassState(**json.loads(raw))
             except (TypeError, ValueError):
                 log.error("ignoring an unreadable scrub state: %r", raw[:200])
+        self.loaded = True
 
     def save(self, force: bool = False) -> None:
         if force or time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
@@ -101,8 +104,8 @@ class Scrubber:
             "enabled": self.rate > 0,
             "bytes_per_second": self.rate,
             "interval_seconds": self.interval,
-            "pass": s.number,
-            "phase": s.phase,
+            "pass": s.number if self.loaded else None,
+            "phase": s.phase if self.loaded else "starting",
             "progress": round(min(done, 1.0), 4),
             "bytes_verified": s.bytes,
             "objects_verified": s.objects,
@@ -112,7 +115,8 @@ class Scrubber:
             "faults_total": self.faults_total,
             "damaged_this_pass": s.damaged,
             "orphans_removed_this_pass": s.orphans,
-            "pass_started": s.started,
+            "pass_started": None if s.phase == "done" else s.started,
+            "next_pass_at": s.started if s.phase == "done" else None,
             "last_pass": s.last_pass,
             "errors": self.errors,
         }
@@ -148,6 +152,7 @@ class Scrubber:
             s.done_bytes += stored_bytes(obj.segments)
             s.objects += 1
             s.cursor = [obj.bucket, obj.key]
+            self.save()  # every few seconds: a restart loses at most that much work
         if len(batch) < BATCH:
             s.phase, s.cursor = "parts", None
 
@@ -163,6 +168,7 @@ class Scrubber:
             s.parts += 1
             s.done_bytes += stored_bytes([part.segment])
             s.cursor = [part.upload_id, part.part_number]
+            self.save()
         if len(batch) < BATCH:
             s.phase, s.cursor = "drives", None
 

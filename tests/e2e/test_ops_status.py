@@ -104,8 +104,8 @@ def test_status_answers_while_index_locked_and_drive_gone(node, tmp_path):
         assert "locked" in doc["index"]["error"]
         for _ in range(20):  # every answer is fast, whichever worker gives it
             started = time.monotonic()
-            doc = status(node, timeout=1.0)
-            assert time.monotonic() - started < 0.5
+            doc = status(node, timeout=2.0)
+            assert time.monotonic() - started < 1.0  # generous: the machine may be busy
             assert doc["state"] == "critical"
         ready = requests.get(f"{node.endpoint}/_holdfast/ready", timeout=1)
         assert ready.status_code == 503
