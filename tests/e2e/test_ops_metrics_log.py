@@ -42,11 +42,14 @@ def test_metrics_are_node_wide_across_workers(node):
             f"{node.endpoint}/_holdfast/metrics", headers={"Connection": "close"}, timeout=5
         ).text
 
-    wait_for(
-        lambda: metric_value(scrape(), "holdfast_s3_requests_total", operation="PutObject") == PUTS,
-        10,
-        "the puts to be counted",
-    )
+    def counted(text: str) -> bool:
+        return (
+            metric_value(text, "holdfast_s3_requests_total", operation="PutObject") == PUTS
+            and metric_value(text, "holdfast_s3_sent_bytes_total", operation="GetObject") == 1000
+        )
+
+    # Counting happens in each worker's background batch, so wait for the last request too.
+    wait_for(lambda: counted(scrape()), 10, "the puts and the get to be counted")
     pids = set()
     for _ in range(8):
         text = scrape()
