@@ -113,11 +113,20 @@ class Repairer:
         if store is None or not self.node.drives.writable(task.store_id):
             raise TargetDown(f"drive {task.store_id} is not writable")
         if task.op == "delete":
-            self._guard(store, task, lambda: store.delete(task.blob_id))
-            self.node.index.finish_repair(task)
-            self.stats.deletes += 1
-            count("REPAIRS", 1, "delete")
-            return 0
+            return self._delete(store, task)
+        return self._copy(store, task)
+
+    def _delete(self, store: LocalStore, task: RepairTask) -> int:
+        """Replay a delete the drive missed."""
+        self._guard(store, task, lambda: store.delete(task.blob_id))
+        self.node.index.finish_repair(task)
+        self.stats.deletes += 1
+        count("REPAIRS", 1, "delete")
+        return 0
+
+    def _copy(self, store: LocalStore, task: RepairTask) -> int:
+        """Make the drive hold a verified copy: nothing to do if it already does, else
+        rebuild one within the drive's room above its repair reserve."""
         if task.segment is None or not self.node.index.is_live(task.blob_id):
             self.node.index.finish_repair(task)  # the blob died meanwhile: nothing owed
             self.stats.dropped += 1
