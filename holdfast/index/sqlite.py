@@ -609,7 +609,16 @@ class SqliteIndex(IntegrityIndex):
                 flush()
         if pending:
             flush()
+        # A bulk load leaves the whole load in the WAL; fold it into the database now, or
+        # every reader of the next server would search a WAL index of millions of frames
+        # while the background checkpointer slowly catches up.
+        self.checkpoint("TRUNCATE")
         return count
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise ValueError(mode)
+        self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
 
     def delete_object(self, bucket: str, key: str) -> bool:
         def op(db: sqlite3.Connection):

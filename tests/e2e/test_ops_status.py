@@ -41,7 +41,12 @@ def test_status_json_html_ready_and_cli(node):
     s3 = node.client()
     s3.create_bucket(Bucket="status-bucket")
     s3.put_object(Bucket="status-bucket", Key="k", Body=b"x" * 100)
-    doc = wait_for(lambda: status(node)["index"].get("readable") and status(node), 10, "a refresh")
+
+    def refreshed_everywhere():
+        docs = [status(node) for _ in range(6)]  # answers come from either worker
+        return docs[-1] if all(d["index"].get("readable") for d in docs) else None
+
+    doc = wait_for(refreshed_everywhere, 15, "a refresh in every worker")
     assert doc["state"] == "ok", problems(doc)
     assert [d["id"] for d in doc["drives"]] == ["d0", "d1"]
     assert all(d["state"] == "ok" and d["total_bytes"] > 0 for d in doc["drives"])
@@ -98,7 +103,13 @@ def test_status_answers_while_index_locked_and_drive_gone(node, tmp_path):
             text = problems(doc)
             return doc if "index not writable" in text and "drive d1 missing" in text else None
 
-        doc = wait_for(broken, 10, "status to report the lock and the pulled drive")
+        def all_workers_broken():
+            # Each worker refreshes its own snapshot (every 2 s); connections land on either
+            # worker, so wait until several answers in a row agree.
+            docs = [broken() for _ in range(6)]
+            return docs[-1] if all(docs) else None
+
+        doc = wait_for(all_workers_broken, 15, "status to report the lock and the pulled drive")
         assert doc["state"] == "critical"
         assert doc["index"]["state"] == "not writable"
         assert "locked" in doc["index"]["error"]
@@ -128,11 +139,12 @@ def test_status_answers_while_index_locked_and_drive_gone(node, tmp_path):
     moved = node.data_dirs[0] / "index-moved"
     index_dir.rename(moved)
     try:
-        doc = wait_for(
-            lambda: "index unreachable" in problems(status(node)) and status(node),
-            10,
-            "status to report the missing index",
-        )
+
+        def unreachable_everywhere():
+            docs = [status(node) for _ in range(6)]  # answers come from either worker
+            return docs[-1] if all("index unreachable" in problems(d) for d in docs) else None
+
+        doc = wait_for(unreachable_everywhere, 15, "status to report the missing index")
         assert doc["index"]["state"] == "unreachable"
     finally:
         moved.rename(index_dir)
