@@ -651,15 +651,7 @@ class SqliteIndex(IntegrityIndex):
     ) -> list[ListedEntry]:
         """Keys within ``prefix`` in binary order, from ``start`` (strictly after it unless
         ``inclusive``)."""
-        clauses = ["bucket=?"]
-        args: list[object] = [bucket]
-        if prefix:
-            clauses.append("key>=?")
-            args.append(prefix)
-            upper = prefix_upper_bound(prefix)
-            if upper is not None:
-                clauses.append("key<?")
-                args.append(upper)
+        clauses, args = _bucket_prefix_clauses(bucket, prefix)
         if start is not None:
             clauses.append("key>=?" if inclusive else "key>?")
             args.append(start)
@@ -716,15 +708,7 @@ class SqliteIndex(IntegrityIndex):
         upload_id_marker: str | None,
         limit: int,
     ) -> list[UploadRecord]:
-        clauses = ["bucket=?"]
-        args: list[object] = [bucket]
-        if prefix:
-            clauses.append("key>=?")
-            args.append(prefix)
-            upper = prefix_upper_bound(prefix)
-            if upper is not None:
-                clauses.append("key<?")
-                args.append(upper)
+        clauses, args = _bucket_prefix_clauses(bucket, prefix)
         if key_marker is not None:
             if upload_id_marker:
                 clauses.append(
@@ -915,6 +899,21 @@ def _upload_from_row(r: tuple) -> UploadRecord:
         checksum_algorithm=r[8],
         checksum_type=r[9],
     )
+
+
+def _bucket_prefix_clauses(bucket: str, prefix: str) -> tuple[list[str], list[object]]:
+    """WHERE clauses for "in ``bucket``, key starting with ``prefix``" as a key range, so
+    SQLite seeks instead of scanning."""
+    clauses = ["bucket=?"]
+    args: list[object] = [bucket]
+    if prefix:
+        clauses.append("key>=?")
+        args.append(prefix)
+        upper = prefix_upper_bound(prefix)
+        if upper is not None:
+            clauses.append("key<?")
+            args.append(upper)
+    return clauses, args
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

@@ -11,12 +11,12 @@ or on the background workers being healthy.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import time
 
 from holdfast.config import Config
+from holdfast.leader_lock import try_lock
 from holdfast.ops import metrics
 from holdfast.ops.alerts import CLEAR_AFTER_EVALUATIONS, Channel, Deliverer, Outbox, evaluate
 from holdfast.ops.node import NodeInfo
@@ -53,17 +53,8 @@ class OpsLeader:
         self._deliver_task: asyncio.Task | None = None
 
     def _try_lock(self) -> bool:
-        try:
-            fd = os.open(self.config.ops_path / "leader.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        self._lock_fd = try_lock(self.config.ops_path / "leader.lock")
+        return self._lock_fd is not None
 
     async def run(self) -> None:
         while not self._try_lock():

@@ -14,11 +14,11 @@ can read the background workers' state without asking the index.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 from pathlib import Path
 
+from holdfast.leader_lock import try_lock
 from holdfast.service import Service
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
@@ -58,14 +58,8 @@ class BackgroundWorkers:
             self._loop.call_soon_threadsafe(self.repair.wake)
 
     def _try_lock(self) -> bool:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        self._lock_fd = try_lock(self.lock_path)
+        return self._lock_fd is not None
 
     async def _run(self) -> None:
         while not self._try_lock():
