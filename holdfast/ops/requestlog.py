@@ -86,8 +86,23 @@ class RequestLogWriter:
         directory.mkdir(parents=True, exist_ok=True)
 
     def write(self, data: bytes) -> None:
-        if self._fd is None or (self._size and self._size + len(data) > self.segment_bytes):
-            self._open_segment()
+        """Append whole lines; a batch larger than a segment is split at line ends across
+        segments, so no segment (and so the cap) is overrun by a burst."""
+        while data:
+            if self._fd is None or (self._size and self._size + len(data) > self.segment_bytes):
+                self._open_segment()
+            cut = self._cut(data, self.segment_bytes - self._size)
+            self._append(data[:cut])
+            data = data[cut:]
+
+    @staticmethod
+    def _cut(data: bytes, room: int) -> int:
+        if len(data) <= room:
+            return len(data)
+        cut = data.rfind(b"\n", 0, room) + 1
+        return cut or (data.find(b"\n") + 1) or len(data)
+
+    def _append(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
