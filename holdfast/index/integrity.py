@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from holdfast.index.queries import blob_ids_in
 from holdfast.index.records import ObjectRecord, PartRecord, RepairTask, Segment
 
 T = TypeVar("T")
@@ -384,16 +385,5 @@ class IntegrityIndex:
 
     def known_blobs(self, blob_ids: list[str]) -> set[str]:
         """Which of these blob ids the index knows at all: live, or queued for deletion."""
-        known: set[str] = set()
         db = self._conn()
-        for i in range(0, len(blob_ids), 500):
-            chunk = blob_ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for table in ("live_blobs", "gc_queue"):
-                known.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT blob_id FROM {table} WHERE blob_id IN ({marks})", chunk
-                    )
-                )
-        return known
+        return blob_ids_in(db, "live_blobs", blob_ids) | blob_ids_in(db, "gc_queue", blob_ids)

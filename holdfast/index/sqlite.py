@@ -32,6 +32,7 @@ from holdfast.index.integrity import (
     deferred_copies,
     queue_repair_rows,
 )
+from holdfast.index.queries import blob_ids_in
 from holdfast.index.records import (
     BucketRecord,
     ListedEntry,
@@ -159,7 +160,6 @@ class _Pending:
     def __init__(self, op: Callable[[sqlite3.Connection], object]) -> None:
         self.op = op
         self.future: Future = Future()
-        self.done = False
         self.result: object = None
         self.error: BaseException | None = None
 
@@ -173,7 +173,7 @@ class _Pending:
         db.execute("RELEASE op")
 
     def fail(self, error: BaseException) -> None:
-        self.error, self.result, self.done = error, None, True
+        self.error, self.result = error, None
 
     def settle(self) -> None:
         if self.error is not None:
@@ -293,8 +293,6 @@ class SqliteIndex(IntegrityIndex):
             for item in batch:
                 item.fail(e)
             return
-        for item in batch:
-            item.done = True
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -830,18 +828,7 @@ class SqliteIndex(IntegrityIndex):
 
     def live_subset(self, blob_ids: list[str]) -> set[str]:
         """Which of these blob ids committed metadata still refers to (orphan sweep)."""
-        live: set[str] = set()
-        db = self._conn()
-        for i in range(0, len(blob_ids), 500):
-            chunk = blob_ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            live.update(
-                r[0]
-                for r in db.execute(
-                    f"SELECT blob_id FROM live_blobs WHERE blob_id IN ({marks})", chunk
-                )
-            )
-        return live
+        return blob_ids_in(self._conn(), "live_blobs", blob_ids)
 
     def get_meta(self, name: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
