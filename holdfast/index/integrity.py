@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from holdfast.index.queries import blob_ids_in
 from holdfast.index.records import ObjectRecord, PartRecord, RepairTask, Segment
+from holdfast.index.totals import object_totals
 
 T = TypeVar("T")
 
@@ -300,12 +301,10 @@ class IntegrityIndex:
 
     def totals(self) -> tuple[int, int]:
         """(objects and parts, bytes of all their copies): what a full verification reads,
-        for the progress of a scrub pass or an fsck. A scan: background callers only."""
+        for the progress of a scrub pass or an fsck (objects from the kept totals; the parts
+        of unfinished uploads are few and counted)."""
         db = self._conn()
-        objects, object_bytes = db.execute(
-            "SELECT count(*), coalesce(sum(size * max(1, "
-            "json_array_length(json_extract(segments, '$[0].st')))), 0) FROM objects"
-        ).fetchone()
+        objects, _, object_bytes, _ = object_totals(db)
         parts, part_bytes = db.execute(
             "SELECT count(*), coalesce(sum(size * json_array_length(json_extract(segment, "
             "'$.st'))), 0) FROM parts"

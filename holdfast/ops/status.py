@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from holdfast.config import Config
+from holdfast.index.totals import object_totals
 from holdfast.ops.node import NodeInfo, write_atomic
 from holdfast.ops.providers import HEALTHY, OpsProvider, call
 
@@ -155,15 +156,14 @@ def check_index(path: Path, with_counts: bool, providers: list[OpsProvider], bud
 
 
 def _counts(db: sqlite3.Connection) -> dict:
+    """Totals kept by the index's triggers, damaged objects from their partial index: no
+    scan of the objects table, whatever its size."""
     try:
         buckets = db.execute("SELECT count(*) FROM buckets").fetchone()[0]
-        objects, stored = db.execute(
-            "SELECT count(*), coalesce(sum(size), 0) FROM objects"
-        ).fetchone()
+        objects, stored, _, corrupt = object_totals(db)
         gc_queue = db.execute("SELECT count(*) FROM gc_queue").fetchone()[0]
-        corrupt = db.execute("SELECT count(*) FROM objects WHERE state != 'ok'").fetchone()[0]
         examples = db.execute(
-            "SELECT bucket, key, state FROM objects WHERE state != 'ok' LIMIT ?",
+            "SELECT bucket, key, state FROM objects WHERE state<>'ok' LIMIT ?",
             (CORRUPT_EXAMPLES,),
         ).fetchall()
     except sqlite3.Error as e:

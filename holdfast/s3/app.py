@@ -183,6 +183,9 @@ class S3App:
 
     async def _s3(self, request: Request) -> Response:
         resource = request.raw_path
+        # Background scrub and repair yield to every client request, including the ones
+        # that never touch a blob file (inline objects, listings).
+        self.service.node.foreground.touch()
         try:
             return await self._dispatch(request)
         except S3Error as e:

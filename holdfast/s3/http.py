@@ -107,7 +107,13 @@ def _parsed_query(raw_query: str) -> tuple[tuple[str, str], ...]:
 
 
 def http_date(epoch: float) -> str:
-    return email.utils.formatdate(epoch, usegmt=True)
+    return _http_date(int(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    """HTTP dates have whole seconds, and the same objects are read again and again."""
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def iso8601(epoch: float) -> str:

@@ -230,7 +230,7 @@ class Objects:
     async def read(self, obj: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes [start, end) of ``obj``, segment by segment."""
         if obj.inline is not None:
-            yield await self._read_inline(obj, start, end)
+            yield await self.read_inline(obj, start, end)
             return
         offset = 0
         for seg in obj.segments:
@@ -242,7 +242,9 @@ class Objects:
             if offset >= end:
                 return
 
-    async def _read_inline(self, obj: ObjectRecord, start: int, end: int) -> bytes:
+    async def read_inline(self, obj: ObjectRecord, start: int, end: int) -> bytes:
+        """An inline object's bytes, verified whole before anything is sent: a small GET
+        is then one response with its length, and a damaged row an error, not a cut."""
         seg = obj.segments[0]
         try:
             for block in range(-(-seg.size // seg.block_size)):

@@ -106,6 +106,9 @@ class Checker:
     def check_object(self, obj: ObjectRecord) -> ObjectCheck:
         """Verify every copy of every segment of ``obj`` (its inline bytes, if inline)."""
         if obj.inline is not None:
+            # Paced like a blob's blocks: a million small inline objects are still a
+            # million checks, and they must wait for foreground requests just the same.
+            self.pace(len(obj.inline))
             faults = self.check_inline(obj)
             return ObjectCheck(faults, bool(faults), not faults, len(obj.inline))
         result = ObjectCheck()
