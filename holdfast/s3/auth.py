@@ -607,13 +607,16 @@ def _sigv2_refused() -> S3Error:
 # --- canonicalisation helpers ------------------------------------------------------------------
 
 
-def _split_query(raw_query: str) -> list[tuple[bytes, bytes]]:
-    pairs = []
-    for segment in raw_query.split("&"):
-        if segment:
-            name, _, value = segment.partition("=")
-            pairs.append((_form_unquote(name), _form_unquote(value)))
-    return pairs
+@functools.lru_cache(maxsize=1024)
+def _split_query(raw_query: str) -> tuple[tuple[bytes, bytes], ...]:
+    """Cached: the front end decodes the query for routing and the signature check then
+    splits the very same string again; a presigned PUT's query is unique, but not twice."""
+    return tuple(_query_pair(segment) for segment in raw_query.split("&") if segment)
+
+
+def _query_pair(segment: str) -> tuple[bytes, bytes]:
+    name, _, value = segment.partition("=")
+    return _form_unquote(name), _form_unquote(value)
 
 
 def _form_unquote(text: str) -> bytes:

@@ -46,6 +46,10 @@ class Fragment(str):
     """Already-rendered XML, appended as it is (hot paths such as listing entries)."""
 
 
+def escape(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
 def element(tag: str, text: str) -> str:
     return f"<{tag}>{text.translate(_ESCAPES)}</{tag}>"
 

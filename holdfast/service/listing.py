@@ -48,7 +48,10 @@ class Listing:
         cursor: tuple[str | None, bool] | None = (after, False)
         while cursor is not None and max_keys > 0:
             start, inclusive = cursor
-            rows = self.node.index.list_keys(bucket, prefix, start, inclusive, BATCH)
+            # One row more than the page still needs answers "truncated?" in the same query.
+            taken = len(page.entries) + len(page.prefixes)
+            limit = min(BATCH, max_keys - taken + 1)
+            rows = self.node.index.list_keys(bucket, prefix, start, inclusive, limit)
             if not rows:
                 break
             cursor = self._consume(rows, page, prefix, delimiter, after, max_keys)

@@ -222,3 +222,19 @@ def test_bad_continuation_token(token):
     with pytest.raises(S3Error) as e:
         decode_token(token)
     assert e.value.code == "InvalidArgument"
+
+
+def test_listing_timestamps_match_iso8601_exactly() -> None:
+    """The listing renders LastModified through a per-second cache; it must give exactly
+    what the plain formatter gives, including fractions that round up to a whole second."""
+    import random
+
+    from holdfast.s3.http import iso8601
+    from holdfast.s3.ops.listing import _timestamp
+
+    rng = random.Random(7)
+    samples = [rng.uniform(1e9, 2e9) for _ in range(20_000)]
+    samples += [int(t) + 0.9999996 for t in samples[:1000]] + [round(t, 3) for t in samples[:1000]]
+    samples += [1_700_000_000.0, 1_700_000_000.0005, 1_700_000_000.9995]
+    for t in samples:
+        assert _timestamp(t) == iso8601(t), t
