@@ -20,6 +20,24 @@ _STORED = "{0}.size * max(1, coalesce(json_array_length(json_extract({0}.segment
 
 TOTALS_TRIGGERS = ("objects_totals_insert", "objects_totals_delete", "objects_totals_update")
 
+# Counting a row in (NEW) and out (OLD); an UPDATE does both, so a row that changes size,
+# state or even bucket moves between the right totals.
+_COUNT_IN = f"""
+    INSERT INTO bucket_totals VALUES
+        (NEW.bucket, 1, NEW.size, {_STORED.format("NEW")}, NEW.state != 'ok')
+    ON CONFLICT (bucket) DO UPDATE SET
+        objects = objects + 1,
+        bytes = bytes + NEW.size,
+        stored_bytes = stored_bytes + {_STORED.format("NEW")},
+        not_ok = not_ok + (NEW.state != 'ok');"""
+_COUNT_OUT = f"""
+    UPDATE bucket_totals SET
+        objects = objects - 1,
+        bytes = bytes - OLD.size,
+        stored_bytes = stored_bytes - {_STORED.format("OLD")},
+        not_ok = not_ok - (OLD.state != 'ok')
+    WHERE bucket = OLD.bucket;"""
+
 TOTALS_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS bucket_totals (
     bucket TEXT PRIMARY KEY,
@@ -28,37 +46,11 @@ CREATE TABLE IF NOT EXISTS bucket_totals (
     stored_bytes INTEGER NOT NULL,
     not_ok INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS objects_totals_insert AFTER INSERT ON objects BEGIN
-    INSERT INTO bucket_totals VALUES
-        (NEW.bucket, 1, NEW.size, {_STORED.format("NEW")}, NEW.state != 'ok')
-    ON CONFLICT (bucket) DO UPDATE SET
-        objects = objects + 1,
-        bytes = bytes + NEW.size,
-        stored_bytes = stored_bytes + {_STORED.format("NEW")},
-        not_ok = not_ok + (NEW.state != 'ok');
+CREATE TRIGGER IF NOT EXISTS objects_totals_insert AFTER INSERT ON objects BEGIN{_COUNT_IN}
 END;
-CREATE TRIGGER IF NOT EXISTS objects_totals_delete AFTER DELETE ON objects BEGIN
-    UPDATE bucket_totals SET
-        objects = objects - 1,
-        bytes = bytes - OLD.size,
-        stored_bytes = stored_bytes - {_STORED.format("OLD")},
-        not_ok = not_ok - (OLD.state != 'ok')
-    WHERE bucket = OLD.bucket;
+CREATE TRIGGER IF NOT EXISTS objects_totals_delete AFTER DELETE ON objects BEGIN{_COUNT_OUT}
 END;
-CREATE TRIGGER IF NOT EXISTS objects_totals_update AFTER UPDATE ON objects BEGIN
-    UPDATE bucket_totals SET
-        objects = objects - 1,
-        bytes = bytes - OLD.size,
-        stored_bytes = stored_bytes - {_STORED.format("OLD")},
-        not_ok = not_ok - (OLD.state != 'ok')
-    WHERE bucket = OLD.bucket;
-    INSERT INTO bucket_totals VALUES
-        (NEW.bucket, 1, NEW.size, {_STORED.format("NEW")}, NEW.state != 'ok')
-    ON CONFLICT (bucket) DO UPDATE SET
-        objects = objects + 1,
-        bytes = bytes + NEW.size,
-        stored_bytes = stored_bytes + {_STORED.format("NEW")},
-        not_ok = not_ok + (NEW.state != 'ok');
+CREATE TRIGGER IF NOT EXISTS objects_totals_update AFTER UPDATE ON objects BEGIN{_COUNT_OUT}{_COUNT_IN}
 END;
 """
 
