@@ -242,9 +242,19 @@ class Objects:
             if offset >= end:
                 return
 
+    async def body(self, obj: ObjectRecord, start: int, end: int) -> bytes | AsyncIterator[bytes]:
+        """What a GET sends for bytes [start, end): an inline object verified whole, as
+        bytes (one response with its length, and a damaged row an S3 error before any byte),
+        anything else as the verified stream of :meth:`read`."""
+        if obj.inline is None:
+            return self.read(obj, start, end)
+        try:
+            return await self.read_inline(obj, start, end)
+        except DataLost as e:
+            raise S3Error("InternalError", f"The object's stored bytes are damaged: {e}") from e
+
     async def read_inline(self, obj: ObjectRecord, start: int, end: int) -> bytes:
-        """An inline object's bytes, verified whole before anything is sent: a small GET
-        is then one response with its length, and a damaged row an error, not a cut."""
+        """An inline object's bytes, every block verified before any is returned."""
         seg = obj.segments[0]
         try:
             for block in range(-(-seg.size // seg.block_size)):

@@ -33,7 +33,7 @@ from holdfast.s3.ops.conditions import (
     raise_for_copy_conditions,
     raise_for_read_conditions,
 )
-from holdfast.service.objects import DataLost, Received
+from holdfast.service.objects import Received
 
 # S3 now computes a CRC64NVME for every upload that names no checksum; so does Holdfast, so
 # that every object can be checked end to end with x-amz-checksum-mode.
@@ -185,15 +185,7 @@ def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, in
 async def get_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
     response, start, end = _object_response(ctx, obj)
-    if end <= start:
-        response.body = b""
-    elif obj.inline is not None:
-        try:
-            response.body = await ctx.service.objects.read_inline(obj, start, end)
-        except DataLost as e:
-            raise S3Error("InternalError", f"The object's stored bytes are damaged: {e}") from e
-    else:
-        response.body = ctx.service.objects.read(obj, start, end)
+    response.body = await ctx.service.objects.body(obj, start, end) if end > start else b""
     return response
 
 
