@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from holdfast.errors import S3Error
@@ -116,9 +116,19 @@ def _http_date(seconds: int) -> str:
     return email.utils.formatdate(seconds, usegmt=True)
 
 
+@functools.lru_cache(maxsize=4096)
+def iso_second(seconds: int) -> str:
+    """The whole-second part of an ISO 8601 time: objects written together share it, and a
+    listing renders a thousand of them per page."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso8601(epoch: float) -> str:
-    dt = datetime.fromtimestamp(epoch, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """Milliseconds truncated within the second that ``http_date`` shows, so a listing, an
+    XML result and the Last-Modified header never disagree about the second. Listing inlines
+    the same two steps (s3/ops/listing.py); a unit test holds them equal."""
+    seconds = int(epoch)
+    return f"{iso_second(seconds)}.{int((epoch - seconds) * 1000):03d}Z"
 
 
 def parse_http_date(value: str) -> float | None:

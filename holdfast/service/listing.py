@@ -39,7 +39,12 @@ class Listing:
     async def page(
         self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int
     ) -> ListPage:
-        return await self.node.run(self._page, bucket, prefix, delimiter, after, max_keys)
+        # Without a delimiter a page is one index query of at most max_keys + 1 rows (~1 ms
+        # for 1,000), cheaper on the event loop than in the pool: the thread hop cost more CPU
+        # than the query (1.9 vs 1.0 ms a page, measured). With a delimiter a page can take
+        # one query per common prefix, so it stays off the loop.
+        read = self.node.run if delimiter else self.node.lookup
+        return await read(self._page, bucket, prefix, delimiter, after, max_keys)
 
     def _page(
         self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int

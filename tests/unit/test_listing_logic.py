@@ -224,17 +224,31 @@ def test_bad_continuation_token(token):
     assert e.value.code == "InvalidArgument"
 
 
-def test_listing_timestamps_match_iso8601_exactly() -> None:
-    """The listing renders LastModified through a per-second cache; it must give exactly
-    what the plain formatter gives, including fractions that round up to a whole second."""
+def test_listing_timestamps_match_iso8601_and_the_http_second() -> None:
+    """The listing inlines iso8601 with a per-second cache; it must give exactly what
+    iso8601 gives, and iso8601 must show the second the Last-Modified header shows, with the
+    milliseconds truncated (fractions just below a whole second stay in that second)."""
     import random
+    import re
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
 
-    from holdfast.s3.http import iso8601
-    from holdfast.s3.ops.listing import _timestamp
+    from holdfast.index.records import ListedEntry
+    from holdfast.s3.http import http_date, iso8601
+    from holdfast.s3.ops.listing import _contents
+    from holdfast.s3.xml import escape
 
     rng = random.Random(7)
     samples = [rng.uniform(1e9, 2e9) for _ in range(20_000)]
     samples += [int(t) + 0.9999996 for t in samples[:1000]] + [round(t, 3) for t in samples[:1000]]
-    samples += [1_700_000_000.0, 1_700_000_000.0005, 1_700_000_000.9995]
+    samples += [1_700_000_000.0, 1_700_000_000.0005, 1_700_000_000.9995, 1_700_000_000.9999998]
+    entries = [ListedEntry(f"k{i}", 1, '"e"', t) for i, t in enumerate(samples)]
+    listed = re.findall(r"<LastModified>(.*?)</LastModified>", _contents(entries, escape, None))
+    assert listed == [iso8601(t) for t in samples]
     for t in samples:
-        assert _timestamp(t) == iso8601(t), t
+        text = iso8601(t)
+        whole = datetime.fromtimestamp(int(t), UTC)
+        assert text[:19] == whole.strftime("%Y-%m-%dT%H:%M:%S"), t
+        assert int(text[20:23]) == int((t - int(t)) * 1000) and text.endswith("Z"), t
+        assert parsedate_to_datetime(http_date(t)) == whole, t
+    assert iso8601(1_700_000_000.9995) == "2023-11-14T22:13:20.999Z"
