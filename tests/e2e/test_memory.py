@@ -83,3 +83,39 @@ def test_rss_flat_during_1gib_put_and_get(tmp_path):
         assert growth < LIMIT, f"server RSS grew by {growth / 2**20:.1f} MiB"
     finally:
         server.stop()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_workers_start_with_the_allocator_settings(tmp_path):
+    """The large-body path relies on glibc reusing freed 1 MiB blocks instead of mapping and
+    zeroing fresh pages for each one (holdfast/server.py ALLOCATOR_ENV); an operator's own
+    value for any of the settings is kept."""
+    from holdfast.server import ALLOCATOR_ENV
+
+    server = start_server(tmp_path / "srv", env={"MALLOC_ARENA_MAX": "4"})
+    try:
+        pgid = server.proc.pid
+        workers = [
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit() and int(p) != pgid and _in_group(int(p), pgid)
+        ]
+        assert workers, "no worker processes found"
+        for pid in workers:
+            env = _environ(pid)
+            assert env["MALLOC_ARENA_MAX"] == "4"
+            for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+                assert env[name] == ALLOCATOR_ENV[name]
+    finally:
+        server.stop()
+
+
+def _in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid
+    except ProcessLookupError:
+        return False
