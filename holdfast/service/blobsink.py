@@ -23,7 +23,7 @@ log = logging.getLogger("holdfast.objects")
 
 
 class Digesting(Protocol):
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: bytes | bytearray) -> None: ...
 
     def finish(self) -> object: ...
 
@@ -62,7 +62,7 @@ class BlobSink:
                 self._lost_store(store, e)
         self._check_quorum()
 
-    def absorb(self, body: Digesting, data: bytes) -> None:
+    def absorb(self, body: Digesting, data: bytes | bytearray) -> None:
         if not data:
             return
         body.update(data)
@@ -75,7 +75,7 @@ class BlobSink:
         self._check_quorum()
         self.size += len(data)
 
-    def seal(self, body: Digesting, data: bytes) -> tuple[Segment, object]:
+    def seal(self, body: Digesting, data: bytes | bytearray) -> tuple[Segment, object]:
         """Last bytes, then verify, then make durable: a digest mismatch stores nothing."""
         self.absorb(body, data)
         verified = body.finish()

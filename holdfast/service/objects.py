@@ -121,12 +121,12 @@ class Objects:
                 if len(buf) >= FLUSH_BYTES:
                     if pending is not None:
                         await pending
-                    data, buf = bytes(buf), bytearray()
+                    data, buf = buf, bytearray()  # handed over whole: no copy
                     pending = asyncio.ensure_future(self.node.run(sink.absorb, body, data))
             if pending is not None:
                 await pending
                 pending = None
-            segment, verified = await self.node.run(sink.seal, body, bytes(buf))
+            segment, verified = await self.node.run(sink.seal, body, buf)
             if segment.deferred:
                 self.node.integrity.counters.degraded_writes += 1
             return Received(segment, verified)
