@@ -122,6 +122,9 @@ class Objects:
                     if pending is not None:
                         await pending
                     data, buf = buf, bytearray()  # handed over whole: no copy
+                    # A long upload is foreground work throughout, not only at its start,
+                    # or the scrubber resumes 0.2 s into it and takes CPU from it.
+                    self.node.foreground.touch()
                     pending = asyncio.ensure_future(self.node.run(sink.absorb, body, data))
             if pending is not None:
                 await pending
