@@ -7,6 +7,7 @@ cleanup or timeout logic.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 from pathlib import Path
@@ -24,4 +25,11 @@ def try_lock(path: Path) -> int | None:
     except OSError:
         os.close(fd)
         return None
+    return fd
+
+
+async def acquire(path: Path, retry_seconds: float) -> int:
+    """Wait until this process holds the lock; returns its file descriptor."""
+    while (fd := try_lock(path)) is None:
+        await asyncio.sleep(retry_seconds)
     return fd

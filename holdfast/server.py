@@ -28,6 +28,7 @@ from holdfast.workers.limits import Backoff
 log = logging.getLogger("holdfast.server")
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
+STABLE_WORKER_SECONDS = 60.0  # a worker that ran this long before dying was not crash-looping
 BACKLOG = 2048
 # Bytes of request line and headers buffered before the app sees them; the app itself
 # refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.
@@ -149,13 +150,29 @@ class Supervisor:
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.stopping = False
         self.backoff = Backoff(base=0.5, cap=30.0)
+        self.started: dict[int, float] = {}  # worker sentinel -> when it was started
 
     def _spawn(self) -> multiprocessing.process.BaseProcess:
         proc = self.context.Process(
             target=run_worker, args=(self.config.to_env(),), name="holdfast-worker"
         )
         proc.start()
+        self.started[proc.sentinel] = time.monotonic()
         return proc
+
+    def _restart_delay(self, worker: multiprocessing.process.BaseProcess) -> float:
+        """Backoff between restarts of crashing workers; a worker that had run for a while
+        before it died starts the backoff over, so one crash a day never waits 30 s."""
+        ran = time.monotonic() - self.started.pop(worker.sentinel, 0.0)
+        if ran >= STABLE_WORKER_SECONDS:
+            self.backoff.reset()
+        return self.backoff.next_delay()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but return as soon as a SIGTERM/SIGINT asks the supervisor to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
@@ -170,15 +187,16 @@ class Supervisor:
             multiprocessing.connection.wait([w.sentinel for w in self.workers], timeout=0.5)
             for i, worker in enumerate(self.workers):
                 if not worker.is_alive() and not self.stopping:
-                    delay = self.backoff.next_delay()
+                    delay = self._restart_delay(worker)
                     log.error(
                         "worker %s exited (%s); restarting in %.1fs",
                         worker.pid,
                         worker.exitcode,
                         delay,
                     )
-                    time.sleep(delay)
-                    self.workers[i] = self._spawn()
+                    self._sleep(delay)
+                    if not self.stopping:
+                        self.workers[i] = self._spawn()
         self._shutdown()
 
     def _shutdown(self) -> None:

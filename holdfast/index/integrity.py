@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from holdfast.index.queries import blob_ids_in
+from holdfast.index.queries import PART_COLUMNS, blob_ids_in, part_from_row, queue_for_gc
 from holdfast.index.records import ObjectRecord, PartRecord, RepairTask, Segment
 from holdfast.index.totals import object_totals
 
@@ -147,6 +147,7 @@ class IntegrityIndex:
 
     _transact: Callable[..., Any]
     _conn: Callable[[], sqlite3.Connection]
+    gc_grace: float
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only query function on this thread's connection (for callers that
@@ -288,16 +289,10 @@ class IntegrityIndex:
         """Parts of unfinished multipart uploads, in (upload id, part number) order."""
         where, args = ("WHERE (upload_id, part_number) > (?, ?)", after) if after else ("", ())
         rows = self._conn().execute(
-            "SELECT upload_id, part_number, size, etag, md5, checksum, last_modified, segment "
-            f"FROM parts {where} ORDER BY upload_id, part_number LIMIT ?",
+            f"SELECT {PART_COLUMNS} FROM parts {where} ORDER BY upload_id, part_number LIMIT ?",
             (*args, limit),
         )
-        return [
-            PartRecord(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7]))
-            )
-            for r in rows
-        ]
+        return [part_from_row(r) for r in rows]
 
     def totals(self) -> tuple[int, int]:
         """(objects and parts, bytes of all their copies): what a full verification reads,
@@ -374,11 +369,10 @@ class IntegrityIndex:
 
         def op(db: sqlite3.Connection) -> None:
             db.executemany("INSERT OR IGNORE INTO live_blobs VALUES (?)", [(b,) for b in unmarked])
-            due = time.time() + getattr(self, "gc_grace", 30.0)
+            due = time.time() + self.gc_grace
             stores = ",".join(r[0] for r in db.execute("SELECT store_id FROM drives"))
             for blob_id in unreferenced:
-                db.execute("DELETE FROM live_blobs WHERE blob_id=?", (blob_id,))
-                db.execute("INSERT OR REPLACE INTO gc_queue VALUES (?,?,?)", (blob_id, stores, due))
+                queue_for_gc(db, blob_id, stores, due)
 
         return self._transact(op)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+
+from holdfast.index.records import PartRecord, Segment
+
+PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
 
 
 def blob_ids_in(db: sqlite3.Connection, table: str, blob_ids: list[str]) -> set[str]:
@@ -17,3 +22,15 @@ def blob_ids_in(db: sqlite3.Connection, table: str, blob_ids: list[str]) -> set[
             for r in db.execute(f"SELECT blob_id FROM {table} WHERE blob_id IN ({marks})", chunk)
         )
     return found
+
+
+def part_from_row(r: tuple) -> PartRecord:
+    """A ``parts`` row selected as :data:`PART_COLUMNS`."""
+    return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
+
+
+def queue_for_gc(db: sqlite3.Connection, blob_id: str, stores: str, due: float) -> None:
+    """Hand a blob to the GC: no longer live, deleted from ``stores`` (comma-separated)
+    once ``due`` has passed (the grace that lets in-flight reads finish)."""
+    db.execute("DELETE FROM live_blobs WHERE blob_id=?", (blob_id,))
+    db.execute("INSERT OR REPLACE INTO gc_queue VALUES (?,?,?)", (blob_id, stores, due))

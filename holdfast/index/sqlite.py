@@ -32,7 +32,7 @@ from holdfast.index.integrity import (
     deferred_copies,
     queue_repair_rows,
 )
-from holdfast.index.queries import blob_ids_in
+from holdfast.index.queries import PART_COLUMNS, part_from_row, queue_for_gc
 from holdfast.index.records import (
     BucketRecord,
     ListedEntry,
@@ -160,6 +160,12 @@ class Forbidden(Exception):
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
     "checksum_type, checksum_value, parts_count, state, segments, inline"
+)
+# The same columns qualified for the GET/HEAD join with buckets (built once, not per request).
+_JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
+_GET_OBJECT_IN = (
+    f"SELECT b.owner, {_JOINED_OBJECT_COLUMNS} FROM buckets b LEFT JOIN objects o "
+    "ON o.bucket = b.name AND o.key = ? WHERE b.name = ?"
 )
 
 
@@ -433,10 +439,6 @@ class SqliteIndex(IntegrityIndex):
             conn.close()
             self._local.conn = None
 
-    def check(self) -> str:
-        """SQLite's own structural check; incremental checks live in the workers."""
-        return self._conn().execute("PRAGMA quick_check").fetchone()[0]
-
     # -- users -------------------------------------------------------------------------------
 
     def add_user(self, user: UserRecord) -> None:
@@ -552,16 +554,7 @@ class SqliteIndex(IntegrityIndex):
         """(bucket owner, object) in one read: the owner is None when the bucket does not
         exist, the object None when the key does not. One statement, not two, because this
         is every GET and HEAD."""
-        cols = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
-        row = (
-            self._conn()
-            .execute(
-                f"SELECT b.owner, {cols} FROM buckets b LEFT JOIN objects o "
-                "ON o.bucket = b.name AND o.key = ? WHERE b.name = ?",
-                (key, bucket),
-            )
-            .fetchone()
-        )
+        row = self._conn().execute(_GET_OBJECT_IN, (key, bucket)).fetchone()
         if row is None:
             return None, None
         return row[0], (None if row[1] is None else _object_from_row(row[1:]))
@@ -634,13 +627,8 @@ class SqliteIndex(IntegrityIndex):
     def _queue_gc(self, db: sqlite3.Connection, segments: Iterable[Segment]) -> None:
         due = time.time() + self.gc_grace
         for s in segments:
-            if not s.stores:  # inline data goes with its row
-                continue
-            db.execute("DELETE FROM live_blobs WHERE blob_id=?", (s.blob_id,))
-            db.execute(
-                "INSERT OR REPLACE INTO gc_queue VALUES (?,?,?)",
-                (s.blob_id, ",".join(s.stores), due),
-            )
+            if s.stores:  # inline data goes with its row
+                queue_for_gc(db, s.blob_id, ",".join(s.stores), due)
 
     def _retire_object(self, db: sqlite3.Connection, bucket: str, key: str) -> bool:
         row = db.execute(
@@ -823,16 +811,11 @@ class SqliteIndex(IntegrityIndex):
 
     def list_parts(self, upload_id: str, after: int = 0, limit: int = 10_000) -> list[PartRecord]:
         rows = self._conn().execute(
-            "SELECT upload_id, part_number, size, etag, md5, checksum, last_modified, segment "
-            "FROM parts WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
+            f"SELECT {PART_COLUMNS} FROM parts WHERE upload_id=? AND part_number>? "
+            "ORDER BY part_number LIMIT ?",
             (upload_id, after, limit),
         )
-        return [
-            PartRecord(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7]))
-            )
-            for r in rows
-        ]
+        return [part_from_row(r) for r in rows]
 
     def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
         """Atomically: the object appears, the upload disappears, unused parts are freed.
@@ -887,10 +870,6 @@ class SqliteIndex(IntegrityIndex):
             queue_repair_rows(db, missed)
 
         return self._transact(op)
-
-    def live_subset(self, blob_ids: list[str]) -> set[str]:
-        """Which of these blob ids committed metadata still refers to (orphan sweep)."""
-        return blob_ids_in(self._conn(), "live_blobs", blob_ids)
 
     def get_meta(self, name: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()

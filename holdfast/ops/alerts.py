@@ -39,7 +39,7 @@ from holdfast.config import Config
 from holdfast.ops import metrics
 from holdfast.ops.requestlog import iso_utc
 from holdfast.ops.status import BoundedCall, redact_url
-from holdfast.workers.limits import Backoff
+from holdfast.workers.limits import jittered_delay
 
 log = logging.getLogger("holdfast.alerts")
 
@@ -520,9 +520,7 @@ def payload_of(alert: dict, node: dict) -> dict:
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
     """Equal-jitter exponential backoff after ``attempts`` failed rounds (workers/limits)."""
-    backoff = Backoff(base=base, cap=cap)
-    backoff.failures = max(0, attempts - 1)
-    return backoff.next_delay()
+    return jittered_delay(base, cap, max(0, attempts - 1))
 
 
 class Deliverer:

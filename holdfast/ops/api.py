@@ -28,7 +28,7 @@ from holdfast.ops.requestlog import LogQuery, parse_when, search
 from holdfast.ops.timeseries import FILE_NAME, chart, load
 from holdfast.ops.ui import session as ui_session
 from holdfast.s3.auth import verify_request
-from holdfast.s3.http import Request, Response
+from holdfast.s3.http import Request, Response, json_response
 from holdfast.service.users import ROOT_USER
 
 if TYPE_CHECKING:
@@ -54,13 +54,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def json_response(status: int, payload: object) -> Response:
-    body = json.dumps(payload, default=str).encode()
-    return Response(
-        status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body
-    )
 
 
 # -- authentication ----------------------------------------------------------------------

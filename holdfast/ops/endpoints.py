@@ -12,14 +12,13 @@ The S3 front calls three things here: :func:`start` and :func:`stop` from its li
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 from typing import TYPE_CHECKING
 
 from holdfast import __version__
-from holdfast.s3.http import Request, Response
+from holdfast.s3.http import Request, Response, json_response
 
 if TYPE_CHECKING:
     from holdfast.ops.observe import NullObservation, Observation
@@ -72,15 +71,7 @@ def observe(request: Request, response: Response) -> Observation | NullObservati
 # -- the paths -------------------------------------------------------------------------------
 
 
-def _json(status: int, payload: dict) -> Response:
-    return Response(
-        status,
-        [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-        json.dumps(payload, default=str).encode(),
-    )
-
-
-def wants_json(request: Request) -> bool:
+def wantsjson_response(request: Request) -> bool:
     fmt = request.query.get("format")
     if fmt:
         return fmt == "json"
@@ -105,7 +96,7 @@ def status_document(runtime: OpsRuntime) -> dict:
 async def handle(request: Request, app: S3App) -> Response:
     path = request.raw_path.rstrip("/")
     if path == "/_holdfast/health":
-        return _json(
+        return json_response(
             200,
             {
                 "status": "ok",
@@ -121,16 +112,20 @@ async def handle(request: Request, app: S3App) -> Response:
         return await ui.handle(request, app, runtime)
     if path.startswith("/_holdfast/api/"):
         if runtime is None:
-            return _json(503, {"error": "OpsUnavailable", "message": "ops machinery not running"})
+            return json_response(
+                503, {"error": "OpsUnavailable", "message": "ops machinery not running"}
+            )
         from holdfast.ops import api
 
         return await api.handle(request, app, runtime)
     if path not in ("/_holdfast/ready", "/_holdfast/status", "/_holdfast/metrics"):
-        return _json(404, {"error": "NoSuchPath", "path": request.raw_path})
+        return json_response(404, {"error": "NoSuchPath", "path": request.raw_path})
     if request.method not in ("GET", "HEAD"):
-        return _json(405, {"error": "MethodNotAllowed", "message": "use GET"})
+        return json_response(405, {"error": "MethodNotAllowed", "message": "use GET"})
     if runtime is None:
-        return _json(503, {"error": "OpsUnavailable", "message": "ops machinery not running"})
+        return json_response(
+            503, {"error": "OpsUnavailable", "message": "ops machinery not running"}
+        )
     if path == "/_holdfast/ready":
         return ready(runtime)
     if path == "/_holdfast/status":
@@ -142,13 +137,13 @@ def ready(runtime: OpsRuntime) -> Response:
     from holdfast.ops.status import readiness
 
     ok, reasons = readiness(runtime.keeper.snapshot, runtime.config.status_refresh_seconds)
-    return _json(200 if ok else 503, {"ready": ok, "reasons": reasons})
+    return json_response(200 if ok else 503, {"ready": ok, "reasons": reasons})
 
 
 def status(request: Request, runtime: OpsRuntime) -> Response:
     doc = status_document(runtime)
-    if wants_json(request):
-        return _json(200, doc)
+    if wantsjson_response(request):
+        return json_response(200, doc)
     from holdfast.ops.statuspage import render
 
     return Response(
@@ -174,5 +169,7 @@ async def metrics(runtime: OpsRuntime) -> Response:
             asyncio.to_thread(m.render, collectors), METRICS_TIMEOUT
         )
     except TimeoutError:
-        return _json(503, {"error": "Timeout", "message": "metric files did not answer in time"})
+        return json_response(
+            503, {"error": "Timeout", "message": "metric files did not answer in time"}
+        )
     return Response(200, [("Content-Type", content_type)], body)

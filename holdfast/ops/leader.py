@@ -16,7 +16,7 @@ import os
 import time
 
 from holdfast.config import Config
-from holdfast.leader_lock import try_lock
+from holdfast.leader_lock import acquire
 from holdfast.ops import metrics
 from holdfast.ops.alerts import CLEAR_AFTER_EVALUATIONS, Channel, Deliverer, Outbox, evaluate
 from holdfast.ops.node import NodeInfo
@@ -52,13 +52,8 @@ class OpsLeader:
         self._totals_call = BoundedCall("totals")
         self._deliver_task: asyncio.Task | None = None
 
-    def _try_lock(self) -> bool:
-        self._lock_fd = try_lock(self.config.ops_path / "leader.lock")
-        return self._lock_fd is not None
-
     async def run(self) -> None:
-        while not self._try_lock():
-            await asyncio.sleep(LOCK_RETRY_SECONDS)
+        self._lock_fd = await acquire(self.config.ops_path / "leader.lock", LOCK_RETRY_SECONDS)
         self.is_leader = True
         log.info("process %d is the ops leader", os.getpid())
         path = self.config.ops_path / FILE_NAME

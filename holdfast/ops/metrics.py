@@ -17,7 +17,8 @@ them. Three kinds of numbers are therefore kept three ways:
   prometheus-client's own process collector would only see the process that was scraped.
 
 Other layers record into the counters here (for example the read path's block checksum
-failures); this module imports nothing from Holdfast so any layer may import it.
+failures); this module imports nothing from Holdfast but the standard-library-only request
+log, so any layer may import it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from holdfast.ops.requestlog import pid_alive
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -211,16 +214,6 @@ def worker_pids(mdir: str | None) -> set[int]:
         if m:
             pids.add(int(m.group(1)))
     return pids
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def forget_dead_processes(mdir: str | None) -> list[int]:

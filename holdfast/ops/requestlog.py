@@ -58,11 +58,6 @@ FIELDS = (
     "aborted",
     "pid",
 )
-SEPARATORS = (",", ":")
-
-
-def encode(record: dict) -> str:
-    return json.dumps(record, separators=SEPARATORS, ensure_ascii=True)
 
 
 def iso_utc(epoch: float) -> str:
@@ -139,7 +134,7 @@ def segments(directory: Path) -> list[Path]:
     return [directory / n for n in sorted(names)]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -165,7 +160,7 @@ def enforce_cap(directory: Path, max_bytes: int) -> list[Path]:
             pid = int(SEGMENT_PATTERN.match(path.name).group(2))
             newest[pid] = path
             files.append((path, size))
-        protected = {p for pid, p in newest.items() if _pid_alive(pid)}
+        protected = {p for pid, p in newest.items() if pid_alive(pid)}
         total = sum(size for _, size in files)
         removed = []
         for path, size in files:
@@ -311,7 +306,6 @@ __all__ = [
     "FIELDS",
     "LogQuery",
     "RequestLogWriter",
-    "encode",
     "enforce_cap",
     "iso_utc",
     "parse_when",

@@ -10,7 +10,6 @@ nodes and S3 back-ends once those are stores too.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -110,7 +109,6 @@ class Policies:
         self.default = default
         self.drives = drives
         self._buckets: dict[str, Policy] = {}
-        self.refreshed = 0.0
 
     def policy_for(self, bucket: str | None) -> Policy:
         if bucket is None or not self._buckets:
@@ -125,7 +123,6 @@ class Policies:
             except ValueError as e:
                 log.error("ignoring the placement policy of bucket %s: %s", name, e)
         self._buckets = buckets
-        self.refreshed = time.monotonic()
 
     def as_dict(self) -> dict:
         return {

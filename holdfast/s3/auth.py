@@ -134,6 +134,10 @@ class _Claim:
 # --- public entry point ------------------------------------------------------------------------
 
 
+# How far a request's signing time may be from the server's clock (S3: 15 minutes).
+MAX_SKEW_SECONDS = 900
+
+
 def verify_request(
     method: str,
     raw_path: str,
@@ -142,7 +146,7 @@ def verify_request(
     lookup_secret: Callable[[str], str | None],
     *,
     now: datetime | None = None,
-    max_skew_seconds: int = 900,
+    max_skew_seconds: int = MAX_SKEW_SECONDS,
 ) -> AuthResult:
     """Authenticate one request signed with SigV4, by header or by presigned URL.
 
@@ -382,7 +386,7 @@ def _header_date(headers: Mapping[str, str]) -> tuple[str, datetime]:
     """Request time from x-amz-date, else from Date (ISO 8601 basic or RFC 1123)."""
     amz_date = headers.get("x-amz-date")
     if amz_date is not None:
-        when = _parse_amz_date(amz_date)
+        when = parse_amz_date(amz_date)
     else:
         when = _parse_http_date(headers.get("date", ""))
     if when is None:
@@ -393,7 +397,7 @@ def _header_date(headers: Mapping[str, str]) -> tuple[str, datetime]:
 
 
 def _parse_http_date(value: str) -> datetime | None:
-    when = _parse_amz_date(value)
+    when = parse_amz_date(value)
     if when is not None:
         return when
     try:
@@ -445,7 +449,7 @@ def _claim_from_query(
     signed_headers = _parse_signed_headers(params["X-Amz-SignedHeaders"], _QUERY_ERROR)
     signature = _parse_signature(params["X-Amz-Signature"], _QUERY_ERROR)
     amz_date = params["X-Amz-Date"]
-    when = _parse_amz_date(amz_date)
+    when = parse_amz_date(amz_date)
     if when is None:
         raise S3Error(
             _QUERY_ERROR, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
@@ -569,7 +573,7 @@ def _parse_signature(value: str, error_code: str) -> str:
     return value
 
 
-def _parse_amz_date(value: str) -> datetime | None:
+def parse_amz_date(value: str) -> datetime | None:
     if not _AMZ_DATE.fullmatch(value):
         return None
     try:  # by hand: strptime is a measurable share of a small request

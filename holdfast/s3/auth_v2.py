@@ -14,11 +14,11 @@ import hmac
 import itertools
 import time
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from holdfast.errors import S3Error
-from holdfast.s3.auth import AuthResult
+from holdfast.s3.auth import MAX_SKEW_SECONDS, AuthResult
+from holdfast.s3.http import parse_http_date
 
 # Sub-resources that are part of the string to sign (the list SDKs use).
 SIGNED_SUBRESOURCES = frozenset(
@@ -32,8 +32,6 @@ SIGNED_SUBRESOURCES = frozenset(
         "select", "select-type", "object-lock",
     }
 )  # fmt: skip
-
-MAX_SKEW = 900
 
 
 def is_v2(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
@@ -133,11 +131,10 @@ def _header_date_lines(headers: Mapping[str, str], now: float) -> list[str]:
     raw = headers.get("x-amz-date") or headers.get("date")
     if raw is None:
         raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date")
-    try:
-        stamp = parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError):
-        raise S3Error("AccessDenied", "AWS authentication requires a valid Date") from None
-    if abs(stamp - now) > MAX_SKEW:
+    stamp = parse_http_date(raw)
+    if stamp is None:
+        raise S3Error("AccessDenied", "AWS authentication requires a valid Date")
+    if abs(stamp - now) > MAX_SKEW_SECONDS:
         raise S3Error("RequestTimeTooSkewed")
     date = headers.get("date", "")
     return [date, ""] if "x-amz-date" in headers else [date]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class Request:
             raise S3Error("InvalidArgument", "Content-Length is not a number")
         return int(raw)
 
+    def expects_continue(self) -> bool:
+        return "100-continue" in self.headers.get("expect", "").lower()
+
     def body_held_back(self) -> bool:
         """True when the client sent Expect: 100-continue and the body was never asked for.
 
@@ -58,7 +62,7 @@ class Request:
         layer still expects Content-Length bytes: the next request on the connection would
         be swallowed as body. The response to this request must close the connection.
         """
-        return not self.body_requested and "100-continue" in self.headers.get("expect", "").lower()
+        return not self.body_requested and self.expects_continue()
 
     @property
     def host(self) -> str:
@@ -106,6 +110,13 @@ def _parsed_query(raw_query: str) -> tuple[tuple[str, str], ...]:
     return tuple(auth_parse_query(raw_query))
 
 
+def json_response(status: int, payload: object, extra: list | None = None) -> Response:
+    """A JSON answer from the /_holdfast/ endpoints, the admin API and the console: never
+    cached, anything not JSON-native (times, paths) rendered as text."""
+    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+    return Response(status, headers + (extra or []), json.dumps(payload, default=str).encode())
+
+
 def http_date(epoch: float) -> str:
     return _http_date(int(epoch))
 
@@ -124,11 +135,12 @@ def iso_second(seconds: int) -> str:
 
 
 def iso8601(epoch: float) -> str:
-    """Milliseconds truncated within the second that ``http_date`` shows, so a listing, an
-    XML result and the Last-Modified header never disagree about the second. Listing inlines
-    the same two steps (s3/ops/listing.py); a unit test holds them equal."""
+    """Milliseconds of the time rounded to the microsecond (so 0.123, stored as
+    0.12299999..., stays .123), kept within the second that ``http_date`` shows, so a
+    listing, an XML result and the Last-Modified header never disagree about the second.
+    Listing inlines the same steps (s3/ops/listing.py); a unit test holds them equal."""
     seconds = int(epoch)
-    return f"{iso_second(seconds)}.{int((epoch - seconds) * 1000):03d}Z"
+    return f"{iso_second(seconds)}.{min(round((epoch - seconds) * 1e6), 999_999) // 1000:03d}Z"
 
 
 def parse_http_date(value: str) -> float | None:

@@ -16,12 +16,9 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from holdfast.s3.auth import AuthResult
+from holdfast.s3.auth import MAX_SKEW_SECONDS, AuthResult, parse_amz_date
 from holdfast.s3.http import Request
-
-MAX_SKEW = 900
 
 
 @dataclass(frozen=True)
@@ -32,20 +29,10 @@ class _Entry:
     valid_until: float
 
 
-def _epoch(amz_date: str) -> float:
-    dt = datetime(
-        int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]),
-        int(amz_date[9:11]), int(amz_date[11:13]), int(amz_date[13:15]), tzinfo=UTC,
-    )  # fmt: skip
-    return dt.timestamp()
-
-
 class PresignedCache:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def key(self, request: Request) -> tuple | None:
         """The cache key of a SigV4 presigned request, or None if it must not be cached."""
@@ -62,24 +49,24 @@ class PresignedCache:
     def get(self, key: tuple, now: float, secret_for: Callable[[str], str | None]):
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
             return None
         secret = secret_for(entry.auth.access_key)
         fresh = entry.valid_from <= now <= entry.valid_until
         if not fresh or secret is None or not hmac.compare_digest(secret, entry.secret):
             del self._entries[key]
-            self.misses += 1
             return None
         self._entries.move_to_end(key)
-        self.hits += 1
         return entry.auth
 
     def put(self, key: tuple, request: Request, auth: AuthResult, secret: str) -> None:
+        signed = parse_amz_date(auth.amz_date)
         try:
-            signed_at = _epoch(auth.amz_date)
             expires = int(request.query["X-Amz-Expires"])
         except (KeyError, ValueError):
             return
-        self._entries[key] = _Entry(auth, secret, signed_at - MAX_SKEW, signed_at + expires)
+        if signed is None:
+            return
+        signed_at = signed.timestamp()
+        self._entries[key] = _Entry(auth, secret, signed_at - MAX_SKEW_SECONDS, signed_at + expires)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)

@@ -25,7 +25,9 @@ class ListPage:
     last: str | None = None  # the last key or common prefix returned: the next marker
 
 
-def _group(key: str, prefix: str, delimiter: str) -> str | None:
+def common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+    """The common prefix ``key`` is rolled up into (through the first ``delimiter`` after
+    ``prefix``), or None when it is listed on its own."""
     if not delimiter:
         return None
     i = key.find(delimiter, len(prefix))
@@ -74,7 +76,7 @@ class Listing:
         """Take rows into ``page``; return where the next index query starts (None: done).
         A common prefix ends the batch, because the next query seeks past its whole group."""
         for row in rows:
-            group = _group(row.key, prefix, delimiter)
+            group = common_prefix(row.key, prefix, delimiter)
             if group is not None and after is not None and group <= after:
                 # The marker lies inside this group: it was returned on an earlier page.
                 return _past(group)

@@ -40,7 +40,6 @@ class Node:
             default_policy(len(self.stores), config.copies, config.min_copies), len(self.stores)
         )
         self.policies.refresh(self.index.bucket_policies)
-        self.policy = self.policies.default
         self.integrity = Integrity(self.index, self.drives)
         self.foreground = ForegroundMeter(index_path(config).parent / "foreground.mmap")
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")

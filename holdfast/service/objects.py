@@ -25,7 +25,6 @@ from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.node import Node
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
-from holdfast.stores.local import StoreFull
 
 log = logging.getLogger("holdfast.objects")
 
@@ -57,6 +56,11 @@ class Received:
 
 class DataLost(Exception):
     """No store could deliver a verified copy of some bytes: the response must be aborted."""
+
+
+def _index_full(e: sqlite3.OperationalError) -> bool:
+    """SQLITE_FULL: the index's drive is out of space."""
+    return "full" in str(e)
 
 
 def _storage_error(exc: Exception) -> S3Error:
@@ -137,8 +141,8 @@ class Objects:
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
             await self.node.run(sink.abort)
-            if isinstance(exc, StoreFull):
-                raise _storage_error(exc) from None
+            # A full drive never gets here as StoreFull: the sink drops that writer and
+            # raises QuorumLost(full=True) once too few copies remain.
             if isinstance(exc, QuorumLost):
                 raise _placement_error(exc) from None
             raise
@@ -192,7 +196,7 @@ class Objects:
             raise S3Error("PreconditionFailed", Condition="If-Match") from None
         except sqlite3.OperationalError as e:
             await self.discard(record.segments)
-            if "full" in str(e):  # SQLITE_FULL: the index's drive is out of space
+            if _index_full(e):
                 raise _storage_error(e) from None
             raise
         except BaseException:
@@ -284,11 +288,7 @@ class Objects:
         pos = start
         failures: list[str] = []
         failed_at: dict[str, int] = {}  # store -> the offset where its copy last failed
-        order = (
-            seg.stores
-            if len(seg.stores) < 2
-            else self.node.drives.read_order(seg.stores, seg.blob_id)
-        )
+        order = self.node.drives.read_order(seg.stores, seg.blob_id)
         while True:
             store_id = next((s for s in order if failed_at.get(s, -1) < pos), None)
             if store_id is None:
@@ -331,8 +331,8 @@ class Objects:
         500. The write reserve normally leaves room for deletes; this covers a drive that
         something else filled."""
         try:
-            await self.node.run(fn, *args)
+            await self.node.write(fn, *args)
         except sqlite3.OperationalError as e:
-            if "full" in str(e):
+            if _index_full(e):
                 raise _storage_error(e) from None
             raise

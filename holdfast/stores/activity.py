@@ -11,7 +11,6 @@ start a few milliseconds early.
 
 from __future__ import annotations
 
-import asyncio
 import mmap
 import os
 import struct
@@ -63,15 +62,5 @@ class ForegroundMeter:
             if delay <= 0:
                 break
             time.sleep(delay)
-            waited += delay
-        return waited
-
-    async def wait_quiet(self, quiet: float, max_wait: float) -> float:
-        waited = 0.0
-        while waited < max_wait:
-            delay = min(self.quiet_delay(quiet), max_wait - waited)
-            if delay <= 0:
-                break
-            await asyncio.sleep(delay)
             waited += delay
         return waited

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from holdfast.stores.local import DriveMissing, LocalStore
+from holdfast.stores.local import FULL_ERRNOS, DriveMissing, LocalStore
 
 log = logging.getLogger("holdfast.drives")
 
@@ -82,7 +82,7 @@ def classify(store: LocalStore, exc: BaseException) -> DriveState | None:
         return None
     if exc.errno == errno.EROFS:
         return DriveState.READ_ONLY
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in FULL_ERRNOS:
         return None
     if isinstance(exc, FileNotFoundError):
         try:
@@ -124,14 +124,11 @@ class Drives:
     def readable(self, store_id: str) -> bool:
         return self.state(store_id) is not DriveState.DOWN
 
-    def writable_stores(self) -> list[LocalStore]:
-        return [h.store for h in self.health.values() if h.state is DriveState.UP]
-
     def read_order(self, store_ids: Sequence[str], blob_id: str) -> list[str]:
         """Copies to try, best first: readable drives whose copy has not just failed, then
         copies that failed recently, then drives that are down (a last resort: a pulled
         drive answers ENOENT at once, so trying it costs little)."""
-        if len(store_ids) == 1:
+        if len(store_ids) < 2:
             return list(store_ids)
 
         def rank(sid: str) -> int:

@@ -267,9 +267,6 @@ class LocalStore:
         avail, total = self.space(fresh=True)
         return avail - int(total * self.repair_reserve_percent / 100)
 
-    def total_bytes(self) -> int:
-        return self.space()[1]
-
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 
@@ -292,16 +289,11 @@ class LocalStore:
                 hi = end - block * block_size if block == last else len(data)
                 yield data if (lo == 0 and hi == len(data)) else data[lo:hi]
 
-    def open_blob(self, blob_id: str):
-        return open(self.blob_path(blob_id), "rb", buffering=0)
-
-    def verify(
-        self, blob_id: str, crcs: bytes, block_size: int, size: int, path: Path | None = None
-    ) -> Iterator[int]:
+    def verify(self, blob_id: str, crcs: bytes, block_size: int, size: int) -> Iterator[int]:
         """Read and verify a whole copy block by block, yielding the bytes of each verified
         block (so a caller can pace itself). Raises CorruptBlock (including for a copy of the
         wrong length) or OSError (FileNotFoundError for a missing copy)."""
-        with open(path or self.blob_path(blob_id), "rb", buffering=0) as f:
+        with open(self.blob_path(blob_id), "rb", buffering=0) as f:
             actual = os.fstat(f.fileno()).st_size
             if actual != size:
                 raise CorruptBlock(blob_id, -1, f"length {actual}, expected {size}")

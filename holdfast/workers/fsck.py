@@ -31,6 +31,7 @@ from holdfast.index.records import RepairTask, Segment
 from holdfast.service.node import Node, index_path
 from holdfast.stores.health import DriveState
 from holdfast.workers.flags import parse_size
+from holdfast.workers.gc import TMP_MAX_AGE
 from holdfast.workers.limits import Pacer
 from holdfast.workers.repair import Repairer, RepairFailed
 from holdfast.workers.verify import (
@@ -40,8 +41,6 @@ from holdfast.workers.verify import (
     segments_by_blob,
     stored_bytes,
 )
-
-TMP_MAX_AGE = 24 * 3600.0
 
 
 def add_fsck_parser(sub: argparse._SubParsersAction, add_data: Callable) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from holdfast.index.records import RepairTask
 from holdfast.service.node import Node
 from holdfast.workers.limits import Backoff, TokenBucket
+from holdfast.workers.verify import remove_orphans
 
 log = logging.getLogger("holdfast.gc")
 
@@ -97,7 +98,7 @@ class GarbageCollector:
                 start = int(hour, 16) * 3600
                 if hour <= cursor or start > cutoff:
                     continue
-                removed += self._sweep_hour(store, hour, cutoff)
+                removed += remove_orphans(self.node, store, hour, cutoff=cutoff)[0]
                 if start + 3600 <= cutoff:  # fully aged: never needs another visit
                     self.node.index.set_meta(cursor_name, hour)
             for path in store.stale_tmp(TMP_MAX_AGE):
@@ -105,15 +106,6 @@ class GarbageCollector:
                 self.stats.tmp_removed += 1
         self.stats.orphans += removed
         return removed
-
-    def _sweep_hour(self, store, hour: str, cutoff: float) -> int:
-        aged = [name for name, mtime in store.blobs_in_hour(hour) if mtime <= cutoff]
-        live = self.node.index.live_subset(aged)
-        orphans = [n for n in aged if n not in live]
-        for blob_id in orphans:
-            log.info("removing orphan blob %s on %s", blob_id, store.store_id)
-            store.delete(blob_id)
-        return len(orphans)
 
     # -- the loop ----------------------------------------------------------------------------
 

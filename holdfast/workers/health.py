@@ -5,8 +5,6 @@ Plain functions over plain data, for the status page, metrics and tests:
 * :func:`process_view` — this process's drives (circuit breakers), placement policies and
   read/write integrity counters. Memory and ``statvfs`` only: it works while the index is
   down.
-* :func:`integrity_snapshot` — the above plus the background workers' state: live if this
-  process runs them, otherwise as last published (see :func:`publish`).
 * :func:`publish` — run every second by the process that runs the background workers; adds
   what needs the index (repair queue depth per drive, damaged objects), and writes it all to
   ``<index dir>/integrity-status.json`` atomically. A failing index only makes the index
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from holdfast.index.integrity import damaged_objects, repair_summary
+from holdfast.ops.node import write_atomic
 from holdfast.workers.counters import set_gauge
 
 STATUS_FILE = "integrity-status.json"
@@ -89,10 +88,7 @@ def publish(service: Any, workers: Any) -> dict:
         state["index_error"] = str(e)
     workers.integrity_status = state
     export_gauges(state)
-    path = status_path(service.node.index.path)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(state, default=str))
-    os.replace(tmp, path)
+    write_atomic(status_path(service.node.index.path), json.dumps(state, default=str).encode())
     return state
 
 
@@ -189,22 +185,6 @@ def read_published(path: Path) -> dict | None:
         return None
     state["age_seconds"] = round(time.time() - state.get("written_at", 0), 2)
     return state
-
-
-def integrity_snapshot(service: Any, workers: Any = None) -> dict:
-    """Everything about integrity this process can tell without asking the index."""
-    view = process_view(service)
-    if workers is not None and getattr(workers, "leader", False):
-        background = {
-            **(getattr(workers, "integrity_status", None) or {}),
-            **background_view(workers),
-        }
-    else:
-        background = read_published(status_path(service.node.index.path)) or {}
-    for key in ("repair", "scrub", "gc", "repair_queue", "damaged", "quarantined"):
-        view[key] = background.get(key)
-    view["background_age_seconds"] = background.get("age_seconds")
-    return view
 
 
 # -- the ops provider (holdfast/ops/providers.py) ---------------------------------------------

@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from holdfast.leader_lock import try_lock
+from holdfast.leader_lock import acquire
 from holdfast.service import Service
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
@@ -57,13 +57,8 @@ class BackgroundWorkers:
         if self._loop is not None and self.leader:
             self._loop.call_soon_threadsafe(self.repair.wake)
 
-    def _try_lock(self) -> bool:
-        self._lock_fd = try_lock(self.lock_path)
-        return self._lock_fd is not None
-
     async def _run(self) -> None:
-        while not self._try_lock():
-            await asyncio.sleep(LOCK_RETRY_SECONDS)
+        self._lock_fd = await acquire(self.lock_path, LOCK_RETRY_SECONDS)
         self.leader = True
         log.info("process %d runs the background workers", os.getpid())
         await asyncio.gather(self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish())

@@ -155,12 +155,14 @@ def segments_by_blob(segments: list[Segment]) -> dict[str, Segment]:
 
 
 def remove_orphans(
-    node: Node, store: LocalStore, hour: str, dry_run: bool = False
+    node: Node, store: LocalStore, hour: str, dry_run: bool = False, cutoff: float | None = None
 ) -> tuple[int, int]:
-    """Delete the blob files of one hour directory that the index does not know and that
-    are older than the orphan age (so an upload between rename and commit is never hit).
-    Returns (orphans, files looked at)."""
-    cutoff = time.time() - node.config.orphan_age_seconds
+    """Delete the blob files of one hour directory that the index does not know (neither
+    live nor queued for deletion) and that were finished before ``cutoff`` (default: the
+    orphan age ago, so an upload between rename and commit is never hit). Returns (orphans,
+    files looked at). Shared by the scrubber, fsck and the GC's sweeper."""
+    if cutoff is None:
+        cutoff = time.time() - node.config.orphan_age_seconds
     files = list(store.blobs_in_hour(hour))
     aged = [name for name, mtime in files if mtime <= cutoff]
     known = node.index.known_blobs(aged)

@@ -134,8 +134,12 @@ def test_kill9_soak(tmp_path):
 
 def test_orphan_blob_is_swept(tmp_path):
     """A blob file with no index row (a crash between rename and commit) is removed by the
-    background sweeper, without any start-up scan."""
-    server = start_server(tmp_path, extra_args=["--orphan-age", "0", "--sweep-interval", "1"])
+    background sweeper, without any start-up scan. A replaced blob still waiting out its GC
+    grace (a GET may be reading it) is not an orphan and stays."""
+    server = start_server(
+        tmp_path,
+        extra_args=["--orphan-age", "0", "--sweep-interval", "1", "--gc-grace", "600"],
+    )
     try:
         s3 = server.client()
         s3.create_bucket(Bucket="orphans")
@@ -143,6 +147,10 @@ def test_orphan_blob_is_swept(tmp_path):
         s3.put_object(Bucket="orphans", Key="keep", Body=body)
         kept = _blob_files(server.data_dirs[0])
         assert len(kept) == 1
+        s3.put_object(Bucket="orphans", Key="replaced", Body=b"y" * (256 * 1024))
+        replaced = [p for p in _blob_files(server.data_dirs[0]) if p not in kept]
+        s3.put_object(Bucket="orphans", Key="replaced", Body=b"z" * (256 * 1024))
+        assert len(replaced) == 1
         fake = kept[0].parent / (kept[0].name[:8] + "f" * 22 + kept[0].name[30:])
         fake.write_bytes(b"orphan")
         deadline = time.monotonic() + 15
@@ -150,6 +158,7 @@ def test_orphan_blob_is_swept(tmp_path):
             time.sleep(0.2)
         assert not fake.exists(), "orphan survived"
         assert kept[0].exists(), "a live blob was deleted"
+        assert replaced[0].exists(), "a blob queued for GC was swept before its grace ended"
         assert s3.get_object(Bucket="orphans", Key="keep")["Body"].read() == body
     finally:
         server.stop()

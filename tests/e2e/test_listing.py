@@ -689,3 +689,22 @@ def test_pagination_while_another_client_writes(server: Server, bucket, version,
     assert not errors, errors
     assert writes[0] > 0
     _check_churned_listing(keys, prefixes, stable, delimiter)
+
+
+XML_KEYS = ["amp&lt<gt>\"quote'", "cr\rlf", "x]]>y", "new\nline", "dir/a&b", "dir/c<d"]
+
+
+@pytest.mark.parametrize("delimiter", ["", "/"], ids=["flat", "delimited"])
+def test_raw_keys_round_trip_as_xml_text(s3, bucket, delimiter):
+    """Without encoding-type the keys are XML text: &, <, > escaped and a carriage return as
+    a character reference (a parser would turn a literal one into a newline). Flat pages are
+    read on the event loop and delimited ones in the pool: both render the same way."""
+    put_keys(s3, bucket, XML_KEYS)
+    rewrite_query(s3, "ListObjectsV2", "&encoding-type=url", "")
+    keys, prefixes, resp = listing(s3, 2, bucket, Delimiter=delimiter)
+    assert "EncodingType" not in resp
+    if delimiter:
+        assert prefixes == ["dir/"]
+        assert keys == utf8_sorted(k for k in XML_KEYS if not k.startswith("dir/"))
+    else:
+        assert keys == utf8_sorted(XML_KEYS)

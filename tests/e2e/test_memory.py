@@ -15,18 +15,28 @@ GIB = 1024**3
 LIMIT = 64 * 1024 * 1024
 
 
-def group_rss(pgid: int) -> int:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+def group_pids(pgid: int) -> list[int]:
+    """The server's process group: the supervisor and its workers."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
         try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
+            if os.getpgid(int(entry)) == pgid:
+                pids.append(int(entry))
+        except ProcessLookupError:
+            continue
+    return pids
+
+
+def group_rss(pgid: int) -> int:
+    total = 0
+    for pid in group_pids(pgid):
+        try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
     return total
 
@@ -98,12 +108,7 @@ def test_workers_start_with_the_allocator_settings(tmp_path):
 
     server = start_server(tmp_path / "srv", env={"MALLOC_ARENA_MAX": "4"})
     try:
-        pgid = server.proc.pid
-        workers = [
-            int(p)
-            for p in os.listdir("/proc")
-            if p.isdigit() and int(p) != pgid and _in_group(int(p), pgid)
-        ]
+        workers = [pid for pid in group_pids(server.proc.pid) if pid != server.proc.pid]
         assert workers, "no worker processes found"
         for pid in workers:
             env = _environ(pid)
@@ -112,10 +117,3 @@ def test_workers_start_with_the_allocator_settings(tmp_path):
                 assert env[name] == ALLOCATOR_ENV[name]
     finally:
         server.stop()
-
-
-def _in_group(pid: int, pgid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pgid
-    except ProcessLookupError:
-        return False

@@ -9,6 +9,7 @@ as a pulled disk does), mounting it again is re-inserting it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sqlite3
@@ -16,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -198,3 +200,21 @@ def fill(directory: Path, chunk: int = MIB) -> Path:
     finally:
         os.close(fd)
     return junk
+
+
+def slow_put(server: Server, bucket: str, key: str, body: bytes, seconds: float) -> int:
+    """PUT ``body`` over ``seconds``, so a drive can be pulled while it is being written."""
+    s3 = server.client()
+    url = urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.putrequest("PUT", f"{url.path}?{url.query}")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    step = 64 * 1024
+    pause = seconds / max(1, len(body) // step)
+    for i in range(0, len(body), step):
+        conn.send(body[i : i + step])
+        time.sleep(pause)
+    status_code = conn.getresponse().status
+    conn.close()
+    return status_code

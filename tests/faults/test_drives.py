@@ -10,14 +10,12 @@ contents, and nothing deleted meanwhile comes back.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import random
 import subprocess
 import sys
 import threading
 import time
-from urllib.parse import urlsplit
 
 from tests.conftest import Server
 from tests.faults.support import (
@@ -28,6 +26,7 @@ from tests.faults.support import (
     repair_rows,
     segments_of,
     serve,
+    slow_put,
     status,
     wait_for,
 )
@@ -37,24 +36,6 @@ FAST = ("--drive-probe-cap", "0.5", "--gc-grace", "0", "--repair-backoff-base", 
 
 def _drive_state(server: Server, store: str) -> str | None:
     return next((d["state"] for d in status(server).get("drives", []) if d["id"] == store), None)
-
-
-def _slow_put(server: Server, bucket: str, key: str, body: bytes, seconds: float) -> int:
-    """PUT ``body`` over ``seconds``, so a drive can be pulled while it is being written."""
-    s3 = server.client()
-    url = urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}))
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    conn.putrequest("PUT", f"{url.path}?{url.query}")
-    conn.putheader("Content-Length", str(len(body)))
-    conn.endheaders()
-    step = 64 * 1024
-    pause = seconds / max(1, len(body) // step)
-    for i in range(0, len(body), step):
-        conn.send(body[i : i + step])
-        time.sleep(pause)
-    status_code = conn.getresponse().status
-    conn.close()
-    return status_code
 
 
 class Downloader(threading.Thread):
@@ -140,7 +121,7 @@ def test_pull_drive_during_traffic_then_resync_only_what_was_missed(tmp_path, mo
         big = os.urandom(6 * MIB)
         result: dict[str, int] = {}
         uploader = threading.Thread(
-            target=lambda: result.setdefault("status", _slow_put(server, "pull", "big", big, 1.5))
+            target=lambda: result.setdefault("status", slow_put(server, "pull", "big", big, 1.5))
         )
         uploader.start()
         time.sleep(0.5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 from tests.conftest import start_server
-from tests.faults.support import query, status, wait_for
+from tests.faults.support import query, slow_put, status, wait_for
 
 RATE = 2 * 1024 * 1024
 
@@ -73,5 +74,36 @@ def test_scrub_rate_zero_turns_it_off(tmp_path):
         time.sleep(2.0)
         assert status(server)["scrub"]["enabled"] is False
         assert "the scrubber is off" in server.log()
+    finally:
+        server.stop()
+
+
+def test_a_long_upload_is_foreground_work_throughout(tmp_path):
+    """Background work yields while requests run (DESIGN.md, bounded background work); a
+    single upload that streams for seconds must keep the node's foreground meter fresh for
+    all of it, not only at its start, or the scrubber resumes 0.2 s into it."""
+    from holdfast.stores.activity import ForegroundMeter
+
+    server = start_server(tmp_path)
+    try:
+        server.client().create_bucket(Bucket="slow")
+        meter = ForegroundMeter(server.data_dirs[0] / "index" / "foreground.mmap")
+        idle: list[float] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                idle.append(meter.idle_for())
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        body = os.urandom(12 * 1024 * 1024)
+        assert slow_put(server, "slow", "big", body, 3.0) == 200
+        done.set()
+        sampler.join()
+        middle = idle[len(idle) // 6 : -len(idle) // 6]  # away from the request's edges
+        assert len(middle) > 50
+        assert max(middle) < 1.0, f"foreground idle for {max(middle):.2f}s during the upload"
     finally:
         server.stop()

@@ -249,6 +249,55 @@ def test_listing_timestamps_match_iso8601_and_the_http_second() -> None:
         text = iso8601(t)
         whole = datetime.fromtimestamp(int(t), UTC)
         assert text[:19] == whole.strftime("%Y-%m-%dT%H:%M:%S"), t
-        assert int(text[20:23]) == int((t - int(t)) * 1000) and text.endswith("Z"), t
-        assert parsedate_to_datetime(http_date(t)) == whole, t
+        assert text[23] == "Z" and parsedate_to_datetime(http_date(t)) == whole, t
+    # Milliseconds as written, despite binary floats, and never rounded into the next second.
+    assert iso8601(1_700_000_000.123) == "2023-11-14T22:13:20.123Z"
+    assert iso8601(1_700_000_000.001) == "2023-11-14T22:13:20.001Z"
+    assert iso8601(1_700_000_000.0005) == "2023-11-14T22:13:20.000Z"
     assert iso8601(1_700_000_000.9995) == "2023-11-14T22:13:20.999Z"
+    assert iso8601(1_700_000_000.9999998) == "2023-11-14T22:13:20.999Z"
+
+
+def test_flat_pages_read_on_the_loop_fall_back_to_the_pool_when_the_index_is_busy() -> None:
+    """A page without a delimiter is read on the event loop; a busy or locked index
+    (OperationalError) sends it to the thread pool instead of failing. A delimited page,
+    which may take a query per common prefix, never runs on the loop."""
+    import asyncio
+    import functools
+    import sqlite3
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from holdfast.index.records import ListedEntry
+    from holdfast.service.listing import Listing
+    from holdfast.service.node import Node
+
+    on_loop: list[bool] = []
+
+    def list_keys(bucket, prefix, start, inclusive, limit):
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        if on_loop[-1] and len(on_loop) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        keys = [k for k in ("a", "b/c") if start is None or k > start or (inclusive and k == start)]
+        return [ListedEntry(k, 1, '"e"', 1.0) for k in keys][:limit]
+
+    with ThreadPoolExecutor(2) as pool:
+        node = SimpleNamespace(index=SimpleNamespace(list_keys=list_keys), pool=pool)
+        node.run = functools.partial(Node.run, node)
+        node.lookup = functools.partial(Node.lookup, node)
+        listing = Listing(node)  # type: ignore[arg-type]
+
+        page = asyncio.run(listing.page("b", "", "", None, 1000))
+        assert [e.key for e in page.entries] == ["a", "b/c"]
+        assert on_loop[0] and on_loop[1:] and not any(on_loop[1:])  # tried, then the pool
+
+        on_loop.clear()
+        on_loop.append(False)  # the busy answer is spent
+        page = asyncio.run(listing.page("b", "", "", None, 1000))
+        assert [e.key for e in page.entries] == ["a", "b/c"]
+        assert on_loop[1:] and all(on_loop[1:])  # the index answered: all on the loop
+
+        on_loop.clear()
+        page = asyncio.run(listing.page("b", "", "/", None, 1000))
+        assert page.prefixes == ["b/"] and on_loop and not any(on_loop)

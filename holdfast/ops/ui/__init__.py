@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from holdfast.errors import S3Error
 from holdfast.ops.ui import objects, session
-from holdfast.s3.http import Request, Response
+from holdfast.s3.http import Request, Response, json_response
 
 if TYPE_CHECKING:
     from holdfast.ops.runtime import OpsRuntime
@@ -62,11 +62,6 @@ class UiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def json_response(status: int, payload: object, extra: list | None = None) -> Response:
-    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-    return Response(status, headers + (extra or []), json.dumps(payload, default=str).encode())
 
 
 async def handle(request: Request, app: S3App, runtime: OpsRuntime | None = None) -> Response:

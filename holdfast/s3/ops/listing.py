@@ -38,12 +38,10 @@ def _encoder(ctx: Context):
     return _url_encode
 
 
-def _key_text(ctx: Context):
+def _key_text(enc):
     """A listed key as element text: URL-encoded output is already XML-safe, a raw key is
     escaped."""
-    if ctx.request.query.get("encoding-type") == "url":
-        return _url_encode
-    return xml.escape
+    return enc if enc is _url_encode else xml.escape
 
 
 def _contents(entries: list[ListedEntry], key_text, owner: str | None) -> xml.Fragment:
@@ -67,7 +65,7 @@ def _contents(entries: list[ListedEntry], key_text, owner: str | None) -> xml.Fr
         second = int(modified)  # iso8601(modified), inlined: this loop is the page's cost
         out.append(
             f"<Contents><Key>{key_text(key)}</Key><LastModified>{iso_second(second)}."
-            f"{int((modified - second) * 1000):03d}Z</LastModified>"
+            f"{min(round((modified - second) * 1e6), 999_999) // 1000:03d}Z</LastModified>"
             f"<ETag>{etag}</ETag>{checksum}<Size>{size}</Size>{tail}"
         )
     return xml.Fragment("".join(out))
@@ -100,7 +98,7 @@ async def list_objects(ctx: Context) -> Response:
         ("NextMarker", enc(page.last) if page.truncated else None),
         ("EncodingType", ctx.request.query.get("encoding-type")),
     ]
-    children.append(("Contents", _contents(page.entries, _key_text(ctx), ctx.user)))
+    children.append(("Contents", _contents(page.entries, _key_text(enc), ctx.user)))
     children += _common(page, enc)
     return xml_response("ListBucketResult", children)
 
@@ -148,6 +146,6 @@ async def list_objects_v2(ctx: Context) -> Response:
         ("EncodingType", ctx.request.query.get("encoding-type")),
     ]
     owner = ctx.user if fetch_owner else None
-    children.append(("Contents", _contents(page.entries, _key_text(ctx), owner)))
+    children.append(("Contents", _contents(page.entries, _key_text(enc), owner)))
     children += _common(page, enc)
     return xml_response("ListBucketResult", children)

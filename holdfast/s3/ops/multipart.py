@@ -30,6 +30,7 @@ from holdfast.s3.ops.objects import (
     checksum_response_headers,
     copy_source,
 )
+from holdfast.service.listing import common_prefix
 from holdfast.service.multipart import RequestedPart, check_part_number
 
 MAX_PART_SIZE = 5 * 1024**3
@@ -274,8 +275,7 @@ async def list_multipart_uploads(ctx: Context) -> Response:
             ctx.bucket, prefix, after_key, after_id, _UPLOADS_BATCH
         )
         for up in batch:
-            i = up.key.find(delimiter, len(prefix)) if delimiter else -1
-            group = up.key[: i + len(delimiter)] if i >= 0 else None
+            group = common_prefix(up.key, prefix, delimiter)
             if group is not None and (
                 (key_marker is not None and group <= key_marker)
                 or (prefixes and prefixes[-1] == group)

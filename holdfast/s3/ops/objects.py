@@ -107,8 +107,7 @@ def _check_before_body(ctx: Context, size: int | None) -> bool:
     before it is sent; so must any body whose client asked to be told first (Expect:
     100-continue). A small body already on the wire costs nothing to read, and the commit
     transaction checks the bucket anyway: one index round trip fewer on the commonest PUT."""
-    expects = "100-continue" in ctx.request.headers.get("expect", "").lower()
-    return expects or not ctx.service.objects.fits_inline(size)
+    return ctx.request.expects_continue() or not ctx.service.objects.fits_inline(size)
 
 
 async def put_object(ctx: Context) -> Response:
