@@ -17,12 +17,16 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.config import CONFIG_ENV, Config
+from holdfast.index.committer import COMMITTER_ENV, run_committer
 from holdfast.s3.xml import error_xml
+from holdfast.service.node import index_path
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
@@ -140,27 +144,40 @@ def run_worker(config_json: str) -> None:
     server.run(sockets=[_listen(config)])
 
 
+def run_index_committer(config_json: str) -> None:
+    """Entry point of the index committer process (holdfast/index/committer.py)."""
+    os.environ[CONFIG_ENV] = config_json
+    config = Config.from_env()
+    run_committer(index_path(config), config.gc_grace_seconds)
+
+
+def wants_committer(config: Config) -> bool:
+    """One committer serves all the workers; with one worker there is nothing to share.
+    HOLDFAST_INDEX_COMMITTER=0 turns it off (each worker then commits its own writes)."""
+    return config.worker_count() > 1 and os.environ.get(COMMITTER_ENV, "1") != "0"
+
+
 class Supervisor:
-    """Starts the workers, restarts one that dies (with backoff, never in a tight loop) and
-    stops them all on SIGTERM/SIGINT."""
+    """Starts the workers (and the index committer they share), restarts any that dies (with
+    backoff, never in a tight loop) and stops them all on SIGTERM/SIGINT."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[multiprocessing.process.BaseProcess] = []
+        self.committer: multiprocessing.process.BaseProcess | None = None
         self.stopping = False
         self.backoff = Backoff(base=0.5, cap=30.0)
-        self.started: dict[int, float] = {}  # worker sentinel -> when it was started
+        self.started: dict[int, float] = {}  # process sentinel -> when it was started
 
-    def _spawn(self) -> multiprocessing.process.BaseProcess:
-        proc = self.context.Process(
-            target=run_worker, args=(self.config.to_env(),), name="holdfast-worker"
-        )
+    def _spawn(self, target: Callable[[str], None] = run_worker) -> BaseProcess:
+        name = "holdfast-worker" if target is run_worker else "holdfast-committer"
+        proc = self.context.Process(target=target, args=(self.config.to_env(),), name=name)
         proc.start()
         self.started[proc.sentinel] = time.monotonic()
         return proc
 
-    def _restart_delay(self, worker: multiprocessing.process.BaseProcess) -> float:
+    def _restart_delay(self, worker: BaseProcess) -> float:
         """Backoff between restarts of crashing workers; a worker that had run for a while
         before it died starts the backoff over, so one crash a day never waits 30 s."""
         ran = time.monotonic() - self.started.pop(worker.sentinel, 0.0)
@@ -177,41 +194,53 @@ class Supervisor:
     def _stop(self, *_: object) -> None:
         self.stopping = True
 
+    def _replace(self, proc: BaseProcess, target: Callable[[str], None]) -> BaseProcess | None:
+        """A new process for one that died, after the backoff (None if told to stop)."""
+        delay = self._restart_delay(proc)
+        log.error(
+            "%s %s exited (%s); restarting in %.1fs", proc.name, proc.pid, proc.exitcode, delay
+        )
+        self._sleep(delay)
+        return None if self.stopping else self._spawn(target)
+
+    def _processes(self) -> list[BaseProcess]:
+        return self.workers + ([self.committer] if self.committer is not None else [])
+
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         # Bind once here so a port conflict fails loudly before any worker starts.
         _listen(self.config).close()
+        if wants_committer(self.config):
+            self.committer = self._spawn(run_index_committer)
         self.workers = [self._spawn() for _ in range(self.config.worker_count())]
         while not self.stopping:
-            multiprocessing.connection.wait([w.sentinel for w in self.workers], timeout=0.5)
+            multiprocessing.connection.wait([p.sentinel for p in self._processes()], timeout=0.5)
             for i, worker in enumerate(self.workers):
                 if not worker.is_alive() and not self.stopping:
-                    delay = self._restart_delay(worker)
-                    log.error(
-                        "worker %s exited (%s); restarting in %.1fs",
-                        worker.pid,
-                        worker.exitcode,
-                        delay,
-                    )
-                    self._sleep(delay)
-                    if not self.stopping:
-                        self.workers[i] = self._spawn()
+                    self.workers[i] = self._replace(worker, run_worker) or worker
+            committer = self.committer
+            if committer is not None and not committer.is_alive() and not self.stopping:
+                self.committer = self._replace(committer, run_index_committer) or committer
         self._shutdown()
 
     def _shutdown(self) -> None:
-        for worker in self.workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM: uvicorn's graceful shutdown
-        deadline = time.monotonic() + GRACEFUL_SHUTDOWN_SECONDS + 2
-        for worker in self.workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                worker.kill()
+        """Workers first (uvicorn's graceful shutdown lets in-flight writes finish through
+        the committer), then the committer."""
+        for group in (self.workers, [self.committer] if self.committer is not None else []):
+            for proc in group:
+                if proc.is_alive():
+                    proc.terminate()  # SIGTERM
+            deadline = time.monotonic() + GRACEFUL_SHUTDOWN_SECONDS + 2
+            for proc in group:
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
 
 
 def serve(config: Config) -> None:
     os.environ[CONFIG_ENV] = config.to_env()
+    os.environ[COMMITTER_ENV] = "1" if wants_committer(config) else "0"
     for name, value in ALLOCATOR_ENV.items():
         os.environ.setdefault(name, value)  # read by glibc when each worker process starts
     Supervisor(config).run()

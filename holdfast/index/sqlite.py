@@ -176,13 +176,16 @@ class ConditionFailed(Exception):
         super().__init__("object missing" if missing else "etag differs")
         self.missing = missing
 
+    def __reduce__(self) -> tuple:
+        return (ConditionFailed, (self.missing,))  # rebuilt whole by the index committer
+
 
 class _Pending:
     """One write waiting for a group commit."""
 
-    def __init__(self, op: Callable[[sqlite3.Connection], object]) -> None:
+    def __init__(self, op: Callable[[sqlite3.Connection], object], with_future: bool = True):
         self.op = op
-        self.future: Future = Future()
+        self.future: Future = Future() if with_future else None  # type: ignore[assignment]
         self.result: object = None
         self.error: BaseException | None = None
 
@@ -203,6 +206,10 @@ class _Pending:
             self.future.set_exception(self.error)
         else:
             self.future.set_result(self.result)
+
+
+def _outcome(item: _Pending) -> tuple[bool, object]:
+    return (False, item.error) if item.error is not None else (True, item.result)
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
@@ -302,6 +309,10 @@ class SqliteIndex(IntegrityIndex):
         every other write of this process that is waiting. Each op runs in its own
         savepoint, so one op's failure undoes only that op. Inside :meth:`defer` this
         returns the future instead of waiting for it."""
+        captured = getattr(self._local, "capture", None)
+        if captured is not None:
+            captured.append(op)
+            return None  # type: ignore[return-value]
         future = self._submit(op)
         if getattr(self._local, "defer", False):
             return future  # type: ignore[return-value]
@@ -316,6 +327,32 @@ class SqliteIndex(IntegrityIndex):
             return method(*args, **kwargs)  # type: ignore[return-value]
         finally:
             self._local.defer = False
+
+    def commit_calls(
+        self, calls: Sequence[tuple[Callable[..., object], tuple]]
+    ) -> list[tuple[bool, object]]:
+        """Run write methods together in one transaction on the calling thread (one WAL
+        fsync), each in its own savepoint: ``[(ok, result or exception)]`` in order. For a
+        caller that does its own batching (the node's committer, holdfast/index/committer.py);
+        every method here must make exactly one :meth:`_transact` call."""
+        outcomes: list[tuple[bool, object] | None] = []
+        batch: list[_Pending] = []
+        for method, args in calls:
+            self._local.capture = ops = []
+            try:
+                method(*args)
+            except Exception as e:  # refused before it reached the index
+                outcomes.append((False, e))
+                continue
+            finally:
+                self._local.capture = None
+            batch.append(_Pending(ops[0], with_future=False))
+            outcomes.append(None)
+        if batch:
+            with self._commit_lock:
+                self._commit_batch(batch)
+        pending = iter(batch)
+        return [outcome if outcome is not None else _outcome(next(pending)) for outcome in outcomes]
 
     def _submit(self, op: Callable[[sqlite3.Connection], object]) -> Future:
         item = _Pending(op)

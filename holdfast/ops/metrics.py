@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from holdfast.index.committer import COMMITTER_PROCESS_NAME
 from holdfast.ops.requestlog import pid_alive
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -111,6 +112,20 @@ BACKOFF_SECONDS = Gauge(
 )
 GC_DELETED = Counter("holdfast_gc_deleted_blobs", "Blobs deleted by garbage collection")
 GC_ORPHANS = Counter("holdfast_gc_orphans_removed", "Crash orphans removed by the sweeper")
+
+# -- the index committer (holdfast/index/committer.py) ----------------------------------------
+
+INDEX_WRITES = Counter(
+    "holdfast_index_writes",
+    "Object writes and deletes committed, by path: 'committer' (the node's shared committer) "
+    "or 'local' (a worker's own, while the committer was unreachable)",
+    ["path"],
+)
+INTERNAL_MESSAGES_REJECTED = Counter(
+    "holdfast_internal_messages_rejected",
+    "Internal messages refused for a bad checksum or contents, by the side that refused them",
+    ["side"],
+)
 
 # -- alerts ----------------------------------------------------------------------------------
 
@@ -253,13 +268,15 @@ class ProcessStats:
     virtual_bytes: int
     start_time: float
     open_fds: int
+    name: str = ""  # the kernel's short process name (comm)
 
 
 def process_stats(pid: int) -> ProcessStats | None:
     """CPU, memory and descriptors of one process from /proc; None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            head, _, tail = f.read().rpartition(")")
+        fields = tail.split()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, IndexError):
         return None
@@ -271,6 +288,7 @@ def process_stats(pid: int) -> ProcessStats | None:
         virtual_bytes=int(fields[20]),
         start_time=_BOOT_TIME + int(fields[19]) / _CLK_TCK,
         open_fds=fds,
+        name=head.partition("(")[2],
     )
 
 
@@ -302,6 +320,8 @@ class ProcessCollector(Collector):
             stats = process_stats(pid)
             if stats is None:
                 continue
+            if stats.name == COMMITTER_PROCESS_NAME:
+                role = "committer"
             labels = [str(pid), role]
             cpu.add_metric(labels, stats.cpu_seconds)
             rss.add_metric(labels, stats.resident_bytes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +14,19 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from holdfast.config import Config
+from holdfast.index.committer import (
+    COMMITTER_ENV,
+    REMOTE_METHODS,
+    CommitterClient,
+    CommitterUnavailable,
+    socket_name,
+)
 from holdfast.index.sqlite import SqliteIndex
 from holdfast.placement.policy import Policies, default_policy
 from holdfast.service.integrity import Integrity, open_drives
 from holdfast.stores.activity import ForegroundMeter
 from holdfast.stores.local import LocalStore
+from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.node")
 P = ParamSpec("P")
@@ -43,6 +52,12 @@ class Node:
         self.integrity = Integrity(self.index, self.drives)
         self.foreground = ForegroundMeter(index_path(config).parent / "foreground.mmap")
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
+        # The node's shared index committer, when the supervisor runs one (server.py).
+        self.committer = (
+            CommitterClient(socket_name(self.index.path))
+            if os.environ.get(COMMITTER_ENV) == "1"
+            else None
+        )
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking index or store call in the node's thread pool."""
@@ -51,7 +66,16 @@ class Node:
         return await loop.run_in_executor(self.pool, call)
 
     async def write(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """An index write method, awaited on its commit future directly (no pool thread)."""
+        """An index write method: PUTs and DELETEs go to the node's committer when there is
+        one (a bigger group commit for all workers), anything else, or everything while the
+        committer is unreachable, to this process's own group commit, awaited on its future
+        directly (no pool thread). May raise committer.OutcomeUnknown."""
+        name = method.__name__
+        if self.committer is not None and name in REMOTE_METHODS and not kwargs:
+            try:
+                return await self.committer.call(name, *args)
+            except CommitterUnavailable:
+                count("INDEX_WRITES", 1, "local")
         return await asyncio.wrap_future(self.index.defer(method, *args, **kwargs))
 
     async def lookup(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -94,4 +118,6 @@ class Node:
                 return
 
     def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
         self.pool.shutdown(wait=False, cancel_futures=True)

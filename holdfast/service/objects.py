@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from holdfast.errors import S3Error
+from holdfast.index.committer import OutcomeUnknown
 from holdfast.index.records import ObjectRecord, Segment
 from holdfast.index.sqlite import ConditionFailed, Forbidden, NotFound
 from holdfast.placement.policy import NoCapacity, choose_stores
@@ -65,6 +66,11 @@ def _index_full(e: sqlite3.OperationalError) -> bool:
 
 def _storage_error(exc: Exception) -> S3Error:
     return S3Error("InsufficientStorage", str(exc), status=507)
+
+
+def _outcome_unknown(exc: OutcomeUnknown) -> S3Error:
+    """500 InternalError, which SDKs retry; a retried PUT or DELETE is harmless either way."""
+    return S3Error("InternalError", f"The write may not have been applied: {exc}")
 
 
 def _placement_error(exc: NoCapacity | QuorumLost) -> S3Error:
@@ -166,7 +172,9 @@ class Objects:
             if len(buf) > self.node.config.inline_max_bytes:
                 raise S3Error("IncompleteBody", "The body is longer than declared.")
         data = bytes(buf)
-        body.update(data)
+        view = memoryview(data)
+        for lo in range(0, len(data), 2047):
+            body.update(view[lo : lo + 2047])
         verified = body.finish()
         blocks = BlockChecksummer(self.node.config.block_size)
         blocks.update(data)
@@ -199,6 +207,10 @@ class Objects:
             if _index_full(e):
                 raise _storage_error(e) from None
             raise
+        except OutcomeUnknown as e:
+            # Maybe committed: its blobs may be live, so nothing is discarded here (the
+            # sweeper removes them if the commit never happened).
+            raise _outcome_unknown(e) from None
         except BaseException:
             # The blob never became visible; let the GC reclaim it promptly.
             await self.discard(record.segments)
@@ -336,3 +348,5 @@ class Objects:
             if _index_full(e):
                 raise _storage_error(e) from None
             raise
+        except OutcomeUnknown as e:
+            raise _outcome_unknown(e) from None

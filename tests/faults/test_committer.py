@@ -1,0 +1,91 @@
+"""The node's index committer under faults: kill -9 it in the middle of a stream of PUTs.
+
+No acknowledged PUT may be lost or changed (DESIGN.md invariant 1), writes must keep being
+accepted while it is gone (workers commit locally), and the supervisor must bring it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+
+import requests
+
+from holdfast.index.committer import COMMITTER_PROCESS_NAME
+from tests.conftest import start_server
+from tests.e2e.ops_helpers import metric_value
+from tests.faults.support import wait_for
+
+
+def committer_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pgid:
+                continue
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == COMMITTER_PROCESS_NAME:
+                    pids.append(int(entry))
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+    return pids
+
+
+def committed(server, path: str) -> float:
+    text = requests.get(f"{server.endpoint}/_holdfast/metrics", timeout=5).text
+    return metric_value(text, "holdfast_index_writes_total", path=path) or 0.0
+
+
+def test_killing_the_committer_loses_no_acknowledged_put(tmp_path) -> None:
+    server = start_server(tmp_path, workers=2)
+    try:
+        pgid = os.getpgid(server.proc.pid)
+        assert len(committer_pids(pgid)) == 1
+        s3 = server.client(retries={"max_attempts": 1})
+        s3.create_bucket(Bucket="committer-test")
+        acknowledged: dict[str, str] = {}
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def writer(n: int) -> None:
+            client = server.client(retries={"max_attempts": 1})
+            i = 0
+            while not stop.is_set() and i < 2000:
+                key, body = f"w{n}/{i}", os.urandom(1000 + i)
+                i += 1
+                try:
+                    client.put_object(Bucket="committer-test", Key=key, Body=body)
+                except Exception as e:  # a write in flight when it died: 500, never a lie
+                    failures.append(f"{key}: {e}")
+                    continue
+                acknowledged[key] = hashlib.md5(body).hexdigest()
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        wait_for("writes through the committer", lambda: committed(server, "committer") >= 50)
+        (victim,) = committer_pids(pgid)
+        os.kill(victim, signal.SIGKILL)
+        before = len(acknowledged)
+        wait_for("writes to go on without it", lambda: len(acknowledged) >= before + 50)
+        wait_for("a new committer", lambda: [p for p in committer_pids(pgid) if p != victim])
+        wait_for("a worker to commit locally", lambda: committed(server, "local") >= 1)
+        resumed = committed(server, "committer")
+        wait_for(
+            "writes through the new committer", lambda: committed(server, "committer") > resumed
+        )
+        stop.set()
+        for t in threads:
+            t.join(30)
+
+        assert len(failures) <= 8, failures  # at most the writes in flight at the kill
+        for key, md5 in acknowledged.items():
+            body = s3.get_object(Bucket="committer-test", Key=key)["Body"].read()
+            assert hashlib.md5(body).hexdigest() == md5, key
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
