@@ -103,10 +103,15 @@ def encode_frame(message: object) -> bytes:
 
 
 class _Unpickler(pickle.Unpickler):
+    _classes: dict[tuple[str, str], Any] = {}  # each allowed class, looked up once
+
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise CorruptMessage(f"class {module}.{name} may not cross the committer socket")
-        return super().find_class(module, name)
+        cls = self._classes.get((module, name))
+        if cls is None:
+            if (module, name) not in _ALLOWED:
+                raise CorruptMessage(f"class {module}.{name} may not cross the committer socket")
+            cls = self._classes[module, name] = super().find_class(module, name)
+        return cls
 
 
 def decode_payload(payload: bytes | memoryview, crc: int) -> Any:

@@ -228,6 +228,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
 
 
 def _json(d: dict) -> str:
+    if not d:
+        return "{}"  # most objects have no stored headers or metadata: skip the encoder
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
