@@ -318,6 +318,7 @@ def run_committer(index_path: Path, gc_grace_seconds: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_process_name(COMMITTER_PROCESS_NAME)
     index = SqliteIndex(index_path, gc_grace_seconds=gc_grace_seconds)
+    count("INDEX_WRITES", 0, "committer")  # its metrics file names it among the node's processes
     CommitterServer(index, socket_name(index_path)).serve_forever()
 
 

@@ -44,7 +44,7 @@ def test_killing_the_committer_loses_no_acknowledged_put(tmp_path) -> None:
     server = start_server(tmp_path, workers=2)
     try:
         pgid = os.getpgid(server.proc.pid)
-        assert len(committer_pids(pgid)) == 1
+        wait_for("the committer", lambda: len(committer_pids(pgid)) == 1, 10)
         s3 = server.client(retries={"max_attempts": 1})
         s3.create_bucket(Bucket="committer-test")
         acknowledged: dict[str, str] = {}
