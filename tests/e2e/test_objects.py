@@ -15,7 +15,7 @@ import pytest
 from awscrt import checksums as crt_checksums
 from botocore.exceptions import ClientError
 
-from tests.conftest import unique
+from tests.conftest import start_server, unique
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -508,3 +508,34 @@ def test_conditional_delete_is_not_silently_ignored(s3, bucket):
             s3.delete_object(Bucket=bucket, Key=key, **conditions)
         assert error_of(exc) == ("NotImplemented", 501)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"keep me"
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"ContentMD5": b64(hashlib.md5(b"something else").digest())},
+        {"ChecksumCRC32C": b64(b"\0\0\0\0")},
+        {"ChecksumSHA256": b64(hashlib.sha256(b"something else").digest())},
+    ],
+    ids=["content-md5", "crc32c", "sha256"],
+)
+def test_a_large_body_that_fails_its_digest_leaves_nothing_on_disk(tmp_path, wrong):
+    """Invariant 3 for bodies that stream into a blob (not the inline path): the mismatch
+    is found after every byte was written to a temporary file, and that file must go, with
+    no blob and no index row left behind."""
+    server = start_server(tmp_path, workers=1)
+    try:
+        s3 = server.client(retries={"max_attempts": 1})
+        s3.create_bucket(Bucket="digests")
+        drive = server.data_dirs[0] / "drive"
+        before = {p for p in drive.rglob("*") if p.is_file()}
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket="digests", Key="big", Body=os.urandom(3 * 1024 * 1024), **wrong)
+        assert error_of(e)[1] == 400, error_of(e)
+        left = {p for p in drive.rglob("*") if p.is_file()} - before
+        assert not left, f"the rejected body left {sorted(map(str, left))}"
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket="digests", Key="big")
+        assert error_of(e)[1] == 404
+    finally:
+        server.stop()
