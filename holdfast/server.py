@@ -32,7 +32,11 @@ from holdfast.workers.limits import Backoff
 log = logging.getLogger("holdfast.server")
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
-STABLE_WORKER_SECONDS = 60.0  # a worker that ran this long before dying was not crash-looping
+STABLE_WORKER_SECONDS = 60.0
+WORKER_NAME = "holdfast-worker"
+COMMITTER_NAME = (
+    "holdfast-committer"  # a worker that ran this long before dying was not crash-looping
+)
 BACKLOG = 2048
 # Bytes of request line and headers buffered before the app sees them; the app itself
 # refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.
@@ -159,7 +163,9 @@ def wants_committer(config: Config) -> bool:
 
 class Supervisor:
     """Starts the workers (and the index committer they share), restarts any that dies (with
-    backoff, never in a tight loop) and stops them all on SIGTERM/SIGINT."""
+    backoff, never in a tight loop) and stops them all on SIGTERM/SIGINT. Restarts are
+    scheduled, not slept through: one process waiting out its backoff never holds up another's
+    restart, nor a stop."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -167,44 +173,71 @@ class Supervisor:
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.committer: multiprocessing.process.BaseProcess | None = None
         self.stopping = False
-        self.backoff = Backoff(base=0.5, cap=30.0)
+        # Each kind backs off on its own: a crash-looping committer must not slow down the
+        # restart of a worker, nor the other way round.
+        self.backoff = {
+            WORKER_NAME: Backoff(base=0.5, cap=30.0),
+            COMMITTER_NAME: Backoff(base=0.5, cap=30.0),
+        }
         self.started: dict[int, float] = {}  # process sentinel -> when it was started
+        self.restarts: dict[int | str, float] = {}  # worker index or "committer" -> when
 
     def _spawn(self, target: Callable[[str], None] = run_worker) -> BaseProcess:
-        name = "holdfast-worker" if target is run_worker else "holdfast-committer"
+        name = WORKER_NAME if target is run_worker else COMMITTER_NAME
         proc = self.context.Process(target=target, args=(self.config.to_env(),), name=name)
         proc.start()
         self.started[proc.sentinel] = time.monotonic()
         return proc
 
-    def _restart_delay(self, worker: BaseProcess) -> float:
-        """Backoff between restarts of crashing workers; a worker that had run for a while
+    def _restart_delay(self, proc: BaseProcess) -> float:
+        """Backoff between restarts of a crashing process; one that had run for a while
         before it died starts the backoff over, so one crash a day never waits 30 s."""
-        ran = time.monotonic() - self.started.pop(worker.sentinel, 0.0)
+        backoff = self.backoff[getattr(proc, "name", WORKER_NAME)]
+        ran = time.monotonic() - self.started.pop(proc.sentinel, 0.0)
         if ran >= STABLE_WORKER_SECONDS:
-            self.backoff.reset()
-        return self.backoff.next_delay()
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, but return as soon as a SIGTERM/SIGINT asks the supervisor to stop."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
+            backoff.reset()
+        return backoff.next_delay()
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
 
-    def _replace(self, proc: BaseProcess, target: Callable[[str], None]) -> BaseProcess | None:
-        """A new process for one that died, after the backoff (None if told to stop)."""
-        delay = self._restart_delay(proc)
-        log.error(
-            "%s %s exited (%s); restarting in %.1fs", proc.name, proc.pid, proc.exitcode, delay
-        )
-        self._sleep(delay)
-        return None if self.stopping else self._spawn(target)
+    def _slots(self) -> dict[int | str, BaseProcess]:
+        slots: dict[int | str, BaseProcess] = dict(enumerate(self.workers))
+        if self.committer is not None:
+            slots["committer"] = self.committer
+        return slots
 
-    def _processes(self) -> list[BaseProcess]:
-        return self.workers + ([self.committer] if self.committer is not None else [])
+    def _schedule_restarts(self) -> None:
+        for slot, proc in self._slots().items():
+            if slot in self.restarts or proc.is_alive():
+                continue
+            delay = self._restart_delay(proc)
+            log.error(
+                "%s %s exited (%s); restarting in %.1fs", proc.name, proc.pid, proc.exitcode, delay
+            )
+            self.restarts[slot] = time.monotonic() + delay
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for slot, due in list(self.restarts.items()):
+            if due > now or self.stopping:
+                continue
+            del self.restarts[slot]
+            if slot == "committer":
+                self.committer = self._spawn(run_index_committer)
+            else:
+                self.workers[int(slot)] = self._spawn(run_worker)
+
+    def _wait(self) -> None:
+        """Until a process exits, a restart is due, or half a second has passed (the stop
+        flag is looked at after each wait)."""
+        now = time.monotonic()
+        timeout = min([0.5, *(max(0.0, due - now) for due in self.restarts.values())])
+        alive = [p.sentinel for p in self._slots().values() if p.is_alive()]
+        if alive:
+            multiprocessing.connection.wait(alive, timeout=timeout)
+        else:
+            time.sleep(timeout)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
@@ -219,13 +252,11 @@ class Supervisor:
             self.committer = self._spawn(run_index_committer)
         self.workers = [self._spawn() for _ in range(self.config.worker_count())]
         while not self.stopping:
-            multiprocessing.connection.wait([p.sentinel for p in self._processes()], timeout=0.5)
-            for i, worker in enumerate(self.workers):
-                if not worker.is_alive() and not self.stopping:
-                    self.workers[i] = self._replace(worker, run_worker) or worker
-            committer = self.committer
-            if committer is not None and not committer.is_alive() and not self.stopping:
-                self.committer = self._replace(committer, run_index_committer) or committer
+            self._wait()
+            if self.stopping:
+                break
+            self._schedule_restarts()
+            self._restart_due()
         self._shutdown()
 
     def _shutdown(self) -> None:

@@ -89,3 +89,44 @@ def test_killing_the_committer_loses_no_acknowledged_put(tmp_path) -> None:
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def worker_pids(pgid: int) -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pgid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+        if b"spawn_main" in cmdline and comm != COMMITTER_PROCESS_NAME:
+            pids.add(int(entry))
+    return pids
+
+
+def test_a_killed_worker_is_replaced_and_the_node_keeps_serving(tmp_path) -> None:
+    server = start_server(tmp_path, workers=2)
+    try:
+        pgid = os.getpgid(server.proc.pid)
+        workers = wait_for("two workers", lambda: (w := worker_pids(pgid)) and len(w) == 2 and w)
+        os.kill(min(workers), signal.SIGKILL)
+        new = wait_for(
+            "a replacement worker",
+            lambda: (w := worker_pids(pgid)) and len(w) == 2 and w != workers and w,
+            15,
+        )
+        assert min(workers) not in new
+        s3 = server.client()
+        s3.create_bucket(Bucket="after-kill")
+        for i in range(20):  # new connections: both workers, old and new, answer
+            server.client().put_object(Bucket="after-kill", Key=f"k{i}", Body=b"x" * i)
+        assert len(s3.list_objects_v2(Bucket="after-kill")["Contents"]) == 20
+        assert "exited" in server.log()  # the supervisor said what happened
+    finally:
+        server.stop()
