@@ -38,6 +38,10 @@ class PresignedCache:
         """The cache key of a SigV4 presigned request, or None if it must not be cached."""
         if self.size <= 0 or "X-Amz-Signature" not in request.query:
             return None
+        # Reads only: the links shared and fetched over and over are downloads. A presigned
+        # PUT is normally used once, and caching it would only push reads out of the cache.
+        if request.method not in ("GET", "HEAD"):
+            return None
         if "authorization" in request.headers:
             return None
         if any(name.startswith("x-amz-") for name in request.headers):
