@@ -24,7 +24,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index.committer import COMMITTER_ENV, run_committer
+from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME, run_committer
 from holdfast.s3.xml import error_xml
 from holdfast.service.node import index_path
 from holdfast.workers.limits import Backoff
@@ -32,11 +32,9 @@ from holdfast.workers.limits import Backoff
 log = logging.getLogger("holdfast.server")
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
-STABLE_WORKER_SECONDS = 60.0
+STABLE_WORKER_SECONDS = 60.0  # a process that ran this long before dying was not crash-looping
 WORKER_NAME = "holdfast-worker"
-COMMITTER_NAME = (
-    "holdfast-committer"  # a worker that ran this long before dying was not crash-looping
-)
+COMMITTER_NAME = COMMITTER_PROCESS_NAME
 BACKLOG = 2048
 # Bytes of request line and headers buffered before the app sees them; the app itself
 # refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.

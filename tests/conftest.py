@@ -27,6 +27,20 @@ ROOT_AK = "HFTESTROOTACCESSKEY1"
 ROOT_SK = "hf-test-root-secret-key-0123456789abcdef"
 
 
+def group_pids(pgid: int) -> list[int]:
+    """The server's process group: the supervisor, its workers and the index committer."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) == pgid:
+                pids.append(int(entry))
+        except ProcessLookupError:
+            continue
+    return pids
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

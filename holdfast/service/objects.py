@@ -32,6 +32,9 @@ log = logging.getLogger("holdfast.objects")
 FLUSH_BYTES = 1024 * 1024
 INDEX_ROW_SLACK = 64 * 1024  # room an inline object's row needs beyond its bytes
 READ_BATCH_BLOCKS = 4
+# hashlib releases the GIL for 2,048 bytes or more; on the event loop, taking it back from
+# the commit thread cost more than hashing a small body (docs/performance.md).
+HASH_SLICE_BYTES = 2047
 
 
 class BodySource(Protocol):
@@ -173,8 +176,8 @@ class Objects:
                 raise S3Error("IncompleteBody", "The body is longer than declared.")
         data = bytes(buf)
         view = memoryview(data)
-        for lo in range(0, len(data), 2047):
-            body.update(view[lo : lo + 2047])
+        for lo in range(0, len(data), HASH_SLICE_BYTES):
+            body.update(view[lo : lo + HASH_SLICE_BYTES])
         verified = body.finish()
         blocks = BlockChecksummer(self.node.config.block_size)
         blocks.update(data)

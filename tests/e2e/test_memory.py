@@ -9,24 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import start_server
+from tests.conftest import group_pids, start_server
 
 GIB = 1024**3
 LIMIT = 64 * 1024 * 1024
-
-
-def group_pids(pgid: int) -> list[int]:
-    """The server's process group: the supervisor and its workers."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) == pgid:
-                pids.append(int(entry))
-        except ProcessLookupError:
-            continue
-    return pids
 
 
 def group_rss(pgid: int) -> int:

@@ -14,25 +14,35 @@ import threading
 import requests
 
 from holdfast.index.committer import COMMITTER_PROCESS_NAME
-from tests.conftest import start_server
+from tests.conftest import group_pids, start_server
 from tests.e2e.ops_helpers import metric_value
 from tests.faults.support import wait_for
 
 
-def committer_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _processes(pgid: int) -> list[tuple[int, str, bytes]]:
+    """(pid, comm, cmdline) of each process of the server's group still running."""
+    found = []
+    for pid in group_pids(pgid):
         try:
-            if os.getpgid(int(entry)) != pgid:
-                continue
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() == COMMITTER_PROCESS_NAME:
-                    pids.append(int(entry))
-        except (ProcessLookupError, FileNotFoundError):
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append((pid, comm, f.read()))
+        except FileNotFoundError:
             continue
-    return pids
+    return found
+
+
+def committer_pids(pgid: int) -> list[int]:
+    return [pid for pid, comm, _ in _processes(pgid) if comm == COMMITTER_PROCESS_NAME]
+
+
+def worker_pids(pgid: int) -> set[int]:
+    return {
+        pid
+        for pid, comm, cmdline in _processes(pgid)
+        if b"spawn_main" in cmdline and comm != COMMITTER_PROCESS_NAME
+    }
 
 
 def committed(server, path: str) -> float:
@@ -89,25 +99,6 @@ def test_killing_the_committer_loses_no_acknowledged_put(tmp_path) -> None:
         assert "Traceback" not in server.log()
     finally:
         server.stop()
-
-
-def worker_pids(pgid: int) -> set[int]:
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) != pgid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{entry}/comm") as f:
-                comm = f.read().strip()
-        except (ProcessLookupError, FileNotFoundError):
-            continue
-        if b"spawn_main" in cmdline and comm != COMMITTER_PROCESS_NAME:
-            pids.add(int(entry))
-    return pids
 
 
 def test_a_killed_worker_is_replaced_and_the_node_keeps_serving(tmp_path) -> None:
