@@ -178,9 +178,10 @@ class CommitterServer:
         while True:
             self.serve_once()
 
-    def serve_once(self, timeout: float | None = None) -> None:
+    def serve_once(self) -> None:
         calls: list[tuple[_Peer, int, str, tuple]] = []
-        for key, events in self.selector.select(timeout):
+        doomed: list[_Peer] = []
+        for key, events in self.selector.select():
             peer = key.data
             if peer is None:
                 self._accept(key.fileobj)  # type: ignore[arg-type]
@@ -189,11 +190,12 @@ class CommitterServer:
                 self._flush(peer)
             if events & selectors.EVENT_READ:
                 calls += self._receive(peer)
+                if peer.doomed:
+                    doomed.append(peer)
         if calls:
             self._commit(calls)
-        for key in list(self.selector.get_map().values()):
-            if key.data is not None and key.data.doomed:
-                self._hang_up(key.data)
+        for peer in doomed:  # after the answers to the requests that came before the damage
+            self._hang_up(peer)
 
     def _accept(self, listener: socket.socket) -> None:
         try:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import threading
+import time
 
+import pytest
 import requests
+from botocore.exceptions import ClientError
 
-from holdfast.index.committer import COMMITTER_PROCESS_NAME
+from holdfast.index.committer import COMMITTER_PROCESS_NAME, encode_frame, socket_name
+from holdfast.index.records import ObjectRecord, Segment
 from tests.conftest import group_pids, start_server
 from tests.e2e.ops_helpers import metric_value
 from tests.faults.support import wait_for
@@ -119,5 +124,84 @@ def test_a_killed_worker_is_replaced_and_the_node_keeps_serving(tmp_path) -> Non
             server.client().put_object(Bucket="after-kill", Key=f"k{i}", Body=b"x" * i)
         assert len(s3.list_objects_v2(Bucket="after-kill")["Contents"]) == 20
         assert "exited" in server.log()  # the supervisor said what happened
+    finally:
+        server.stop()
+
+
+def _committer_socket(server) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(socket_name(server.data_dirs[0] / "index" / "holdfast.db"))
+    return sock
+
+
+def _put_request(key: str) -> bytes:
+    seg = Segment("inline", 1, 1 << 20, b"\0\0\0\0", ())
+    record = ObjectRecord("committer-test", key, 1, '"e"', time.time(), [seg], inline=b"x")
+    return encode_frame((1, "put_object", (record, False, None, "root")))
+
+
+def test_a_damaged_message_is_counted_refused_and_never_applied(tmp_path) -> None:
+    """Invariant 4 on a running node: the committer checks every frame it is sent."""
+    server = start_server(tmp_path, workers=2)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="committer-test")
+        pgid = os.getpgid(server.proc.pid)
+        wait_for("the committer", lambda: len(committer_pids(pgid)) == 1, 10)
+        frame = bytearray(_put_request("damaged"))
+        frame[5] ^= 0x01  # the CRC field: the payload is intact, so only the check refuses it
+        with _committer_socket(server) as sock:
+            sock.sendall(frame)
+            assert sock.recv(65536) == b""  # no answer: the connection is dropped
+
+        def rejected() -> float:
+            text = requests.get(f"{server.endpoint}/_holdfast/metrics", timeout=5).text
+            return metric_value(text, "holdfast_internal_messages_rejected_total", side="committer")
+
+        wait_for("the rejection to be counted", lambda: rejected() == 1, 10)
+        assert s3.list_objects_v2(Bucket="committer-test").get("KeyCount") == 0
+        s3.put_object(Bucket="committer-test", Key="after", Body=b"ok")  # still serving
+        assert committed(server, "committer") >= 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_another_users_process_is_refused(tmp_path) -> None:
+    server = start_server(tmp_path, workers=2)
+    try:
+        server.client().create_bucket(Bucket="committer-test")
+        pgid = os.getpgid(server.proc.pid)
+        wait_for("the committer", lambda: len(committer_pids(pgid)) == 1, 10)
+        name = socket_name(server.data_dirs[0] / "index" / "holdfast.db")
+        frame = _put_request("intruder")
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # as nobody: connect, send a well-formed write, report what came back
+            code = 1
+            try:
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(5)
+                    sock.connect(name)
+                    try:
+                        sock.sendall(frame)
+                        got = len(sock.recv(65536))
+                    except (ConnectionResetError, BrokenPipeError):
+                        got = 0  # closed before reading what was sent
+                    os.write(write_end, str(got).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        _, status = os.waitpid(child, 0)
+        answer = os.read(read_end, 64)
+        os.close(read_end)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert answer == b"0"  # hung up on, no answer
+        with pytest.raises(ClientError):
+            server.client().head_object(Bucket="committer-test", Key="intruder")
+        assert "refused a connection from another user" in server.log()
     finally:
         server.stop()
