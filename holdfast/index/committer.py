@@ -356,8 +356,6 @@ class CommitterClient:
         self._next_id = 0
         self._retry_at = 0.0
         self._connecting: asyncio.Future | None = None
-        self._outgoing = bytearray()
-        self._sent_up_to = 0  # the last request id handed to the transport
 
     async def call(self, method: str, *args: Any) -> Any:
         transport = self._transport
@@ -368,20 +366,13 @@ class CommitterClient:
         future = asyncio.get_running_loop().create_future()
         self._pending[req_id] = future
         try:
-            if not self._outgoing:
-                asyncio.get_running_loop().call_soon(self._send)
-            self._outgoing += encode_frame((req_id, method, args))
+            # Written at once rather than gathered for one write per loop turn: the committer
+            # groups writes itself, and holding them back until the turn ends only delayed the
+            # commit (probe: 3,640 -> 3,750 PUT 4 KiB/s, same CPU per request).
+            transport.write(encode_frame((req_id, method, args)))
             return await future
         finally:
             self._pending.pop(req_id, None)
-
-    def _send(self) -> None:
-        """Everything requested in one turn of the event loop goes in one write."""
-        data, self._outgoing = self._outgoing, bytearray()
-        transport = self._transport
-        if data and transport is not None:  # if it is gone, drop() failed those calls
-            transport.write(data)
-            self._sent_up_to = self._next_id
 
     async def _connect(self) -> asyncio.Transport:
         """One attempt at a time: calls that arrive meanwhile wait for it."""
@@ -435,13 +426,8 @@ class CommitterClient:
             transport.abort()
             log.warning("lost the index committer; committing locally until it is back")
         pending, self._pending = self._pending, {}
-        self._outgoing = bytearray()
-        for req_id, future in pending.items():
-            if future.done():
-                continue
-            if req_id > self._sent_up_to:  # never left this process: commit it locally
-                future.set_exception(CommitterUnavailable("lost before it was sent"))
-            else:
+        for future in pending.values():
+            if not future.done():  # handed to the socket: the committer may have applied it
                 future.set_exception(
                     OutcomeUnknown("the index committer went away before answering")
                 )
