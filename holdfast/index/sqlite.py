@@ -254,7 +254,7 @@ class SqliteIndex(IntegrityIndex):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._rebuild_objects_table()
         self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own commit
-        with self._write() as db:
+        with self._commit_lock, self._write() as db:
             _upgrade(db)
 
     def _rebuild_objects_table(self) -> None:
@@ -394,25 +394,13 @@ class SqliteIndex(IntegrityIndex):
                 item.settle()
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
-        db = self._conn()
         try:
-            with self._file_lock():
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    for item in batch:
-                        item.run_in_savepoint(db)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            # Durable before anyone is told: WAL frames are a checksummed chain replayed
-            # only as a prefix, so this fsync also covers any earlier commit of another
-            # process still waiting for its own.
-            self._sync_wal()
+            with self._write() as db:
+                for item in batch:
+                    item.run_in_savepoint(db)
         except BaseException as e:
             for item in batch:
                 item.fail(e)
-            return
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -435,9 +423,10 @@ class SqliteIndex(IntegrityIndex):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken with BEGIN IMMEDIATE so that two processes never
-        deadlock upgrading read locks; committed (one WAL fsync) or rolled back whole."""
+        deadlock upgrading read locks; committed (one WAL fsync) or rolled back whole. The
+        caller holds ``_commit_lock``: this process's writes go one transaction at a time."""
         db = self._conn()
-        with self._commit_lock, self._file_lock():
+        with self._file_lock():
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -445,6 +434,9 @@ class SqliteIndex(IntegrityIndex):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        # Durable before anyone is told: WAL frames are a checksummed chain replayed only as
+        # a prefix, so this sync also covers any earlier commit of another process still
+        # waiting for its own. Outside the file lock: the next writer commits meanwhile.
         self._sync_wal()
 
     def _sync_wal(self) -> None:
@@ -720,7 +712,7 @@ class SqliteIndex(IntegrityIndex):
         pending: list[ObjectRecord] = []
 
         def flush() -> None:
-            with self._write() as db:
+            with self._commit_lock, self._write() as db:
                 for obj in pending:
                     self._insert_object(db, obj)
                     self._mark_live(db, obj.segments)

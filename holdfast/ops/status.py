@@ -35,7 +35,10 @@ log = logging.getLogger("holdfast.ops")
 INDEX_TIMEOUT = 3.0
 DRIVE_TIMEOUT = 2.0
 FILE_TIMEOUT = 2.0
-COUNT_INTERVAL = 30.0  # totals are cheap now (kept by triggers); they change slowly anyway
+# Totals are cheap (kept by triggers, damaged objects from a partial index), and the corruption
+# alert reads the damaged objects from here: at 30 s an object with no good copy took half a
+# minute to raise its alert.
+COUNT_INTERVAL = 5.0
 CORRUPT_EXAMPLES = 20
 BACKGROUND_FILE = "background.json"
 BACKGROUND_STALE = 60.0

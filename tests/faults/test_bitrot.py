@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import Server, start_server
+from tests.e2e.ops_helpers import Webhook
 from tests.faults.support import (
     MIB,
     blob_files,
@@ -150,8 +151,11 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
         server.stop()
 
 
-def test_no_good_copy_aborts_the_get_and_marks_the_object(tmp_path):
-    server = start_server(tmp_path, drives=2, extra_args=FLAGS)
+def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_path):
+    hook = Webhook()
+    alerting = ["--alert-webhook", hook.url, "--alert-eval-interval", "0.5"]
+    alerting += ["--status-refresh", "0.3"]
+    server = start_server(tmp_path, drives=2, extra_args=FLAGS + alerting)
     try:
         s3 = server.client(retries={"max_attempts": 1})
         s3.create_bucket(Bucket="lost")
@@ -175,5 +179,13 @@ def test_no_good_copy_aborts_the_get_and_marks_the_object(tmp_path):
         rows = repair_rows(server)
         assert {r[1] for r in rows} == {"d0", "d1"}, "repairs stay queued, backing off"
         assert all(len(quarantined(d)) == 0 for d in server.data_dirs), "nothing to replace yet"
+        alert = wait_for(
+            "the corruption alert",
+            lambda: next((a for a in hook.received if a["rule"] == "corruption"), None),
+            20,
+        )
+        assert alert["kind"] == "firing" and alert["severity"] == "critical"
+        assert "lost/obj" in alert["summary"]
     finally:
         server.stop()
+        hook.close()
