@@ -535,6 +535,7 @@ def _check_validity_window(
 # --- shared parsing ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)  # the same few credentials on every request of a day
 def _parse_credential(value: str, error_code: str) -> _Credential:
     parts = value.rsplit("/", 4)
     if len(parts) != 5 or not parts[0]:
@@ -558,6 +559,7 @@ def _parse_credential(value: str, error_code: str) -> _Credential:
     return _Credential(access_key=access_key, date=date, region=region)
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_signed_headers(value: str, error_code: str) -> tuple[str, ...]:
     names = tuple(value.split(";"))
     if not all(names) or any(name != name.strip().lower() for name in names):
@@ -618,6 +620,10 @@ def _split_query(raw_query: str) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(_query_pair(segment) for segment in raw_query.split("&") if segment)
 
 
+# Cached: a presigned URL's parameters other than its signature (algorithm, credential,
+# expiry, signed headers, and within a second the date) repeat from one URL to the next, so
+# most segments of a query seen for the first time have been decoded and encoded before.
+@functools.lru_cache(maxsize=4096)
 def _query_pair(segment: str) -> tuple[bytes, bytes]:
     name, _, value = segment.partition("=")
     return _form_unquote(name), _form_unquote(value)
@@ -632,6 +638,7 @@ def _form_unquote(text: str) -> bytes:
 _UNRESERVED = re.compile(rb"[A-Za-z0-9._~-]*")
 
 
+@functools.lru_cache(maxsize=4096)
 def _strict_quote(value: bytes) -> str:
     """RFC 3986 encoding of everything but unreserved characters; most names and values
     need none, and skipping ``quote`` for them matters on small requests."""
