@@ -469,20 +469,21 @@ class SqliteIndex(IntegrityIndex):
     def _checkpoint_loop(self, interval: float) -> None:
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=0")
+        frame_bytes = conn.execute("PRAGMA page_size").fetchone()[0] + 24
+        restarted_at = -1  # the log's length when this thread last restarted it
         while True:
             time.sleep(interval)
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if self._wal_bytes() > WAL_RESTART_BYTES:
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                # The log's content, not its file (which keeps its size after a restart). An
+                # unchanged length means nothing was written since the last restart: the
+                # next writer starts from the top anyway, and restarting again every round
+                # would only make readers wait on the restart's locks.
+                if frames * frame_bytes > WAL_RESTART_BYTES and frames != restarted_at:
                     self._restart_wal(conn)
+                    restarted_at = frames
             except sqlite3.Error as e:  # busy or briefly unavailable: next round
                 log.debug("checkpoint skipped: %s", e)
-
-    def _wal_bytes(self) -> int:
-        try:
-            return os.stat(f"{self.path}-wal").st_size
-        except FileNotFoundError:
-            return 0
 
     def _restart_wal(self, conn: sqlite3.Connection) -> None:
         """Copy the rest of the log and have the next commit write it from the top again
