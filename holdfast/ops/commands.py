@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from holdfast.config import Config
+from holdfast.sizes import format_size, parse_size
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,15 +39,6 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 
 def _env_list(name: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
-
-
-def parse_size(text: str) -> int:
-    """``268435456``, ``256M``, ``1G``, ``512K`` (binary units)."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower().removesuffix("ib").removesuffix("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 # -- serve flags -------------------------------------------------------------------------------
@@ -193,16 +185,6 @@ def cmd_admin(args: argparse.Namespace) -> int:
     )
 
 
-def human_size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "K", "M", "G", "T"):
-        if abs(n) < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
-
-
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
     widths = [
@@ -230,8 +212,8 @@ def format_status(s: dict) -> str:
                     d["id"],
                     d["path"],
                     d["state"],
-                    human_size(d.get("total_bytes")),
-                    human_size(d.get("free_bytes")),
+                    format_size(d.get("total_bytes"), short=True),
+                    format_size(d.get("free_bytes"), short=True),
                     d.get("free_percent"),
                     d.get("reason") or "",
                 ]
@@ -242,7 +224,7 @@ def format_status(s: dict) -> str:
     out.append("")
     out.append(
         f"index     {index.get('state')}  objects {index.get('objects', '-')}  buckets {index.get('buckets', '-')}"
-        f"  stored {human_size(index.get('stored_bytes'))}  corrupt {index.get('corrupt_objects', '-')}"
+        f"  stored {format_size(index.get('stored_bytes'), short=True)}  corrupt {index.get('corrupt_objects', '-')}"
         + (f"  ({index['error']})" if index.get("error") else "")
     )
     t1 = (s.get("traffic") or {}).get("1m") or {}
@@ -344,8 +326,8 @@ def format_records(records: list[dict]) -> str:
             "/".join(x for x in (r.get("bucket"), r.get("key")) if x) or "/",
             r.get("access_key") or "",
             r.get("remote") or "",
-            human_size(r.get("bytes_in")),
-            human_size(r.get("bytes_out")),
+            format_size(r.get("bytes_in"), short=True),
+            format_size(r.get("bytes_out"), short=True),
             f"{r['latency_ms']:.1f}",
         ]
         for r in records

@@ -10,17 +10,9 @@ import time
 from html import escape
 from typing import Any
 
+from holdfast.sizes import format_size
+
 COLORS = {"ok": "#1a7f37", "degraded": "#9a6700", "critical": "#cf222e"}
-
-
-def _size(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _when(epoch: float | None) -> str:
@@ -78,8 +70,8 @@ def render(status: dict) -> bytes:
                     d["path"],
                     d["state"],
                     d.get("reason") or "",
-                    _size(d.get("total_bytes")),
-                    _size(d.get("free_bytes")),
+                    format_size(d.get("total_bytes"), missing="–"),
+                    format_size(d.get("free_bytes"), missing="–"),
                     "–" if d.get("free_percent") is None else f"{d['free_percent']:.1f}",
                 ]
                 for d in status.get("drives", [])
@@ -94,7 +86,7 @@ def render(status: dict) -> bytes:
                 "error": index.get("error"),
                 "objects": index.get("objects"),
                 "buckets": index.get("buckets"),
-                "stored": _size(index.get("stored_bytes")),
+                "stored": format_size(index.get("stored_bytes"), missing="–"),
                 "garbage queue": index.get("gc_queue"),
                 "checked": _when(index.get("checked_at")),
                 "counted": _when(index.get("counted_at")),
@@ -107,7 +99,7 @@ def render(status: dict) -> bytes:
         t = traffic.get(window) or {}
         rows.append(
             [window, t.get("requests_per_second", "–"), t.get("error_rate", "–"), t.get("errors_4xx", "–"),
-             _size(t.get("bytes_in_per_second")) + "/s", _size(t.get("bytes_out_per_second")) + "/s",
+             format_size(t.get("bytes_in_per_second"), missing="–") + "/s", format_size(t.get("bytes_out_per_second"), missing="–") + "/s",
              t.get("latency_p50_ms") or "–", t.get("latency_p99_ms") or "–"]
         )  # fmt: skip
     parts.append("<h2>Requests</h2>")

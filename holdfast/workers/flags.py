@@ -5,19 +5,9 @@ one place that copies it into the Config."""
 from __future__ import annotations
 
 import argparse
-import re
 
 from holdfast.config import Config
-
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from "1048576", "64MiB", "64M", "1.5g", "512k"."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", text)
-    if m is None:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64MiB)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+from holdfast.sizes import parse_size
 
 
 def _percent(text: str) -> float:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from holdfast.config import Config
 from holdfast.index.records import RepairTask, Segment
 from holdfast.service.node import Node, index_path
+from holdfast.sizes import format_size, parse_size
 from holdfast.stores.health import DriveState
-from holdfast.workers.flags import parse_size
 from holdfast.workers.gc import TMP_MAX_AGE
 from holdfast.workers.limits import Pacer
 from holdfast.workers.repair import Repairer, RepairFailed
@@ -92,7 +92,7 @@ class ProgressBar:
         rate = done_bytes / max(now - self.started, 1e-6)
         sys.stderr.write(
             f"\rfsck [{'#' * filled}{'.' * (30 - filled)}] {share * 100:5.1f}%  "
-            f"{_size(done_bytes)} / {_size(self.total_bytes)}  {_size(rate)}/s  "
+            f"{format_size(done_bytes)} / {format_size(self.total_bytes)}  {format_size(rate)}/s  "
             f"{done_items}/{self.total_items} objects and parts "
         )
         sys.stderr.flush()
@@ -101,14 +101,6 @@ class ProgressBar:
         if self.enabled:
             self.update(done_bytes, done_items, force=True)
             sys.stderr.write("\n")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
 
 
 @dataclass
@@ -262,7 +254,7 @@ def render(report: Report, repaired: bool) -> str:
     faults = ", ".join(f"{n} {k}" for k, n in sorted(r.faults.items())) or "none"
     lines = [
         f"holdfast fsck: {r.objects} objects and {r.parts} upload parts, "
-        f"{_size(r.bytes)} verified on {len(r.drives)} drive(s) in {r.seconds:.1f} s",
+        f"{format_size(r.bytes)} verified on {len(r.drives)} drive(s) in {r.seconds:.1f} s",
         f"  index: {'; '.join(r.index[:5])}",
         "  drives: " + ", ".join(f"{sid} {state}" for sid, state in r.drives.items()),
         f"  bad copies: {faults}",
@@ -275,7 +267,7 @@ def render(report: Report, repaired: bool) -> str:
     ]
     if repaired:
         lines.append(
-            f"  fixed: {r.repaired} copies ({_size(r.repaired_bytes)}), {r.orphans_removed} "
+            f"  fixed: {r.repaired} copies ({format_size(r.repaired_bytes)}), {r.orphans_removed} "
             f"orphans removed, {r.references_fixed} live marks; not fixed: {r.unrepaired}"
         )
     lines += [f"    {e}" for e in r.fault_examples[:10]]
