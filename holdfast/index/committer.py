@@ -58,6 +58,15 @@ REMOTE_METHODS = frozenset({"put_object", "delete_object", "delete_objects"})
 _HEADER = struct.Struct(">II")  # payload length, CRC32C of the payload
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # a 1,000-key delete is ~1 MiB; an inline object ≤ 1 MiB
 RECONNECT_SECONDS = 1.0
+# A committer that stops answering (stopped, wedged) must not hold every PUT forever: once a
+# pending write has had no answer for this long, the worker drops the connection (the writes
+# in flight get an unknown outcome, so a 500) and commits locally, trying the committer
+# again after a backoff that doubles up to MAX_RETRY_SECONDS. Seconds; the environment
+# variable overrides it.
+ANSWER_TIMEOUT_ENV = "HOLDFAST_INDEX_COMMITTER_TIMEOUT"
+DEFAULT_ANSWER_TIMEOUT = 10.0
+MAX_RETRY_SECONDS = 60.0
+WATCH_EVERY = 0.5
 
 _ALLOWED = {
     ("holdfast.index.records", "ObjectRecord"),
@@ -327,6 +336,25 @@ def run_committer(index_path: Path, gc_grace_seconds: float) -> None:
 # -- the worker's side -----------------------------------------------------------------------
 
 
+def _answer_timeout_from_env() -> float:
+    raw = os.environ.get(ANSWER_TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_ANSWER_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        log.error(
+            "%s=%r is not a number of seconds; using %s",
+            ANSWER_TIMEOUT_ENV,
+            raw,
+            DEFAULT_ANSWER_TIMEOUT,
+        )
+        return DEFAULT_ANSWER_TIMEOUT
+    return value
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, client: CommitterClient) -> None:
         self.client = client
@@ -349,13 +377,17 @@ class CommitterClient:
     """A worker's connection to the committer, made on first use and remade at most once
     per RECONNECT_SECONDS after it breaks (meanwhile :meth:`call` says unavailable)."""
 
-    def __init__(self, name: bytes) -> None:
+    def __init__(self, name: bytes, answer_timeout: float | None = None) -> None:
         self.name = name
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
         self._retry_at = 0.0
         self._connecting: asyncio.Future | None = None
+        self._answer_timeout = answer_timeout or _answer_timeout_from_env()
+        self._waiting_since = 0.0  # the last answer, or the first call since one, if later
+        self._backoff = RECONNECT_SECONDS
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def call(self, method: str, *args: Any) -> Any:
         transport = self._transport
@@ -364,6 +396,8 @@ class CommitterClient:
         self._next_id += 1
         req_id = self._next_id
         future = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            self._waiting_since = time.monotonic()
         self._pending[req_id] = future
         try:
             # Written at once rather than gathered for one write per loop turn: the committer
@@ -401,8 +435,29 @@ class CommitterClient:
             sock.close()
             raise CommitterUnavailable(str(e)) from None
         self._transport = transport  # type: ignore[assignment]
+        self._watchdog = loop.call_later(WATCH_EVERY, self._watch)
         log.info("connected to the index committer")
         return transport  # type: ignore[return-value]
+
+    def _watch(self) -> None:
+        """Every WATCH_EVERY seconds while connected: one timer for all calls, rather than a
+        timeout on each (the PUT path pays for every one)."""
+        self._watchdog = None
+        if self._transport is None:
+            return
+        silent = time.monotonic() - self._waiting_since
+        if self._pending and silent > self._answer_timeout:
+            log.error(
+                "the index committer has not answered for %.1f s; committing locally, "
+                "trying it again in %.0f s",
+                silent,
+                self._backoff,
+            )
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, MAX_RETRY_SECONDS)
+            self.drop()
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(WATCH_EVERY, self._watch)
 
     def settle(self, answer: Any) -> None:
         try:
@@ -411,6 +466,8 @@ class CommitterClient:
             _rejected("worker", CorruptMessage("malformed answer"))
             self.drop()
             return
+        self._waiting_since = time.monotonic()
+        self._backoff = RECONNECT_SECONDS
         future = self._pending.get(req_id)
         if future is None or future.done():
             return
@@ -422,6 +479,9 @@ class CommitterClient:
     def drop(self) -> None:
         """Forget the connection; every write still waiting has an unknown outcome."""
         transport, self._transport = self._transport, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if transport is not None:
             transport.abort()
             log.warning("lost the index committer; committing locally until it is back")

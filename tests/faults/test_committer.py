@@ -205,3 +205,51 @@ def test_another_users_process_is_refused(tmp_path) -> None:
         assert "refused a connection from another user" in server.log()
     finally:
         server.stop()
+
+
+def test_a_stopped_committer_holds_puts_only_until_the_answer_timeout(tmp_path) -> None:
+    """SIGSTOP: the committer still accepts connections but answers nothing. The PUT sent to
+    it gets a 500 once the workers give up on it (its outcome is unknown: it was handed over);
+    the writes after it are committed locally at once; nothing acknowledged is lost."""
+    server = start_server(tmp_path, workers=2, env={"HOLDFAST_INDEX_COMMITTER_TIMEOUT": "1.5"})
+    stopped: list[int] = []
+    try:
+        pgid = os.getpgid(server.proc.pid)
+        wait_for("the committer", lambda: len(committer_pids(pgid)) == 1, 10)
+        # max_attempts counts retries in botocore: 0 shows the 500 instead of retrying it
+        s3 = server.client(retries={"max_attempts": 0}, read_timeout=30)
+        s3.create_bucket(Bucket="wedged")
+        for i in range(20):  # both workers connected to the committer
+            s3.put_object(Bucket="wedged", Key=f"before/{i}", Body=b"x" * 100)
+        wait_for("writes through the committer", lambda: committed(server, "committer") >= 20, 10)
+        (pid,) = committer_pids(pgid)
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+
+        started = time.monotonic()
+        outcomes = []
+        for i in range(6):  # the first one or two reach the stopped committer
+            try:
+                s3.put_object(Bucket="wedged", Key=f"during/{i}", Body=b"y" * 100)
+                outcomes.append("ok")
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "InternalError", e.response
+                outcomes.append("500")
+        elapsed = time.monotonic() - started
+        assert "500" in outcomes, "a write held by the stopped committer must not succeed"
+        assert outcomes[-3:] == ["ok"] * 3, outcomes  # then committed locally
+        assert elapsed < 15, f"PUTs were held {elapsed:.1f} s"
+        assert committed(server, "local") >= 3
+        for i in range(20):
+            assert s3.get_object(Bucket="wedged", Key=f"before/{i}")["Body"].read() == b"x" * 100
+        for i, outcome in enumerate(outcomes):
+            if outcome == "ok":
+                body = s3.get_object(Bucket="wedged", Key=f"during/{i}")["Body"].read()
+                assert body == b"y" * 100
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        server.stop()

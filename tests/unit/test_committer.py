@@ -172,3 +172,21 @@ def test_no_committer_means_unavailable_and_a_lost_one_means_unknown(tmp_path) -
             await asyncio.wait_for(call, 5)
 
     asyncio.run(run())
+
+
+def test_a_committer_that_stops_answering_is_given_up_and_backed_off(tmp_path) -> None:
+    async def run() -> None:
+        name = b"\0holdfast-commit-test-wedged"
+        wedged = socket.socket(socket.AF_UNIX)  # accepts, reads nothing, answers nothing
+        wedged.bind(name)
+        wedged.listen()
+        client = CommitterClient(name, answer_timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown):
+            await asyncio.wait_for(client.call("delete_object", "b", "k"), 5)
+        assert 0.3 <= time.monotonic() - started < 2
+        with pytest.raises(CommitterUnavailable):  # not retried at once: commit locally
+            await client.call("delete_object", "b", "k")
+        wedged.close()
+
+    asyncio.run(run())
