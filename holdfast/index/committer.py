@@ -375,7 +375,8 @@ class _Protocol(asyncio.Protocol):
 
 class CommitterClient:
     """A worker's connection to the committer, made on first use and remade at most once
-    per RECONNECT_SECONDS after it breaks (meanwhile :meth:`call` says unavailable)."""
+    per RECONNECT_SECONDS after it breaks, or after a doubling backoff while the committer
+    stays silent (meanwhile :meth:`call` says unavailable and the worker commits locally)."""
 
     def __init__(self, name: bytes, answer_timeout: float | None = None) -> None:
         self.name = name
@@ -493,6 +494,9 @@ class CommitterClient:
                 )
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._transport is not None:
             self._transport.abort()
             self._transport = None
