@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from holdfast.caching import short_lru_cache
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def segments_from_text(text: str) -> list[Segment]:
     return list(_parse_segments(text))
 
 
-@functools.lru_cache(maxsize=8192)
+@short_lru_cache(maxsize=8192, max_len=1024)  # a few segments; multipart lists are parsed each time
 def _parse_segments(text: str) -> tuple[Segment, ...]:
     """Segments are immutable and a hot object's row is read over and over: parse each
     distinct text once."""

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
+from holdfast.caching import short_lru_cache
 from holdfast.s3.errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -105,6 +106,11 @@ class AuthResult:
     scope: str  # e.g. "20261122/us-east-1/s3/aws4_request"
     content_sha256: str  # x-amz-content-sha256, or UNSIGNED-PAYLOAD for presigned URLs
     presigned: bool
+
+
+# Whole queries up to this long are cached (a presigned URL's is ~450 characters; a listing's
+# with a long prefix a few thousand): holdfast/caching.py.
+QUERY_CACHE_MAX_LEN = 2048
 
 
 @dataclass(frozen=True)
@@ -535,7 +541,7 @@ def _check_validity_window(
 # --- shared parsing ----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)  # the same few credentials on every request of a day
+@short_lru_cache(maxsize=1024, max_len=256)  # the same few credentials, request after request
 def _parse_credential(value: str, error_code: str) -> _Credential:
     parts = value.rsplit("/", 4)
     if len(parts) != 5 or not parts[0]:
@@ -559,7 +565,7 @@ def _parse_credential(value: str, error_code: str) -> _Credential:
     return _Credential(access_key=access_key, date=date, region=region)
 
 
-@functools.lru_cache(maxsize=1024)
+@short_lru_cache(maxsize=1024, max_len=512)
 def _parse_signed_headers(value: str, error_code: str) -> tuple[str, ...]:
     names = tuple(value.split(";"))
     if not all(names) or any(name != name.strip().lower() for name in names):
@@ -613,7 +619,7 @@ def _sigv2_refused() -> S3Error:
 # --- canonicalisation helpers ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
+@short_lru_cache(maxsize=1024, max_len=QUERY_CACHE_MAX_LEN)
 def _split_query(raw_query: str) -> tuple[tuple[bytes, bytes], ...]:
     """Cached: the front end decodes the query for routing and the signature check then
     splits the very same string again; a presigned PUT's query is unique, but not twice."""
@@ -623,7 +629,7 @@ def _split_query(raw_query: str) -> tuple[tuple[bytes, bytes], ...]:
 # Cached: a presigned URL's parameters other than its signature (algorithm, credential,
 # expiry, signed headers, and within a second the date) repeat from one URL to the next, so
 # most segments of a query seen for the first time have been decoded and encoded before.
-@functools.lru_cache(maxsize=4096)
+@short_lru_cache(maxsize=4096, max_len=512)
 def _query_pair(segment: str) -> tuple[bytes, bytes]:
     name, _, value = segment.partition("=")
     return _form_unquote(name), _form_unquote(value)
@@ -638,7 +644,7 @@ def _form_unquote(text: str) -> bytes:
 _UNRESERVED = re.compile(rb"[A-Za-z0-9._~-]*")
 
 
-@functools.lru_cache(maxsize=4096)
+@short_lru_cache(maxsize=4096, max_len=512)
 def _strict_quote(value: bytes) -> str:
     """RFC 3986 encoding of everything but unreserved characters; most names and values
     need none, and skipping ``quote`` for them matters on small requests."""

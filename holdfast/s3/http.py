@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
+from holdfast.caching import short_lru_cache
 from holdfast.errors import S3Error
+from holdfast.s3.auth import QUERY_CACHE_MAX_LEN
 from holdfast.s3.auth import parse_query as auth_parse_query
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -104,7 +106,7 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return dict(_parsed_query(raw_query))
 
 
-@functools.lru_cache(maxsize=4096)
+@short_lru_cache(maxsize=4096, max_len=QUERY_CACHE_MAX_LEN)
 def _parsed_query(raw_query: str) -> tuple[tuple[str, str], ...]:
     """Presigned URLs repeat, and their queries are the longest part of a request line."""
     return tuple(auth_parse_query(raw_query))
