@@ -254,7 +254,7 @@ class SqliteIndex(IntegrityIndex):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._rebuild_objects_table()
         self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own commit
-        with self._commit_lock, self._write() as db:
+        with self._write() as db:
             _upgrade(db)
 
     def _rebuild_objects_table(self) -> None:
@@ -361,8 +361,7 @@ class SqliteIndex(IntegrityIndex):
             batch.append(_Pending(ops[0], with_future=False))
             outcomes.append(None)
         if batch:
-            with self._commit_lock:
-                self._commit_batch(batch)
+            self._commit_batch(batch)
         pending = iter(batch)
         return [outcome if outcome is not None else _outcome(next(pending)) for outcome in outcomes]
 
@@ -388,8 +387,7 @@ class SqliteIndex(IntegrityIndex):
                     batch.append(self._writes.get_nowait())
                 except queue.Empty:
                     break
-            with self._commit_lock:
-                self._commit_batch(batch)
+            self._commit_batch(batch)
             for item in batch:
                 item.settle()
 
@@ -423,10 +421,11 @@ class SqliteIndex(IntegrityIndex):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken with BEGIN IMMEDIATE so that two processes never
-        deadlock upgrading read locks; committed (one WAL fsync) or rolled back whole. The
-        caller holds ``_commit_lock``: this process's writes go one transaction at a time."""
+        deadlock upgrading read locks; committed (one WAL fsync) or rolled back whole. This
+        process's transactions go one at a time (``_commit_lock``), other processes' queue on
+        the file lock."""
         db = self._conn()
-        with self._file_lock():
+        with self._commit_lock, self._file_lock():
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -713,7 +712,7 @@ class SqliteIndex(IntegrityIndex):
         pending: list[ObjectRecord] = []
 
         def flush() -> None:
-            with self._commit_lock, self._write() as db:
+            with self._write() as db:
                 for obj in pending:
                     self._insert_object(db, obj)
                     self._mark_live(db, obj.segments)

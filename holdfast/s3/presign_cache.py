@@ -17,8 +17,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from holdfast.s3.auth import MAX_SKEW_SECONDS, AuthResult, parse_amz_date
+from holdfast.s3.auth import MAX_SKEW_SECONDS, QUERY_CACHE_MAX_LEN, AuthResult, parse_amz_date
 from holdfast.s3.http import Request
+
+# A 1,024-byte key, every byte percent-encoded, plus the bucket: longer paths are not cached.
+MAX_PATH_LEN = 4096
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class PresignedCache:
         if request.method not in ("GET", "HEAD"):
             return None
         if "authorization" in request.headers:
+            return None
+        # Keys are kept: a long path or query (up to the 256 KiB head limit) is verified
+        # each time rather than held by up to 4,096 entries (holdfast/caching.py).
+        if len(request.raw_query) > QUERY_CACHE_MAX_LEN or len(request.raw_path) > MAX_PATH_LEN:
             return None
         if any(name.startswith("x-amz-") for name in request.headers):
             return None

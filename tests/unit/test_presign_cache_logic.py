@@ -44,3 +44,12 @@ def test_writes_are_always_checked_in_full(method: str) -> None:
 def test_requests_with_amz_or_authorization_headers_are_not_cached(headers) -> None:
     assert PresignedCache().key(_request("GET", headers)) is None
     assert PresignedCache(size=0).key(_request("GET")) is None
+
+
+def test_long_paths_and_queries_are_not_kept_as_keys() -> None:
+    long_query = _request("GET")
+    long_query.raw_query += "&pad=" + "x" * 4096
+    long_path = _request("GET")
+    long_path.raw_path = "/b/" + "%41" * 2000
+    assert PresignedCache().key(long_query) is None
+    assert PresignedCache().key(long_path) is None
