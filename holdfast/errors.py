@@ -91,6 +91,32 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The provided 'x-amz-content-sha256' header does not match what was computed.",
     ),
+    # "Not configured" answers of the bucket configuration reads, in the wording S3 sends.
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
+    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found",
+    ),
+    "NoSuchWebsiteConfiguration": (
+        404,
+        "The specified bucket does not have a website configuration",
+    ),
+    "ObjectLockConfigurationNotFoundError": (
+        404,
+        "Object Lock configuration does not exist for this bucket",
+    ),
+    "NoSuchPublicAccessBlockConfiguration": (
+        404,
+        "The public access block configuration was not found",
+    ),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "ReplicationConfigurationNotFoundError": (
+        404,
+        "The replication configuration was not found",
+    ),
     "InsufficientStorage": (
         507,
         "Holdfast has no drive with enough free space to store this object.",

@@ -21,7 +21,7 @@ from holdfast.s3 import xml
 from holdfast.s3.auth import AuthResult, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import Receive, Request, Response, Send, parse_headers, parse_query
-from holdfast.s3.ops import buckets, listing, multipart, objects
+from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -57,6 +57,9 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.COMPLETE_MULTIPART_UPLOAD: multipart.complete_multipart_upload,
     Operation.ABORT_MULTIPART_UPLOAD: multipart.abort_multipart_upload,
     Operation.LIST_PARTS: multipart.list_parts,
+    Operation.GET_OBJECT_ATTRIBUTES: attributes.get_object_attributes,
+    Operation.PUT_OBJECT_ACL: objects.put_object_acl,
+    **configs.HANDLERS,
 }
 
 

@@ -36,6 +36,50 @@ class Operation(enum.Enum):
     COMPLETE_MULTIPART_UPLOAD = "CompleteMultipartUpload"
     ABORT_MULTIPART_UPLOAD = "AbortMultipartUpload"
     LIST_PARTS = "ListParts"
+    GET_OBJECT_ATTRIBUTES = "GetObjectAttributes"
+    PUT_OBJECT_ACL = "PutObjectAcl"
+    PUT_BUCKET_ACL = "PutBucketAcl"
+    PUT_BUCKET_VERSIONING = "PutBucketVersioning"
+    # Bucket configurations. Each Get answers S3's own "not configured" error (or, where S3
+    # has a default, that default); see holdfast/s3/ops/configs.py.
+    GET_BUCKET_POLICY = "GetBucketPolicy"
+    PUT_BUCKET_POLICY = "PutBucketPolicy"
+    DELETE_BUCKET_POLICY = "DeleteBucketPolicy"
+    GET_BUCKET_POLICY_STATUS = "GetBucketPolicyStatus"
+    GET_BUCKET_CORS = "GetBucketCors"
+    PUT_BUCKET_CORS = "PutBucketCors"
+    DELETE_BUCKET_CORS = "DeleteBucketCors"
+    GET_BUCKET_LIFECYCLE_CONFIGURATION = "GetBucketLifecycleConfiguration"
+    PUT_BUCKET_LIFECYCLE_CONFIGURATION = "PutBucketLifecycleConfiguration"
+    DELETE_BUCKET_LIFECYCLE = "DeleteBucketLifecycle"
+    GET_BUCKET_TAGGING = "GetBucketTagging"
+    PUT_BUCKET_TAGGING = "PutBucketTagging"
+    DELETE_BUCKET_TAGGING = "DeleteBucketTagging"
+    GET_BUCKET_ENCRYPTION = "GetBucketEncryption"
+    PUT_BUCKET_ENCRYPTION = "PutBucketEncryption"
+    DELETE_BUCKET_ENCRYPTION = "DeleteBucketEncryption"
+    GET_BUCKET_WEBSITE = "GetBucketWebsite"
+    PUT_BUCKET_WEBSITE = "PutBucketWebsite"
+    DELETE_BUCKET_WEBSITE = "DeleteBucketWebsite"
+    GET_OBJECT_LOCK_CONFIGURATION = "GetObjectLockConfiguration"
+    PUT_OBJECT_LOCK_CONFIGURATION = "PutObjectLockConfiguration"
+    GET_PUBLIC_ACCESS_BLOCK = "GetPublicAccessBlock"
+    PUT_PUBLIC_ACCESS_BLOCK = "PutPublicAccessBlock"
+    DELETE_PUBLIC_ACCESS_BLOCK = "DeletePublicAccessBlock"
+    GET_BUCKET_OWNERSHIP_CONTROLS = "GetBucketOwnershipControls"
+    PUT_BUCKET_OWNERSHIP_CONTROLS = "PutBucketOwnershipControls"
+    DELETE_BUCKET_OWNERSHIP_CONTROLS = "DeleteBucketOwnershipControls"
+    GET_BUCKET_REPLICATION = "GetBucketReplication"
+    PUT_BUCKET_REPLICATION = "PutBucketReplication"
+    DELETE_BUCKET_REPLICATION = "DeleteBucketReplication"
+    GET_BUCKET_LOGGING = "GetBucketLogging"
+    PUT_BUCKET_LOGGING = "PutBucketLogging"
+    GET_BUCKET_NOTIFICATION_CONFIGURATION = "GetBucketNotificationConfiguration"
+    PUT_BUCKET_NOTIFICATION_CONFIGURATION = "PutBucketNotificationConfiguration"
+    GET_BUCKET_ACCELERATE_CONFIGURATION = "GetBucketAccelerateConfiguration"
+    PUT_BUCKET_ACCELERATE_CONFIGURATION = "PutBucketAccelerateConfiguration"
+    GET_BUCKET_REQUEST_PAYMENT = "GetBucketRequestPayment"
+    PUT_BUCKET_REQUEST_PAYMENT = "PutBucketRequestPayment"
     NOT_IMPLEMENTED = "NotImplemented"
     METHOD_NOT_ALLOWED = "MethodNotAllowed"
 
@@ -55,20 +99,75 @@ ARGUMENTS = frozenset(
     }
 )  # fmt: skip
 
-# Sub-resources Holdfast answers; every other name in the query is treated as a sub-resource
+Op = Operation
+
+# (method, sub-resource) on a bucket -> operation.
+BUCKET_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("PUT", ""): Op.CREATE_BUCKET,
+    ("HEAD", ""): Op.HEAD_BUCKET,
+    ("DELETE", ""): Op.DELETE_BUCKET,
+    ("POST", "delete"): Op.DELETE_OBJECTS,
+    ("GET", "uploads"): Op.LIST_MULTIPART_UPLOADS,
+    ("GET", "location"): Op.GET_BUCKET_LOCATION,
+    ("GET", "versioning"): Op.GET_BUCKET_VERSIONING,
+    ("PUT", "versioning"): Op.PUT_BUCKET_VERSIONING,
+    ("GET", "acl"): Op.GET_BUCKET_ACL,
+    ("PUT", "acl"): Op.PUT_BUCKET_ACL,
+    ("GET", "policy"): Op.GET_BUCKET_POLICY,
+    ("PUT", "policy"): Op.PUT_BUCKET_POLICY,
+    ("DELETE", "policy"): Op.DELETE_BUCKET_POLICY,
+    ("GET", "policyStatus"): Op.GET_BUCKET_POLICY_STATUS,
+    ("GET", "cors"): Op.GET_BUCKET_CORS,
+    ("PUT", "cors"): Op.PUT_BUCKET_CORS,
+    ("DELETE", "cors"): Op.DELETE_BUCKET_CORS,
+    ("GET", "lifecycle"): Op.GET_BUCKET_LIFECYCLE_CONFIGURATION,
+    ("PUT", "lifecycle"): Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
+    ("DELETE", "lifecycle"): Op.DELETE_BUCKET_LIFECYCLE,
+    ("GET", "tagging"): Op.GET_BUCKET_TAGGING,
+    ("PUT", "tagging"): Op.PUT_BUCKET_TAGGING,
+    ("DELETE", "tagging"): Op.DELETE_BUCKET_TAGGING,
+    ("GET", "encryption"): Op.GET_BUCKET_ENCRYPTION,
+    ("PUT", "encryption"): Op.PUT_BUCKET_ENCRYPTION,
+    ("DELETE", "encryption"): Op.DELETE_BUCKET_ENCRYPTION,
+    ("GET", "website"): Op.GET_BUCKET_WEBSITE,
+    ("PUT", "website"): Op.PUT_BUCKET_WEBSITE,
+    ("DELETE", "website"): Op.DELETE_BUCKET_WEBSITE,
+    ("GET", "object-lock"): Op.GET_OBJECT_LOCK_CONFIGURATION,
+    ("PUT", "object-lock"): Op.PUT_OBJECT_LOCK_CONFIGURATION,
+    ("GET", "publicAccessBlock"): Op.GET_PUBLIC_ACCESS_BLOCK,
+    ("PUT", "publicAccessBlock"): Op.PUT_PUBLIC_ACCESS_BLOCK,
+    ("DELETE", "publicAccessBlock"): Op.DELETE_PUBLIC_ACCESS_BLOCK,
+    ("GET", "ownershipControls"): Op.GET_BUCKET_OWNERSHIP_CONTROLS,
+    ("PUT", "ownershipControls"): Op.PUT_BUCKET_OWNERSHIP_CONTROLS,
+    ("DELETE", "ownershipControls"): Op.DELETE_BUCKET_OWNERSHIP_CONTROLS,
+    ("GET", "replication"): Op.GET_BUCKET_REPLICATION,
+    ("PUT", "replication"): Op.PUT_BUCKET_REPLICATION,
+    ("DELETE", "replication"): Op.DELETE_BUCKET_REPLICATION,
+    ("GET", "logging"): Op.GET_BUCKET_LOGGING,
+    ("PUT", "logging"): Op.PUT_BUCKET_LOGGING,
+    ("GET", "notification"): Op.GET_BUCKET_NOTIFICATION_CONFIGURATION,
+    ("PUT", "notification"): Op.PUT_BUCKET_NOTIFICATION_CONFIGURATION,
+    ("GET", "accelerate"): Op.GET_BUCKET_ACCELERATE_CONFIGURATION,
+    ("PUT", "accelerate"): Op.PUT_BUCKET_ACCELERATE_CONFIGURATION,
+    ("GET", "requestPayment"): Op.GET_BUCKET_REQUEST_PAYMENT,
+    ("PUT", "requestPayment"): Op.PUT_BUCKET_REQUEST_PAYMENT,
+}
+
+# Sub-resources Holdfast routes; every other name in the query is treated as a sub-resource
 # it does not implement.
-HANDLED = frozenset({"location", "versioning", "acl", "uploads", "delete"})
+HANDLED = frozenset({sub for _, sub in BUCKET_OPERATIONS if sub} | {"attributes"})
 
 
 def _subresource(query: Mapping[str, str]) -> str | None:
-    """The one sub-resource named, '' for none, None when it is one we do not implement."""
+    """The one sub-resource named, '' for none, None when it is one we do not implement.
+    ``versionId`` empty or ``null`` names the only version an unversioned bucket has."""
     names = [name for name in query if name not in ARGUMENTS]
+    if "versionId" in names and query["versionId"] in ("", "null"):
+        names.remove("versionId")
     if not names:
         return ""
     if len(names) == 1 and names[0] in HANDLED:
         return names[0]
-    if names == ["versionId"] and query["versionId"] in ("", "null"):
-        return ""
     return None
 
 
@@ -91,21 +190,11 @@ def _not_allowed(method: str) -> Operation:
 
 
 def _bucket_operation(method: str, sub: str, query: Mapping[str, str]) -> Operation:
-    table = {
-        ("GET", "location"): Operation.GET_BUCKET_LOCATION,
-        ("GET", "versioning"): Operation.GET_BUCKET_VERSIONING,
-        ("GET", "acl"): Operation.GET_BUCKET_ACL,
-        ("GET", "uploads"): Operation.LIST_MULTIPART_UPLOADS,
-        ("PUT", ""): Operation.CREATE_BUCKET,
-        ("HEAD", ""): Operation.HEAD_BUCKET,
-        ("DELETE", ""): Operation.DELETE_BUCKET,
-        ("POST", "delete"): Operation.DELETE_OBJECTS,
-    }
     if method == "GET" and sub == "":
         if query.get("list-type") == "2":
             return Operation.LIST_OBJECTS_V2
         return Operation.LIST_OBJECTS
-    op = table.get((method, sub))
+    op = BUCKET_OPERATIONS.get((method, sub))
     if op is not None:
         return op
     return Operation.NOT_IMPLEMENTED if sub else _not_allowed(method)
@@ -121,6 +210,10 @@ def _object_operation(method: str, sub: str, query: Mapping[str, str], copy: boo
         return Operation.LIST_PARTS if upload else Operation.GET_OBJECT
     if method == "GET" and sub == "acl":
         return Operation.GET_OBJECT_ACL
+    if method == "PUT" and sub == "acl":
+        return Operation.PUT_OBJECT_ACL
+    if method == "GET" and sub == "attributes":
+        return Operation.GET_OBJECT_ATTRIBUTES
     if method == "HEAD" and sub == "":
         return Operation.HEAD_OBJECT
     if method == "DELETE" and sub == "":

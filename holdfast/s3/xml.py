@@ -23,15 +23,16 @@ Tree = dict[str, Any] | list[tuple[str, Any]]
 
 
 def render(
-    root: str, children: Iterable[tuple[str, Any]], namespace: bool = True, text: str = ""
+    root: str, children: Iterable[tuple[str, Any]], namespace: bool | str = True, text: str = ""
 ) -> bytes:
     """Render ``(tag, value)`` pairs; a value may be text, None (skipped), a bool, a number
     or a nested list of pairs. Built as a string directly: ElementTree's serializer was most
     of the cost of a 1,000-key listing. Tags are our own constants; only text is escaped
-    (a carriage return as a character reference, so keys containing one survive parsing)."""
+    (a carriage return as a character reference, so keys containing one survive parsing).
+    ``namespace`` is True for S3's, False for none, or another namespace URI."""
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n<', root]
     if namespace:
-        out.append(f' xmlns="{NS}"')
+        out.append(f' xmlns="{NS if namespace is True else namespace}"')
     out.append(">")
     out.append(escape(text))
     _fill(out, children)

@@ -7,7 +7,7 @@ from holdfast.errors import S3Error
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops.common import Context, owner_xml
+from holdfast.s3.ops.common import Context, owner_id, owner_xml, reject_unsupported_headers
 
 XML_TYPE = ("Content-Type", "application/xml")
 
@@ -52,7 +52,20 @@ async def list_buckets(ctx: Context) -> Response:
     )
 
 
+def reject_unsupported_bucket_headers(ctx: Context) -> None:
+    """CreateBucket headers asking for what Holdfast cannot keep. Ignoring them would leave a
+    bucket that later reports no object lock, or a private ACL, to a client that asked for
+    one: a wrong success."""
+    headers = ctx.request.headers
+    if (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true":
+        raise S3Error("NotImplemented", "Object lock is not implemented by Holdfast.")
+    if "x-amz-object-ownership" in headers:
+        raise S3Error("NotImplemented", "Object ownership controls are not implemented.")
+    reject_unsupported_headers(ctx.request)
+
+
 async def create_bucket(ctx: Context) -> Response:
+    reject_unsupported_bucket_headers(ctx)
     region = ctx.service.config.region
     config = await read_xml_body(ctx, required=False)
     if config is not None:
@@ -91,12 +104,27 @@ async def get_bucket_versioning(ctx: Context) -> Response:
     return xml_response("VersioningConfiguration", [])
 
 
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def grantee_xml(user: str) -> xml.Fragment:
+    """A canonical-user Grantee. S3 marks its type with ``xsi:type``, and clients read it
+    from there (s3cmd fails on a Grantee without one)."""
+    return xml.Fragment(
+        f'<Grantee xmlns:xsi="{XSI}" xsi:type="CanonicalUser">'
+        + xml.element("ID", owner_id(user))
+        + xml.element("DisplayName", user)
+        + "</Grantee>"
+    )
+
+
 def acl_children(user: str) -> list:
+    """The ACL S3 reports for a private bucket or object: its owner has FULL_CONTROL."""
     return [
         ("Owner", owner_xml(user)),
         (
             "AccessControlList",
-            [("Grant", [("Grantee", owner_xml(user)), ("Permission", "FULL_CONTROL")])],
+            [("Grant", [("Grantee", grantee_xml(user)), ("Permission", "FULL_CONTROL")])],
         ),
     ]
 

@@ -38,6 +38,8 @@ UNSUPPORTED_HEADERS = (
     "x-amz-grant-read",
     "x-amz-grant-write",
     "x-amz-grant-full-control",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
 )
 
 

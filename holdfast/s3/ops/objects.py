@@ -241,6 +241,12 @@ async def get_object_acl(ctx: Context) -> Response:
     return xml_response("AccessControlPolicy", acl_children(ctx.user))
 
 
+async def put_object_acl(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    raise S3Error("NotImplemented", "PutObjectAcl is not implemented by Holdfast.")
+
+
 # -- copy ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,137 @@
+"""Bucket configurations Holdfast does not store yet: what S3 answers for a bucket that has none.
+
+Tools read a bucket's configuration to describe it (``s3cmd info``, the AWS console's
+equivalents, backup tools checking for versioning or a lock) and treat S3's "not configured"
+answer as "none". A 501 there breaks them; a made-up configuration would mislead them. So:
+
+* each Get answers S3's own "not configured" 404 (``NoSuchBucketPolicy``, ...), or, for the
+  configurations S3 always has (logging, notifications, accelerate, request payment), the
+  value S3 reports for a bucket that never set one;
+* each Delete answers 204, as S3 does when there is nothing to delete: nothing can have been
+  set, so removing it is truthfully already done;
+* each Put answers 501 NotImplemented, because storing the configuration is the part that
+  does not exist yet.
+
+Every answer comes after the bucket is found and found to belong to the caller, so a missing
+bucket is ``NoSuchBucket`` and another user's bucket ``AccessDenied``, as for every other
+bucket operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from holdfast.errors import S3Error
+from holdfast.s3 import xml
+from holdfast.s3.http import Response
+from holdfast.s3.ops.buckets import XML_TYPE, xml_response
+from holdfast.s3.ops.common import Context
+from holdfast.s3.router import Operation
+
+Handler = Callable[[Context], Awaitable[Response]]
+Op = Operation
+
+# Get operation -> the error S3 answers when the bucket has no such configuration.
+NOT_CONFIGURED: dict[Operation, str] = {
+    Op.GET_BUCKET_POLICY: "NoSuchBucketPolicy",
+    Op.GET_BUCKET_POLICY_STATUS: "NoSuchBucketPolicy",
+    Op.GET_BUCKET_CORS: "NoSuchCORSConfiguration",
+    Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
+    Op.GET_BUCKET_TAGGING: "NoSuchTagSet",
+    Op.GET_BUCKET_ENCRYPTION: "ServerSideEncryptionConfigurationNotFoundError",
+    Op.GET_BUCKET_WEBSITE: "NoSuchWebsiteConfiguration",
+    Op.GET_OBJECT_LOCK_CONFIGURATION: "ObjectLockConfigurationNotFoundError",
+    Op.GET_PUBLIC_ACCESS_BLOCK: "NoSuchPublicAccessBlockConfiguration",
+    Op.GET_BUCKET_OWNERSHIP_CONTROLS: "OwnershipControlsNotFoundError",
+    Op.GET_BUCKET_REPLICATION: "ReplicationConfigurationNotFoundError",
+}
+
+# Deletes of a configuration that cannot have been set: S3 answers 204 for these too.
+NOTHING_TO_DELETE = (
+    Op.DELETE_BUCKET_POLICY,
+    Op.DELETE_BUCKET_CORS,
+    Op.DELETE_BUCKET_LIFECYCLE,
+    Op.DELETE_BUCKET_TAGGING,
+    Op.DELETE_BUCKET_ENCRYPTION,
+    Op.DELETE_BUCKET_WEBSITE,
+    Op.DELETE_PUBLIC_ACCESS_BLOCK,
+    Op.DELETE_BUCKET_OWNERSHIP_CONTROLS,
+    Op.DELETE_BUCKET_REPLICATION,
+)
+
+# Writes that would need the configuration stored: not built yet.
+NOT_BUILT = (
+    Op.PUT_BUCKET_ACL,
+    Op.PUT_BUCKET_VERSIONING,
+    Op.PUT_BUCKET_POLICY,
+    Op.PUT_BUCKET_CORS,
+    Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
+    Op.PUT_BUCKET_TAGGING,
+    Op.PUT_BUCKET_ENCRYPTION,
+    Op.PUT_BUCKET_WEBSITE,
+    Op.PUT_OBJECT_LOCK_CONFIGURATION,
+    Op.PUT_PUBLIC_ACCESS_BLOCK,
+    Op.PUT_BUCKET_OWNERSHIP_CONTROLS,
+    Op.PUT_BUCKET_REPLICATION,
+    Op.PUT_BUCKET_LOGGING,
+    Op.PUT_BUCKET_NOTIFICATION_CONFIGURATION,
+    Op.PUT_BUCKET_ACCELERATE_CONFIGURATION,
+    Op.PUT_BUCKET_REQUEST_PAYMENT,
+)
+
+# S3 answers the logging status in its older namespace.
+LOGGING_NS = "http://doc.s3.amazonaws.com/2006-03-01"
+
+
+def not_configured(code: str) -> Handler:
+    async def handler(ctx: Context) -> Response:
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        raise S3Error(code, BucketName=ctx.bucket)
+
+    return handler
+
+
+async def nothing_to_delete(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return Response(204)
+
+
+def not_built(op: Operation) -> Handler:
+    async def handler(ctx: Context) -> Response:
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        raise S3Error("NotImplemented", f"{op.value} is not implemented by Holdfast.")
+
+    return handler
+
+
+async def get_bucket_logging(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    body = xml.render("BucketLoggingStatus", [], namespace=LOGGING_NS)
+    return Response(200, [XML_TYPE], body)
+
+
+async def get_bucket_notification_configuration(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return xml_response("NotificationConfiguration", [])
+
+
+async def get_bucket_accelerate_configuration(ctx: Context) -> Response:
+    """A bucket that never had acceleration set has no Status at all (not "Suspended")."""
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return xml_response("AccelerateConfiguration", [])
+
+
+async def get_bucket_request_payment(ctx: Context) -> Response:
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    return xml_response("RequestPaymentConfiguration", [("Payer", "BucketOwner")])
+
+
+HANDLERS: dict[Operation, Handler] = {
+    **{op: not_configured(code) for op, code in NOT_CONFIGURED.items()},
+    **{op: nothing_to_delete for op in NOTHING_TO_DELETE},
+    **{op: not_built(op) for op in NOT_BUILT},
+    Op.GET_BUCKET_LOGGING: get_bucket_logging,
+    Op.GET_BUCKET_NOTIFICATION_CONFIGURATION: get_bucket_notification_configuration,
+    Op.GET_BUCKET_ACCELERATE_CONFIGURATION: get_bucket_accelerate_configuration,
+    Op.GET_BUCKET_REQUEST_PAYMENT: get_bucket_request_payment,
+}
