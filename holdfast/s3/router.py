@@ -178,7 +178,9 @@ def resolve(
     if sub is None:
         return Operation.NOT_IMPLEMENTED
     if bucket is None:
-        return Operation.LIST_BUCKETS if method == "GET" and not sub else _not_allowed(method)
+        if sub:
+            return Operation.NOT_IMPLEMENTED
+        return Operation.LIST_BUCKETS if method == "GET" else _not_allowed(method)
     if key is None:
         return _bucket_operation(method, sub, query)
     return _object_operation(method, sub, query, copy)

@@ -927,7 +927,8 @@ def test_every_error_is_s3_xml_with_request_id(server, s3, bucket):
     cases = [
         (signed_request(server, "GET", f"/{bucket}/{unique()}"), 404, "NoSuchKey"),
         (signed_request(server, "GET", f"/{unique('nob')}?list-type=2"), 404, "NoSuchBucket"),
-        (signed_request(server, "GET", f"/{bucket}?cors"), 501, "NotImplemented"),
+        (signed_request(server, "GET", f"/{bucket}?cors"), 404, "NoSuchCORSConfiguration"),
+        (signed_request(server, "GET", f"/{bucket}?inventory"), 501, "NotImplemented"),
         (send(server, "GET", f"/{bucket}", {}), 403, "AccessDenied"),
     ]
     for reply, status, code in cases:

@@ -221,3 +221,80 @@ def test_s3cmd(server, s3, tmp_path):
     assert s3cmd("ls", f"s3://{bucket}").strip() == ""
     s3cmd("rb", f"s3://{bucket}")
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_s3cmd_info(server, s3, tmp_path):
+    """`s3cmd info` reads every bucket configuration and the ACL; a 501 or an ACL without a
+    typed Grantee made it fail."""
+    s3cmd = S3cmd(server, tmp_path / "home")
+    bucket = unique("info")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="dir/f.txt", Body=b"hello", ContentType="text/plain")
+
+    out = s3cmd("info", f"s3://{bucket}")
+    lines = dict(line.strip().split(":", 1) for line in out.splitlines()[1:] if ":" in line)
+    assert out.splitlines()[0] == f"s3://{bucket}/ (bucket):"
+    assert lines["Location"].strip() == "us-east-1"
+    assert lines["Payer"].strip() == "BucketOwner"
+    assert lines["Policy"].strip() == "none"
+    assert lines["CORS"].strip() == "none"
+    assert lines["ACL"].strip() == "root: FULL_CONTROL"
+    assert "Expiration rule: none" in out
+
+    out = s3cmd("info", f"s3://{bucket}/dir/f.txt")
+    lines = dict(line.strip().split(":", 1) for line in out.splitlines()[1:] if ":" in line)
+    assert out.splitlines()[0] == f"s3://{bucket}/dir/f.txt (object):"
+    assert lines["File size"].strip() == "5"
+    assert lines["MIME type"].strip() == "text/plain"
+    assert lines["MD5 sum"].strip() == hashlib.md5(b"hello").hexdigest()
+    assert lines["ACL"].strip() == "root: FULL_CONTROL"
+
+
+def test_aws_cli_bucket_configuration_errors(http_server, tmp_path):
+    """`aws s3api get-bucket-*` on a plain bucket: each configuration's own error code (the
+    boto3 tests cover every one over HTTP and HTTPS; the CLI shares botocore, so a few over
+    HTTP show the commands work, and keep this test short)."""
+    server = http_server
+    s3 = server.client()
+    aws = AwsCli(server, tmp_path / "home")
+    bucket = unique("cfg")
+    s3.create_bucket(Bucket=bucket)
+    tls = ["--ca-bundle", server.ca_path] if server.tls else []
+    expected = {
+        "get-bucket-policy": "NoSuchBucketPolicy",
+        "get-bucket-cors": "NoSuchCORSConfiguration",
+        "get-bucket-lifecycle-configuration": "NoSuchLifecycleConfiguration",
+        "get-object-lock-configuration": "ObjectLockConfigurationNotFoundError",
+    }
+    for command, code in expected.items():
+        proc = subprocess.run(
+            [
+                str(AWS),
+                "--endpoint-url",
+                server.endpoint,
+                *tls,
+                "s3api",
+                command,
+                "--bucket",
+                bucket,
+            ],
+            env=aws.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode != 0, command
+        assert f"An error occurred ({code}) when calling" in proc.stderr, (command, proc.stderr)
+    payer = json.loads(aws("s3api", "get-bucket-request-payment", "--bucket", bucket))
+    assert payer == {"Payer": "BucketOwner"}
+    attrs = json.loads(
+        aws("s3api", "put-object", "--bucket", bucket, "--key", "k", "--body", __file__)
+    )
+    got = json.loads(
+        aws(
+            "s3api", "get-object-attributes", "--bucket", bucket, "--key", "k",
+            "--object-attributes", "ETag", "ObjectSize",
+        )
+    )  # fmt: skip
+    assert got["ETag"] == attrs["ETag"].strip('"')
+    assert got["ObjectSize"] == Path(__file__).stat().st_size
