@@ -38,6 +38,13 @@ class Operation(enum.Enum):
     LIST_PARTS = "ListParts"
     GET_OBJECT_ATTRIBUTES = "GetObjectAttributes"
     PUT_OBJECT_ACL = "PutObjectAcl"
+    GET_OBJECT_TAGGING = "GetObjectTagging"
+    PUT_OBJECT_TAGGING = "PutObjectTagging"
+    DELETE_OBJECT_TAGGING = "DeleteObjectTagging"
+    GET_OBJECT_RETENTION = "GetObjectRetention"
+    PUT_OBJECT_RETENTION = "PutObjectRetention"
+    GET_OBJECT_LEGAL_HOLD = "GetObjectLegalHold"
+    PUT_OBJECT_LEGAL_HOLD = "PutObjectLegalHold"
     PUT_BUCKET_ACL = "PutBucketAcl"
     PUT_BUCKET_VERSIONING = "PutBucketVersioning"
     # Bucket configurations. Each Get answers S3's own "not configured" error (or, where S3
@@ -153,9 +160,25 @@ BUCKET_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "requestPayment"): Op.PUT_BUCKET_REQUEST_PAYMENT,
 }
 
+# (method, sub-resource) on an object -> operation, for the sub-resources (the plain object
+# operations depend on more than these two; see _object_operation).
+OBJECT_SUBRESOURCES: dict[tuple[str, str], Operation] = {
+    ("GET", "acl"): Op.GET_OBJECT_ACL,
+    ("PUT", "acl"): Op.PUT_OBJECT_ACL,
+    ("GET", "attributes"): Op.GET_OBJECT_ATTRIBUTES,
+    ("GET", "tagging"): Op.GET_OBJECT_TAGGING,
+    ("PUT", "tagging"): Op.PUT_OBJECT_TAGGING,
+    ("DELETE", "tagging"): Op.DELETE_OBJECT_TAGGING,
+    ("GET", "retention"): Op.GET_OBJECT_RETENTION,
+    ("PUT", "retention"): Op.PUT_OBJECT_RETENTION,
+    ("GET", "legal-hold"): Op.GET_OBJECT_LEGAL_HOLD,
+    ("PUT", "legal-hold"): Op.PUT_OBJECT_LEGAL_HOLD,
+    ("POST", "uploads"): Op.CREATE_MULTIPART_UPLOAD,
+}
+
 # Sub-resources Holdfast routes; every other name in the query is treated as a sub-resource
 # it does not implement.
-HANDLED = frozenset({sub for _, sub in BUCKET_OPERATIONS if sub} | {"attributes"})
+HANDLED = frozenset(sub for _, sub in (*BUCKET_OPERATIONS, *OBJECT_SUBRESOURCES) if sub)
 
 
 def _subresource(query: Mapping[str, str]) -> str | None:
@@ -210,18 +233,13 @@ def _object_operation(method: str, sub: str, query: Mapping[str, str], copy: boo
         return Operation.COPY_OBJECT if copy else Operation.PUT_OBJECT
     if method == "GET" and sub == "":
         return Operation.LIST_PARTS if upload else Operation.GET_OBJECT
-    if method == "GET" and sub == "acl":
-        return Operation.GET_OBJECT_ACL
-    if method == "PUT" and sub == "acl":
-        return Operation.PUT_OBJECT_ACL
-    if method == "GET" and sub == "attributes":
-        return Operation.GET_OBJECT_ATTRIBUTES
     if method == "HEAD" and sub == "":
         return Operation.HEAD_OBJECT
     if method == "DELETE" and sub == "":
         return Operation.ABORT_MULTIPART_UPLOAD if upload else Operation.DELETE_OBJECT
-    if method == "POST" and sub == "uploads":
-        return Operation.CREATE_MULTIPART_UPLOAD
+    op = OBJECT_SUBRESOURCES.get((method, sub))
+    if op is not None:
+        return op
     if method == "POST" and sub == "" and upload:
         return Operation.COMPLETE_MULTIPART_UPLOAD
     return Operation.NOT_IMPLEMENTED if sub or method == "POST" else _not_allowed(method)

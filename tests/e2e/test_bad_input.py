@@ -610,8 +610,9 @@ def test_rejected_expect_continue_on_one_socket(server, bucket):
 # configurations it answers "not configured" for are in test_bucket_configs.py), and one S3
 # does not define.
 BUCKET_SUBRESOURCES = ["foo", "analytics", "inventory", "metrics", "intelligent-tiering"]
-# On an object, the bucket configurations are unknown sub-resources too.
-SUBRESOURCES = ["tagging", "foo", "cors", "lifecycle", "policy", "website", "replication"]
+# On an object, the bucket configurations are unknown sub-resources too (tagging, retention
+# and legal hold on an object are in test_bucket_configs.py).
+SUBRESOURCES = ["foo", "cors", "lifecycle", "policy", "website", "replication"]
 
 
 @pytest.mark.parametrize("sub", BUCKET_SUBRESOURCES)
@@ -624,7 +625,7 @@ def test_unknown_subresource_on_bucket(server, s3, bucket, sub):
     assert keys_in(s3, bucket) == ["k"]
 
 
-@pytest.mark.parametrize("sub", SUBRESOURCES + ["retention", "legal-hold", "torrent"])
+@pytest.mark.parametrize("sub", SUBRESOURCES + ["torrent", "restore", "select"])
 def test_unknown_subresource_on_object(server, s3, bucket, sub):
     s3.put_object(Bucket=bucket, Key="k", Body=b"keep")
     for method, body in (("GET", b""), ("PUT", b"<X/>"), ("DELETE", b""), ("POST", b"<X/>")):

@@ -1,4 +1,5 @@
-"""Bucket configurations Holdfast does not store yet: what S3 answers for a bucket that has none.
+"""Configurations Holdfast does not store yet: what S3 answers for a bucket (or an object)
+that has none.
 
 Tools read a bucket's configuration to describe it (``s3cmd info``, the AWS console's
 equivalents, backup tools checking for versioning or a lock) and treat S3's "not configured"
@@ -15,6 +16,11 @@ answer as "none". A 501 there breaks them; a made-up configuration would mislead
 Every answer comes after the bucket is found and found to belong to the caller, so a missing
 bucket is ``NoSuchBucket`` and another user's bucket ``AccessDenied``, as for every other
 bucket operation.
+
+Objects likewise: an object has no tags until tagging is built (a PUT with ``x-amz-tagging``
+answers 501), so GetObjectTagging answers an empty tag set; and no bucket can have object
+lock (CreateBucket refuses it), so retention and legal hold answer what S3 answers on a bucket
+without it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from holdfast.errors import S3Error
 from holdfast.s3 import xml
 from holdfast.s3.http import Response
 from holdfast.s3.ops.buckets import XML_TYPE, xml_response
-from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.common import Context, validate_key
 from holdfast.s3.router import Operation
 
 Handler = Callable[[Context], Awaitable[Response]]
@@ -126,6 +132,30 @@ async def get_bucket_request_payment(ctx: Context) -> Response:
     return xml_response("RequestPaymentConfiguration", [("Payer", "BucketOwner")])
 
 
+async def get_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    return xml_response("Tagging", [("TagSet", [])])
+
+
+async def delete_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    return Response(204)
+
+
+async def put_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    raise S3Error("NotImplemented", "PutObjectTagging is not implemented by Holdfast.")
+
+
+async def no_object_lock(ctx: Context) -> Response:
+    """Retention and legal hold, read or written, on a bucket without object lock."""
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+
+
 HANDLERS: dict[Operation, Handler] = {
     **{op: not_configured(code) for op, code in NOT_CONFIGURED.items()},
     **{op: nothing_to_delete for op in NOTHING_TO_DELETE},
@@ -134,4 +164,11 @@ HANDLERS: dict[Operation, Handler] = {
     Op.GET_BUCKET_NOTIFICATION_CONFIGURATION: get_bucket_notification_configuration,
     Op.GET_BUCKET_ACCELERATE_CONFIGURATION: get_bucket_accelerate_configuration,
     Op.GET_BUCKET_REQUEST_PAYMENT: get_bucket_request_payment,
+    Op.GET_OBJECT_TAGGING: get_object_tagging,
+    Op.PUT_OBJECT_TAGGING: put_object_tagging,
+    Op.DELETE_OBJECT_TAGGING: delete_object_tagging,
+    Op.GET_OBJECT_RETENTION: no_object_lock,
+    Op.PUT_OBJECT_RETENTION: no_object_lock,
+    Op.GET_OBJECT_LEGAL_HOLD: no_object_lock,
+    Op.PUT_OBJECT_LEGAL_HOLD: no_object_lock,
 }
