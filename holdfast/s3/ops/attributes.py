@@ -55,10 +55,16 @@ def header_int(ctx: Context, name: str, default: int, high: int) -> int:
 
 
 def checksum_children(obj: ObjectRecord) -> list | None:
+    """The stored checksum. A composite one (a multipart upload's checksum of its parts'
+    checksums) is stored and sent on HEAD as ``<b64>-<parts>``; S3 answers it here without
+    the part count."""
     if not (obj.checksum_algorithm and obj.checksum_value):
         return None
+    value = obj.checksum_value
+    if obj.checksum_type == "COMPOSITE":
+        value = value.rsplit("-", 1)[0]
     return [
-        (f"Checksum{obj.checksum_algorithm}", obj.checksum_value),
+        (f"Checksum{obj.checksum_algorithm}", value),
         ("ChecksumType", obj.checksum_type or "FULL_OBJECT"),
     ]
 
