@@ -117,6 +117,8 @@ ERRORS: dict[str, tuple[int, str]] = {
         404,
         "The replication configuration was not found",
     ),
+    "MalformedPolicy": (400, "The policy is not valid."),
+    "PolicyTooLarge": (400, "Policy exceeds the maximum allowed document size."),
     "InsufficientStorage": (
         507,
         "Holdfast has no drive with enough free space to store this object.",
