@@ -4,8 +4,8 @@
 Exit codes scripts can rely on:
 
 ============================  ====================================================
-``holdfast admin status``     0 ok · 1 degraded · 3 node unreachable or bad answer
-                              · 4 critical
+``holdfast admin status``     0 ok · 1 degraded or starting · 3 node unreachable or
+                              bad answer · 4 critical
 ``holdfast log search``       0 records found · 1 none found · 3 log unreadable
 ``holdfast user ...``         0 done · 1 refused (exists, not found, owns buckets)
                               · 3 index unavailable
@@ -180,9 +180,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         print(format_status(status))
     state = status.get("state")
-    return {"ok": EXIT_OK, "degraded": EXIT_FAILED, "critical": EXIT_CRITICAL}.get(
-        state, EXIT_UNREACHABLE
-    )
+    return {
+        "ok": EXIT_OK,
+        "starting": EXIT_FAILED,
+        "degraded": EXIT_FAILED,
+        "critical": EXIT_CRITICAL,
+    }.get(state, EXIT_UNREACHABLE)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

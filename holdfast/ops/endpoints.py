@@ -29,8 +29,13 @@ log = logging.getLogger("holdfast.ops")
 
 STARTED = time.time()
 METRICS_TIMEOUT = 10.0
+START_RETRY_CAP_SECONDS = 60.0
 
 _runtime: OpsRuntime | None = None
+# Why this worker's ops machinery is not running (None while it is starting), and the task
+# that keeps trying to start it.
+_start_error: str | None = None
+_retry_task: asyncio.Task | None = None
 
 
 # -- hooks for the S3 front ------------------------------------------------------------------
@@ -38,21 +43,44 @@ _runtime: OpsRuntime | None = None
 
 async def start(app: S3App) -> None:
     """Start this worker's ops machinery. A failure is logged, never raised: the node must
-    serve S3 even if, say, the ops directory cannot be written."""
-    global _runtime
+    serve S3 even if, say, the ops directory cannot be written. It is then retried in the
+    background with backoff, and the status page says what is wrong meanwhile."""
+    global _retry_task
+    if not await _try_start(app):
+        _retry_task = asyncio.get_running_loop().create_task(_retry_start(app))
+
+
+async def _try_start(app: S3App) -> bool:
+    global _runtime, _start_error
     from holdfast.ops.runtime import OpsRuntime  # imports prometheus-client: not at module load
 
     try:
         runtime = OpsRuntime(app)
         await runtime.start()
-    except Exception:
-        log.exception("ops machinery failed to start; only /_holdfast/health will answer")
-        return
-    _runtime = runtime
+    except Exception as e:
+        log.exception("ops machinery failed to start; retrying with backoff")
+        _start_error = f"{type(e).__name__}: {e}"
+        return False
+    _runtime, _start_error = runtime, None
+    return True
+
+
+async def _retry_start(app: S3App) -> None:
+    from holdfast.workers.limits import Backoff
+
+    backoff = Backoff(base=1.0, cap=START_RETRY_CAP_SECONDS)
+    while True:
+        await asyncio.sleep(backoff.next_delay())
+        if await _try_start(app):
+            log.warning("ops machinery started after %d failed attempt(s)", backoff.failures)
+            return
 
 
 async def stop() -> None:
-    global _runtime
+    global _runtime, _retry_task
+    if _retry_task is not None:
+        _retry_task.cancel()
+        _retry_task = None
     runtime, _runtime = _runtime, None
     if runtime is not None:
         await runtime.stop()
@@ -79,7 +107,11 @@ def wantsjson_response(request: Request) -> bool:
 
 
 def status_document(runtime: OpsRuntime) -> dict:
-    """The snapshot plus what changes by the second (uptime, the snapshot's own age)."""
+    """The snapshot plus what changes by the second (uptime, the snapshot's own age).
+
+    Until the first check of the drives and the index has finished the node is "starting",
+    with no problems: nothing has been found wrong yet, and a monitor polling status from
+    the first healthy answer must not see a critical index that was merely not checked."""
     snap = runtime.keeper.snapshot
     now = time.time()
     doc = dict(snap)
@@ -90,7 +122,32 @@ def status_document(runtime: OpsRuntime) -> dict:
         round(now - snap["refreshed_at"], 3) if snap["refreshed_at"] else None
     )
     doc["ops_leader"] = runtime.leader.is_leader
+    if not snap["refreshed_at"]:
+        doc["state"], doc["problems"] = "starting", []
     return doc
+
+
+def starting_document() -> dict:
+    """The status of a worker whose ops machinery is not running yet (or failed to start):
+    what the process itself knows, from memory."""
+    now = time.time()
+    problems = []
+    if _start_error is not None:
+        problems.append(
+            {"severity": "warning", "what": f"ops machinery not running: {_start_error}"}
+        )
+    return {
+        "state": "degraded" if problems else "starting",
+        "problems": problems,
+        "node": {"version": __version__, "worker_pid": os.getpid(), "started": STARTED},
+        "drives": [],
+        "now": now,
+        "refreshed_at": 0.0,
+        "uptime_seconds": round(now - STARTED, 3),
+        "worker_uptime_seconds": round(now - STARTED, 3),
+        "snapshot_age_seconds": None,
+        "ops_leader": False,
+    }
 
 
 async def handle(request: Request, app: S3App) -> Response:
@@ -122,14 +179,15 @@ async def handle(request: Request, app: S3App) -> Response:
         return json_response(404, {"error": "NoSuchPath", "path": request.raw_path})
     if request.method not in ("GET", "HEAD"):
         return json_response(405, {"error": "MethodNotAllowed", "message": "use GET"})
+    if path == "/_holdfast/status":
+        return status(request, runtime)
     if runtime is None:
+        message = _start_error or "starting"
         return json_response(
-            503, {"error": "OpsUnavailable", "message": "ops machinery not running"}
+            503, {"error": "OpsUnavailable", "message": f"ops machinery not running: {message}"}
         )
     if path == "/_holdfast/ready":
         return ready(runtime)
-    if path == "/_holdfast/status":
-        return status(request, runtime)
     return await metrics(runtime)
 
 
@@ -140,8 +198,8 @@ def ready(runtime: OpsRuntime) -> Response:
     return json_response(200 if ok else 503, {"ready": ok, "reasons": reasons})
 
 
-def status(request: Request, runtime: OpsRuntime) -> Response:
-    doc = status_document(runtime)
+def status(request: Request, runtime: OpsRuntime | None) -> Response:
+    doc = status_document(runtime) if runtime is not None else starting_document()
     if wantsjson_response(request):
         return json_response(200, doc)
     from holdfast.ops.statuspage import render

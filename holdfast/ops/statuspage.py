@@ -12,7 +12,7 @@ from typing import Any
 
 from holdfast.sizes import format_size
 
-COLORS = {"ok": "#1a7f37", "degraded": "#9a6700", "critical": "#cf222e"}
+COLORS = {"ok": "#1a7f37", "starting": "#0969da", "degraded": "#9a6700", "critical": "#cf222e"}
 
 
 def _when(epoch: float | None) -> str:
@@ -27,6 +27,10 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _snapshot_age(age: float | None) -> str:
+    return "first check still running" if age is None else f"snapshot {age:.1f}s old"
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -52,7 +56,7 @@ def render(status: dict) -> bytes:
         f"<span class=badge style='background:{COLORS.get(state, '#57606a')}'>{escape(state)}</span></h1>",
         f"<p>version {escape(str(node.get('version')))} · up {_duration(status.get('uptime_seconds', 0))}"
         f" · started {_when(node.get('started'))} (previous shutdown: {escape(str(node.get('previous_shutdown')))})"
-        f" · worker {node.get('worker_pid')} · snapshot {status.get('snapshot_age_seconds', 0):.1f}s old</p>",
+        f" · worker {node.get('worker_pid')} · {_snapshot_age(status.get('snapshot_age_seconds'))}</p>",
     ]
     problems = status.get("problems", [])
     if problems:

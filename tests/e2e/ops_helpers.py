@@ -37,8 +37,23 @@ def api(server: Server, method: str, path: str, body: dict | None = None, keys=(
     return requests.request(method, url, data=data, headers=dict(req.headers), timeout=30)
 
 
+def status_headers(
+    server: Server, path: str, query: str = "", keys=(ROOT_AK, ROOT_SK)
+) -> dict[str, str]:
+    """Headers of a GET signed with the root keys (SigV4), as status and metrics want."""
+    url = server.endpoint + path + (f"?{query}" if query else "")
+    req = AWSRequest(method="GET", url=url)
+    S3SigV4Auth(Credentials(*keys), "s3", "us-east-1").add_auth(req)
+    return dict(req.headers)
+
+
 def status(server: Server, timeout: float = 2.0) -> dict:
-    r = requests.get(f"{server.endpoint}/_holdfast/status?format=json", timeout=timeout)
+    r = requests.get(
+        f"{server.endpoint}/_holdfast/status?format=json",
+        headers=status_headers(server, "/_holdfast/status", "format=json"),
+        timeout=timeout,
+        verify=server.ca_path or False,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
