@@ -147,16 +147,22 @@ def banner(config: Config, creds: RootCredentials) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from holdfast.server import serve
+    from holdfast.server import PortInUse, listen, serve
 
     config = config_from_args(args)
+    try:
+        # First of all: a port held by anything else fails the start before any file changes.
+        sock = listen(config)
+    except PortInUse as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return 1
     for d in config.data_dirs:
         os.makedirs(d, exist_ok=True)
     creds = load_root_credentials(config.primary_dir)
     SqliteIndex(index_path(config)).close()  # create or migrate before workers start
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
-    serve(config)
+    serve(config, sock)
     finish_node(config, node_lock)
     return 0
 

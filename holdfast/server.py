@@ -1,14 +1,16 @@
 """Running the HTTP server: uvicorn with httptools and uvloop, one process per core.
 
-docs/http-stack.md records why this stack was chosen and what it measured. Each worker
-process listens on its own SO_REUSEPORT socket on the same address (the kernel balances
-connections between them) and builds its own app, index connections and threads from the
-configuration passed through the environment. A small supervisor restarts a worker that
-dies, with backoff.
+docs/http-stack.md records why this stack was chosen and what it measured. The supervisor
+binds the listening socket once, without SO_REUSEPORT, and hands it to every worker process
+(and to each restarted one): no other program, and no second Holdfast, can bind the same
+port while this node runs, so clients can never be split between two unrelated stores.
+Each worker builds its own app, index connections and threads from the configuration passed
+through the environment. The supervisor restarts a worker that dies, with backoff.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -123,27 +125,42 @@ def _uvicorn_config(config: Config) -> uvicorn.Config:
     )
 
 
-def _listen(config: Config) -> socket.socket:
-    """One listening socket per worker, all bound with SO_REUSEPORT, so the kernel spreads
-    connections across the workers. A single shared socket lets whichever worker wakes
-    first accept a whole burst of connections: measured here, one worker took all 16
-    connections of a benchmark client and the other idled."""
+class PortInUse(Exception):
+    """The listening address is held by another process (another Holdfast or anything else)."""
+
+
+def listen(config: Config) -> socket.socket:
+    """The node's one listening socket, bound by the supervisor before any worker starts.
+
+    No SO_REUSEPORT: with it, a second server on the same port (any process of the same
+    user that sets it too) would bind as well and the kernel would split clients between
+    the two. SO_REUSEADDR only lets a restart bind while old connections sit in TIME_WAIT;
+    it never lets two sockets listen on one port.
+    """
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((config.host, config.port))
-    sock.listen(BACKLOG)
-    sock.set_inheritable(True)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(BACKLOG)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUse(
+                f"{config.host}:{config.port} is already in use by another program "
+                "(another Holdfast?); stop it or choose another --listen"
+            ) from None
+        raise PortInUse(f"cannot listen on {config.host}:{config.port}: {e.strerror}") from None
     return sock
 
 
-def run_worker(config_json: str) -> None:
-    """Entry point of one worker process."""
+def run_worker(config_json: str, sock: socket.socket) -> None:
+    """Entry point of one worker process; ``sock`` is the supervisor's listening socket
+    (multiprocessing passes the descriptor to the spawned process)."""
     os.environ[CONFIG_ENV] = config_json
     config = Config.from_env()
     server = uvicorn.Server(_uvicorn_config(config))
-    server.run(sockets=[_listen(config)])
+    server.run(sockets=[sock])
 
 
 def run_index_committer(config_json: str) -> None:
@@ -165,8 +182,9 @@ class Supervisor:
     scheduled, not slept through: one process waiting out its backoff never holds up another's
     restart, nor a stop."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, sock: socket.socket | None = None) -> None:
         self.config = config
+        self.sock = sock  # the listening socket every worker serves; bound in run() if None
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.committer: multiprocessing.process.BaseProcess | None = None
@@ -181,8 +199,11 @@ class Supervisor:
         self.restarts: dict[int | str, float] = {}  # worker index or "committer" -> when
 
     def _spawn(self, target: Callable[[str], None] = run_worker) -> BaseProcess:
-        name = WORKER_NAME if target is run_worker else COMMITTER_NAME
-        proc = self.context.Process(target=target, args=(self.config.to_env(),), name=name)
+        if target is run_worker:
+            name, args = WORKER_NAME, (self.config.to_env(), self.sock)
+        else:
+            name, args = COMMITTER_NAME, (self.config.to_env(),)
+        proc = self.context.Process(target=target, args=args, name=name)
         proc.start()
         self.started[proc.sentinel] = time.monotonic()
         return proc
@@ -240,8 +261,8 @@ class Supervisor:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        # Bind once here so a port conflict fails loudly before any worker starts.
-        _listen(self.config).close()
+        if self.sock is None:
+            self.sock = listen(self.config)
         # Started with the workers, not after them: it costs the first GET after a restart
         # ~0.15 s (it competes for the CPU while they start), but a node whose processes
         # are all up when it first answers has the memory it will keep (started a second
@@ -269,11 +290,15 @@ class Supervisor:
                 proc.join(max(0.0, deadline - time.monotonic()))
                 if proc.is_alive():
                     proc.kill()
+        if self.sock is not None:
+            self.sock.close()
 
 
-def serve(config: Config) -> None:
+def serve(config: Config, sock: socket.socket | None = None) -> None:
+    """Run the node until SIGTERM/SIGINT. ``sock`` is the listening socket from
+    :func:`listen` (bound before anything else starts, so a port in use fails the start)."""
     os.environ[CONFIG_ENV] = config.to_env()
     os.environ[COMMITTER_ENV] = "1" if wants_committer(config) else "0"
     for name, value in ALLOCATOR_ENV.items():
         os.environ.setdefault(name, value)  # read by glibc when each worker process starts
-    Supervisor(config).run()
+    Supervisor(config, sock).run()
