@@ -62,6 +62,10 @@ class Config:
     ops_dir: str | None = None  # default <first data dir>/ops
     request_log_max_bytes: int = 256 * 1024**2
     status_refresh_seconds: float = 2.0
+    # Who may read /_holdfast/status and /metrics (holdfast/ops/access.py): root always,
+    # a scraper with this bearer token the metrics; everyone with public_status.
+    metrics_token: str | None = None
+    public_status: bool = False
     alert_webhooks: list[str] = field(default_factory=list)  # tried first, in order
     alert_smtp: str | None = None  # HOST:PORT, tried after the webhooks
     alert_smtp_starttls: bool = False

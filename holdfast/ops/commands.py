@@ -22,6 +22,7 @@ import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     )
     ops.add_argument(
         "--status-refresh", type=float, default=Config.status_refresh_seconds, metavar="SECONDS"
+    )
+    ops.add_argument(
+        "--metrics-token",
+        default=os.environ.get("HOLDFAST_METRICS_TOKEN"),
+        metavar="TOKEN",
+        help="bearer token that may read /_holdfast/metrics (root may always); prefer the env "
+        "HOLDFAST_METRICS_TOKEN, a flag shows in ps",
+    )
+    ops.add_argument(
+        "--public-status",
+        action="store_true",
+        default=os.environ.get("HOLDFAST_PUBLIC_STATUS", "") not in ("", "0"),
+        help="let anyone read /_holdfast/status and /_holdfast/metrics (default: root, and the "
+        "metrics token; env HOLDFAST_PUBLIC_STATUS=1)",
     )
     ops.add_argument(
         "--alert-webhook",
@@ -117,6 +132,8 @@ def apply_serve_args(config: Config, args: argparse.Namespace) -> None:
         return  # not the serve command
     config.request_log_max_bytes = args.request_log_max_bytes
     config.status_refresh_seconds = args.status_refresh
+    config.metrics_token = args.metrics_token or None
+    config.public_status = args.public_status
     config.alert_webhooks = args.alert_webhook or _env_list("HOLDFAST_ALERT_WEBHOOK")
     config.alert_smtp = args.alert_smtp
     config.alert_smtp_starttls = args.alert_smtp_starttls
@@ -151,26 +168,105 @@ def add_admin_args(sub: Any) -> None:
         "--insecure", action="store_true", help="do not verify the HTTPS certificate"
     )
     status.add_argument("--json", action="store_true", help="print the status JSON as it came")
+    status.add_argument(
+        "--data",
+        metavar="DIR",
+        help="read the root keys from this node's data directory (default: the environment, "
+        "HOLDFAST_ACCESS_KEY/HOLDFAST_SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+    )
+    status.add_argument("--region", default="us-east-1", help="the node's region")
 
 
-def fetch_status(endpoint: str, timeout: float, ca: str | None, insecure: bool) -> dict:
+def admin_keys(data: str | None) -> tuple[str, str] | None:
+    """The root keys the status request is signed with: --data's credentials file, else the
+    environment (Holdfast's own variables, then the AWS ones)."""
+    if data:
+        from holdfast.service.users import CREDENTIALS_FILE
+
+        path = Path(data) / CREDENTIALS_FILE
+        try:
+            creds = json.loads(path.read_text())
+            return creds["access_key"], creds["secret_key"]
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(
+                f"holdfast: cannot read the root keys from {path} ({e}); a node given its keys "
+                "in HOLDFAST_ACCESS_KEY/HOLDFAST_SECRET_KEY has no such file: set those instead"
+            ) from None
+    for ak, sk in (
+        ("HOLDFAST_ACCESS_KEY", "HOLDFAST_SECRET_KEY"),
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ):
+        if os.environ.get(ak) and os.environ.get(sk):
+            return os.environ[ak], os.environ[sk]
+    return None
+
+
+def signed_headers(
+    url: str, keys: tuple[str, str] | None, region: str, headers: dict[str, str]
+) -> dict[str, str]:
+    """``headers`` plus a SigV4 signature of a GET of ``url`` (awscrt's signer)."""
+    if keys is None:
+        return headers
+    from awscrt import auth, http
+
+    parts = urllib.parse.urlsplit(url)
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4,
+        signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(*keys),
+        region=region,
+        service="s3",
+        signed_body_value=auth.AwsSignedBodyValue.EMPTY_SHA256,
+        signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+    )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = http.HttpRequest("GET", path, http.HttpHeaders([("host", parts.netloc)]))
+    signed = auth.aws_sign_request(request, config).result(10)
+    return {**headers, **{k: v for k, v in signed.headers if k.lower() != "host"}}
+
+
+def fetch_status(
+    endpoint: str,
+    timeout: float,
+    ca: str | None,
+    insecure: bool,
+    keys: tuple[str, str] | None = None,
+    region: str = "us-east-1",
+) -> dict:
     context = None
     if endpoint.startswith("https"):
         context = ssl.create_default_context(cafile=ca)
         if insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-    request = urllib.request.Request(
-        endpoint.rstrip("/") + "/_holdfast/status?format=json",
-        headers={"Accept": "application/json"},
-    )
+    url = endpoint.rstrip("/") + "/_holdfast/status?format=json"
+    headers = signed_headers(url, keys, region, {"Accept": "application/json"})
+    request = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return json.loads(response.read())
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
+    keys = admin_keys(args.data)
     try:
-        status = fetch_status(args.endpoint, args.timeout, args.ca_bundle, args.insecure)
+        status = fetch_status(
+            args.endpoint, args.timeout, args.ca_bundle, args.insecure, keys, args.region
+        )
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            hint = (
+                ""
+                if keys
+                else " (no root keys: pass --data DIR, or set HOLDFAST_ACCESS_KEY and "
+                "HOLDFAST_SECRET_KEY)"
+            )
+            print(
+                f"holdfast: {args.endpoint} refused the status request ({e.code}){hint}",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
+        print(f"holdfast: cannot get status from {args.endpoint}: HTTP {e.code}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         print(f"holdfast: cannot get status from {args.endpoint}: {reason}", file=sys.stderr)

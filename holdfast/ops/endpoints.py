@@ -3,7 +3,8 @@
 Health, readiness, status and metrics are answered from process memory only (the status
 snapshot each worker keeps current, see status.py): they must keep answering while the
 index or the stores are down (DESIGN.md, invariant 6), so nothing here touches either.
-The admin API (api.py) is the exception, and bounds its waits.
+The admin API (api.py) is the exception, and bounds its waits. Status and metrics are for
+root (and the metrics token) unless --public-status: access.py, also index-free for root.
 
 The S3 front calls three things here: :func:`start` and :func:`stop` from its lifespan, and
 :func:`observe` around sending each response.
@@ -179,8 +180,20 @@ async def handle(request: Request, app: S3App) -> Response:
         return json_response(404, {"error": "NoSuchPath", "path": request.raw_path})
     if request.method not in ("GET", "HEAD"):
         return json_response(405, {"error": "MethodNotAllowed", "message": "use GET"})
+    from holdfast.ops import access
+
+    try:
+        if path == "/_holdfast/status":
+            level = access.status_access(request, app)
+        elif path == "/_holdfast/metrics":
+            access.metrics_access(request, app)
+    except access.Denied as e:
+        headers = [("WWW-Authenticate", 'Bearer realm="holdfast"')] if e.status == 401 else []
+        response = json_response(e.status, {"error": e.code, "message": e.message})
+        response.headers.extend(headers)
+        return response
     if path == "/_holdfast/status":
-        return status(request, runtime)
+        return status(request, runtime, limited=level == access.LIMITED)
     if runtime is None:
         message = _start_error or "starting"
         return json_response(
@@ -198,8 +211,12 @@ def ready(runtime: OpsRuntime) -> Response:
     return json_response(200 if ok else 503, {"ready": ok, "reasons": reasons})
 
 
-def status(request: Request, runtime: OpsRuntime | None) -> Response:
+def status(request: Request, runtime: OpsRuntime | None, limited: bool = False) -> Response:
     doc = status_document(runtime) if runtime is not None else starting_document()
+    if limited:
+        from holdfast.ops.access import limited_status
+
+        doc = limited_status(doc)
     if wantsjson_response(request):
         return json_response(200, doc)
     from holdfast.ops.statuspage import render

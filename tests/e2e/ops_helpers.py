@@ -4,6 +4,7 @@ fails on demand, a real SMTP server (aiosmtpd), and the holdfast CLI."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -22,9 +23,21 @@ from tests.conftest import ROOT_AK, ROOT_SK, Server, free_port
 HOLDFAST = Path(sys.executable).parent / "holdfast"
 
 
-def holdfast(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+# The root keys the test servers run with, for CLI commands that sign (admin status).
+ROOT_ENV = {"HOLDFAST_ACCESS_KEY": ROOT_AK, "HOLDFAST_SECRET_KEY": ROOT_SK}
+
+
+def holdfast(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     cmd = [str(HOLDFAST)] if HOLDFAST.exists() else [sys.executable, "-m", "holdfast.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*cmd, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env} if env else None,
+    )
 
 
 def api(server: Server, method: str, path: str, body: dict | None = None, keys=(ROOT_AK, ROOT_SK)):
@@ -67,6 +80,18 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def metrics_text(server: Server, timeout: float = 5.0) -> str:
+    """/_holdfast/metrics as root reads it (SigV4-signed)."""
+    r = requests.get(
+        f"{server.endpoint}/_holdfast/metrics",
+        headers=status_headers(server, "/_holdfast/metrics"),
+        timeout=timeout,
+        verify=server.ca_path or False,
+    )
+    assert r.status_code == 200, r.text
+    return r.text
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

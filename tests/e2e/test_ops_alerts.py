@@ -9,10 +9,9 @@ import json
 import time
 
 import pytest
-import requests
 
 from tests.conftest import start_server
-from tests.e2e.ops_helpers import Mailbox, Webhook, metric_value, status, wait_for
+from tests.e2e.ops_helpers import Mailbox, Webhook, metric_value, metrics_text, status, wait_for
 
 FAST = ["--alert-retry-base", "0.2", "--alert-retry-max", "1", "--alert-eval-interval", "0.5"]
 
@@ -61,7 +60,7 @@ def test_webhook_retried_with_backoff_until_it_accepts(tmp_path, webhook):
         )
         assert state["pending"] == 0 and state["recent"][0]["delivered_via"].startswith("webhook")
         assert "s3cr3t-token" not in json.dumps(status(server))  # the URL's query is a secret
-        text = requests.get(f"{server.endpoint}/_holdfast/metrics", timeout=5).text
+        text = metrics_text(server)
         assert metric_value(text, "holdfast_alert_delivery_attempts_total", result="failed") == 3
         assert metric_value(text, "holdfast_alert_delivery_attempts_total", result="ok") == 1
     finally:

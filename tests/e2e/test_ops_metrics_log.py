@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from holdfast.ops.requestlog import MIN_SEGMENT_BYTES, SEGMENTS_PER_CAP
 from tests.conftest import ROOT_AK, ROOT_SK, start_server
-from tests.e2e.ops_helpers import api, holdfast, metric_value, wait_for
+from tests.e2e.ops_helpers import api, holdfast, metric_value, status_headers, wait_for
 
 PUTS = 30
 
@@ -40,7 +40,9 @@ def test_metrics_are_node_wide_across_workers(node):
     def scrape() -> str:
         # Connection: close lands scrapes on different workers; each must see every request.
         return requests.get(
-            f"{node.endpoint}/_holdfast/metrics", headers={"Connection": "close"}, timeout=5
+            f"{node.endpoint}/_holdfast/metrics",
+            headers={"Connection": "close", **status_headers(node, "/_holdfast/metrics")},
+            timeout=5,
         ).text
 
     def counted(text: str) -> bool:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import start_server
-from tests.e2e.ops_helpers import holdfast, status, wait_for
+from tests.e2e.ops_helpers import ROOT_ENV, holdfast, status, status_headers, wait_for
 
 LOCKER = textwrap.dedent(
     """
@@ -58,18 +58,24 @@ def test_status_json_html_ready_and_cli(node):
     for section in ("traffic", "repair", "scrub", "gc", "corruption", "alerts", "request_log"):
         assert section in doc, section
     by_accept = requests.get(
-        f"{node.endpoint}/_holdfast/status", headers={"Accept": "application/json"}, timeout=2
+        f"{node.endpoint}/_holdfast/status",
+        headers={"Accept": "application/json", **status_headers(node, "/_holdfast/status")},
+        timeout=2,
     )
     assert by_accept.headers["content-type"].startswith("application/json")
-    page = requests.get(f"{node.endpoint}/_holdfast/status", timeout=2)
+    page = requests.get(
+        f"{node.endpoint}/_holdfast/status",
+        headers=status_headers(node, "/_holdfast/status"),
+        timeout=2,
+    )
     assert page.headers["content-type"].startswith("text/html")
     assert "Holdfast" in page.text and "d1" in page.text and "<script" not in page.text
     assert requests.get(f"{node.endpoint}/_holdfast/ready", timeout=2).json()["ready"] is True
 
-    cli = holdfast("admin", "status", "--endpoint", node.endpoint)
+    cli = holdfast("admin", "status", "--endpoint", node.endpoint, env=ROOT_ENV)
     assert cli.returncode == 0, cli.stderr
     assert "DRIVE" in cli.stdout and "d1" in cli.stdout and "state OK" in cli.stdout
-    as_json = holdfast("admin", "status", "--endpoint", node.endpoint, "--json")
+    as_json = holdfast("admin", "status", "--endpoint", node.endpoint, "--json", env=ROOT_ENV)
     assert as_json.returncode == 0
     unreachable = holdfast("admin", "status", "--endpoint", "http://127.0.0.1:9", "--timeout", "1")
     assert unreachable.returncode == 3 and "cannot get status" in unreachable.stderr
@@ -122,13 +128,21 @@ def test_status_answers_while_index_locked_and_drive_gone(node, tmp_path):
         assert ready.status_code == 503
         assert any("index not writable" in r for r in ready.json()["reasons"])
         assert requests.get(f"{node.endpoint}/_holdfast/health", timeout=1).status_code == 200
-        metrics = requests.get(f"{node.endpoint}/_holdfast/metrics", timeout=2)
+        metrics = requests.get(
+            f"{node.endpoint}/_holdfast/metrics",
+            headers=status_headers(node, "/_holdfast/metrics"),
+            timeout=2,
+        )
         assert metrics.status_code == 200
         assert "holdfast_index_writable 0.0" in metrics.text
         assert 'holdfast_drive_up{drive="d1"' in metrics.text
-        page = requests.get(f"{node.endpoint}/_holdfast/status", timeout=1)
+        page = requests.get(
+            f"{node.endpoint}/_holdfast/status",
+            headers=status_headers(node, "/_holdfast/status"),
+            timeout=1,
+        )
         assert "index not writable" in page.text and "drive d1 missing" in page.text
-        cli = holdfast("admin", "status", "--endpoint", node.endpoint)
+        cli = holdfast("admin", "status", "--endpoint", node.endpoint, env=ROOT_ENV)
         assert cli.returncode == 4 and "CRITICAL" in cli.stdout
     finally:
         locker.stdin.close()

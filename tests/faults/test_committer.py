@@ -14,13 +14,12 @@ import threading
 import time
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from holdfast.index.committer import COMMITTER_PROCESS_NAME, encode_frame, socket_name
 from holdfast.index.records import ObjectRecord, Segment
 from tests.conftest import group_pids, start_server
-from tests.e2e.ops_helpers import metric_value
+from tests.e2e.ops_helpers import metric_value, metrics_text
 from tests.faults.support import wait_for
 
 
@@ -51,7 +50,7 @@ def worker_pids(pgid: int) -> set[int]:
 
 
 def committed(server, path: str) -> float:
-    text = requests.get(f"{server.endpoint}/_holdfast/metrics", timeout=5).text
+    text = metrics_text(server)
     return metric_value(text, "holdfast_index_writes_total", path=path) or 0.0
 
 
@@ -156,7 +155,7 @@ def test_a_damaged_message_is_counted_refused_and_never_applied(tmp_path) -> Non
             assert sock.recv(65536) == b""  # no answer: the connection is dropped
 
         def rejected() -> float:
-            text = requests.get(f"{server.endpoint}/_holdfast/metrics", timeout=5).text
+            text = metrics_text(server)
             return metric_value(text, "holdfast_internal_messages_rejected_total", side="committer")
 
         wait_for("the rejection to be counted", lambda: rejected() == 1, 10)

@@ -1,0 +1,179 @@
+"""Who may read ``/_holdfast/status`` and ``/_holdfast/metrics``.
+
+Both show what an attacker should not learn from the network: data paths, the hostname,
+the configuration, bucket totals and object names. Health and readiness stay open (load
+balancers and orchestrators poll them and they tell nothing). The rest is served:
+
+* **status**, in full to root: a request SigV4-signed with the root keys, or a root admin
+  UI session cookie. A signed-in UI user other than root gets a reduced document
+  (:func:`limited_status`): the state, the kind of each problem and each drive's state and
+  free share, nothing else.
+* **metrics** to a scraper with the bearer token (``--metrics-token``; Prometheus's
+  ``authorization``/``bearer_token``), or to root as above.
+* to anyone with ``--public-status`` (the behaviour before issue 18).
+
+Root is checked against the root keys held in memory, never the index, so status and
+metrics keep working while the index is down (DESIGN.md, invariant 6). Every secret is
+compared in constant time, as bytes (``hmac.compare_digest`` refuses non-ASCII ``str``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from holdfast.errors import S3Error
+from holdfast.index.records import UserRecord
+from holdfast.ops.ui import session as ui_session
+from holdfast.s3.auth import verify_request
+from holdfast.service.users import ROOT_USER, RootCredentials, load_root_credentials
+
+if TYPE_CHECKING:
+    from holdfast.s3.app import S3App
+    from holdfast.s3.http import Request
+
+FULL = "full"
+LIMITED = "limited"
+_HOW = (
+    "sign the request with the root keys (SigV4), sign in to /_holdfast/ui/ as root"
+    "{metrics}, or start the node with --public-status"
+)
+
+_root: dict[Path, RootCredentials] = {}
+
+
+class Denied(Exception):
+    """The request may not read this path: 401 (no credentials) or 403 (wrong ones)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def same(given: str, expected: str) -> bool:
+    """Constant-time comparison of two texts, whatever characters they hold."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def root_credentials(primary_dir: Path) -> RootCredentials:
+    """The root keys, read once per process (environment or the credentials file)."""
+    creds = _root.get(primary_dir)
+    if creds is None:
+        creds = _root[primary_dir] = load_root_credentials(primary_dir)
+    return creds
+
+
+class _RootOnly:
+    """A ``Users`` stand-in for session checks that knows only root: no index involved."""
+
+    def __init__(self, root: RootCredentials) -> None:
+        self.root = root
+
+    def lookup(self, access_key: str) -> UserRecord | None:
+        if same(access_key, self.root.access_key):
+            return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
+        return None
+
+
+def _signed_by_root(request: Request, root: RootCredentials) -> bool:
+    """True for a valid root SigV4 signature, False when the request carries none; Denied
+    for a signature that does not verify or is not root's."""
+    auth = request.headers.get("authorization", "")
+    if not auth.startswith("AWS4-") and "X-Amz-Signature" not in request.query:
+        return False
+
+    def secret(access_key: str) -> str | None:
+        return root.secret_key if same(access_key, root.access_key) else None
+
+    try:
+        result = verify_request(
+            request.method, request.raw_path, request.raw_query, request.headers, secret
+        )
+    except S3Error as e:
+        raise Denied(403, e.code, e.message) from None
+    request.access_key, request.user = result.access_key, ROOT_USER  # for the request log
+    return True
+
+
+def _session(request: Request, app: S3App, root: RootCredentials) -> str | None:
+    """FULL for a root UI session, LIMITED for another user's, None without a cookie."""
+    token = ui_session.cookie_value(request)
+    if token is None:
+        return None
+    key = ui_session.node_key(app.config.primary_dir)
+    found = ui_session.verify(key, token, _RootOnly(root))  # type: ignore[arg-type]
+    if found is not None:
+        request.access_key, request.user = found.access_key, found.user
+        return FULL
+    try:  # another user's session: their key is in the index (cached for a few seconds)
+        found = ui_session.verify(key, token, app.service.users)
+    except Exception:
+        raise Denied(
+            503, "IndexUnavailable", "cannot check this session while the index is unavailable"
+        ) from None
+    if found is None:
+        raise Denied(401, "NotSignedIn", "the session has expired or was revoked: sign in again")
+    request.access_key, request.user = found.access_key, found.user
+    return LIMITED
+
+
+def status_access(request: Request, app: S3App) -> str:
+    """FULL or LIMITED; raises Denied."""
+    config = app.config
+    if config.public_status:
+        return FULL
+    root = root_credentials(config.primary_dir)
+    if _signed_by_root(request, root):
+        return FULL
+    level = _session(request, app, root)
+    if level is not None:
+        return level
+    raise Denied(401, "AccessDenied", "the status page is for root: " + _HOW.format(metrics=""))
+
+
+def metrics_access(request: Request, app: S3App) -> None:
+    """Returns when the request may read the metrics; raises Denied otherwise."""
+    config = app.config
+    if config.public_status:
+        return
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        if config.metrics_token and same(auth[7:].strip(), config.metrics_token):
+            return
+        raise Denied(403, "AccessDenied", "wrong bearer token for /_holdfast/metrics")
+    root = root_credentials(config.primary_dir)
+    if _signed_by_root(request, root):
+        return
+    if _session(request, app, root) == FULL:
+        return
+    if ui_session.cookie_value(request) is not None:
+        raise Denied(403, "AccessDenied", "only root may read the metrics")
+    raise Denied(
+        401,
+        "AccessDenied",
+        "metrics need a bearer token (--metrics-token) or root: "
+        + _HOW.format(metrics=", send 'Authorization: Bearer <--metrics-token>'"),
+    )
+
+
+def limited_status(doc: dict) -> dict:
+    """What a signed-in user other than root sees: whether the node is well, the kind of
+    each problem (the text before its first colon, which names a drive by id, never by
+    path) and each drive's state and free share. No paths, hostname, configuration,
+    totals, object names or other users' figures."""
+    return {
+        "state": doc.get("state"),
+        "limited": True,
+        "problems": [
+            {"severity": p["severity"], "what": re.sub(r"^\d+ ", "", p["what"].split(":", 1)[0])}
+            for p in doc.get("problems", [])
+        ],
+        "drives": [
+            {"id": d.get("id"), "state": d.get("state"), "free_percent": d.get("free_percent")}
+            for d in doc.get("drives", [])
+        ],
+        "now": doc.get("now"),
+        "snapshot_age_seconds": doc.get("snapshot_age_seconds"),
+    }
