@@ -1,5 +1,5 @@
 """Command line: ``holdfast serve``, ``holdfast user add|list|disable|remove``,
-``holdfast admin status``, ``holdfast log search``. Exit codes: see holdfast/ops/commands.py."""
+``holdfast key rotate``, ``holdfast admin status``, ``holdfast log search``. Exit codes: see holdfast/ops/commands.py."""
 
 from __future__ import annotations
 
@@ -9,13 +9,24 @@ import os
 import sqlite3
 import sys
 
-from holdfast import __version__
+from holdfast import __version__, filemodes
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
 from holdfast.index.sqlite import Conflict, NotEmpty, SqliteIndex
+from holdfast.masterkey import ENV as MASTER_KEY_ENV
+from holdfast.masterkey import Keyring, MasterKeyError, encode_key, load_keyring, write_key_file
+from holdfast.masterkey import key_file as master_key_file
+from holdfast.masterkey import new_key as new_master_key
 from holdfast.ops import commands as ops_commands
-from holdfast.ops.node import finish_node, prepare_node
+from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.service.node import index_path
-from holdfast.service.users import ROOT_USER, RootCredentials, Users, load_root_credentials
+from holdfast.service.users import (
+    ROOT_USER,
+    RootCredentials,
+    Users,
+    load_root_credentials,
+    seal_secrets,
+    sealed_key_ids,
+)
 from holdfast.workers import commands as integrity_commands
 from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
 
@@ -89,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("name")
         _add_data_arg(cmd)
         cmd.add_argument("--json", action="store_true")
+    key = sub.add_parser("key", help="the master key that seals users' secrets")
+    key_sub = key.add_subparsers(dest="key_command", required=True)
+    rotate = key_sub.add_parser(
+        "rotate", help="seal every secret under a new master key (the node must be stopped)"
+    )
+    _add_data_arg(rotate)
     ops_commands.add_admin_args(sub)
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
@@ -158,8 +175,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     for d in config.data_dirs:
         os.makedirs(d, exist_ok=True)
+    repaired = filemodes.tighten(config)
+    if repaired:
+        print(
+            f"holdfast: made {len(repaired)} path(s) in the data directory owner-only: "
+            + ", ".join(repaired),
+            file=sys.stderr,
+        )
+    warning = filemodes.loose_tls_key(config)
+    if warning:
+        print(f"holdfast: warning: {warning}", file=sys.stderr)
     creds = load_root_credentials(config.primary_dir)
-    SqliteIndex(index_path(config)).close()  # create or migrate before workers start
+    index = SqliteIndex(index_path(config))  # create or migrate before workers start
+    try:
+        keyring = _keyring(config, index)
+        sealed, resealed = seal_secrets(index, keyring)
+        if sealed or resealed:
+            index.checkpoint("TRUNCATE")  # no old text left in the WAL
+    except MasterKeyError as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return 1
+    finally:
+        index.close()
+    if sealed or resealed:
+        print(
+            f"holdfast: sealed {sealed} user secret(s) stored in plain text by an older "
+            f"Holdfast, re-sealed {resealed} under the current master key ({keyring.source})",
+            file=sys.stderr,
+        )
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
     serve(config, sock)
@@ -167,15 +210,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _users(args: argparse.Namespace) -> Users:
-    config = config_from_args(args)
+def _keyring(config: Config, index: SqliteIndex) -> Keyring:
+    """The master key; a new one only where the index holds no sealed secret yet, so a lost
+    key is reported (MasterKeyError), never silently replaced."""
+    needed = sealed_key_ids(index.list_users())
+    return load_keyring(config.primary_dir, create=not needed)
+
+
+def _index(config: Config) -> SqliteIndex:
     if not index_path(config).exists():
         raise SystemExit(
             f"holdfast: no index at {index_path(config)}; run 'holdfast serve --data ...' once "
             "or pass the right --data"
         )
-    index = SqliteIndex(index_path(config))
-    return Users(index, load_root_credentials(config.primary_dir))
+    return SqliteIndex(index_path(config))
+
+
+def _users(args: argparse.Namespace) -> Users:
+    config = config_from_args(args)
+    index = _index(config)
+    return Users(index, load_root_credentials(config.primary_dir), _keyring(config, index))
 
 
 def cmd_user(args: argparse.Namespace) -> int:
@@ -184,6 +238,70 @@ def cmd_user(args: argparse.Namespace) -> int:
     except sqlite3.OperationalError as e:
         print(f"holdfast: the index is unavailable: {e}", file=sys.stderr)
         return ops_commands.EXIT_UNREACHABLE
+    except MasterKeyError as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return ops_commands.EXIT_FAILED
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """``holdfast key rotate``: seal every user's secret under a new master key."""
+    config = config_from_args(args)
+    index = _index(config)
+    config.ops_path.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = NodeLock(config.ops_path)  # the node must be stopped: its workers hold the key
+    except SystemExit:
+        print(
+            f"holdfast: a 'holdfast serve' is running on {config.primary_dir}: stop it, rotate, "
+            "start it again",
+            file=sys.stderr,
+        )
+        return ops_commands.EXIT_FAILED
+    try:
+        old = load_keyring(config.primary_dir)
+        if old.source == MASTER_KEY_ENV:
+            return _rotate_env(index, old)
+        fresh = Keyring.of([new_master_key(), *old.keys.values()], old.source)
+        path = master_key_file(config.primary_dir)
+        # The new key goes into the file before any secret is sealed with it, and the old
+        # ones stay until every secret is re-sealed: a crash anywhere leaves a file that
+        # opens everything, and running the command again finishes the job.
+        write_key_file(path, fresh)
+        _, resealed = seal_secrets(index, fresh)
+        index.checkpoint("TRUNCATE")
+        write_key_file(
+            path,
+            Keyring({fresh.current_id: fresh.keys[fresh.current_id]}, fresh.current_id, old.source),
+        )
+    except MasterKeyError as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return ops_commands.EXIT_FAILED
+    finally:
+        index.close()
+        lock.release()
+    print(f"rotated the master key: {', '.join(sorted(old.keys))} -> {fresh.current_id}")
+    print(f"re-sealed {resealed} user secret(s); back up {path} now: the old key is gone")
+    return ops_commands.EXIT_OK
+
+
+def _rotate_env(index: SqliteIndex, keyring: Keyring) -> int:
+    """With HOLDFAST_MASTER_KEY the operator holds the keys: the new one is given first, the
+    old one after it, and every secret is re-sealed under the first."""
+    if len(keyring.keys) < 2:
+        print(
+            "holdfast: HOLDFAST_MASTER_KEY holds one key. Put a new key first and the old one "
+            "after it, run 'holdfast key rotate' again, then keep only the new key:\n"
+            f"  export HOLDFAST_MASTER_KEY={encode_key(new_master_key())},$HOLDFAST_MASTER_KEY",
+            file=sys.stderr,
+        )
+        return ops_commands.EXIT_FAILED
+    _, resealed = seal_secrets(index, keyring)
+    index.checkpoint("TRUNCATE")
+    print(
+        f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "
+        "HOLDFAST_MASTER_KEY); set HOLDFAST_MASTER_KEY to that key alone from now on"
+    )
+    return ops_commands.EXIT_OK
 
 
 def _cmd_user(args: argparse.Namespace) -> int:
@@ -248,6 +366,11 @@ def _change_user(users: Users, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything Holdfast creates is owner-only, whatever the umask it was started with
+    # (holdfast/filemodes.py); worker processes inherit it.
+    os.umask(filemodes.UMASK)
+    if args.command == "key":
+        return cmd_key(args)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "user":

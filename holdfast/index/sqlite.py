@@ -536,6 +536,22 @@ class SqliteIndex(IntegrityIndex):
         )
         return [UserRecord(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
 
+    def replace_user_secret(self, access_key: str, old: str, new: str) -> bool:
+        """Store ``new`` as the user's secret text if it is still ``old`` (the service layer
+        seals secrets; this stores opaque text). False if the row changed or is gone."""
+
+        def op(db: sqlite3.Connection):
+            # The old text must not linger in the page's free space (checkpoint TRUNCATE
+            # afterwards clears the WAL): it may be a plain-text secret being sealed.
+            db.execute("PRAGMA secure_delete=ON")
+            cur = db.execute(
+                "UPDATE users SET secret_key=? WHERE access_key=? AND secret_key=?",
+                (new, access_key, old),
+            )
+            return cur.rowcount == 1
+
+        return self._transact(op)
+
     def set_user_disabled(self, name: str, disabled: bool) -> bool:
         """False if there is no such user."""
 

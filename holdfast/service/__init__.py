@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from holdfast.config import Config
+from holdfast.masterkey import load_keyring
 from holdfast.service.buckets import Buckets
 from holdfast.service.listing import Listing
 from holdfast.service.multipart import Multipart
@@ -17,7 +18,13 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.node = Node(config)
-        self.users = Users(self.node.index, load_root_credentials(config.primary_dir))
+        self.users = Users(
+            self.node.index,
+            load_root_credentials(config.primary_dir),
+            # `holdfast serve` makes (or checks) it before the workers start; a process
+            # started some other way (tests, tools) makes it here if it is missing.
+            load_keyring(config.primary_dir, create=True),
+        )
         self.buckets = Buckets(self.node)
         self.objects = Objects(self.node)
         self.listing = Listing(self.node)

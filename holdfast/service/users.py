@@ -3,6 +3,10 @@
 The root credentials come from HOLDFAST_ACCESS_KEY / HOLDFAST_SECRET_KEY, or are generated once
 and kept in the first data directory (mode 0600), so a fresh node works without set-up. Other
 users live in the index. Secrets are looked up on every request, so they are cached briefly.
+
+A user's secret key is sealed with the node's master key (holdfast/masterkey.py) before it
+goes to the index and opened when it is read back: the index stores opaque text, and a copy
+of it leaks no usable credential. The sealed value is bound to the user's access key.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import os
 import secrets
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from holdfast.index.records import UserRecord
 from holdfast.index.sqlite import SqliteIndex
+from holdfast.masterkey import Keyring, MasterKeyError, is_sealed_text, sealed_key_id, text_bytes
 
 ROOT_USER = "root"
 CREDENTIALS_FILE = "root-credentials.json"
@@ -56,12 +61,62 @@ def load_root_credentials(primary_dir: Path) -> RootCredentials:
     return RootCredentials(access, secret, "generated")
 
 
+def secret_aad(access_key: str) -> bytes:
+    """Associated data of a user's sealed secret: it opens only in that user's row."""
+    return b"holdfast user secret|" + access_key.encode()
+
+
+def sealed_key_ids(records: list[UserRecord]) -> set[str]:
+    """The master keys the index's sealed secrets need (empty for a new or old index)."""
+    return {
+        sealed_key_id(text_bytes(u.secret_key)) for u in records if is_sealed_text(u.secret_key)
+    }
+
+
+def seal_secrets(index: SqliteIndex, keyring: Keyring) -> tuple[int, int]:
+    """At start: seal the secrets an older Holdfast stored in plain text, and re-seal those
+    sealed under an older key of ``keyring`` (a rotation); check every other one opens, so
+    a wrong or missing master key stops the start with MasterKeyError instead of refusing
+    every user's requests later. Returns (sealed now, re-sealed)."""
+    sealed = resealed = 0
+    for user in index.list_users():
+        aad = secret_aad(user.access_key)
+        if not is_sealed_text(user.secret_key):
+            plain = user.secret_key
+            sealed += 1
+        else:
+            plain = keyring.open_text(user.secret_key, aad)  # MasterKeyError: wrong key
+            if sealed_key_id(text_bytes(user.secret_key)) == keyring.current_id:
+                continue
+            resealed += 1
+        index.replace_user_secret(user.access_key, user.secret_key, keyring.seal_text(plain, aad))
+    return sealed, resealed
+
+
 class Users:
-    def __init__(self, index: SqliteIndex, root: RootCredentials, ttl: float = 2.0) -> None:
+    def __init__(
+        self,
+        index: SqliteIndex,
+        root: RootCredentials,
+        keyring: Keyring | None = None,
+        ttl: float = 2.0,
+    ) -> None:
         self.index = index
         self.root = root
+        self.keyring = keyring
         self.ttl = ttl
         self._cache: dict[str, tuple[float, UserRecord | None]] = {}
+
+    def _opened(self, user: UserRecord) -> UserRecord:
+        """The record with its secret in plain text. A secret stored by an older Holdfast is
+        plain text already (the next start seals it)."""
+        if not is_sealed_text(user.secret_key):
+            return user
+        if self.keyring is None:
+            raise MasterKeyError("this process was started without the master key")
+        return replace(
+            user, secret_key=self.keyring.open_text(user.secret_key, secret_aad(user.access_key))
+        )
 
     def lookup(self, access_key: str) -> UserRecord | None:
         """The enabled user holding ``access_key``; a short cache keeps auth off the index."""
@@ -74,6 +129,8 @@ class Users:
         user = self.index.get_user_by_key(access_key)
         if user is not None and user.disabled:
             user = None
+        if user is not None:
+            user = self._opened(user)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[access_key] = (now, user)
@@ -86,7 +143,11 @@ class Users:
     def add(self, name: str) -> UserRecord:
         access, secret = new_key_pair()
         user = UserRecord(name, access, secret, created=time.time())
-        self.index.add_user(user)
+        if self.keyring is None:
+            raise MasterKeyError("cannot store a new user's secret without the master key")
+        self.index.add_user(
+            replace(user, secret_key=self.keyring.seal_text(secret, secret_aad(access)))
+        )
         return user
 
     def set_disabled(self, name: str, disabled: bool) -> bool:
