@@ -93,6 +93,8 @@ def _signed_by_root(request: Request, root: RootCredentials) -> bool:
         )
     except S3Error as e:
         raise Denied(403, e.code, e.message) from None
+    except (TypeError, ValueError, UnicodeError):  # malformed input the parser did not name
+        raise Denied(403, "SignatureDoesNotMatch", "the signature does not verify") from None
     request.access_key, request.user = result.access_key, ROOT_USER  # for the request log
     return True
 

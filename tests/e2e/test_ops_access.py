@@ -80,6 +80,11 @@ def test_root_reads_both_by_signature_or_ui_session(node) -> None:
     # A signature by the wrong secret, or by another user, is refused.
     bad = status_headers(node, path, keys=(ROOT_AK, "not-the-secret"))
     assert _get(node, path, bad).status_code == 403
+    # Bytes that are not ASCII in the access key or the signature: 403, never a 500.
+    good = status_headers(node, path)["Authorization"]
+    for forged in (good[:-4] + "\xff\xfe\xe9\xe9", good.replace(ROOT_AK, ROOT_AK[:-1] + "\xe9")):
+        headers = {**status_headers(node, path), "Authorization": forged.encode("latin-1")}
+        assert _get(node, path, headers).status_code == 403, forged
 
 
 def test_a_user_other_than_root_sees_only_a_reduced_status(node) -> None:

@@ -284,6 +284,7 @@ $("user-form").addEventListener("submit", async (ev) => {
 
 async function loadHealth() {
   const r = await fetch("/_holdfast/status?format=json", { credentials: "same-origin" });
+  if (r.status === 401) { showSignin(); return; }
   const s = await r.json();
   const badge = $("health-state");
   badge.textContent = s.state || "unknown";
@@ -297,6 +298,10 @@ async function loadHealth() {
   }
   const box = $("health-sections");
   box.replaceChildren();
+  if (s.limited) {  // a user other than root: no node details (docs/ui.md)
+    box.appendChild(el("p", "Node details, configuration and totals are shown to root."));
+    return;
+  }
   const node = Object.assign({}, s.node, { uptime_seconds: s.uptime_seconds });
   for (const [title, value] of [["Node", node], ["Capacity", s.capacity], ["Index", s.index],
     ["Repair", s.repair], ["Scrub", s.scrub], ["Corruption", s.corruption], ["Alerts", s.alerts],
