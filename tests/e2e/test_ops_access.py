@@ -6,7 +6,10 @@ other than root sees a reduced status with no paths, hostname, configuration or 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -122,6 +125,32 @@ def test_a_user_other_than_root_sees_only_a_reduced_status(node) -> None:
     ):
         assert leak not in text, leak
     assert http.get(node.endpoint + "/_holdfast/metrics", timeout=5).status_code == 403
+
+
+def test_admin_status_signs_with_the_root_keys(node) -> None:
+    """`holdfast admin status` signs its request; without root keys it says how to give them."""
+
+    def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOLDFAST_", "AWS_"))}
+        return subprocess.run(
+            [sys.executable, "-m", "holdfast.cli", "admin", "status", "--endpoint", node.endpoint,
+             *args],
+            capture_output=True, text=True, timeout=60, env={**clean, **env},
+        )  # fmt: skip
+
+    anonymous = admin({})
+    assert anonymous.returncode == 3
+    assert "refused the status request (401)" in anonymous.stderr
+    assert "HOLDFAST_ACCESS_KEY" in anonymous.stderr
+    for env in (
+        {"HOLDFAST_ACCESS_KEY": ROOT_AK, "HOLDFAST_SECRET_KEY": ROOT_SK},
+        {"AWS_ACCESS_KEY_ID": ROOT_AK, "AWS_SECRET_ACCESS_KEY": ROOT_SK},
+    ):
+        signed = admin(env, "--json")
+        assert signed.returncode in (0, 1), signed.stderr
+        assert json.loads(signed.stdout)["config"]["data_dirs"] == [str(node.data_dirs[0])]
+    no_file = admin({}, "--data", str(node.data_dirs[0]))  # keys came from the environment
+    assert no_file.returncode != 0 and "root-credentials.json" in no_file.stderr
 
 
 def test_public_status_opens_both(tmp_path) -> None:
