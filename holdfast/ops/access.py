@@ -20,12 +20,12 @@ compared in constant time, as bytes (``hmac.compare_digest`` refuses non-ASCII `
 from __future__ import annotations
 
 import hmac
+import inspect
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from holdfast.errors import S3Error
-from holdfast.index.records import UserRecord
 from holdfast.ops.ui import session as ui_session
 from holdfast.s3.auth import verify_request
 from holdfast.service.users import ROOT_USER, RootCredentials, load_root_credentials
@@ -65,18 +65,6 @@ def root_credentials(primary_dir: Path) -> RootCredentials:
     return creds
 
 
-class _RootOnly:
-    """A ``Users`` stand-in for session checks that knows only root: no index involved."""
-
-    def __init__(self, root: RootCredentials) -> None:
-        self.root = root
-
-    def lookup(self, access_key: str) -> UserRecord | None:
-        if same(access_key, self.root.access_key):
-            return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
-        return None
-
-
 def _signed_by_root(request: Request, root: RootCredentials) -> bool:
     """True for a valid root SigV4 signature, False when the request carries none; Denied
     for a signature that does not verify or is not root's."""
@@ -99,29 +87,38 @@ def _signed_by_root(request: Request, root: RootCredentials) -> bool:
     return True
 
 
-def _session(request: Request, app: S3App, root: RootCredentials) -> str | None:
-    """FULL for a root UI session, LIMITED for another user's, None without a cookie."""
+async def _session(request: Request, app: S3App, root: RootCredentials) -> str | None:
+    """FULL for a root UI session, LIMITED for another user's, None without a cookie.
+    Root's session is checked against the keys in memory; another user's needs their
+    secret from the index (cached for a few seconds by Users)."""
     token = ui_session.cookie_value(request)
     if token is None:
         return None
     key = ui_session.node_key(app.config.primary_dir)
-    found = ui_session.verify(key, token, _RootOnly(root))  # type: ignore[arg-type]
-    if found is not None:
-        request.access_key, request.user = found.access_key, found.user
+    found = ui_session.claims(key, token)
+    expired = Denied(401, "NotSignedIn", "the session has expired or was revoked: sign in again")
+    if found is None:
+        raise expired
+    if same(found.access_key, root.access_key):
+        if not ui_session.matches(key, found, root.secret_key):
+            raise expired
+        request.access_key, request.user = found.access_key, ROOT_USER
         return FULL
-    try:  # another user's session: their key is in the index (cached for a few seconds)
-        found = ui_session.verify(key, token, app.service.users)
+    try:
+        user = app.service.users.lookup(found.access_key)
+        if inspect.isawaitable(user):  # an async index interface makes the lookup a coroutine
+            user = await user
     except Exception:
         raise Denied(
             503, "IndexUnavailable", "cannot check this session while the index is unavailable"
         ) from None
-    if found is None:
-        raise Denied(401, "NotSignedIn", "the session has expired or was revoked: sign in again")
-    request.access_key, request.user = found.access_key, found.user
+    if user is None or not ui_session.matches(key, found, user.secret_key):
+        raise expired
+    request.access_key, request.user = found.access_key, user.name
     return LIMITED
 
 
-def status_access(request: Request, app: S3App) -> str:
+async def status_access(request: Request, app: S3App) -> str:
     """FULL or LIMITED; raises Denied."""
     config = app.config
     if config.public_status:
@@ -129,13 +126,13 @@ def status_access(request: Request, app: S3App) -> str:
     root = root_credentials(config.primary_dir)
     if _signed_by_root(request, root):
         return FULL
-    level = _session(request, app, root)
+    level = await _session(request, app, root)
     if level is not None:
         return level
     raise Denied(401, "AccessDenied", "the status page is for root: " + _HOW.format(metrics=""))
 
 
-def metrics_access(request: Request, app: S3App) -> None:
+async def metrics_access(request: Request, app: S3App) -> None:
     """Returns when the request may read the metrics; raises Denied otherwise."""
     config = app.config
     if config.public_status:
@@ -148,9 +145,10 @@ def metrics_access(request: Request, app: S3App) -> None:
     root = root_credentials(config.primary_dir)
     if _signed_by_root(request, root):
         return
-    if _session(request, app, root) == FULL:
+    level = await _session(request, app, root)
+    if level == FULL:
         return
-    if ui_session.cookie_value(request) is not None:
+    if level == LIMITED:
         raise Denied(403, "AccessDenied", "only root may read the metrics")
     raise Denied(
         401,

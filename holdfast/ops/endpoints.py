@@ -184,9 +184,9 @@ async def handle(request: Request, app: S3App) -> Response:
 
     try:
         if path == "/_holdfast/status":
-            level = access.status_access(request, app)
+            level = await access.status_access(request, app)
         elif path == "/_holdfast/metrics":
-            access.metrics_access(request, app)
+            await access.metrics_access(request, app)
     except access.Denied as e:
         headers = [("WWW-Authenticate", 'Bearer realm="holdfast"')] if e.status == 401 else []
         response = json_response(e.status, {"error": e.code, "message": e.message})

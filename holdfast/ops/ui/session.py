@@ -121,10 +121,18 @@ def issue(key: bytes, access_key: str, secret_key: str, now: float | None = None
     return body + "." + _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
 
 
-def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Session | None:
-    """The session a token stands for, or None if it is forged, expired, or its user is gone,
-    disabled or has a new secret. Looking the user up costs an index read for users other
-    than root (cached for a couple of seconds by ``Users``)."""
+@dataclass(frozen=True)
+class Claims:
+    """What a well-signed, unexpired token says, before its user has been looked up."""
+
+    access_key: str
+    expires: int
+    fingerprint: str
+
+
+def claims(key: bytes, token: str, now: float | None = None) -> Claims | None:
+    """The token's claims if it was signed with ``key`` and has not expired; no user lookup,
+    so no index (status checks a root session with this while the index is down)."""
     body, _, sig = token.partition(".")
     if not body or not sig:
         return None
@@ -133,15 +141,32 @@ def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Se
         if not hmac.compare_digest(good, _unb64(sig)):
             return None
         payload = json.loads(_unb64(body))
-        access_key, expires, fingerprint = str(payload["ak"]), int(payload["exp"]), payload["fp"]
+        found = Claims(str(payload["ak"]), int(payload["exp"]), str(payload["fp"]))
     except (ValueError, KeyError, TypeError):
         return None
-    if expires < (time.time() if now is None else now):
+    if found.expires < (time.time() if now is None else now):
         return None
-    user = users.lookup(access_key)
-    if user is None or not hmac.compare_digest(fingerprint, _fingerprint(key, user.secret_key)):
+    return found
+
+
+def matches(key: bytes, found: Claims, secret_key: str) -> bool:
+    """Whether the session was made with ``secret_key`` (a new secret ends old sessions)."""
+    return hmac.compare_digest(
+        found.fingerprint.encode("utf-8", "surrogateescape"), _fingerprint(key, secret_key).encode()
+    )
+
+
+def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Session | None:
+    """The session a token stands for, or None if it is forged, expired, or its user is gone,
+    disabled or has a new secret. Looking the user up costs an index read for users other
+    than root (cached for a couple of seconds by ``Users``)."""
+    found = claims(key, token, now)
+    if found is None:
         return None
-    return Session(access_key, user.name, expires, token)
+    user = users.lookup(found.access_key)
+    if user is None or not matches(key, found, user.secret_key):
+        return None
+    return Session(found.access_key, user.name, found.expires, token)
 
 
 def csrf_token(key: bytes, token: str) -> str:
