@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from holdfast.index.records import Segment
-from holdfast.stores.blocks import BlockChecksummer
+from holdfast.stores.base import BlobWriter, Store, StoreFull, new_blob_id
+from holdfast.stores.blocks import BlockChecksummer, CorruptBlock
 from holdfast.stores.health import Drives
-from holdfast.stores.local import BlobWriter, LocalStore, StoreFull, new_blob_id
 
 log = logging.getLogger("holdfast.objects")
 
@@ -42,7 +42,7 @@ class BlobSink:
 
     def __init__(
         self,
-        stores: Sequence[LocalStore],
+        stores: Sequence[Store],
         block_size: int,
         drives: Drives | None = None,
         min_copies: int = 1,
@@ -57,7 +57,7 @@ class BlobSink:
         self._full_failures = 0
         for store in stores:
             try:
-                self.writers.append(store.writer())
+                self.writers.append(store.writer(block_size))
             except OSError as e:
                 self._lost_store(store, e)
         self._check_quorum()
@@ -80,10 +80,11 @@ class BlobSink:
         self.absorb(body, data)
         verified = body.finish()
         blob_id = new_blob_id()
+        crcs = self.blocks.finish()
         for w in list(self.writers):
             try:
-                w.finish(blob_id)
-            except (OSError, StoreFull) as e:
+                w.finish(blob_id, crcs)
+            except (OSError, StoreFull, CorruptBlock) as e:
                 # A copy that may exist but is not known durable: repair verifies it later.
                 self._drop(w, e)
         self._check_quorum()
@@ -92,7 +93,7 @@ class BlobSink:
             blob_id=blob_id,
             size=self.size,
             block_size=self.blocks.block_size,
-            crcs=self.blocks.finish(),
+            crcs=crcs,
             # Copies owed come last, so readers try the copies that exist first.
             stores=written + tuple(self.deferred),
             deferred=tuple(self.deferred),
@@ -110,7 +111,7 @@ class BlobSink:
         writer.abort_quietly()
         self._lost_store(writer.store, exc)
 
-    def _lost_store(self, store: LocalStore, exc: BaseException) -> None:
+    def _lost_store(self, store: Store, exc: BaseException) -> None:
         log.error("write to drive %s failed, carrying on without it: %s", store.store_id, exc)
         if isinstance(exc, StoreFull):
             self._full_failures += 1

@@ -14,14 +14,14 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from holdfast.config import Config
 from holdfast.index.records import ObjectRecord, RepairTask, Segment
 from holdfast.index.sqlite import SqliteIndex
+from holdfast.stores.base import StoreMissing
 from holdfast.stores.blocks import CorruptBlock
 from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
-from holdfast.stores.local import DriveMissing, LocalStore
+from holdfast.stores.local import local_drives
 from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.integrity")
@@ -67,7 +67,7 @@ class Integrity:
             count("CHECKSUM_FAILURES", 1, "block")
             count("CORRUPTIONS_FOUND", 1, "read")
         verdict = self.drives.copy_failed(store_id, seg.blob_id, exc)
-        gone = isinstance(exc, (FileNotFoundError, DriveMissing))
+        gone = isinstance(exc, (FileNotFoundError, StoreMissing))
         drive_gone = verdict is DriveState.DOWN and gone
         if drive_gone or store_id not in self.drives.stores:
             return
@@ -132,12 +132,7 @@ class Integrity:
 def open_drives(config: Config, index: SqliteIndex) -> Drives:
     """The node's drives, registered in the index (adopting blank ones) and probed once,
     so a node starts with a correct picture: a pulled drive is down from the first request."""
-    stores = [
-        LocalStore(
-            f"d{i}", Path(d) / "drive", config.reserve_percent, config.repair_reserve_percent
-        )
-        for i, d in enumerate(config.data_dirs)
-    ]
+    stores = local_drives(config.data_dirs, config.reserve_percent, config.repair_reserve_percent)
     known = register_drives(stores, index.drives(), index.register_drive)
     settings = BreakerSettings(
         threshold=config.drive_error_threshold,

@@ -26,6 +26,7 @@ from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.node import Node
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
+from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copies_of
 
 log = logging.getLogger("holdfast.objects")
 
@@ -294,44 +295,32 @@ class Objects:
     async def _read_segment(
         self, obj: ObjectRecord, seg: Segment, start: int, end: int
     ) -> AsyncIterator[bytes]:
-        """Read from the best copy (healthy drives first); on a bad block, a missing blob or
-        an I/O error carry on from another copy at the same offset, so the client still gets
-        every byte right. A copy that failed is tried again once the read has moved past the
-        block it failed on: copies damaged in different places still make a whole body.
-        Each failure is reported: its drive's breaker counts it and a repair is queued
-        (docs/integrity.md)."""
-        pos = start
-        failures: list[str] = []
-        failed_at: dict[str, int] = {}  # store -> the offset where its copy last failed
+        """Read from the best copy (healthy drives first), failing over to another copy at
+        the same offset on a bad block, a missing blob or an I/O error
+        (holdfast/stores/verify.py, shared with repair and the scrubber). Each failure is
+        reported as it happens: its drive's breaker counts it and a repair is queued
+        (docs/integrity.md). If no copy has some block right, the object is marked and
+        the response cut short."""
+        ref = f"{obj.bucket}/{obj.key}"
+        integrity = self.node.integrity
+
+        def failed(copy: Copy, exc: BaseException) -> None:  # in a pool thread
+            log.error("read of %s failed on %s: %s", ref, copy.store_id, exc)
+            integrity.copy_failed(seg, copy.store_id, exc, ref)
+
+        def failover() -> None:
+            integrity.counters.failovers += 1
+
         order = self.node.drives.read_order(seg.stores, seg.blob_id)
-        while True:
-            store_id = next((s for s in order if failed_at.get(s, -1) < pos), None)
-            if store_id is None:
-                await self._lost(obj, pos, failures)
-            store = self.node.stores.get(store_id)
-            if store is None:
-                failed_at[store_id] = end
-                failures.append(f"{store_id}: unknown store")
-                continue
-            if failures:
-                self.node.integrity.counters.failovers += 1
-            try:
-                async for chunk in self.node.iterate(
-                    lambda s=store, p=pos: s.read_blocks(
-                        seg.blob_id, seg.crcs, seg.block_size, seg.size, p, end
-                    ),
-                    batch=READ_BATCH_BLOCKS,
-                ):
-                    pos += len(chunk)
-                    self.node.foreground.touch()
-                    yield chunk
-                return
-            except (CorruptBlock, OSError) as e:
-                log.error("read of %s/%s failed on %s: %s", obj.bucket, obj.key, store_id, e)
-                failed_at[store_id] = pos
-                failures.append(f"{store_id}: {e}")
-                ref = f"{obj.bucket}/{obj.key}"
-                await self.node.run(self.node.integrity.copy_failed, seg, store_id, e, ref)
+        reader = CopyReader(seg, copies_of(order, self.node.stores), failed, failover)
+        try:
+            async for chunk in self.node.iterate(
+                lambda: reader.stream(start, end), batch=READ_BATCH_BLOCKS
+            ):
+                self.node.foreground.touch()
+                yield chunk
+        except NoGoodCopy as e:
+            await self._lost(obj, e.offset, [str(f) for f in e.failures])
 
     # -- deleting ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from holdfast.stores.local import FULL_ERRNOS, DriveMissing, LocalStore
+from holdfast.stores.base import FULL_ERRNOS, Store, StoreMissing
 
 log = logging.getLogger("holdfast.drives")
 
@@ -47,7 +47,7 @@ class BreakerSettings:
 
 @dataclass
 class DriveHealth:
-    store: LocalStore
+    store: Store
     uuid: str | None  # what the index says this drive is; None: not registered
     state: DriveState = DriveState.DOWN
     reason: str = "not probed yet"
@@ -62,7 +62,7 @@ class DriveHealth:
     def as_dict(self) -> dict:
         return {
             "id": self.store.store_id,
-            "path": str(self.store.root),
+            "path": self.store.location(),
             "uuid": self.uuid,
             "state": self.state.value,
             "reason": self.reason,
@@ -73,10 +73,10 @@ class DriveHealth:
         }
 
 
-def classify(store: LocalStore, exc: BaseException) -> DriveState | None:
+def classify(store: Store, exc: BaseException) -> DriveState | None:
     """What an error from ``store`` says about the drive itself: DOWN, READ_ONLY, or None
     when it is about one blob only (a missing or corrupt copy on a healthy drive)."""
-    if isinstance(exc, DriveMissing):
+    if isinstance(exc, StoreMissing):
         return DriveState.DOWN
     if not isinstance(exc, OSError):
         return None
@@ -98,7 +98,7 @@ class Drives:
 
     def __init__(
         self,
-        stores: Iterable[LocalStore],
+        stores: Iterable[Store],
         known: dict[str, str],
         settings: BreakerSettings | None = None,
         on_up: Callable[[str], None] | None = None,
@@ -107,7 +107,7 @@ class Drives:
         self.health: dict[str, DriveHealth] = {
             s.store_id: DriveHealth(s, known.get(s.store_id)) for s in stores
         }
-        self.stores: dict[str, LocalStore] = {sid: h.store for sid, h in self.health.items()}
+        self.stores: dict[str, Store] = {sid: h.store for sid, h in self.health.items()}
         self.on_up = on_up
         self._lock = threading.Lock()
         self._failed_copies: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -160,7 +160,7 @@ class Drives:
             # A missing marker or a read-only filesystem is certain at the first sighting;
             # an I/O error may be a one-off, so those are counted.
             decisive = verdict is DriveState.READ_ONLY or isinstance(exc, FileNotFoundError)
-            self.report(store_id, verdict, str(exc), decisive or isinstance(exc, DriveMissing))
+            self.report(store_id, verdict, str(exc), decisive or isinstance(exc, StoreMissing))
         return verdict
 
     def copy_repaired(self, store_id: str, blob_id: str) -> None:
@@ -226,9 +226,9 @@ class Drives:
             if state is not before or reason != h.reason:
                 self._set(h, state, reason)
         if state is DriveState.UP and before is not DriveState.UP:
-            h.store.forget_dirs()
+            h.store.forget_cached_state()
             if h.probes > 1:  # not the first look at start-up: it was down, now it is back
-                log.warning("drive %s (%s) is up again", store_id, h.store.root)
+                log.warning("drive %s (%s) is up again", store_id, h.store.location())
                 if self.on_up is not None:
                     self.on_up(store_id)
         return state
@@ -245,7 +245,7 @@ class Drives:
                 level,
                 "drive %s (%s) is %s: %s",
                 h.store.store_id,
-                h.store.root,
+                h.store.location(),
                 state.value,
                 reason,
             )
@@ -269,7 +269,7 @@ class Drives:
         return out
 
 
-def adopt(store: LocalStore, new_uuid: str) -> str:
+def adopt(store: Store, new_uuid: str) -> str:
     """Make ``store`` a drive of this node: keep the identity it already has (a drive moved
     in with its data), or give a blank directory ``new_uuid``."""
     existing = store.identity()
@@ -278,7 +278,7 @@ def adopt(store: LocalStore, new_uuid: str) -> str:
 
 
 def register_drives(
-    stores: Iterable[LocalStore],
+    stores: Iterable[Store],
     known: dict[str, str],
     register: Callable[[str, str, Callable[[str], str]], str],
 ) -> dict[str, str]:
@@ -290,7 +290,7 @@ def register_drives(
         if s.store_id in known:
             continue
         try:
-            known[s.store_id] = register(s.store_id, str(s.root), lambda u, s=s: adopt(s, u))
+            known[s.store_id] = register(s.store_id, s.location(), lambda u, s=s: adopt(s, u))
         except OSError as e:  # it starts (and stays) down; the others carry on
-            log.error("could not adopt %s as drive %s: %s", s.root, s.store_id, e)
+            log.error("could not adopt %s as drive %s: %s", s.location(), s.store_id, e)
     return known

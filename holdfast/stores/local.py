@@ -12,11 +12,12 @@ its mount point is an empty directory on another filesystem, and writing ``tmp/`
 silently put blobs on the wrong disk. Nothing here ever creates directories on a drive whose
 marker is missing; :meth:`LocalStore.initialize` is the only place that writes a marker.
 
-Blob ids are generated here and never derived from object keys, so no key can name a path.
-Grouping by finishing hour lets the orphan sweeper look only at hours it has not yet swept,
-instead of scanning the whole drive at start-up.
+Blob ids (holdfast/stores/base.py) are never derived from object keys, so no key can name a
+path. Grouping by finishing hour lets the orphan sweeper look only at hours it has not yet
+swept, instead of scanning the whole drive at start-up.
 
-All methods block; callers run them in threads.
+This is the Store interface's "local" kind; all methods block, callers run them in threads
+(base.py says why). Paths exist only in this module.
 """
 
 from __future__ import annotations
@@ -29,17 +30,27 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from holdfast.stores.blocks import CorruptBlock, verify_block
+from holdfast.stores.base import (
+    FULL_ERRNOS,
+    BlobInfo,
+    BlobLayout,
+    BlobPage,
+    BlobReader,
+    BlobWriter,
+    Capability,
+    Store,
+    StoreFull,
+    StoreMissing,
+    blob_hour,
+    is_blob_id,
+    new_blob_id,
+)
+from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
 
 MARKER = ".holdfast-drive"
-FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
-class StoreFull(Exception):
-    """The drive cannot take the bytes (ENOSPC or the configured reserve)."""
-
-
-class DriveMissing(OSError):
+class DriveMissing(StoreMissing):
     """The drive's identity marker is absent or names another drive: it was pulled, or a
     different (or blank) disk is mounted where it used to be."""
 
@@ -48,27 +59,21 @@ def _full(e: OSError) -> bool:
     return e.errno in FULL_ERRNOS
 
 
-def _hour_of(blob_id: str) -> str:
-    return blob_id[:8]
+class LocalBlobWriter(BlobWriter):
+    """Receives a blob's bytes in order into a temporary file, checksumming each block as
+    it arrives (the Store contract: :meth:`finish` keeps nothing that does not match)."""
 
-
-def new_blob_id(now: float | None = None) -> str:
-    hour = int((time.time() if now is None else now) // 3600)
-    return f"{hour:08x}{secrets.token_hex(12)}"
-
-
-class BlobWriter:
-    """Receives a blob's bytes in order into a temporary file."""
-
-    def __init__(self, store: LocalStore) -> None:
+    def __init__(self, store: LocalStore, block_size: int) -> None:
         self.store = store
         self.tmp_path = store.root / "tmp" / secrets.token_hex(16)
         self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._blocks = BlockChecksummer(block_size)
         self.size = 0
         self._closed = False
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
+        self._blocks.update(view)
         try:
             while view:
                 n = os.write(self._fd, view)
@@ -79,6 +84,20 @@ class BlobWriter:
                 raise StoreFull(str(e)) from e
             raise
         self.size += len(data)
+
+    def _check(self, blob_id: str, crcs: bytes) -> None:
+        received = self._blocks.finish()
+        if received != crcs:
+            self.abort_quietly()
+            bad = next(
+                (
+                    i // 4
+                    for i in range(0, max(len(received), len(crcs)), 4)
+                    if received[i : i + 4] != crcs[i : i + 4]
+                ),
+                -1,
+            )
+            raise CorruptBlock(blob_id, bad, "received bytes do not match their checksum")
 
     def _sync_and_close(self) -> None:
         try:
@@ -91,18 +110,21 @@ class BlobWriter:
         os.close(self._fd)
         self._closed = True
 
-    def finish(self, blob_id: str) -> None:
-        """fsync the data, rename into place, fsync the directory: only after this may the
-        index refer to the blob."""
+    def finish(self, blob_id: str, crcs: bytes) -> None:
+        """Check, fsync the data, rename into place, fsync the directory: only after this
+        may the index refer to the blob (DESIGN.md invariant 1; the order is tested by
+        tests/e2e/test_durability_order.py)."""
+        self._check(blob_id, crcs)
         self._sync_and_close()
         final = self.store.blob_path(blob_id)
         self.store.ensure_dir(final.parent)
         os.rename(self.tmp_path, final)
         self.store.fsync_dir(final.parent)
 
-    def finish_replacing(self, blob_id: str) -> Path | None:
+    def finish_replacing(self, blob_id: str, crcs: bytes) -> str | None:
         """Like :meth:`finish`, for a repair: a copy already at the blob's path (a bad one)
-        is moved to quarantine first, never deleted. Returns where it went."""
+        is moved to quarantine first, never deleted. Returns its quarantine name."""
+        self._check(blob_id, crcs)
         self._sync_and_close()
         final = self.store.blob_path(blob_id)
         self.store.ensure_dir(final.parent)
@@ -113,32 +135,43 @@ class BlobWriter:
 
     def abort(self) -> None:
         if not self._closed:
-            os.close(self._fd)
             self._closed = True
+            os.close(self._fd)
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
             pass
 
-    def abort_quietly(self) -> None:
-        """Abort on a drive that may be failing or gone: errors are the caller's news
-        already, and the stale temporary file (if any) is swept later."""
-        try:
-            self.abort()
-        except OSError:
-            self._closed = True
+
+class LocalBlobReader(BlobReader):
+    def __init__(self, path: Path, blob: BlobLayout) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._blob = blob
+
+    def read_block(self, block: int) -> bytes:
+        b = self._blob
+        length = min(b.block_size, b.size - block * b.block_size)
+        data = os.pread(self._fd, length, block * b.block_size)
+        verify_block(data, length, b.crcs, block, b.blob_id)
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 SPACE_TTL = 0.5
 
 
-class LocalStore:
+class LocalStore(Store):
     """One drive. Foreground writes keep ``reserve_percent`` of it free, repair the (normally
     larger) ``repair_reserve_percent``, so background work can never fill a drive (EBS,
     2011), and the index, which shares the first drive, always has room to record deletes.
     Construction touches nothing on disk."""
 
     kind = "local"
+    capabilities = frozenset(Capability)
 
     def __init__(
         self,
@@ -154,6 +187,9 @@ class LocalStore:
         self._dirs: set[Path] = set()
         self._space_cache: tuple[float, tuple[int, int]] | None = None
 
+    def location(self) -> str:
+        return str(self.root)
+
     # -- identity ----------------------------------------------------------------------------
 
     def identity(self) -> str | None:
@@ -165,14 +201,14 @@ class LocalStore:
         except (ValueError, KeyError) as e:
             raise DriveMissing(errno.EIO, f"{self.root}: unreadable drive marker: {e}") from e
 
-    def initialize(self, drive_uuid: str) -> None:
+    def initialize(self, uuid: str) -> None:
         """Adopt this directory as a drive: create its layout and write its marker (once)."""
         for sub in ("tmp", "blobs", "quarantine"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         marker = self.root / MARKER
         if not marker.exists():
             tmp = self.root / "tmp" / f"marker-{secrets.token_hex(4)}"
-            payload = {"uuid": drive_uuid, "store_id": self.store_id, "created": time.time()}
+            payload = {"uuid": uuid, "store_id": self.store_id, "created": time.time()}
             tmp.write_text(json.dumps(payload))
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
@@ -180,14 +216,14 @@ class LocalStore:
         self.fsync_dir(self.root)
         self.fsync_dir(self.root.parent)
 
-    def probe(self, drive_uuid: str) -> None:
+    def probe(self, uuid: str) -> None:
         """Prove the drive is the expected one and takes a durable write. Raises
         DriveMissing, or OSError (EROFS for a read-only drive). A full drive passes: being
         full is a capacity question, not a health one."""
         found = self.identity()
-        if found != drive_uuid:
+        if found != uuid:
             what = "no marker" if found is None else f"marker of drive {found}"
-            raise DriveMissing(errno.ENODEV, f"{self.root}: {what}, expected drive {drive_uuid}")
+            raise DriveMissing(errno.ENODEV, f"{self.root}: {what}, expected drive {uuid}")
         path = self.root / "tmp" / f".probe-{os.getpid()}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -201,10 +237,15 @@ class LocalStore:
             if not _full(e):
                 raise
 
+    def forget_cached_state(self) -> None:
+        self.forget_dirs()
+
+    # -- layout (this module only: nothing above holdfast/stores/ sees a path) ----------------
+
     def blob_path(self, blob_id: str) -> Path:
-        if len(blob_id) != 32 or not all(c in "0123456789abcdef" for c in blob_id):
+        if not is_blob_id(blob_id):
             raise ValueError("not a blob id")
-        return self.root / "blobs" / _hour_of(blob_id) / blob_id[30:] / blob_id
+        return self.root / "blobs" / blob_hour(blob_id) / blob_id[30:] / blob_id
 
     def ensure_dir(self, path: Path) -> None:
         """Create the missing levels below ``blobs/`` or ``quarantine/`` (never those two nor
@@ -239,6 +280,8 @@ class LocalStore:
         finally:
             os.close(fd)
 
+    # -- capacity ----------------------------------------------------------------------------
+
     def space(self, fresh: bool = False) -> tuple[int, int]:
         """(available, total) bytes of the filesystem holding the drive. Cached for
         SPACE_TTL seconds: placement asks on every PUT, and a statvfs costs more than a small
@@ -257,26 +300,17 @@ class LocalStore:
         """Drop the cached free space (a write just found the drive full)."""
         self._space_cache = None
 
-    def free_bytes(self) -> int:
-        """Bytes a foreground write may still use (the write reserve held back)."""
-        avail, total = self.space()
-        return avail - int(total * self.reserve_percent / 100)
+    # -- blobs -------------------------------------------------------------------------------
 
-    def repair_room(self) -> int:
-        """Bytes repair may still use: it stops short of the larger repair reserve."""
-        avail, total = self.space(fresh=True)
-        return avail - int(total * self.repair_reserve_percent / 100)
+    def writer(self, block_size: int) -> LocalBlobWriter:
+        return LocalBlobWriter(self, block_size)
 
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self)
-
-    def read_blocks(
-        self, blob_id: str, crcs: bytes, block_size: int, size: int, start: int, end: int
-    ) -> Iterator[bytes]:
+    def read_blocks(self, blob: BlobLayout, start: int, end: int) -> Iterator[bytes]:
         """Yield the bytes [start, end) of a blob, verifying every block they touch before a
         single byte of it is handed out. Raises CorruptBlock on a mismatch."""
         if start >= end:
             return
+        blob_id, crcs, block_size, size = blob.blob_id, blob.crcs, blob.block_size, blob.size
         with open(self.blob_path(blob_id), "rb", buffering=0) as f:
             first = start // block_size
             last = (end - 1) // block_size
@@ -289,10 +323,18 @@ class LocalStore:
                 hi = end - block * block_size if block == last else len(data)
                 yield data if (lo == 0 and hi == len(data)) else data[lo:hi]
 
-    def verify(self, blob_id: str, crcs: bytes, block_size: int, size: int) -> Iterator[int]:
+    def open_blob(self, blob: BlobLayout, copy: str | None = None) -> LocalBlobReader:
+        if copy is None:
+            return LocalBlobReader(self.blob_path(blob.blob_id), blob)
+        if not copy.startswith(blob.blob_id + ".") or "/" in copy:
+            raise FileNotFoundError(2, f"no quarantined copy {copy!r} of {blob.blob_id}")
+        return LocalBlobReader(self.root / "quarantine" / copy, blob)
+
+    def verify(self, blob: BlobLayout) -> Iterator[int]:
         """Read and verify a whole copy block by block, yielding the bytes of each verified
         block (so a caller can pace itself). Raises CorruptBlock (including for a copy of the
         wrong length) or OSError (FileNotFoundError for a missing copy)."""
+        blob_id, crcs, block_size, size = blob.blob_id, blob.crcs, blob.block_size, blob.size
         with open(self.blob_path(blob_id), "rb", buffering=0) as f:
             actual = os.fstat(f.fileno()).st_size
             if actual != size:
@@ -302,57 +344,105 @@ class LocalStore:
                 verify_block(f.read(expected_len), expected_len, crcs, block, blob_id)
                 yield expected_len
 
+    def stat(self, blob_id: str) -> BlobInfo | None:
+        try:
+            st = os.stat(self.blob_path(blob_id))
+        except FileNotFoundError:
+            return None
+        return BlobInfo(blob_id, st.st_size, st.st_mtime)
+
     def delete(self, blob_id: str) -> None:
         try:
             os.unlink(self.blob_path(blob_id))
         except FileNotFoundError:
             pass
 
+    # -- listing -----------------------------------------------------------------------------
+
+    def hours(self) -> list[str]:
+        """Finishing hours present on this drive, oldest first (orphan sweep)."""
+        return sorted(p.name for p in (self.root / "blobs").iterdir() if p.is_dir())
+
+    def list_blobs(self, hour: str, cursor: str | None = None, limit: int = 1000) -> BlobPage:
+        """A page of one hour's blobs: whole sub-directories (``<xx>``, in name order) until
+        ``limit`` is reached; the cursor is the last sub-directory listed."""
+        base = self.root / "blobs" / hour
+        try:
+            subs = sorted(e.name for e in os.scandir(base) if e.is_dir())
+        except FileNotFoundError:
+            return BlobPage()
+        out: list[BlobInfo] = []
+        for sub in (s for s in subs if cursor is None or s > cursor):
+            for entry in os.scandir(base / sub):
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # deleted while we looked
+                out.append(BlobInfo(entry.name, st.st_size, st.st_mtime))
+            if len(out) >= limit:
+                remaining = [s for s in subs if s > sub]
+                return BlobPage(out, sub if remaining else None)
+        return BlobPage(out, None)
+
     # -- quarantine --------------------------------------------------------------------------
 
-    def quarantine(self, blob_id: str) -> Path | None:
+    def quarantine(self, blob_id: str) -> str | None:
         """Move a bad copy aside (never delete it: a block of it may still be the only good
         one, and an operator may want to look). None if there was no copy."""
         dest_dir = self.root / "quarantine"
-        dest = dest_dir / f"{blob_id}.{time.time_ns()}"
+        name = f"{blob_id}.{time.time_ns()}"
         self.ensure_dir(dest_dir)
         try:
-            os.rename(self.blob_path(blob_id), dest)
+            os.rename(self.blob_path(blob_id), dest_dir / name)
         except FileNotFoundError:
             return None
         self.fsync_dir(dest_dir)
-        return dest
+        return name
 
-    def quarantined(self, blob_id: str | None = None) -> list[Path]:
+    def quarantined(self, blob_id: str | None = None) -> list[str]:
         """Quarantined copies (of one blob, or all of them)."""
         try:
             entries = list(os.scandir(self.root / "quarantine"))
         except FileNotFoundError:
             return []
         return sorted(
-            Path(e.path) for e in entries if blob_id is None or e.name.startswith(blob_id + ".")
+            e.name for e in entries if blob_id is None or e.name.startswith(blob_id + ".")
         )
 
-    def hours(self) -> list[str]:
-        """Finishing hours present on this drive, oldest first (orphan sweep)."""
-        return sorted(p.name for p in (self.root / "blobs").iterdir() if p.is_dir())
+    # -- leftovers of interrupted writes ------------------------------------------------------
 
-    def blobs_in_hour(self, hour: str) -> Iterator[tuple[str, float]]:
-        base = self.root / "blobs" / hour
-        for sub in base.iterdir():
-            for entry in os.scandir(sub):
-                yield entry.name, entry.stat().st_mtime
-
-    def stale_tmp(self, older_than: float) -> Iterator[Path]:
+    def _stale_tmp(self, older_than: float) -> Iterator[Path]:
         cutoff = time.time() - older_than
         for entry in os.scandir(self.root / "tmp"):
             if entry.stat().st_mtime < cutoff:
                 yield Path(entry.path)
 
+    def stale_temporary(self, older_than: float) -> int:
+        return sum(1 for _ in self._stale_tmp(older_than))
+
+    def remove_stale_temporary(self, older_than: float) -> int:
+        removed = 0
+        for path in self._stale_tmp(older_than):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def local_drives(
+    data_dirs: list[str], reserve_percent: float, repair_reserve_percent: float
+) -> list[LocalStore]:
+    """The node's drives: ``DIR/drive`` for each ``--data DIR``, named ``d0``, ``d1``, …
+    in the order given (docs/integrity.md)."""
+    return [
+        LocalStore(f"d{i}", Path(d) / "drive", reserve_percent, repair_reserve_percent)
+        for i, d in enumerate(data_dirs)
+    ]
+
 
 __all__ = [
     "LocalStore",
-    "BlobWriter",
+    "LocalBlobWriter",
+    "local_drives",
     "StoreFull",
     "DriveMissing",
     "CorruptBlock",

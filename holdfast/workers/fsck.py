@@ -241,7 +241,7 @@ class Fsck:
             if self.node.drives.state(sid) is DriveState.DOWN:
                 continue
             r.quarantined += len(store.quarantined())
-            r.stale_tmp += sum(1 for _ in store.stale_tmp(TMP_MAX_AGE))
+            r.stale_tmp += store.stale_temporary(TMP_MAX_AGE)
             for hour in store.hours():
                 orphans, _files = remove_orphans(self.node, store, hour, dry_run=not self.repair)
                 r.orphans += orphans

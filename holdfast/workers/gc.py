@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from holdfast.index.records import RepairTask
 from holdfast.service.node import Node
+from holdfast.stores.base import hour_start
 from holdfast.workers.limits import Backoff, TokenBucket
 from holdfast.workers.verify import remove_orphans
 
@@ -95,15 +96,13 @@ class GarbageCollector:
             cursor_name = f"sweep_cursor:{store.store_id}"
             cursor = self.node.index.get_meta(cursor_name) or ""
             for hour in store.hours():
-                start = int(hour, 16) * 3600
+                start = hour_start(hour)
                 if hour <= cursor or start > cutoff:
                     continue
                 removed += remove_orphans(self.node, store, hour, cutoff=cutoff)[0]
                 if start + 3600 <= cutoff:  # fully aged: never needs another visit
                     self.node.index.set_meta(cursor_name, hour)
-            for path in store.stale_tmp(TMP_MAX_AGE):
-                path.unlink(missing_ok=True)
-                self.stats.tmp_removed += 1
+            self.stats.tmp_removed += store.remove_stale_temporary(TMP_MAX_AGE)
         self.stats.orphans += removed
         return removed
 

@@ -19,8 +19,8 @@ import logging
 import time
 
 from holdfast.service.node import Node
+from holdfast.stores.base import StoreMissing
 from holdfast.stores.health import DriveState
-from holdfast.stores.local import DriveMissing
 
 log = logging.getLogger("holdfast.drives")
 
@@ -66,7 +66,7 @@ class DriveMonitor:
         else:
             error = None
         if found != h.uuid:
-            reason = error or DriveMissing(0, f"{h.store.root}: drive marker gone or changed")
+            reason = error or StoreMissing(0, f"{h.store.location()}: drive marker gone or changed")
             self.node.drives.report(store_id, DriveState.DOWN, str(reason), decisive=True)
 
     async def run(self) -> None:

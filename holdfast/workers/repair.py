@@ -30,19 +30,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from holdfast.index.records import RepairTask, Segment
 from holdfast.service.node import Node
-from holdfast.stores.blocks import CorruptBlock, verify_block
-from holdfast.stores.local import LocalStore, StoreFull
+from holdfast.stores.base import Store, StoreFull
+from holdfast.stores.verify import (
+    Copy,
+    CopyReader,
+    NoGoodCopy,
+    copies_of,
+    copy_state,
+    with_quarantined,
+)
 from holdfast.workers.counters import count, gauge
 from holdfast.workers.limits import Backoff, Pacer, TokenBucket, jittered_delay
 from holdfast.workers.verify import Checker
@@ -116,7 +121,7 @@ class Repairer:
             return self._delete(store, task)
         return self._copy(store, task)
 
-    def _delete(self, store: LocalStore, task: RepairTask) -> int:
+    def _delete(self, store: Store, task: RepairTask) -> int:
         """Replay a delete the drive missed."""
         self._guard(store, task, lambda: store.delete(task.blob_id))
         self.node.index.finish_repair(task)
@@ -124,7 +129,7 @@ class Repairer:
         count("REPAIRS", 1, "delete")
         return 0
 
-    def _copy(self, store: LocalStore, task: RepairTask) -> int:
+    def _copy(self, store: Store, task: RepairTask) -> int:
         """Make the drive hold a verified copy: nothing to do if it already does, else
         rebuild one within the drive's room above its repair reserve."""
         if task.segment is None or not self.node.index.is_live(task.blob_id):
@@ -167,7 +172,7 @@ class Repairer:
         return seg.size
 
     @contextlib.contextmanager
-    def _room(self, store: LocalStore, task: RepairTask, size: int) -> Iterator[None]:
+    def _room(self, store: Store, task: RepairTask, size: int) -> Iterator[None]:
         """Claim ``size`` bytes of the drive's room above its repair reserve for the
         duration of one copy. Claims of concurrent repairs count against the room, so
         together they cannot write past the reserve either."""
@@ -185,7 +190,7 @@ class Repairer:
             with self._claims_lock:
                 self._claims[store.store_id] -= size
 
-    def _guard(self, store: LocalStore, task: RepairTask, fn):
+    def _guard(self, store: Store, task: RepairTask, fn):
         """Run a step on the target drive; a drive-level failure opens its breaker and
         turns into TargetDown (the row waits for the drive), a full one into TargetFull."""
         try:
@@ -202,79 +207,37 @@ class Repairer:
                 raise TargetDown(f"drive {store.store_id}: {e}") from e
             raise RepairFailed(f"drive {store.store_id}: {e}") from e
 
-    def _rebuild(self, target: LocalStore, seg: Segment, replace: bool) -> Path | None:
+    def _rebuild(self, target: Store, seg: Segment, replace: bool) -> str | None:
         """Write a verified copy of ``seg`` onto ``target``, block by block from whichever
-        source has each block right; quarantine the bad copy it replaces."""
-        sources = self._sources(target, seg)
-        writer = target.writer()
+        copy has each block right (holdfast/stores/verify.py); quarantine the bad copy it
+        replaces. Returns the quarantine name of the copy moved aside, if any."""
+        writer = target.writer(seg.block_size)
         try:
-            with contextlib.ExitStack() as files:
-                handles = {}
+            with CopyReader(seg, self._sources(target, seg)) as sources:
                 for block in range(-(-seg.size // seg.block_size)):
-                    length = min(seg.block_size, seg.size - block * seg.block_size)
-                    self.pace(length)
-                    writer.write(read_good_block(seg, block, length, sources, handles, files))
+                    self.pace(min(seg.block_size, seg.size - block * seg.block_size))
+                    try:
+                        writer.write(sources.block(block))
+                    except NoGoodCopy as e:
+                        raise NoGoodSource(
+                            f"blob {seg.blob_id}: no copy has a good block {block}"
+                        ) from e
             if replace:
-                return writer.finish_replacing(seg.blob_id)
-            writer.finish(seg.blob_id)
+                return writer.finish_replacing(seg.blob_id, seg.crcs)
+            writer.finish(seg.blob_id, seg.crcs)
             return None
         except BaseException:
             writer.abort_quietly()
             raise
 
-    def _sources(self, target: LocalStore, seg: Segment) -> list[Path]:
-        """Every file that may hold good blocks of ``seg``, best first."""
+    def _sources(self, target: Store, seg: Segment) -> list[Copy]:
+        """Every copy that may hold good blocks of ``seg``, best first: the other stores'
+        copies, then the target's own (a bad copy's other blocks are good), then every
+        quarantined copy."""
         order = self.node.drives.read_order(seg.stores, seg.blob_id)
-        paths = [
-            self.node.stores[sid].blob_path(seg.blob_id)
-            for sid in order
-            if sid != target.store_id and sid in self.node.stores
-        ]
-        paths.append(target.blob_path(seg.blob_id))  # a bad copy's other blocks are good
-        for store in self.node.stores.values():
-            paths.extend(store.quarantined(seg.blob_id))
-        return paths
-
-
-def copy_state(store: LocalStore, seg: Segment, pace: Callable[[int], None]) -> str:
-    """ "ok", "missing" or "bad" for the copy of ``seg`` on ``store`` (read at ``pace``)."""
-    try:
-        for nbytes in store.verify(seg.blob_id, seg.crcs, seg.block_size, seg.size):
-            pace(nbytes)
-    except FileNotFoundError:
-        return "missing"
-    except CorruptBlock:
-        return "bad"
-    return "ok"
-
-
-def read_good_block(
-    seg: Segment,
-    block: int,
-    length: int,
-    sources: list[Path],
-    handles: dict[Path, int | None],
-    files: contextlib.ExitStack,
-) -> bytes:
-    """Block ``block`` of ``seg`` from the first source where it verifies."""
-    for path in sources:
-        if path not in handles:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-                files.callback(os.close, fd)
-                handles[path] = fd
-            except OSError:
-                handles[path] = None
-        fd = handles[path]
-        if fd is None:
-            continue
-        try:
-            data = os.pread(fd, length, block * seg.block_size)
-            verify_block(data, length, seg.crcs, block, seg.blob_id)
-            return data
-        except (OSError, CorruptBlock):
-            continue
-    raise NoGoodSource(f"blob {seg.blob_id}: no copy has a good block {block}")
+        others = [sid for sid in order if sid != target.store_id and sid in self.node.stores]
+        copies = copies_of(others, self.node.stores) + [Copy(target.store_id, target)]
+        return with_quarantined(seg.blob_id, copies, self.node.stores)
 
 
 class RepairWorker:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from holdfast.index.records import ObjectRecord, RepairTask, Segment
 from holdfast.service.integrity import failure_reason
 from holdfast.service.node import Node
+from holdfast.stores.base import Store
 from holdfast.stores.blocks import CorruptBlock, verify_block
 from holdfast.stores.health import DriveState
-from holdfast.stores.local import LocalStore
+from holdfast.stores.verify import verify_copy
 
 log = logging.getLogger("holdfast.verify")
 
@@ -78,12 +79,14 @@ class Checker:
         return result
 
     def _check_copy(
-        self, store: LocalStore, seg: Segment, ref: str, result: SegmentCheck
+        self, store: Store, seg: Segment, ref: str, result: SegmentCheck
     ) -> Fault | None:
+        def pace(nbytes: int) -> None:
+            self.pace(nbytes)
+            result.bytes += nbytes
+
         try:
-            for nbytes in store.verify(seg.blob_id, seg.crcs, seg.block_size, seg.size):
-                self.pace(nbytes)
-                result.bytes += nbytes
+            verify_copy(store, seg, pace)
             return None
         except (CorruptBlock, OSError) as e:
             verdict = self.node.drives.copy_failed(store.store_id, seg.blob_id, e)
@@ -155,22 +158,31 @@ def segments_by_blob(segments: list[Segment]) -> dict[str, Segment]:
 
 
 def remove_orphans(
-    node: Node, store: LocalStore, hour: str, dry_run: bool = False, cutoff: float | None = None
+    node: Node, store: Store, hour: str, dry_run: bool = False, cutoff: float | None = None
 ) -> tuple[int, int]:
-    """Delete the blob files of one hour directory that the index does not know (neither
-    live nor queued for deletion) and that were finished before ``cutoff`` (default: the
-    orphan age ago, so an upload between rename and commit is never hit). Returns (orphans,
-    files looked at). Shared by the scrubber, fsck and the GC's sweeper."""
+    """Delete the blobs of one finishing hour on ``store`` that the index does not know
+    (neither live nor queued for deletion) and that were finished before ``cutoff``
+    (default: the orphan age ago, so an upload between rename and commit is never hit).
+    Returns (orphans, blobs looked at). Shared by the scrubber, fsck and the GC's sweeper;
+    reads the store's listing a page at a time."""
     if cutoff is None:
         cutoff = time.time() - node.config.orphan_age_seconds
-    files = list(store.blobs_in_hour(hour))
-    aged = [name for name, mtime in files if mtime <= cutoff]
-    known = node.index.known_blobs(aged)
-    orphans = [b for b in aged if b not in known]
-    for blob_id in orphans:
-        log.warning(
-            "orphan blob %s on %s%s", blob_id, store.store_id, "" if dry_run else ": removed"
-        )
-        if not dry_run:
-            store.delete(blob_id)
-    return len(orphans), len(files)
+    orphans = seen = 0
+    cursor: str | None = None
+    while True:
+        page = store.list_blobs(hour, cursor)
+        seen += len(page.blobs)
+        aged = [b.blob_id for b in page.blobs if b.mtime <= cutoff]
+        known = node.index.known_blobs(aged) if aged else set()
+        for blob_id in aged:
+            if blob_id in known:
+                continue
+            orphans += 1
+            log.warning(
+                "orphan blob %s on %s%s", blob_id, store.store_id, "" if dry_run else ": removed"
+            )
+            if not dry_run:
+                store.delete(blob_id)
+        cursor = page.cursor
+        if cursor is None:
+            return orphans, seen

@@ -221,11 +221,21 @@ def check_copies(service: Service) -> int:
     return checked
 
 
+def _all_blobs(store, hour: str) -> list:
+    out, cursor = [], None
+    while True:
+        page = store.list_blobs(hour, cursor)
+        out += page.blobs
+        cursor = page.cursor
+        if cursor is None:
+            return out
+
+
 def leftover_files(service: Service) -> dict[str, int]:
     """Blob files no index row knows (orphans) and temporary files, per drive."""
     out = {"orphans": 0, "tmp": 0}
     for store in service.node.stores.values():
-        names = [name for hour in store.hours() for name, _ in store.blobs_in_hour(hour)]
+        names = [b.blob_id for hour in store.hours() for b in _all_blobs(store, hour)]
         out["orphans"] += len(names) - len(service.node.index.known_blobs(names))
         out["tmp"] += sum(1 for p in (store.root / "tmp").iterdir() if not p.name.startswith("."))
     return out
