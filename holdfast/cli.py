@@ -18,6 +18,7 @@ from holdfast.masterkey import key_file as master_key_file
 from holdfast.masterkey import new_key as new_master_key
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
+from holdfast.service.integrity import node_name
 from holdfast.service.node import index_path
 from holdfast.service.users import (
     ROOT_USER,
@@ -27,6 +28,7 @@ from holdfast.service.users import (
     seal_secrets,
     sealed_key_ids,
 )
+from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
 from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
 
@@ -136,7 +138,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def banner(config: Config, creds: RootCredentials) -> str:
     lines = [
         f"Holdfast {__version__} serving S3 at {config.endpoint}",
-        f"  data: {', '.join(config.data_dirs)}   workers: {config.worker_count()}",
+        f"  node: {config.node_name}   data: {', '.join(config.data_dirs)}   "
+        f"workers: {config.worker_count()}",
         f"  region: {config.region}",
     ]
     if creds.source == "environment":
@@ -188,10 +191,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     creds = load_root_credentials(config.primary_dir)
     index = SqliteIndex(index_path(config))  # create or migrate before workers start
     try:
+        # Resolved once here, so every worker uses the same name (holdfast/stores/registry.py).
+        config.node_name = node_name(config, index.drives())
         keyring = _keyring(config, index)
         sealed, resealed = seal_secrets(index, keyring)
         if sealed or resealed:
             index.checkpoint("TRUNCATE")  # no old text left in the WAL
+    except WrongNode as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return 2
     except MasterKeyError as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 1

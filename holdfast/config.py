@@ -39,6 +39,9 @@ class Config:
     # A blob finished this long ago that no committed metadata refers to is an orphan.
     orphan_age_seconds: float = 7200.0
     sweep_interval_seconds: float = 600.0
+    # This node's name: store ids are "<node_name>/d0", ... ("" until resolved at start:
+    # the name its drives are registered under, else "local"; holdfast/stores/registry.py).
+    node_name: str = ""
     # Integrity and self-healing (docs/integrity.md; flags in holdfast/workers/flags.py).
     copies: int = 0  # copies per object on distinct drives; 0: 2 with >= 2 drives, else 1
     min_copies: int = 1  # the write quorum: copies durable before a write is acknowledged

@@ -29,6 +29,7 @@ from holdfast.config import Config
 from holdfast.index.totals import object_totals
 from holdfast.ops.node import NodeInfo, write_atomic
 from holdfast.ops.providers import HEALTHY, OpsProvider, call
+from holdfast.stores.local import drive_present
 
 log = logging.getLogger("holdfast.ops")
 
@@ -100,7 +101,7 @@ def check_drive(store_id: str, data_dir: str) -> dict:
         return {**out, "state": "missing", "reason": "data directory is gone"}
     except OSError as e:
         return {**out, "state": "down", "reason": f"statvfs failed: {e}"}
-    if not os.path.isdir(os.path.join(data_dir, "drive", "blobs")):
+    if not drive_present(data_dir):
         return {
             **out,
             "state": "missing",

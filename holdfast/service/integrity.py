@@ -21,7 +21,8 @@ from holdfast.index.sqlite import SqliteIndex
 from holdfast.stores.base import StoreMissing
 from holdfast.stores.blocks import CorruptBlock
 from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
-from holdfast.stores.local import local_drives
+from holdfast.stores.local import drive_identities, local_drives
+from holdfast.stores.registry import StoreMap, resolve_node_name
 from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.integrity")
@@ -62,6 +63,7 @@ class Integrity:
         """One copy of ``seg`` on ``store_id`` failed a read (blocking: may write the
         repair queue). A drive that is simply gone gets no row: its copies come back with
         it, and everything it missed meanwhile is in its handoff log already."""
+        store_id = self.drives.stores.resolve(store_id)
         self.counters.copy_failures += 1
         if isinstance(exc, CorruptBlock):
             count("CHECKSUM_FAILURES", 1, "block")
@@ -129,11 +131,26 @@ class Integrity:
         }
 
 
+def node_name(config: Config, registered: dict[str, str]) -> str:
+    """This node's name: ``--node-name``, else the one its drives are registered under,
+    else ``local`` (holdfast/stores/registry.py). WrongNode if they disagree."""
+    return resolve_node_name(
+        config.node_name or None, drive_identities(config.data_dirs), registered
+    )
+
+
 def open_drives(config: Config, index: SqliteIndex) -> Drives:
     """The node's drives, registered in the index (adopting blank ones) and probed once,
-    so a node starts with a correct picture: a pulled drive is down from the first request."""
-    stores = local_drives(config.data_dirs, config.reserve_percent, config.repair_reserve_percent)
-    known = register_drives(stores, index.drives(), index.register_drive)
+    so a node starts with a correct picture: a pulled drive is down from the first request.
+    Sets ``config.node_name`` to the name resolved."""
+    registered = index.drives()
+    config.node_name = name = node_name(config, registered)
+    stores = StoreMap(
+        local_drives(name, config.data_dirs, config.reserve_percent, config.repair_reserve_percent),
+        name,
+    )
+    known = {stores.resolve(sid): u for sid, u in registered.items()}
+    known = register_drives(stores.values(), known, index.register_drive)
     settings = BreakerSettings(
         threshold=config.drive_error_threshold,
         window=config.drive_error_window_seconds,

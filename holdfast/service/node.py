@@ -25,7 +25,7 @@ from holdfast.index.sqlite import SqliteIndex
 from holdfast.placement.policy import Policies, default_policy
 from holdfast.service.integrity import Integrity, open_drives
 from holdfast.stores.activity import ForegroundMeter
-from holdfast.stores.base import Store
+from holdfast.stores.registry import StoreMap
 from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.node")
@@ -44,7 +44,9 @@ class Node:
         self.index.start_checkpointer()
         # Drives, placement and integrity: docs/integrity.md.
         self.drives = open_drives(config, self.index)
-        self.stores: dict[str, Store] = self.drives.stores
+        # This node's stores by cluster-unique id (a bare id of an older data directory
+        # finds its drive too: holdfast/stores/registry.py).
+        self.stores: StoreMap = self.drives.stores
         self.policies = Policies(
             default_policy(len(self.stores), config.copies, config.min_copies), len(self.stores)
         )

@@ -160,7 +160,7 @@ class Objects:
     def _check_index_room(self, size: int) -> None:
         """Inline bytes go into the index, on the first drive: they must leave that drive's
         reserve alone like any blob, or a full drive could not even record a delete."""
-        store = self.node.stores.get("d0")
+        store = self.node.stores.first
         try:
             free = store.free_bytes() if store is not None else None
         except OSError:

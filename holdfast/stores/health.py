@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from holdfast.stores.base import FULL_ERRNOS, Store, StoreMissing
+from holdfast.stores.registry import StoreMap
 
 log = logging.getLogger("holdfast.drives")
 
@@ -62,6 +63,8 @@ class DriveHealth:
     def as_dict(self) -> dict:
         return {
             "id": self.store.store_id,
+            "drive": self.store.name,
+            "kind": self.store.kind,
             "path": self.store.location(),
             "uuid": self.uuid,
             "state": self.state.value,
@@ -94,20 +97,23 @@ def classify(store: Store, exc: BaseException) -> DriveState | None:
 
 
 class Drives:
-    """The drives of one node and what this process believes about each."""
+    """The drives of one node and what this process believes about each. Every method
+    takes store ids as the index records them (a bare ``d0`` of an older data directory
+    too: holdfast/stores/registry.py) and answers with cluster-unique ones."""
 
     def __init__(
         self,
-        stores: Iterable[Store],
+        stores: StoreMap | Iterable[Store],
         known: dict[str, str],
         settings: BreakerSettings | None = None,
         on_up: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings or BreakerSettings()
+        self.stores = stores if isinstance(stores, StoreMap) else StoreMap(stores)
+        known = {self.stores.resolve(sid): u for sid, u in known.items()}
         self.health: dict[str, DriveHealth] = {
-            s.store_id: DriveHealth(s, known.get(s.store_id)) for s in stores
+            sid: DriveHealth(s, known.get(sid)) for sid, s in self.stores.items()
         }
-        self.stores: dict[str, Store] = {sid: h.store for sid, h in self.health.items()}
         self.on_up = on_up
         self._lock = threading.Lock()
         self._failed_copies: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -115,7 +121,7 @@ class Drives:
     # -- questions the data paths ask ---------------------------------------------------------
 
     def state(self, store_id: str) -> DriveState:
-        h = self.health.get(store_id)
+        h = self.health.get(self.stores.resolve(store_id))
         return h.state if h is not None else DriveState.DOWN
 
     def writable(self, store_id: str) -> bool:
@@ -128,8 +134,9 @@ class Drives:
         """Copies to try, best first: readable drives whose copy has not just failed, then
         copies that failed recently, then drives that are down (a last resort: a pulled
         drive answers ENOENT at once, so trying it costs little)."""
+        store_ids = [self.stores.resolve(sid) for sid in store_ids]
         if len(store_ids) < 2:
-            return list(store_ids)
+            return store_ids
 
         def rank(sid: str) -> int:
             if not self.readable(sid):
@@ -146,6 +153,7 @@ class Drives:
         """A read or write of one copy (of a new blob: ``blob_id`` None) failed. Returns what
         it says about the drive (None if only the copy is bad), after counting it against
         the drive's breaker."""
+        store_id = self.stores.resolve(store_id)
         if blob_id is not None:
             with self._lock:
                 self._failed_copies[(blob_id, store_id)] = time.monotonic()
@@ -164,6 +172,7 @@ class Drives:
         return verdict
 
     def copy_repaired(self, store_id: str, blob_id: str) -> None:
+        store_id = self.stores.resolve(store_id)
         with self._lock:
             self._failed_copies.pop((blob_id, store_id), None)
 
@@ -172,7 +181,7 @@ class Drives:
     ) -> None:
         """Count one error; open the breaker at once when ``decisive`` (the drive is gone or
         read-only), after ``threshold`` errors within ``window`` otherwise."""
-        h = self.health[store_id]
+        h = self.health[self.stores.resolve(store_id)]
         now = time.monotonic()
         with self._lock:
             h.errors_total += 1
@@ -204,6 +213,7 @@ class Drives:
 
     def probe(self, store_id: str) -> DriveState:
         """Check one drive now (blocking: a marker read and a small fsync'd write)."""
+        store_id = self.stores.resolve(store_id)
         h = self.health[store_id]
         h.probes += 1
         before = h.state

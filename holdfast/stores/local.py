@@ -44,6 +44,7 @@ from holdfast.stores.base import (
     blob_hour,
     is_blob_id,
     new_blob_id,
+    qualify_store_id,
 )
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
 
@@ -429,20 +430,47 @@ class LocalStore(Store):
 
 
 def local_drives(
-    data_dirs: list[str], reserve_percent: float, repair_reserve_percent: float
+    node: str,
+    data_dirs: list[str],
+    reserve_percent: float = 0.0,
+    repair_reserve_percent: float = 0.0,
 ) -> list[LocalStore]:
     """The node's drives: ``DIR/drive`` for each ``--data DIR``, named ``d0``, ``d1``, …
-    in the order given (docs/integrity.md)."""
+    in the order given, with ids ``<node>/d0``, … (docs/integrity.md)."""
     return [
-        LocalStore(f"d{i}", Path(d) / "drive", reserve_percent, repair_reserve_percent)
+        LocalStore(
+            qualify_store_id(node, f"d{i}"),
+            Path(d) / "drive",
+            reserve_percent,
+            repair_reserve_percent,
+        )
         for i, d in enumerate(data_dirs)
     ]
+
+
+def drive_present(data_dir: str) -> bool:
+    """Whether ``--data DIR`` holds a drive's layout (the ops status page's filesystem-only
+    check: no marker read, no index)."""
+    return (Path(data_dir) / "drive" / "blobs").is_dir()
+
+
+def drive_identities(data_dirs: list[str]) -> list[str | None]:
+    """The uuid in each drive's marker (None where there is none or it cannot be read)."""
+    out: list[str | None] = []
+    for store in local_drives("-", data_dirs):
+        try:
+            out.append(store.identity())
+        except OSError:
+            out.append(None)
+    return out
 
 
 __all__ = [
     "LocalStore",
     "LocalBlobWriter",
     "local_drives",
+    "drive_identities",
+    "drive_present",
     "StoreFull",
     "DriveMissing",
     "CorruptBlock",

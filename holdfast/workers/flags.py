@@ -8,6 +8,7 @@ import argparse
 
 from holdfast.config import Config
 from holdfast.sizes import parse_size
+from holdfast.stores.registry import check_node_name
 
 
 def _percent(text: str) -> float:
@@ -17,8 +18,22 @@ def _percent(text: str) -> float:
     return value
 
 
+def _node_name(text: str) -> str:
+    try:
+        return check_node_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # (flag, Config field, type, help). Defaults come from Config itself.
 FLAGS: list[tuple[str, str, object, str]] = [
+    (
+        "--node-name",
+        "node_name",
+        _node_name,
+        "this node's name; its stores are NAME/d0, NAME/d1, ... (default: the name its "
+        "drives were registered under, else 'local')",
+    ),
     ("--copies", "copies", int, "copies per object on distinct drives (default: 2 with 2+ drives)"),
     (
         "--min-copies",
@@ -51,8 +66,8 @@ def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
             dest=field,
             type=kind,
             default=None,
-            metavar="N",
-            help=f"{text} [{getattr(defaults, field)}]",
+            metavar="NAME" if kind is _node_name else "N",
+            help=f"{text} [{getattr(defaults, field) or 'resolved at start'}]",
         )
 
 

@@ -31,6 +31,7 @@ from holdfast.index.records import RepairTask, Segment
 from holdfast.service.node import Node, index_path
 from holdfast.sizes import format_size, parse_size
 from holdfast.stores.health import DriveState
+from holdfast.stores.registry import WrongNode
 from holdfast.workers.gc import TMP_MAX_AGE
 from holdfast.workers.limits import Pacer
 from holdfast.workers.repair import Repairer, RepairFailed
@@ -284,7 +285,11 @@ def run_fsck(args: argparse.Namespace, config: Config) -> int:
         return 2
     if args.fsck_orphan_age is not None:
         config.orphan_age_seconds = args.fsck_orphan_age
-    node = Node(config)
+    try:
+        node = Node(config)
+    except WrongNode as e:
+        print(f"holdfast: {e}", file=sys.stderr)
+        return 2
     try:
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         fsck = Fsck(node, args.rate, args.repair, progress)

@@ -58,7 +58,8 @@ class GarbageCollector:
         due = self.node.index.due_garbage(self.batch, now)
         missed: list[RepairTask] = []
         for blob_id, store_ids in due:
-            for store_id in store_ids:
+            for recorded in store_ids:
+                store_id = self.node.stores.resolve(recorded)
                 if not self._delete(store_id, blob_id):
                     missed.append(RepairTask(blob_id, store_id, "delete", "missed-delete"))
         if due:
@@ -94,7 +95,12 @@ class GarbageCollector:
             if not self.node.drives.writable(store.store_id):
                 continue  # swept once it is back; its cursor waits
             cursor_name = f"sweep_cursor:{store.store_id}"
-            cursor = self.node.index.get_meta(cursor_name) or ""
+            # Before store ids were qualified the cursor was kept under the bare drive name.
+            cursor = (
+                self.node.index.get_meta(cursor_name)
+                or self.node.index.get_meta(f"sweep_cursor:{store.name}")
+                or ""
+            )
             for hour in store.hours():
                 start = hour_start(hour)
                 if hour <= cursor or start > cutoff:

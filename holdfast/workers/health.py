@@ -199,8 +199,10 @@ class IntegrityProvider:
     def live(self) -> dict:
         service = self.app.service
         return {
+            # Keyed by the drive's name on this node (d0, d1, ...), as the ops page names
+            # the drives it checks; the store id (node/drive) is in the integrity status.
             "drives": {
-                d["id"]: {"state": d["state"], "reason": d["reason"]}
+                d["drive"]: {"state": d["state"], "reason": d["reason"]}
                 for d in service.node.drives.snapshot()
             },
             "write_quorum": service.node.policies.default.min_copies,

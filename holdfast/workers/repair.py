@@ -331,18 +331,22 @@ class RepairWorker:
             for sid in self.node.stores
             if self.node.drives.writable(sid) and self._drive_until.get(sid, 0.0) <= now
         ]
-        rows = await self.node.run(self.node.index.due_repairs, targets, 4 * self.concurrency)
+        # Rows queued before store ids were qualified carry bare ids: ask for those too.
+        rows = await self.node.run(
+            self.node.index.due_repairs, self.node.stores.aliases(targets), 4 * self.concurrency
+        )
         started = 0
         probing: set[str] = set()
         for task in rows:
-            key = (task.blob_id, task.store_id)
+            drive = self.node.stores.resolve(task.store_id)
+            key = (task.blob_id, drive)
             if key in self._inflight:
                 continue
-            if task.store_id in self._drive_backoff:
+            if drive in self._drive_backoff:
                 # A drive that failed for lack of room: one probe at a time.
-                if task.store_id in probing or any(k[1] == task.store_id for k in self._inflight):
+                if drive in probing or any(k[1] == drive for k in self._inflight):
                     continue
-                probing.add(task.store_id)
+                probing.add(drive)
             await self._slots.acquire()
             await self.ops.take(1)
             self._inflight.add(key)
@@ -353,24 +357,25 @@ class RepairWorker:
         return started
 
     async def _run(self, task: RepairTask) -> None:
-        key = (task.blob_id, task.store_id)
+        drive = self.node.stores.resolve(task.store_id)
+        key = (task.blob_id, drive)
         self.stats.attempts += 1
-        if task.attempts or task.store_id in self._drive_backoff:
+        if task.attempts or drive in self._drive_backoff:
             self.stats.note_retry()
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.pool, self.repairer.execute, task)
             if task.ref and "/" in task.ref and task.op == "copy":
                 await loop.run_in_executor(self.pool, self._settle_damage, task.ref)
-            self._drive_backoff.pop(task.store_id, None)
-            self._drive_until.pop(task.store_id, None)
+            self._drive_backoff.pop(drive, None)
+            self._drive_until.pop(drive, None)
             gauge("BACKOFF_SECONDS", 0.0, "repair")
         except TargetFull as e:
             self._failed(task, e)
-            backoff = self._drive_backoff.setdefault(task.store_id, Backoff(self.base, self.cap))
+            backoff = self._drive_backoff.setdefault(drive, Backoff(self.base, self.cap))
             delay = backoff.next_delay()
             until = time.monotonic() + delay
-            self._drive_until[task.store_id] = until
+            self._drive_until[drive] = until
             gauge("BACKOFF_SECONDS", delay, "repair")
             await self._defer(task, time.time() + (until - time.monotonic()), str(e))
         except Exception as e:

@@ -63,7 +63,8 @@ class Checker:
 
     def check_segment(self, seg: Segment, ref: str) -> SegmentCheck:
         result = SegmentCheck()
-        for store_id in seg.stores:
+        for recorded in seg.stores:
+            store_id = self.node.stores.resolve(recorded)
             store = self.node.stores.get(store_id)
             if store is None:
                 result.faults.append(Fault("unknown-drive", seg.blob_id, store_id, ref))

@@ -153,6 +153,11 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, ever
         time.sleep(every)
 
 
+def drive_index(store_id: str) -> int:
+    """Which --data directory a store id of this node names: "local/d1" (or "d1") -> 1."""
+    return int(store_id.rpartition("/")[2][1:])
+
+
 def blob_files(data_dir: Path) -> dict[str, Path]:
     root = data_dir / "drive" / "blobs"
     return {p.name: p for p in root.rglob("*") if p.is_file()} if root.exists() else {}

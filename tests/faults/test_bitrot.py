@@ -24,6 +24,7 @@ from tests.e2e.ops_helpers import Webhook
 from tests.faults.support import (
     MIB,
     blob_files,
+    drive_index,
     flip,
     quarantined,
     query,
@@ -43,7 +44,7 @@ FLAGS = [
 def _copies(server: Server, bucket: str, key: str, seg: int = 0) -> list:
     """The files holding each copy of one segment, in the segment's store order."""
     s = segments_of(server, bucket, key)[seg]
-    return [blob_files(server.data_dirs[int(sid[1:])])[s["id"]] for sid in s["st"]]
+    return [blob_files(server.data_dirs[drive_index(sid)])[s["id"]] for sid in s["st"]]
 
 
 def _inject(rng: random.Random, path, size: int, kind: str) -> None:
@@ -124,7 +125,7 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
             _inject(rng, path, sizes[key], kinds[i % 3])
             scrub_faults += 1
         part_seg = json.loads(query(server, "SELECT segment FROM parts")[0][0])
-        part = blob_files(server.data_dirs[int(part_seg["st"][-1][1:])])[part_seg["id"]]
+        part = blob_files(server.data_dirs[drive_index(part_seg["st"][-1])])[part_seg["id"]]
         flip(part, 12345)
         scrub_faults += 1
         found = wait_for(
@@ -177,7 +178,7 @@ def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_pa
         )
         assert damaged == 1 and status(server)["damaged"]["examples"] == ["lost/obj"]
         rows = repair_rows(server)
-        assert {r[1] for r in rows} == {"d0", "d1"}, "repairs stay queued, backing off"
+        assert {r[1] for r in rows} == {"local/d0", "local/d1"}, "repairs stay queued, backing off"
         assert all(len(quarantined(d)) == 0 for d in server.data_dirs), "nothing to replace yet"
         alert = wait_for(
             "the corruption alert",

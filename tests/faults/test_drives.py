@@ -140,7 +140,7 @@ def test_pull_drive_during_traffic_then_resync_only_what_was_missed(tmp_path, mo
         )
         for i in range(4, 8):
             versions.pop(f"old-{i}")
-        assert wait_for("d1 marked down", lambda: _drive_state(server, "d1") == "down", 10)
+        assert wait_for("d1 marked down", lambda: _drive_state(server, "local/d1") == "down", 10)
         for key, digest in versions.items():  # every object reads whole from the other drive
             body = s3.get_object(Bucket="pull", Key=key)["Body"].read()
             assert hashlib.md5(body).hexdigest() == digest, key
@@ -149,15 +149,15 @@ def test_pull_drive_during_traffic_then_resync_only_what_was_missed(tmp_path, mo
         assert downloader.errors == [], downloader.errors[:5]
         # The retired blobs' deletes reach d1's handoff log once the GC has run.
         wait_for("GC done", lambda: query(server, "SELECT count(*) FROM gc_queue")[0][0] == 0, 15)
-        missed_bytes, missed_deletes = _owed(server, "d1")
+        missed_bytes, missed_deletes = _owed(server, "local/d1")
         retired = set().union(*old_blobs.values())
         assert missed_deletes == len(retired), (missed_deletes, len(retired))
         assert missed_bytes > 0
 
         before = status(server)["repair"]["bytes_copied"]
         d1.insert()
-        wait_for("d1 back up", lambda: _drive_state(server, "d1") == "up", 15)
-        wait_for("d1's handoff log replayed", lambda: not repair_rows(server, "d1"), 30)
+        wait_for("d1 back up", lambda: _drive_state(server, "local/d1") == "up", 15)
+        wait_for("d1's handoff log replayed", lambda: not repair_rows(server, "local/d1"), 30)
         resynced = _published_after(server, time.time())["repair"]["bytes_copied"] - before
         on_d1 = blob_files(d1.path)
         drive_bytes = sum(p.stat().st_size for p in on_d1.values())
@@ -190,17 +190,17 @@ def test_read_only_drive_keeps_serving_and_catches_up(tmp_path, mounts):
         d1.readonly()
         for i in range(4):  # writes go on: the copies d1 cannot take are owed to it
             _put(s3, "rdonly", f"during-{i}", 200_000, versions)
-        assert wait_for("d1 read-only", lambda: _drive_state(server, "d1") == "read-only", 10)
+        assert wait_for("d1 read-only", lambda: _drive_state(server, "local/d1") == "read-only", 10)
         for key, digest in versions.items():  # reads still use it
             assert (
                 hashlib.md5(s3.get_object(Bucket="rdonly", Key=key)["Body"].read()).hexdigest()
                 == digest
             )
-        owed, _ = _owed(server, "d1")
+        owed, _ = _owed(server, "local/d1")
         assert owed == 4 * 200_000
         d1.readonly(False)
-        wait_for("d1 writable again", lambda: _drive_state(server, "d1") == "up", 15)
-        wait_for("d1 caught up", lambda: not repair_rows(server, "d1"), 30)
+        wait_for("d1 writable again", lambda: _drive_state(server, "local/d1") == "up", 15)
+        wait_for("d1 caught up", lambda: not repair_rows(server, "local/d1"), 30)
         assert all(len(blob_files(d.path)) == 8 for d in (d0, d1))
         check = _fsck(server)
         assert check.returncode == 0, check.stdout + check.stderr
@@ -221,13 +221,13 @@ def test_new_blank_disk_is_not_mistaken_for_the_pulled_one(tmp_path, mounts):
         server.stop()
         d1.pull()
         server.start()
-        wait_for("status", lambda: _drive_state(server, "d1") == "down", 5)
+        wait_for("status", lambda: _drive_state(server, "local/d1") == "down", 5)
         s3.put_object(Bucket="blank", Key="k2", Body=b"y" * 200_000)
         assert not (d1.path / "drive").exists(), "wrote into the empty mount point"
         assert s3.get_object(Bucket="blank", Key="k")["Body"].read() == b"x" * 200_000
         d1.insert()
-        wait_for("d1 back", lambda: _drive_state(server, "d1") == "up", 15)
-        wait_for("d1 caught up", lambda: not repair_rows(server, "d1"), 30)
+        wait_for("d1 back", lambda: _drive_state(server, "local/d1") == "up", 15)
+        wait_for("d1 caught up", lambda: not repair_rows(server, "local/d1"), 30)
         assert len(blob_files(d1.path)) == 2
     finally:
         server.stop()

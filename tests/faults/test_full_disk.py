@@ -88,7 +88,7 @@ def test_repair_against_a_full_drive_backs_off_within_bound(tmp_path, mounts):
         junk = fill(d1.medium)
         for i in range(20):  # acknowledged with one copy: the write quorum is 1
             s3.put_object(Bucket="storm", Key=f"k{i}", Body=os.urandom(300_000))
-        assert len(repair_rows(server, "d1")) == 20
+        assert len(repair_rows(server, "local/d1")) == 20
         wait_for("a first failure", lambda: status(server)["repair"]["failures"].get("target-full"))
         t0, start = time.monotonic(), status(server)["repair"]["attempts"]
         time.sleep(window)
@@ -98,7 +98,7 @@ def test_repair_against_a_full_drive_backs_off_within_bound(tmp_path, mounts):
         bound = max_attempts(base, cap, elapsed) + 1  # +1: one may start as the window opens
         rate, steady = attempts / window, 2 / cap
         print(
-            f"\nstorm check: {len(repair_rows(server, 'd1'))} copies owed to a full drive, "
+            f"\nstorm check: {len(repair_rows(server, 'local/d1'))} copies owed to a full drive, "
             f"{attempts} repair attempts in {window:.0f} s ({rate:.2f}/s); bound {bound} "
             f"attempts, {steady:.2f}/s at the backoff cap; failures {st['repair']['failures']}"
         )
@@ -110,12 +110,12 @@ def test_repair_against_a_full_drive_backs_off_within_bound(tmp_path, mounts):
         total = st_d1.f_blocks * st_d1.f_frsize
         reserve = total * 5 // 100
         os.truncate(junk, junk.stat().st_size - reserve - MIB)
-        wait_for("some copies made", lambda: len(repair_rows(server, "d1")) < 20, 20)
+        wait_for("some copies made", lambda: len(repair_rows(server, "local/d1")) < 20, 20)
         time.sleep(2 * cap)
         st_d1 = os.statvfs(d1.path)
         assert st_d1.f_bavail * st_d1.f_frsize >= reserve, "repair ate into the reserve"
-        assert repair_rows(server, "d1"), "repair must stop at the reserve"
+        assert repair_rows(server, "local/d1"), "repair must stop at the reserve"
         junk.unlink()
-        wait_for("the owed copies made", lambda: not repair_rows(server, "d1"), 20)
+        wait_for("the owed copies made", lambda: not repair_rows(server, "local/d1"), 20)
     finally:
         server.stop()

@@ -65,9 +65,9 @@ def violations(path: Path, text: str) -> list[str]:
                 bad(node, f"a store's directory ({_name_of(node)})")
         elif isinstance(node, ast.ImportFrom) and node.module == "holdfast.stores.local":
             names = {a.name for a in node.names}
-            # The composition root may build the node's drives; nothing may use them as
-            # anything but Stores.
-            if names - {"local_drives"}:
+            # The composition root may build the node's drives (and ops may look for one
+            # without opening it); nothing may use them as anything but Stores.
+            if names - {"local_drives", "drive_identities", "drive_present"}:
                 bad(node, f"imports {sorted(names)} from holdfast.stores.local")
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             if isinstance(node.right, ast.Constant) and node.right.value in LAYOUT_NAMES:
