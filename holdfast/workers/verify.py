@@ -1,9 +1,11 @@
 """Verification of stored copies against the index, shared by the scrubber, the repair
 worker and ``holdfast fsck``.
 
-Every copy of a segment is read whole and checked block by block (at the caller's pace); a
-missing, corrupt or unreadable copy is a :class:`Fault`. Copies on a drive that is down are
-skipped: that drive's hinted-handoff log and its return are the repair worker's business.
+Every copy of a segment is read whole and checked block by block (at the caller's pace,
+through holdfast/stores/verify.py, the one place copies are read and verified); a missing,
+corrupt or unreadable copy is a :class:`Fault`. Copies on a drive that is down are skipped:
+that drive's hinted-handoff log and its return are the repair worker's business. What is
+decided here is what the index makes of the result: faults, repair rows, damage marks.
 """
 
 from __future__ import annotations
