@@ -19,12 +19,12 @@ compared in constant time, as bytes (``hmac.compare_digest`` refuses non-ASCII `
 
 from __future__ import annotations
 
-import hmac
 import inspect
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.ops.ui import session as ui_session
 from holdfast.s3.auth import verify_request
@@ -50,11 +50,6 @@ class Denied(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def same(given: str, expected: str) -> bool:
-    """Constant-time comparison of two texts, whatever characters they hold."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def root_credentials(primary_dir: Path) -> RootCredentials:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.index.sqlite import Conflict, NotEmpty
 from holdfast.ops.requestlog import LogQuery, parse_when, search
@@ -66,7 +66,7 @@ def sigv4_root(request: Request, rt: OpsRuntime) -> Identity | None:
     root = rt.root
 
     def secret(access_key: str) -> str | None:
-        return root.secret_key if hmac.compare_digest(access_key, root.access_key) else None
+        return root.secret_key if same(access_key, root.access_key) else None
 
     try:
         result = verify_request(

@@ -39,6 +39,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from holdfast.caching import short_lru_cache
+from holdfast.consttime import same
 from holdfast.s3.errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -203,7 +204,7 @@ def verify_request(
     string_to_sign = _request_string_to_sign(claim.amz_date, claim.credential.scope, canonical)
     signing_key = derive_signing_key(secret, claim.credential.date, claim.credential.region)
     expected = _hmac_hex(signing_key, string_to_sign)
-    if not hmac.compare_digest(expected, claim.signature):
+    if not same(expected, claim.signature):
         raise S3Error(
             "SignatureDoesNotMatch",
             AWSAccessKeyId=access_key,

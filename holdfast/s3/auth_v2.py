@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote
 
+from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.s3.auth import MAX_SKEW_SECONDS, AuthResult
 from holdfast.s3.http import parse_http_date
@@ -112,7 +113,7 @@ def verify_v2(
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
     for date_line, resource in itertools.product(date_lines, resources):
         expected = _sign(secret, string_to_sign(method, headers, date_line, resource))
-        if hmac.compare_digest(expected.encode(), signature.encode()):
+        if same(expected, signature):
             return AuthResult(
                 access_key=access_key,
                 signing_key=b"",

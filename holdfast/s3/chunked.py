@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
 import re
 
+from holdfast.consttime import same
 from holdfast.s3.auth import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
@@ -256,7 +256,7 @@ class AwsChunkedDecoder:
         expected = chunk_signature(
             self._auth, self._previous_signature, self._chunk_hash.hexdigest()
         )
-        if not hmac.compare_digest(expected, provided):
+        if not same(expected, provided):
             raise S3Error("SignatureDoesNotMatch", "An aws-chunked chunk signature does not match")
         self._previous_signature = provided
 
@@ -286,7 +286,7 @@ class AwsChunkedDecoder:
         expected = trailer_signature(
             self._auth, self._previous_signature, canonical_trailer(self._trailers)
         )
-        if not hmac.compare_digest(expected, provided.lower()):
+        if not same(expected, provided.lower()):
             raise S3Error(
                 "SignatureDoesNotMatch", "The aws-chunked trailer signature does not match"
             )

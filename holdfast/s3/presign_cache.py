@@ -12,11 +12,11 @@ must be signed is always enforced by the full check.
 
 from __future__ import annotations
 
-import hmac
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from holdfast.consttime import same
 from holdfast.s3.auth import MAX_SKEW_SECONDS, QUERY_CACHE_MAX_LEN, AuthResult, parse_amz_date
 from holdfast.s3.http import Request
 
@@ -63,7 +63,7 @@ class PresignedCache:
             return None
         secret = secret_for(entry.auth.access_key)
         fresh = entry.valid_from <= now <= entry.valid_until
-        if not fresh or secret is None or not hmac.compare_digest(secret, entry.secret):
+        if not fresh or secret is None or not same(secret, entry.secret):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from holdfast.consttime import same
 from holdfast.index.records import UserRecord
 from holdfast.index.sqlite import SqliteIndex
 from holdfast.masterkey import Keyring, MasterKeyError, is_sealed_text, sealed_key_id, text_bytes
@@ -120,7 +121,7 @@ class Users:
 
     def lookup(self, access_key: str) -> UserRecord | None:
         """The enabled user holding ``access_key``; a short cache keeps auth off the index."""
-        if secrets.compare_digest(access_key, self.root.access_key):
+        if same(access_key, self.root.access_key):
             return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
         now = time.monotonic()
         hit = self._cache.get(access_key)

@@ -8,6 +8,7 @@ path traversal, and finally a bounded fuzz loop against a private server.
 from __future__ import annotations
 
 import base64
+import email.utils
 import gc
 import hashlib
 import http.client
@@ -22,7 +23,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.conftest import Server, start_server, unique
+from tests.conftest import ROOT_AK, Server, start_server, unique
 from tests.e2e.test_auth_modes import (
     UNSIGNED,
     Reply,
@@ -356,6 +357,65 @@ def test_malformed_presigned_query(server, bucket):
         reply = send(server, "GET", f"/{bucket}?{query}")
         assert reply.status in (400, 403), (query, reply.body[:300])
         assert reply.error()["Code"]
+
+
+def _sigv4_header(access_key: str, signature: str) -> dict[str, str]:
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return {
+        "x-amz-date": now,
+        "x-amz-content-sha256": UNSIGNED,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{now[:8]}/us-east-1/s3/"
+        f"aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}",
+    }
+
+
+NON_ASCII = "\u00e9\u00ff"  # sent as latin-1 bytes on the wire, as http.client encodes str
+
+
+@pytest.mark.parametrize("path", ["/BUCKET", "/BUCKET/k", "/_holdfast/api/buckets"])
+def test_non_ascii_credentials_and_signatures(server, bucket, path):
+    """Access keys and signatures outside ASCII are wrong credentials, not a 500: the
+    constant-time comparison raised TypeError on non-ASCII str (issue 18)."""
+    path = path.replace("BUCKET", bucket)
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    cases = [
+        _sigv4_header(f"AK{NON_ASCII}", "0" * 64),
+        _sigv4_header(f"{ROOT_AK}{NON_ASCII}", "0" * 64),
+        _sigv4_header(ROOT_AK, "0" * 63 + NON_ASCII[0]),
+        {"Authorization": f"AWS AK{NON_ASCII}:c2ln{NON_ASCII}", "Date": http_date_now()},
+        {"Authorization": f"AWS {ROOT_AK}:c2ln{NON_ASCII}", "Date": http_date_now()},
+    ]
+    for headers in cases:
+        reply = send(server, "GET", path, headers)
+        assert 400 <= reply.status < 500, (headers, reply.status, reply.body[:300])
+    presigned = [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%C3%A9%2F"
+        f"{now[:8]}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date={now}&X-Amz-Expires=60"
+        f"&X-Amz-SignedHeaders=host&X-Amz-Signature={'0' * 64}",
+        "AWSAccessKeyId=AK%C3%A9&Signature=c2ln%C3%A9&Expires=9999999999",
+    ]
+    for query in presigned:
+        reply = send(server, "GET", f"{path}?{query}")
+        assert 400 <= reply.status < 500, (query, reply.status, reply.body[:300])
+    assert healthy(server)
+
+
+def test_ui_sign_in_with_odd_text_is_refused(server):
+    """A lone surrogate in the secret (valid JSON) or a non-ASCII CSRF header: 4xx."""
+    body = b'{"access_key": "' + ROOT_AK.encode() + b'", "secret_key": "\\ud800x"}'
+    reply = send(
+        server, "POST", "/_holdfast/ui/api/session", {"Content-Type": "application/json"}, body
+    )
+    assert reply.status == 401, (reply.status, reply.body[:300])
+    body = b'{"access_key": "AK\\u00e9", "secret_key": "x"}'
+    reply = send(
+        server, "POST", "/_holdfast/ui/api/session", {"Content-Type": "application/json"}, body
+    )
+    assert reply.status == 401, (reply.status, reply.body[:300])
+
+
+def http_date_now() -> str:
+    return email.utils.formatdate(usegmt=True)
 
 
 # --- names, ranges ---------------------------------------------------------------------------

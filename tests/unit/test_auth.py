@@ -559,3 +559,13 @@ def test_canonical_uri_decodes_once_and_reencodes() -> None:
 def test_canonical_query_sorting_and_exclusion() -> None:
     pairs = [(b"b", b"2"), (b"a", b"z"), (b"a", b"1"), (b"X-Amz-Signature", b"s"), (b"c d", b"")]
     assert canonical_query(pairs, exclude=b"X-Amz-Signature") == "a=1&a=z&b=2&c%20d="
+
+
+def test_constant_time_comparison_is_total():
+    """Any received text compares (non-ASCII, lone surrogates, bytes against str)."""
+    from holdfast.consttime import same
+
+    assert same("abc", "abc") and same(b"abc", "abc")
+    assert not same("abc", "ab\u00e9")
+    assert not same("\ud800", "x") and same("\ud800", "\ud800")
+    assert not same("\u00e9", b"\xe9")  # compared as UTF-8

@@ -16,7 +16,6 @@ which accepts a root UI session (session.api_identity); drives and health come f
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import mimetypes
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.ops.ui import objects, session
 from holdfast.s3.http import Request, Response, json_response
@@ -228,7 +228,7 @@ async def sign_in(request: Request, service: Service) -> Response:
         user = await asyncio.wait_for(
             service.node.run(service.users.lookup, access_key), INDEX_TIMEOUT
         )
-    if user is None or not hmac.compare_digest(user.secret_key.encode(), secret_key.encode()):
+    if user is None or not same(user.secret_key, secret_key):
         _note_failure(client)
         raise UiError(401, "InvalidCredentials", "wrong access key or secret key")
     _failures.pop(client, None)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from holdfast.consttime import same
 from holdfast.service.users import ROOT_USER
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def claims(key: bytes, token: str, now: float | None = None) -> Claims | None:
         return None
     good = hmac.new(key, body.encode(), hashlib.sha256).digest()
     try:
-        if not hmac.compare_digest(good, _unb64(sig)):
+        if not same(good, _unb64(sig)):
             return None
         payload = json.loads(_unb64(body))
         found = Claims(str(payload["ak"]), int(payload["exp"]), str(payload["fp"]))
@@ -151,9 +152,7 @@ def claims(key: bytes, token: str, now: float | None = None) -> Claims | None:
 
 def matches(key: bytes, found: Claims, secret_key: str) -> bool:
     """Whether the session was made with ``secret_key`` (a new secret ends old sessions)."""
-    return hmac.compare_digest(
-        found.fingerprint.encode("utf-8", "surrogateescape"), _fingerprint(key, secret_key).encode()
-    )
+    return same(found.fingerprint, _fingerprint(key, secret_key))
 
 
 def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Session | None:
@@ -176,7 +175,7 @@ def csrf_token(key: bytes, token: str) -> str:
 
 def csrf_ok(key: bytes, session: Session, request: Request) -> bool:
     sent = request.headers.get(CSRF_HEADER, "")
-    return bool(sent) and hmac.compare_digest(sent, csrf_token(key, session.token))
+    return bool(sent) and same(sent, csrf_token(key, session.token))
 
 
 # -- cookies ---------------------------------------------------------------------------------
