@@ -58,16 +58,30 @@ ALLOCATOR_ENV = {
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bound on the request head.
+    """uvicorn's httptools protocol with a bound on the request head, and an answer for
+    every request it receives, parseable or not.
 
     httptools (llhttp) buffers a request line and header section of any length until it
     ends, so a client that never ends its headers could grow a worker's memory without
     limit. Bytes received while a head is incomplete are counted (overcounting by at most
     one read) and the connection is answered and closed once they pass the bound.
+
+    Answers, as nginx and Go's server give them (issue 18; uvicorn closed without a word):
+
+    * Bytes that cannot be parsed after a complete request (a Content-Length shorter than
+      the body sent, junk pipelined behind a request): the request in flight is answered
+      first, then ``400 Bad Request``, then the connection closes. uvicorn wrote the 400 at
+      once and closed, so the valid request's own answer was lost.
+    * The client ends its side (``shutdown(SHUT_WR)``, which HTTP/1.1 allows) while a head
+      is incomplete: ``400 Bad Request``. While a request is being handled: its answer is
+      still sent (a body cut short is seen by the app as ended, so it answers
+      IncompleteBody), then the connection closes. uvicorn closed at once on end-of-file,
+      dropping the answer.
     """
 
     _in_head = False
     _head_bytes = 0
+    _pending_400: str | None = None  # a parse error, answered after the request in flight
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -99,6 +113,62 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
             self.transport.write(head.encode() + body)
             self.transport.close()
+
+    def _in_flight(self) -> bool:
+        """A request whose whole message was read is still being answered (or queued)."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (
+            cycle is not None and not cycle.response_complete and not cycle.more_body
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        if self.transport.is_closing():
+            return
+        if self._in_flight():
+            # The parse error is in bytes after a complete request: answer that one first.
+            self._pending_400 = msg
+            self.flow.pause_reading()
+            return
+        super().send_400_response(msg)
+
+    def on_response_complete(self) -> None:
+        if self._pending_400 is not None and not self.pipeline:
+            if not self.transport.is_closing():
+                self.server_state.total_requests += 1
+                super().send_400_response(self._pending_400)
+            return
+        super().on_response_complete()
+
+    def eof_received(self) -> bool | None:
+        """The client has finished sending. Returning True keeps our side open to answer."""
+        if self.transport.is_closing():
+            return None
+        if self._in_head and self._pending_400 is None:
+            # A head cut short: answered now, or after the complete requests before it.
+            self.send_400_response("Incomplete HTTP request received.")
+            if self.transport.is_closing():
+                return None
+        if self.scheme == "https":
+            return None  # TLS has no half-close: the transport closes whatever we return
+        if self._pending_400 is not None:
+            return True  # the 400 after the requests in flight closes the connection
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            if self.pipeline:
+                self._close_after_pipeline()
+                return True
+            return None  # idle keep-alive connection: nothing to answer
+        cycle.keep_alive = False  # close once this answer is out
+        if cycle.more_body:
+            # No more body will come: the app sees the end and answers IncompleteBody.
+            cycle.more_body = False
+            cycle.message_event.set()
+        self._close_after_pipeline()
+        return True
+
+    def _close_after_pipeline(self) -> None:
+        for queued, _ in self.pipeline:
+            queued.keep_alive = False
 
 
 def _uvicorn_config(config: Config) -> uvicorn.Config:

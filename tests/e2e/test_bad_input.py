@@ -58,11 +58,17 @@ def md5_b64(data: bytes) -> str:
 
 
 def raw_exchange(
-    server: Server, data: bytes, *, timeout: float = 5.0, half_close: bool = False
+    server: Server,
+    data: bytes,
+    *,
+    timeout: float = 5.0,
+    half_close: bool = False,
+    until_close: bool = False,
 ) -> bytes:
     """Send bytes on a fresh (TLS, if the server has it) socket; read until the server closes
     the connection or goes quiet. ``half_close`` ends the sending side after the data (plain
-    HTTP only), so a server waiting for more body sees the end at once."""
+    HTTP only), so a server waiting for more body sees the end at once. ``until_close``
+    reads every response, not just the first."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     if server.tls:
         ctx = ssl.create_default_context(cafile=server.ca_path)
@@ -80,7 +86,7 @@ def raw_exchange(
             if not piece:
                 break
             out += piece
-            if _complete(bytes(out)):
+            if not until_close and _complete(bytes(out)):
                 break
     finally:
         sock.close()
@@ -754,6 +760,90 @@ def test_garbage_on_the_socket(server, data):
     assert status is None or 400 <= status < 500 or status == 501, raw[:500]
     assert b"Traceback" not in raw
     assert healthy(server)
+
+
+UNPARSEABLE = [
+    b"G\x00T / HTTP/1.1\r\nHost: x\r\n\r\n",  # invalid method
+    b"GET / HTTX/1.1\r\nHost: x\r\n\r\n",  # invalid version
+    b"GET / HTTP/9.1\r\nHost: x\r\n\r\n",
+    b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # invalid byte in the target
+    b"GET / HTTP/1.1\r\nHo\x01st: x\r\n\r\n",  # invalid header name
+    b"GET / HTTP/1.1\r\n\xe9: y\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\x01y\r\n\r\n",  # invalid header value
+    b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"\x16\x03\x01\x00\x05hello",  # TLS on the plain port
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Le",  # head cut short by the client's EOF
+    b"GET /",
+]
+
+
+def _responses(raw: bytes) -> list[int]:
+    """Status codes of the complete responses in ``raw``, in order."""
+    statuses = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        assert sep, raw[:300]
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        statuses.append(int(head.split(b" ", 2)[1]))
+        assert len(rest) >= length, raw[:300]
+        raw = rest[length:]
+    return statuses
+
+
+@pytest.mark.parametrize("data", UNPARSEABLE, ids=range(len(UNPARSEABLE)))
+def test_unparseable_http_gets_400(http_server, data):
+    """What cannot be parsed as HTTP is answered 400 before the close, as nginx and Go do;
+    a head cut short by the client's end of file too (issue 18)."""
+    raw = raw_exchange(http_server, data, timeout=3, half_close=True)
+    assert _responses(raw) == [400], raw[:500]
+    assert b"connection: close" in raw.lower()
+
+
+def test_junk_after_a_request_is_answered_after_it(http_server):
+    """A complete request followed by junk (a Content-Length shorter than the body sent):
+    the request gets its own answer, then the junk gets 400. uvicorn answered 400 alone."""
+    health = b"GET /_holdfast/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    for junk in (b"GARBAGE \x00\r\n\r\n", b"G\x01T / HTTP/1.1\r\n\r\n"):
+        for half_close in (True, False):
+            raw = raw_exchange(
+                http_server, health + junk, timeout=3, half_close=half_close, until_close=True
+            )
+            assert _responses(raw) == [200, 400], raw[:800]
+    raw = raw_exchange(
+        http_server, health + health + junk, timeout=3, half_close=True, until_close=True
+    )
+    assert _responses(raw) == [200, 200, 400], raw[:800]
+
+
+def test_body_cut_by_the_client_is_answered(http_server):
+    """A signed PUT whose client stops sending mid-body (and says so with end of file) gets
+    IncompleteBody, not a silent close; nothing is stored."""
+    s3 = http_server.client()
+    bucket = unique("cut")
+    s3.create_bucket(Bucket=bucket)
+    body = os.urandom(1000)
+    target = f"/{bucket}/k"
+    signed = sign(
+        http_server,
+        "PUT",
+        target,
+        {"Content-Length": str(len(body))},
+        content_sha256=hashlib.sha256(body).hexdigest(),
+    )
+    head = f"PUT {target} HTTP/1.1\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in signed.headers.items()
+    )
+    raw = raw_exchange(http_server, head.encode() + b"\r\n" + body[:400], half_close=True)
+    assert _responses(raw) == [400], raw[:500]
+    assert b"<Code>IncompleteBody</Code>" in raw
+    assert_absent(s3, bucket, "k")
+    # The same cut on a keep-alive connection that stays open is the read timeout's business:
+    # the server waits for the rest; that is not a parse failure.
 
 
 # --- path traversal --------------------------------------------------------------------------
