@@ -189,7 +189,7 @@ def error_code_of(f: Finished) -> str | None:
 
 def bytes_in_of(f: Finished) -> int:
     raw = f.content_length or ""
-    return int(raw) if raw.isdigit() else 0
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
 class _Clock:

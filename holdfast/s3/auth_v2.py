@@ -98,7 +98,7 @@ def verify_v2(
     if presigned:
         access_key, signature = query["AWSAccessKeyId"], query["Signature"]
         expires = query.get("Expires", "")
-        if not expires.isdigit():
+        if not (expires.isascii() and expires.isdigit()):  # "²".isdigit() is True
             raise S3Error("AccessDenied", "Query-string authentication requires Expires")
         if int(expires) < now:
             raise S3Error("AccessDenied", "Request has expired")

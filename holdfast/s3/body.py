@@ -50,7 +50,8 @@ class IncomingBody:
         raw = request.headers.get("x-amz-decoded-content-length")
         if raw is None:
             return None
-        if not raw.isdigit():
+        # isascii: "²" is a digit to str.isdigit, and int() refuses it (a 500, once).
+        if not (raw.isascii() and raw.isdigit()):
             raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number")
         return int(raw)
 

@@ -50,7 +50,7 @@ class Request:
         raw = self.headers.get("content-length")
         if raw is None:
             return None
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True
             raise S3Error("InvalidArgument", "Content-Length is not a number")
         return int(raw)
 

@@ -21,6 +21,7 @@ import requests
 
 from tests.conftest import ROOT_AK, Server, unique
 from tests.e2e.test_auth_modes import (
+    STREAMING_UNSIGNED_TRAILER,
     UNSIGNED,
     Reply,
     assert_absent,
@@ -418,6 +419,28 @@ def test_ui_sign_in_with_odd_text_is_refused(server):
 
 def http_date_now() -> str:
     return email.utils.formatdate(usegmt=True)
+
+
+def test_unicode_digits_are_not_numbers(server, s3, bucket):
+    """ "\u00b2" is a digit to str.isdigit() but not to int(): each of these was a 500."""
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": "\u00b2",
+        "Content-Length": "5",
+    }
+    signed = sign(server, "PUT", f"/{bucket}/k", headers, content_sha256=STREAMING_UNSIGNED_TRAILER)
+    reply = send(server, "PUT", f"/{bucket}/k", signed.headers, b"0\r\n\r\n")
+    assert_s3_error(reply, 400, "InvalidArgument")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    body = (
+        "<CompleteMultipartUpload><Part><PartNumber>\u00b2</PartNumber><ETag>x</ETag></Part>"
+        "</CompleteMultipartUpload>"
+    ).encode()
+    reply = signed_request(server, "POST", f"/{bucket}/m?uploadId={upload}", body)
+    assert_s3_error(reply, 400, "MalformedXML")
+    reply = send(server, "GET", f"/{bucket}/k?AWSAccessKeyId={ROOT_AK}&Signature=a&Expires=%C2%B2")
+    assert_s3_error(reply, 403, "AccessDenied")
+    assert_absent(s3, bucket, "k")
 
 
 # --- names, ranges ---------------------------------------------------------------------------
@@ -924,7 +947,7 @@ HEADER_POOL = [
     ("x-amz-checksum-type", ["COMPOSITE", "FULL_OBJECT", "nope"]),
     ("x-amz-sdk-checksum-algorithm", ["CRC32", "NOPE"]),
     ("x-amz-trailer", ["x-amz-checksum-crc32", "x-amz-nope", ""]),
-    ("x-amz-decoded-content-length", ["10", "-1", "abc"]),
+    ("x-amz-decoded-content-length", ["10", "-1", "abc", "\u00b2"]),
     ("Content-Encoding", ["aws-chunked", "gzip", "aws-chunked,aws-chunked"]),
     ("x-amz-copy-source", ["/", "nobucket/key", "%ff", "/b/k?versionId=1", "a" * 2000]),
     ("x-amz-copy-source-range", ["bytes=0-1", "bytes=", "bogus"]),

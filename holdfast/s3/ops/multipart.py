@@ -169,14 +169,16 @@ def _requested_parts(doc) -> list[RequestedPart]:
     for el in doc.findall("Part"):
         number_text = el.findtext("PartNumber")
         etag = el.findtext("ETag")
-        if number_text is None or etag is None or not number_text.strip().isdigit():
+        number = (number_text or "").strip()
+        # isascii: "²" is a digit to str.isdigit, and int() refuses it (a 500, once).
+        if etag is None or not (number.isascii() and number.isdigit()):
             raise S3Error("MalformedXML")
         sums = {
             alg: el.findtext(f"Checksum{alg}").strip()
             for alg in ALGORITHMS
             if el.findtext(f"Checksum{alg}")
         }
-        parts.append(RequestedPart(int(number_text), etag, sums))
+        parts.append(RequestedPart(int(number), etag, sums))
     return parts
 
 
