@@ -293,13 +293,13 @@ def parse_when(text: str, now: float | None = None) -> float:
         text = f"{today}T{text}"
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # local time; overflows at the ends of the calendar
+        return dt.timestamp()
+    except (ValueError, OverflowError):
         raise ValueError(
             f"cannot read time {text!r}: use 15m, 2h, 1d, HH:MM, an ISO 8601 time or epoch seconds"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time
-    return dt.timestamp()
 
 
 __all__ = [

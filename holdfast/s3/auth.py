@@ -409,9 +409,10 @@ def _parse_http_date(value: str) -> datetime | None:
         return when
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        # astimezone overflows past year 9999 ("Fri, 31 Dec 9999 23:59:59 -2359": once a 500)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _check_skew(when: datetime, now: datetime, max_skew_seconds: int, amz_date: str) -> None:

@@ -443,6 +443,33 @@ def test_unicode_digits_are_not_numbers(server, s3, bucket):
     assert_absent(s3, bucket, "k")
 
 
+def test_response_overrides_with_odd_text(server, s3, bucket):
+    """response-* values outside latin-1 go out as UTF-8 bytes; control characters are
+    InvalidArgument (no header injection). Both were 500s, the second with no answer."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    reply = signed_request(server, "GET", f"/{bucket}/k?response-content-disposition=%E4%B8%AD")
+    assert reply.status == 200 and reply.body == b"x"
+    assert reply.headers["content-disposition"].encode("latin-1") == "\u4e2d".encode()
+    for value in ("a%00b", "a%0Ab", "%7F"):
+        for method in ("GET", "HEAD"):
+            reply = signed_request(server, method, f"/{bucket}/k?response-content-type={value}")
+            assert reply.status == 400, (value, reply.status, reply.body[:300])
+            if method == "GET":
+                assert reply.error()["Code"] == "InvalidArgument"
+
+
+def test_dates_at_the_end_of_the_calendar(server, bucket):
+    """A Date whose time zone carries it past year 9999 is not a valid date (was a 500)."""
+    signed = sign(server, "GET", f"/{bucket}", {})
+    headers = {k: v for k, v in signed.headers.items() if k.lower() != "x-amz-date"}
+    headers["Date"] = "Fri, 31 Dec 9999 23:59:59 -2359"
+    reply = send(server, "GET", f"/{bucket}", headers)
+    assert reply.status == 403, (reply.status, reply.body[:300])
+    headers = {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 -2359"}
+    reply = signed_request(server, "GET", f"/{bucket}", headers=headers)
+    assert reply.status < 500, (reply.status, reply.body[:300])
+
+
 # --- names, ranges ---------------------------------------------------------------------------
 
 BAD_BUCKET_NAMES = [
@@ -933,12 +960,16 @@ QUERIES = [
     "?delimiter=&prefix=", "?versionId=abc", "?x-id=PutObject", "?uploads&delete",
     "?response-content-type=%0d%0aX-Injected:1", "?=", "?&&&", "?a=b=c",
     "?X-Amz-Algorithm=AWS4-HMAC-SHA256", "?fetch-owner=maybe", "?start-after=" + "z" * 2000,
+    "?response-content-disposition=%E4%B8%AD", "?response-content-type=a%00b",
 ]  # fmt: skip
 HEADER_POOL = [
     ("Range", ["bytes=0-0", "bytes=-5", "bytes=5-", "bytes=x-y", "bytes=99999999999999999999-"]),
     ("If-Match", ['"abc"', "*", "", 'W/"x"']),
     ("If-None-Match", ["*", '"abc"', ""]),
-    ("If-Modified-Since", ["yesterday", "Mon, 01 Jan 1990 00:00:00 GMT", "0"]),
+    (
+        "If-Modified-Since",
+        ["yesterday", "Mon, 01 Jan 1990 00:00:00 GMT", "0", "Fri, 31 Dec 9999 23:59:59 -2359"],
+    ),
     ("If-Unmodified-Since", ["Tue, 31 Dec 2999 00:00:00 GMT", "garbage"]),
     ("Content-MD5", ["", "AAAA", "!!!", md5_b64(b"")]),
     ("x-amz-checksum-crc32", ["", "AAAAAA==", "zzzz"]),

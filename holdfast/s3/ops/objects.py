@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
@@ -177,8 +178,25 @@ def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, in
         value = ctx.request.query.get(param)
         if value is not None:
             response.headers = [(n, v) for n, v in response.headers if n.lower() != header.lower()]
-            response.add(header, value)
+            response.add(header, _header_value(param, value))
     return response, start, end
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_value(param: str, value: str) -> str:
+    """A response-* override as header text: UTF-8 bytes on the wire (a filename in
+    Content-Disposition, say), never a control character. Either was a 500 (the header could
+    not be encoded, or uvicorn refused it after the answer had started)."""
+    if _CONTROL.search(value):
+        raise S3Error(
+            "InvalidArgument",
+            f"{param} must not contain control characters",
+            ArgumentName=param,
+            ArgumentValue=value.encode("unicode_escape").decode()[:200],
+        )
+    return value.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 async def get_object(ctx: Context) -> Response:
