@@ -109,7 +109,7 @@ async def read_json(request: Request, identity: Identity) -> dict:
         return {}
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # "[[[[...": deeper than json's recursion limit
         raise ApiError(400, "MalformedJSON", "request body is not JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "MalformedJSON", "request body must be a JSON object")

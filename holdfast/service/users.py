@@ -94,6 +94,14 @@ def seal_secrets(index: SqliteIndex, keyring: Keyring) -> tuple[int, int]:
     return sealed, resealed
 
 
+def _storable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Users:
     def __init__(
         self,
@@ -123,6 +131,8 @@ class Users:
         """The enabled user holding ``access_key``; a short cache keeps auth off the index."""
         if same(access_key, self.root.access_key):
             return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
+        if not _storable(access_key):
+            return None  # a lone surrogate (from JSON) cannot even be looked up in SQLite
         now = time.monotonic()
         hit = self._cache.get(access_key)
         if hit and now - hit[0] < self.ttl:

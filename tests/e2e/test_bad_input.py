@@ -404,17 +404,27 @@ def test_non_ascii_credentials_and_signatures(server, bucket, path):
 
 
 def test_ui_sign_in_with_odd_text_is_refused(server):
-    """A lone surrogate in the secret (valid JSON) or a non-ASCII CSRF header: 4xx."""
-    body = b'{"access_key": "' + ROOT_AK.encode() + b'", "secret_key": "\\ud800x"}'
-    reply = send(
-        server, "POST", "/_holdfast/ui/api/session", {"Content-Type": "application/json"}, body
+    """Lone surrogates (valid JSON), non-ASCII keys and JSON nested past the parser's
+    recursion limit are a refused sign-in or malformed JSON, not a 500."""
+    cases = [
+        (b'{"access_key": "' + ROOT_AK.encode() + b'", "secret_key": "\\ud800x"}', 401),
+        (b'{"access_key": "AK\\u00e9", "secret_key": "x"}', 401),
+        (b'{"access_key": "\\ud800", "secret_key": "\\udfff"}', 401),
+        (b"[" * 3000, 400),
+    ]
+    for body, expected in cases:
+        reply = send(
+            server, "POST", "/_holdfast/ui/api/session", {"Content-Type": "application/json"}, body
+        )
+        assert reply.status == expected, (body[:60], reply.status, reply.body[:300])
+
+
+def test_ops_api_deeply_nested_json(server):
+    body = b"[" * 3000
+    reply = signed_request(
+        server, "POST", "/_holdfast/api/users", body, {"Content-Type": "application/json"}
     )
-    assert reply.status == 401, (reply.status, reply.body[:300])
-    body = b'{"access_key": "AK\\u00e9", "secret_key": "x"}'
-    reply = send(
-        server, "POST", "/_holdfast/ui/api/session", {"Content-Type": "application/json"}, body
-    )
-    assert reply.status == 401, (reply.status, reply.body[:300])
+    assert reply.status == 400, (reply.status, reply.body[:300])
 
 
 def http_date_now() -> str:

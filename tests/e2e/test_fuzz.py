@@ -1,8 +1,9 @@
 """Mutation fuzz over raw sockets against a real server: no 5xx, no hang, nothing changed.
 
-Each case starts from a valid signed request of one of nine kinds (PUT, PUT with an
+Each case starts from a valid signed request of one of thirteen kinds (PUT, PUT with an
 aws-chunked body and a signed trailer, GET, HEAD, range GET, ListObjectsV2, DeleteObjects,
-the three multipart steps, presigned GET). Some are made hostile before signing (odd
+the three multipart steps, presigned GET, the ops API's GETs with odd parameters, the admin
+UI's sign-in with odd JSON). Some are made hostile before signing (odd
 headers and queries from test_bad_input's pools, still validly signed); most are then
 mutated as bytes: bits flipped, bytes inserted (CR, LF, NUL, non-ASCII) or deleted, header
 lines duplicated or dropped, Content-Length made wrong, the body cut, non-ASCII put into the
@@ -32,6 +33,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -253,9 +255,56 @@ def presigned_get(t: Target, rng: random.Random) -> bytes:
     return _wire("GET", path, {"Host": t.host})
 
 
+ODD_VALUES = [
+    "", "0", "-1", "abc", "\u00b2", "9" * 400, "1e999", "nan", "15m", "9" * 300 + "d",
+    "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00", "25:61", "\x00", "%ff", "\u4e2d",
+    "5xx", "999", "1h", "day", "minute",
+]  # fmt: skip
+
+
+def ops_get(t: Target, rng: random.Random) -> bytes:
+    """The ops API, signed with the root keys; GET only, so nothing is changed."""
+    endpoint, params = rng.choice(
+        [
+            ("requests", ["limit", "since", "until", "status", "bucket", "key", "operation"]),
+            ("alerts", ["limit"]),
+            ("timeseries", ["range"]),
+            ("users", []),
+            ("users/" + rng.choice(["x", "%00", "%ff", "root"]), []),
+        ]
+    )
+    chosen = rng.sample(params, min(len(params), rng.randint(0, 3)))
+    query = "&".join(f"{name}={quote(rng.choice(ODD_VALUES), safe='')}" for name in chosen)
+    path = f"/_holdfast/api/{endpoint}" + (f"?{query}" if query else "")
+    return _signed(t, rng, "GET", path)
+
+
+SIGN_IN_BODIES = [
+    b'{"access_key": "AK", "secret_key": "x"}', b'{"access_key": 1, "secret_key": null}',
+    b'{"access_key": "\\ud800", "secret_key": "\\udfff"}', b"[" * 3000, b"{" * 10, b"[]",
+    b'{"access_key": {"a": []}, "secret_key": [1]}', b"\xff\xfe", b'"' + b"a" * 5000 + b'"',
+]  # fmt: skip
+
+
+def ui_sign_in(t: Target, rng: random.Random) -> bytes:
+    """The admin UI's sign-in, which reads JSON before any signature is checked."""
+    body = rng.choice(SIGN_IN_BODIES)
+    headers = {
+        "Host": t.host,
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+    }
+    if rng.random() < 0.3:
+        headers["Cookie"] = "holdfast_ui=" + rng.choice(["x.y", "\u00e9.\u00e9", "a" * 300, "."])
+        headers["X-Holdfast-CSRF"] = rng.choice(["x", "\u00e9"])
+    method = rng.choice(["POST", "POST", "GET", "DELETE"])
+    return _wire(method, "/_holdfast/ui/api/session", headers, body if method == "POST" else b"")
+
+
 KINDS: list[Callable[[Target, random.Random], bytes]] = [
     put_small, put_chunked, get_object, head_object, range_get, list_v2, delete_objects,
-    multipart_initiate, multipart_part, multipart_complete, presigned_get,
+    multipart_initiate, multipart_part, multipart_complete, presigned_get, ops_get,
+    ui_sign_in,
 ]  # fmt: skip
 
 

@@ -172,7 +172,7 @@ async def read_json(request: Request, limit: int) -> dict:
             break
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # "[[[[...": deeper than json's recursion limit
         raise UiError(400, "MalformedJSON", "request body is not JSON") from None
     if not isinstance(data, dict):
         raise UiError(400, "MalformedJSON", "request body must be a JSON object")
