@@ -11,6 +11,7 @@ through the environment. The supervisor restarts a worker that dies, with backof
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -23,10 +24,11 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from holdfast.config import CONFIG_ENV, Config
 from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME, run_committer
+from holdfast.s3.http import ABORT_EXTENSION
 from holdfast.s3.xml import error_xml
 from holdfast.service.node import index_path
 from holdfast.workers.limits import Backoff
@@ -91,6 +93,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
+            extensions[ABORT_EXTENSION] = functools.partial(self._abort, cycle)
+
+    def _abort(self, cycle: RequestResponseCycle) -> None:
+        """Cut a response short after its headers went out (a read with no good copy left):
+        the connection closes short of Content-Length, the one signal a client cannot take
+        for the whole object. Quietly: the app has logged the failure once, structured, and
+        uvicorn would otherwise add a traceback or "returned without completing response"."""
+        if cycle.response_complete:
+            return
+        cycle.disconnected = True  # uvicorn sends nothing more and says nothing
+        cycle.keep_alive = False
+        if not self.transport.is_closing():
+            self.transport.close()  # what was written still goes out first
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -74,6 +74,12 @@ SENT_BYTES = Counter(
 ERRORS = Counter(
     "holdfast_s3_errors", "S3 error responses, by operation and error code", ["operation", "code"]
 )
+ABORTED = Counter(
+    "holdfast_s3_aborted_responses",
+    "Responses cut short after their headers were sent (no good copy of a block), by operation;"
+    " each is also counted as status 500 in holdfast_s3_requests",
+    ["operation"],
+)
 ADMIN_REQUESTS = Counter(
     "holdfast_admin_requests",
     "Requests to the node's own /_holdfast/ paths, by endpoint and status",

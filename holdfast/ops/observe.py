@@ -60,6 +60,7 @@ class Finished(NamedTuple):
     copy: bool
     status: int
     error_body: bytes | None
+    failure: str | None  # the error code of a response cut short after its headers
     content_length: str | None
     bytes_out: int
     user_agent: str
@@ -92,6 +93,8 @@ class Observation:
         headers = request.headers
         body = response.body
         status = response.status
+        # Cut short after the headers: DataLost (no good copy), or any exception while sending.
+        failure = response.failure or ("InternalError" if exc_type is not None else None)
         sent = self.sent
         if sent < 0:
             sent = 0 if request.method == "HEAD" else len(body)
@@ -101,7 +104,7 @@ class Observation:
             (
                 time.time(),
                 time.monotonic() - request.started,
-                exc_type is not None,
+                failure is not None,
                 request.request_id,
                 request.client,
                 request.access_key,
@@ -115,6 +118,7 @@ class Observation:
                 "x-amz-copy-source" in headers,
                 status,
                 body if status >= 400 and isinstance(body, bytes) else None,
+                failure,
                 headers.get("content-length") if request.body_requested else None,
                 sent,
                 headers.get("user-agent", ""),
@@ -225,9 +229,13 @@ class Record(NamedTuple):
     latency: float
     user_agent: str
     aborted: bool
+    status_sent: int  # the status line the client got; ``status`` is 500 for an abort
 
 
 def record_of(f: Finished) -> Record:
+    """A response cut short is a server-side failure, whatever its status line said: it is
+    recorded as a 500 with its error code, so log search, metrics, charts and the error-rate
+    alert all count it."""
     return Record(
         f.ended - f.latency,
         f.request_id,
@@ -238,13 +246,14 @@ def record_of(f: Finished) -> Record:
         f.method,
         f.bucket,
         f.key,
-        f.status,
-        error_code_of(f),
+        500 if f.failure else f.status,
+        f.failure or error_code_of(f),
         bytes_in_of(f),
         f.bytes_out,
         f.latency,
         f.user_agent[:200],
         f.aborted,
+        f.status,
     )
 
 
@@ -255,7 +264,9 @@ def _str(value: str | None) -> str:
 def encode_line(r: Record, clock: _Clock, pid: int) -> str:
     """The JSON line of a record, fields in ``requestlog.FIELDS`` order. Written out by
     hand: it is what ``json.dumps(..., separators=(",", ":"))`` gives, at half the cost."""
-    aborted = ',"aborted":true' if r.aborted else ""
+    aborted = (
+        f',"outcome":"aborted","status_sent":{r.status_sent},"aborted":true' if r.aborted else ""
+    )
     return (
         f'{{"time":"{clock.iso(r.started)}","ts":{r.started:.6f},"request_id":{_quote(r.request_id)}'
         f',"remote":{_quote(r.remote)},"access_key":{_str(r.access_key)},"user":{_str(r.user)}'
@@ -309,6 +320,7 @@ class BatchProcessor:
         self.received = _Children(metrics.RECEIVED_BYTES)
         self.sent = _Children(metrics.SENT_BYTES)
         self.errors = _Children(metrics.ERRORS)
+        self.aborted = _Children(metrics.ABORTED)
         self.admin = _Children(metrics.ADMIN_REQUESTS)
         self.log_errors = 0
         self.last_log_error: str | None = None
@@ -322,6 +334,7 @@ class BatchProcessor:
         received: Counter[str] = Counter()
         sent: Counter[str] = Counter()
         errors: Counter[tuple[str, str]] = Counter()
+        aborted: Counter[str] = Counter()
         latencies: defaultdict[str, list[float]] = defaultdict(list)
         edge = 0
         clock, pid = self.clock, self.pid
@@ -341,10 +354,14 @@ class BatchProcessor:
                 if r.error_code:
                     errors[(op, r.error_code)] += 1
                     edge += r.error_code in EDGE_CHECKSUM_CODES
+                if r.aborted:
+                    aborted[op] += 1
             lines.append(encode_line(r, clock, pid))
         for op, values in latencies.items():
             observe_many(self.duration(op), values)
         self._count(counts, admin, received, sent, errors, edge)
+        for op, n in aborted.items():
+            self.aborted(op).inc(n)
         self._write(lines)
 
     def _count(self, counts, admin, received, sent, errors, edge: int) -> None:

@@ -55,6 +55,8 @@ FIELDS = (
     "bytes_out",
     "latency_ms",
     "user_agent",
+    "outcome",  # "aborted", only on a response cut short (then also status_sent and aborted)
+    "status_sent",
     "aborted",
     "pid",
 )

@@ -228,6 +228,19 @@ def config_summary(config: Config) -> dict:
     }
 
 
+HEADLINE_EXAMPLES = 3
+
+
+def damaged_headline(count: int, examples: list[dict]) -> str:
+    """Objects no copy of which verifies, by name, and the next step: nothing in Holdfast
+    can bring their bytes back."""
+    names = ", ".join(f"{e['bucket']}/{e['key']}" for e in examples[:HEADLINE_EXAMPLES])
+    if count > min(len(examples), HEADLINE_EXAMPLES):
+        names = f"{count} objects ({names}, ...)" if names else f"{count} objects"
+    what = "it" if count == 1 else "them"
+    return f"no good copy of {names}: restore {what} from backup, or delete {what}"
+
+
 def assess(snap: dict, config: Config) -> list[dict]:
     """What is wrong, most serious first: the page's headline and readiness's reasons."""
     problems: list[dict] = []
@@ -240,6 +253,9 @@ def assess(snap: dict, config: Config) -> list[dict]:
         add("critical", f"index unreachable: {index.get('error') or 'not checked yet'}")
     elif not index.get("writable"):
         add("critical", f"index not writable: {index.get('error')}")
+    corrupt = index.get("corrupt_objects")
+    if corrupt:  # first of the warnings: named, with what to do about them
+        add("warning", damaged_headline(corrupt, index.get("corrupt_examples") or []))
     drives = snap["drives"]
     usable = [d for d in drives if d["state"] == "ok"]
     for d in drives:
@@ -250,9 +266,6 @@ def assess(snap: dict, config: Config) -> list[dict]:
             )
         elif d["free_percent"] is not None and d["free_percent"] < config.alert_free_percent:
             add("warning", f"drive {d['id']} has {d['free_percent']:.1f}% free")
-    corrupt = index.get("corrupt_objects")
-    if corrupt:
-        add("warning", f"{corrupt} object(s) marked corrupt")
     alerts = snap.get("alerts", {})
     if alerts.get("channels") and alerts.get("oldest_pending_age_seconds", 0) > 300:
         add(

@@ -7,6 +7,7 @@ before anything touches the index or the stores; every other request is S3.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import secrets
@@ -17,10 +18,19 @@ from urllib.parse import unquote_to_bytes
 from holdfast.config import Config
 from holdfast.errors import S3Error
 from holdfast.ops import endpoints as ops_endpoints
+from holdfast.ops.requestlog import iso_utc
 from holdfast.s3 import xml
 from holdfast.s3.auth import AuthResult, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
-from holdfast.s3.http import Receive, Request, Response, Send, parse_headers, parse_query
+from holdfast.s3.http import (
+    ABORT_EXTENSION,
+    Receive,
+    Request,
+    Response,
+    Send,
+    parse_headers,
+    parse_query,
+)
 from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
@@ -134,8 +144,9 @@ class S3App:
             response = await self._s3(request)
         if request.body_held_back():
             response.headers.append(("Connection", "close"))
+        abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
         with ops_endpoints.observe(request, response):  # request log + metrics, deferred
-            await self._send(send, response, request.method, request_id)
+            await self._send(send, response, request.method, request_id, request, abort)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -193,6 +204,10 @@ class S3App:
             return await self._dispatch(request)
         except S3Error as e:
             return self._error(e, resource, request.request_id)
+        except DataLost as e:  # before any byte went out (an inline object, a copy's source)
+            log_data_lost(e, request, status_sent=500, bytes_sent=0)
+            error = S3Error("InternalError", f"The object's stored bytes are damaged: {e}")
+            return self._error(error, resource, request.request_id)
         except Exception:
             log.exception("internal error in %s %s", request.method, resource)
             return self._error(S3Error("InternalError"), resource, request.request_id)
@@ -252,7 +267,15 @@ class S3App:
         headers.append(("Content-Type", "application/xml"))
         return Response(error.status, headers, body)
 
-    async def _send(self, send: Send, response: Response, method: str, request_id: str) -> None:
+    async def _send(
+        self,
+        send: Send,
+        response: Response,
+        method: str,
+        request_id: str,
+        request: Request | None = None,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
         headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
         headers.append((b"x-amz-request-id", request_id.encode()))
         headers.append((b"x-amz-id-2", request_id.encode()))
@@ -267,14 +290,47 @@ class S3App:
             await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        sent = 0
         try:
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except DataLost:
+                sent += len(chunk)
+        except DataLost as e:
             # Headers are gone already: the only honest signal left is to cut the connection
-            # short of Content-Length, so the client cannot mistake this for the object.
-            raise
+            # short of Content-Length, so the client cannot mistake this for the object. The
+            # request log and the metrics record a 500 (DataLost, outcome "aborted").
+            response.failure = "DataLost"
+            if request is not None:
+                log_data_lost(e, request, status_sent=response.status, bytes_sent=sent)
+            if abort is None:
+                raise  # no quiet way to cut the connection: uvicorn closes it
+            abort()
+            return
         await send({"type": "http.response.body", "body": b""})
+
+
+def log_data_lost(e: DataLost, request: Request, **extra: object) -> None:
+    """One JSON line per read that met a block with no good copy: when, which request and
+    object, where, why, and what the client got; never a traceback."""
+    log.error(
+        "%s",
+        json.dumps(
+            {
+                "time": iso_utc(time.time()),
+                "level": "error",
+                "event": "read_aborted",
+                "reason": "no good copy",
+                "request_id": request.request_id,
+                "method": request.method,
+                "bucket": e.bucket,
+                "key": e.key,
+                "offset": e.offset,
+                **extra,
+                "failures": e.failures[:4],
+                "next_step": "restore the object from a backup, or delete it",
+            }
+        ),
+    )
 
 
 def create_app() -> S3App:

@@ -71,11 +71,19 @@ class Request:
         return self.headers.get("host", "")
 
 
+# The ASGI scope extension through which the app cuts a response short after its headers went
+# out (holdfast/server.py provides it): a callable taking no arguments.
+ABORT_EXTENSION = "holdfast.abort"
+
+
 @dataclass
 class Response:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: Body = b""
+    # Set when the body was cut short after the headers (no good copy of a block): the error
+    # code the request log and the metrics record, as a 500, whatever status was sent.
+    failure: str | None = None
 
     def add(self, name: str, value: str | None) -> Response:
         if value is not None:

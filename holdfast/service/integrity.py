@@ -99,9 +99,12 @@ class Integrity:
             )
         return added
 
-    def object_damaged(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
+    def object_damaged(
+        self, obj: ObjectRecord, pos: int, failures: list[str], announce: bool = True
+    ) -> None:
         """No copy could deliver some byte of ``obj``: mark it (that version only), keep it
-        in memory for the status page, and say so loudly."""
+        in memory for the status page, and say so loudly (unless ``announce`` is False: a
+        read that met it logs its own line, with the request's id)."""
         self.index.mark_object_state(obj.bucket, obj.key, obj.etag, "corrupt")
         with self._lock:
             self.counters.objects_damaged += 1
@@ -115,7 +118,10 @@ class Integrity:
             }
             while len(self.counters.damaged) > REMEMBERED:
                 self.counters.damaged.popitem(last=False)
-        log.critical("no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures)
+        if announce:
+            log.critical(
+                "no good copy of %s/%s at offset %d: %s", obj.bucket, obj.key, pos, failures
+            )
 
     def snapshot(self) -> dict:
         c = self.counters

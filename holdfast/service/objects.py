@@ -62,6 +62,10 @@ class Received:
 class DataLost(Exception):
     """No store could deliver a verified copy of some bytes: the response must be aborted."""
 
+    def __init__(self, bucket: str, key: str, offset: int, failures: list[str]) -> None:
+        super().__init__(f"{bucket}/{key}: no good copy ({'; '.join(failures)})")
+        self.bucket, self.key, self.offset, self.failures = bucket, key, offset, failures
+
 
 def _index_full(e: sqlite3.OperationalError) -> bool:
     """SQLITE_FULL: the index's drive is out of space."""
@@ -267,14 +271,12 @@ class Objects:
 
     async def body(self, obj: ObjectRecord, start: int, end: int) -> bytes | AsyncIterator[bytes]:
         """What a GET sends for bytes [start, end): an inline object verified whole, as
-        bytes (one response with its length, and a damaged row an S3 error before any byte),
-        anything else as the verified stream of :meth:`read`."""
+        bytes (one response with its length, and a damaged row DataLost before any byte,
+        which the front answers InternalError), anything else as the verified stream of
+        :meth:`read`."""
         if obj.inline is None:
             return self.read(obj, start, end)
-        try:
-            return await self.read_inline(obj, start, end)
-        except DataLost as e:
-            raise S3Error("InternalError", f"The object's stored bytes are damaged: {e}") from e
+        return await self.read_inline(obj, start, end)
 
     async def read_inline(self, obj: ObjectRecord, start: int, end: int) -> bytes:
         """An inline object's bytes, every block verified before any is returned."""
@@ -289,8 +291,9 @@ class Objects:
         return obj.inline[start:end]
 
     async def _lost(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
-        await self.node.run(self.node.integrity.object_damaged, obj, pos, failures)
-        raise DataLost(f"{obj.bucket}/{obj.key}: no good copy ({'; '.join(failures)})")
+        # Not announced here: the front logs the one line for the request that met it.
+        await self.node.run(self.node.integrity.object_damaged, obj, pos, failures, False)
+        raise DataLost(obj.bucket, obj.key, pos, failures)
 
     async def _read_segment(
         self, obj: ObjectRecord, seg: Segment, start: int, end: int

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import Server, start_server
-from tests.e2e.ops_helpers import Webhook
+from tests.e2e.ops_helpers import Webhook, metric_value
 from tests.faults.support import (
     MIB,
     blob_files,
@@ -152,10 +152,16 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
         server.stop()
 
 
+def ops_get(server: Server, path: str) -> requests.Response:
+    """GET one of the node's own pages (status, metrics). The one place to add credentials
+    when those pages stop being open (issue 18)."""
+    return requests.get(f"{server.endpoint}{path}", timeout=5)
+
+
 def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_path):
     hook = Webhook()
     alerting = ["--alert-webhook", hook.url, "--alert-eval-interval", "0.5"]
-    alerting += ["--status-refresh", "0.3"]
+    alerting += ["--status-refresh", "0.3", "--alert-error-window", "30"]
     server = start_server(tmp_path, drives=2, extra_args=FLAGS + alerting)
     try:
         s3 = server.client(retries={"max_attempts": 1})
@@ -164,15 +170,17 @@ def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_pa
         s3.put_object(Bucket="lost", Key="obj", Body=body)
         for path in _copies(server, "lost", "obj"):
             flip(path, MIB + 777)  # the same block in both copies
+        log_start = len(server.log())
         url = s3.generate_presigned_url("get_object", Params={"Bucket": "lost", "Key": "obj"})
-        received = b""
-        with (
-            pytest.raises(requests.exceptions.ChunkedEncodingError),
-            requests.get(url, stream=True, timeout=10) as r,
-        ):
-            for chunk in r.iter_content(64 * 1024):
-                received += chunk
-        assert len(received) < len(body) and body.startswith(received)
+        for headers in ({}, {"Range": f"bytes=0-{2 * MIB}"}):
+            received = b""
+            with (
+                pytest.raises(requests.exceptions.ChunkedEncodingError),
+                requests.get(url, stream=True, timeout=10, headers=headers) as r,
+            ):
+                for chunk in r.iter_content(64 * 1024):
+                    received += chunk
+            assert len(received) < len(body) and body.startswith(received)
         damaged = wait_for(
             "damage in status", lambda: (status(server).get("damaged") or {}).get("count"), 10
         )
@@ -187,6 +195,68 @@ def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_pa
         )
         assert alert["kind"] == "firing" and alert["severity"] == "critical"
         assert "lost/obj" in alert["summary"]
+        _assert_cut_reads_are_failures(server, log_start)
+        # Enough traffic for the error-rate rule to judge, 2 of it 5xx (default 5% threshold).
+        for _ in range(24):
+            s3.head_object(Bucket="lost", Key="obj")
+        error_rate = wait_for(
+            "the error-rate alert",
+            lambda: next((a for a in hook.received if a["rule"] == "error_rate"), None),
+            40,
+        )
+        assert error_rate["kind"] == "firing", error_rate
     finally:
         server.stop()
         hook.close()
+
+
+def _assert_cut_reads_are_failures(server: Server, log_start: int) -> None:
+    """The two cut reads (headers 200 and 206) are server-side failures everywhere an operator
+    looks: request log, log search, metrics, status headline, one log line each (issue 18)."""
+    cmd = [sys.executable, "-m", "holdfast.cli", "log", "search", "--data"]
+    cmd += [str(server.data_dirs[0]), "--status", "5xx", "--json"]
+
+    def search() -> list:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout) if out.returncode == 0 else []
+
+    records = wait_for("both cut reads in the request log", lambda: len(search()) == 2 and search())
+    assert sorted(r["status_sent"] for r in records) == [200, 206], records
+    for r in records:
+        assert (r["status"], r["error_code"], r["outcome"]) == (500, "DataLost", "aborted"), r
+        assert (r["operation"], r["bucket"], r["key"]) == ("GetObject", "lost", "obj"), r
+
+    def metrics_after_both() -> str | None:
+        text = ops_get(server, "/_holdfast/metrics").text
+        aborted = metric_value(text, "holdfast_s3_aborted_responses_total", operation="GetObject")
+        return text if aborted == 2 else None
+
+    text = wait_for("the aborts in the metrics", metrics_after_both)
+    assert (
+        metric_value(text, "holdfast_s3_requests_total", operation="GetObject", status="500") == 2
+    )
+    assert (
+        metric_value(text, "holdfast_s3_errors_total", operation="GetObject", code="DataLost") == 2
+    )
+    headline = wait_for(
+        "the damaged object in the status headline",
+        lambda: next(
+            (
+                p["what"]
+                for p in ops_get(server, "/_holdfast/status?format=json").json()["problems"]
+                if "lost/obj" in p["what"]
+            ),
+            None,
+        ),
+        10,
+    )
+    assert headline == "no good copy of lost/obj: restore it from backup, or delete it"
+    page = ops_get(server, "/_holdfast/status").text
+    assert "no good copy of lost/obj: restore it from backup, or delete it" in page
+    new_log = server.log()[log_start:]
+    assert "Traceback" not in new_log and "Exception in ASGI" not in new_log, new_log[-3000:]
+    lines = [json.loads(line) for line in new_log.splitlines() if '"read_aborted"' in line]
+    assert len(lines) == 2, new_log[-3000:]
+    for line in lines:
+        assert line["time"].endswith("Z") and (line["bucket"], line["key"]) == ("lost", "obj")
+        assert line["offset"] == MIB and line["status_sent"] in (200, 206)

@@ -158,7 +158,7 @@ def _finished(**kw) -> tuple:
         access_key=None, authorization="AWS4-HMAC-SHA256 Credential=AKX/20261122/us-east-1/s3/"
         "aws4_request, SignedHeaders=host, Signature=" + "f" * 64, user=None, method="PUT",
         raw_path='/b/we"ird\u00e9', bucket="b", key='we"ird\u00e9', query=None, copy=False,
-        status=403, error_body=b"<Error><Code>SignatureDoesNotMatch</Code></Error>",
+        status=403, error_body=b"<Error><Code>SignatureDoesNotMatch</Code></Error>", failure=None,
         content_length="12", bytes_out=99, user_agent="ua",
     )  # fmt: skip
     base.update(kw)
@@ -169,13 +169,30 @@ def test_log_line_is_json_without_signatures():
     record = record_of(Finished._make(_finished()))
     line = encode_line(record, _Clock(), 42)
     data = json.loads(line)
-    assert list(data) == [f for f in FIELDS if f != "aborted"]
+    assert list(data) == [f for f in FIELDS if f not in ("outcome", "status_sent", "aborted")]
     assert data["access_key"] == "AKX" and data["key"] == 'we"ird\u00e9'
     assert data["operation"] == "PutObject" and data["error_code"] == "SignatureDoesNotMatch"
     assert data["time"] == "2027-01-15T08:00:00.248Z" or data["time"].endswith("Z")
     assert "f" * 64 not in line and "Signature" not in line.replace("SignatureDoesNotMatch", "")
     for name in ("key", "bucket", "access_key", "request_id"):  # what search's needles rely on
         assert f'"{name}":{json.dumps(data[name])}' in line
+
+
+def test_a_read_cut_short_is_recorded_as_a_server_failure(tmp_path: Path):
+    """Headers said 206, then no copy of a block verified: the record is a 500 with its error
+    code and outcome "aborted", so a search for 5xx finds it (issue 18)."""
+    f = _finished(method="GET", status=206, error_body=None, failure="DataLost", aborted=True)
+    record = record_of(Finished._make(f))
+    assert (record.status, record.error_code, record.aborted) == (500, "DataLost", True)
+    data = json.loads(encode_line(record, _Clock(), 1))
+    assert data["status"] == 500 and data["status_sent"] == 206
+    assert data["outcome"] == "aborted" and data["error_code"] == "DataLost"
+    assert list(data) == [f for f in FIELDS]
+    writer = RequestLogWriter(tmp_path, max_bytes=1 << 20)
+    ok = encode_line(record_of(Finished._make(_finished(status=200, error_body=None))), _Clock(), 1)
+    writer.write((ok + "\n" + encode_line(record, _Clock(), 1) + "\n").encode())
+    writer.close()
+    assert [h["error_code"] for h in search(tmp_path, LogQuery(status="5xx"))] == ["DataLost"]
 
 
 def test_search_filters_and_rotation(tmp_path: Path):
