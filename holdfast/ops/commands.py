@@ -420,7 +420,7 @@ def format_records(records: list[dict]) -> str:
             + f".{int(r['ts'] * 1000) % 1000:03d}",
             r["request_id"],
             r["status"],
-            r.get("error_code") or "",
+            (r.get("error_code") or "") + (" (aborted)" if r.get("outcome") == "aborted" else ""),
             r["operation"],
             "/".join(x for x in (r.get("bucket"), r.get("key")) if x) or "/",
             r.get("access_key") or "",
