@@ -11,26 +11,44 @@ the repeated short ones, which are what the caches are for, still hit.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 R = TypeVar("R")
 
 
-def short_lru_cache(maxsize: int, max_len: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """``lru_cache(maxsize)`` for calls whose first argument is at most ``max_len`` long."""
+def short_lru_cache(
+    maxsize: int, max_len: int, worth: Callable[..., bool] | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``lru_cache(maxsize)`` for calls whose text arguments (str and bytes) are at most
+    ``max_len`` long together, and for which ``worth(*args)`` (if given) is true: a value
+    can be much larger than its key (a 2 KiB query of 400 parameters parses into 400 tuples,
+    ~45 KB), and ``worth`` keeps those out. docs/performance.md gives each cache's bound in
+    bytes, values included; tests/unit/test_caching.py measures them."""
 
     def wrap(fn: Callable[..., R]) -> Callable[..., R]:
         cached = functools.lru_cache(maxsize=maxsize)(fn)
 
         @functools.wraps(fn)
-        def call(first: Sized, *rest: Any) -> R:
-            if len(first) > max_len:
-                return fn(first, *rest)
-            return cached(first, *rest)
+        def call(*args: Any) -> R:
+            if _text_len(args) > max_len or (worth is not None and not worth(*args)):
+                return fn(*args)
+            return cached(*args)
 
         call.cache_info = cached.cache_info  # type: ignore[attr-defined]
         call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
         return call
 
     return wrap
+
+
+def _text_len(args: tuple) -> int:
+    return sum(len(a) for a in args if isinstance(a, str | bytes))
+
+
+def few_params(raw_query: str) -> bool:
+    """A query worth caching parsed: presigned URLs and listings have about ten parameters."""
+    return raw_query.count("&") < MAX_CACHED_PARAMS
+
+
+MAX_CACHED_PARAMS = 16

@@ -28,7 +28,6 @@ signing key from ``repr`` so it cannot leak through a log line either.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -38,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
-from holdfast.caching import short_lru_cache
+from holdfast.caching import few_params, short_lru_cache
 from holdfast.consttime import same
 from holdfast.s3.errors import S3Error
 
@@ -319,7 +318,9 @@ def canonical_request(
     return "\n".join((method, uri, query, headers_block, signed_headers, payload_hash))
 
 
-@functools.lru_cache(maxsize=1024)
+# The region is the client's text (only the access key must be known to get here): a long
+# one is derived each time rather than kept.
+@short_lru_cache(maxsize=1024, max_len=256)
 def derive_signing_key(secret: str, date: str, region: str) -> bytes:
     """kSigning = HMAC chain over date, region, service and terminator.
 
@@ -621,7 +622,7 @@ def _sigv2_refused() -> S3Error:
 # --- canonicalisation helpers ------------------------------------------------------------------
 
 
-@short_lru_cache(maxsize=1024, max_len=QUERY_CACHE_MAX_LEN)
+@short_lru_cache(maxsize=1024, max_len=QUERY_CACHE_MAX_LEN, worth=few_params)
 def _split_query(raw_query: str) -> tuple[tuple[bytes, bytes], ...]:
     """Cached: the front end decodes the query for routing and the signature check then
     splits the very same string again; a presigned PUT's query is unique, but not twice."""

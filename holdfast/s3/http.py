@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from holdfast.caching import short_lru_cache
+from holdfast.caching import few_params, short_lru_cache
 from holdfast.errors import S3Error
 from holdfast.s3.auth import QUERY_CACHE_MAX_LEN
 from holdfast.s3.auth import parse_query as auth_parse_query
@@ -114,7 +114,7 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return dict(_parsed_query(raw_query))
 
 
-@short_lru_cache(maxsize=4096, max_len=QUERY_CACHE_MAX_LEN)
+@short_lru_cache(maxsize=4096, max_len=QUERY_CACHE_MAX_LEN, worth=few_params)
 def _parsed_query(raw_query: str) -> tuple[tuple[str, str], ...]:
     """Presigned URLs repeat, and their queries are the longest part of a request line."""
     return tuple(auth_parse_query(raw_query))

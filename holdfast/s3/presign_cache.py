@@ -22,6 +22,14 @@ from holdfast.s3.http import Request
 
 # A 1,024-byte key, every byte percent-encoded, plus the bucket: longer paths are not cached.
 MAX_PATH_LEN = 4096
+# Signed header values are part of the key (a URL signed with a header must come with it):
+# beyond this much of them together, the request is verified each time.
+MAX_SIGNED_VALUES_LEN = 1024
+# What the entries may hold together, keys counted by length plus a fixed cost per entry (the
+# AuthResult, the secret, the tuples and the dict slot: measured ~700 bytes). 4,096 typical
+# entries (a ~450-character query, a short path) fit; long ones evict sooner.
+MAX_BYTES = 8 * 1024 * 1024
+ENTRY_OVERHEAD = 768
 
 
 @dataclass(frozen=True)
@@ -30,11 +38,21 @@ class _Entry:
     secret: str
     valid_from: float
     valid_until: float
+    cost: int
+
+
+def _cost(key: tuple) -> int:
+    method, path, query, values = key
+    return ENTRY_OVERHEAD + len(path) + len(query) + sum(len(v) for v in values if v)
 
 
 class PresignedCache:
-    def __init__(self, size: int = 4096) -> None:
+    """At most ``size`` entries and ``max_bytes`` of them, least recently used out first."""
+
+    def __init__(self, size: int = 4096, max_bytes: int = MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
 
     def key(self, request: Request) -> tuple | None:
@@ -55,6 +73,8 @@ class PresignedCache:
             return None
         signed = request.query.get("X-Amz-SignedHeaders", "").split(";")
         values = tuple(request.headers.get(name) for name in signed)
+        if sum(len(v) for v in values if v) > MAX_SIGNED_VALUES_LEN:
+            return None
         return (request.method, request.raw_path, request.raw_query, values)
 
     def get(self, key: tuple, now: float, secret_for: Callable[[str], str | None]):
@@ -64,7 +84,7 @@ class PresignedCache:
         secret = secret_for(entry.auth.access_key)
         fresh = entry.valid_from <= now <= entry.valid_until
         if not fresh or secret is None or not same(secret, entry.secret):
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry.auth
@@ -78,6 +98,15 @@ class PresignedCache:
         if signed is None:
             return
         signed_at = signed.timestamp()
-        self._entries[key] = _Entry(auth, secret, signed_at - MAX_SKEW_SECONDS, signed_at + expires)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self._drop(key)
+        entry = _Entry(auth, secret, signed_at - MAX_SKEW_SECONDS, signed_at + expires, _cost(key))
+        self._entries[key] = entry
+        self.bytes += entry.cost
+        while self._entries and (len(self._entries) > self.size or self.bytes > self.max_bytes):
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.cost
+
+    def _drop(self, key: tuple) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry.cost

@@ -94,6 +94,12 @@ def seal_secrets(index: SqliteIndex, keyring: Keyring) -> tuple[int, int]:
     return sealed, resealed
 
 
+# The lookup cache: keys are claimed access keys (generated ones have 20 characters), kept
+# for ``ttl``; at most MAX_CACHED_KEYS of at most MAX_CACHED_KEY_LEN characters: ~4 MiB.
+MAX_CACHED_KEYS = 10_000
+MAX_CACHED_KEY_LEN = 128
+
+
 def _storable(text: str) -> bool:
     try:
         text.encode()
@@ -142,7 +148,9 @@ class Users:
             user = None
         if user is not None:
             user = self._opened(user)
-        if len(self._cache) > 10_000:
+        if len(access_key) > MAX_CACHED_KEY_LEN:
+            return user  # a claimed key of any length (up to a 16 KiB header) is not kept
+        if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
         self._cache[access_key] = (now, user)
         return user
