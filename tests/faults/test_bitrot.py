@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import Server, start_server
-from tests.e2e.ops_helpers import Webhook, metric_value
+from tests.e2e.ops_helpers import Webhook, metric_value, status_headers
 from tests.faults.support import (
     MIB,
     blob_files,
@@ -153,9 +153,10 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
 
 
 def ops_get(server: Server, path: str) -> requests.Response:
-    """GET one of the node's own pages (status, metrics). The one place to add credentials
-    when those pages stop being open (issue 18)."""
-    return requests.get(f"{server.endpoint}{path}", timeout=5)
+    """GET one of the node's own pages (status, metrics) as root: SigV4-signed (issue 18)."""
+    route, _, query = path.partition("?")
+    headers = status_headers(server, route, query)
+    return requests.get(f"{server.endpoint}{path}", headers=headers, timeout=5)
 
 
 def test_no_good_copy_aborts_the_get_marks_the_object_and_raises_an_alert(tmp_path):
