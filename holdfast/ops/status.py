@@ -271,7 +271,10 @@ class StatusKeeper:
         self._counts: dict = {}
         self._durable: dict = {}  # the index's view for the providers: repair queue, damage
         self.snapshot: dict = self._assemble(
-            [], {"readable": False, "error": "not checked yet"}, {}, {name: {} for name in sections}
+            [],
+            {"readable": False, "error": "not checked yet", "state": "unknown"},
+            {},
+            {name: {} for name in sections},
         )
         self.snapshot["refreshed_at"] = 0.0
 
