@@ -17,6 +17,7 @@ from holdfast.masterkey import ENV as MASTER_KEY_ENV
 from holdfast.masterkey import Keyring, MasterKeyError, encode_key, load_keyring, write_key_file
 from holdfast.masterkey import key_file as master_key_file
 from holdfast.masterkey import new_key as new_master_key
+from holdfast.net import commands as net_commands
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.service.integrity import node_name
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.add_admin_args(sub)
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
+    cluster = sub.add_parser("cluster", help="cluster CA, node certificates (docs/cluster.md)")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    net_commands.register(cluster_sub)
     return parser
 
 
@@ -414,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops_commands.cmd_admin(args)
     if args.command == "log":
         return ops_commands.cmd_log(args, config_from_args(args))
+    if args.command == "cluster" and args.cluster_command in net_commands.VERBS:
+        return net_commands.run(args)
     if args.command in integrity_commands.COMMANDS:
         return integrity_commands.run(args, config_from_args(args))
     return 2
