@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -136,8 +137,10 @@ class InternalServer:
         self.sessions: dict[bytes, WriteSession] = {}
         self.finished: OrderedDict[bytes, tuple[bool, Any]] = OrderedDict()
         self.port = 0
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor: asyncio.Task | None = None
         self._reaper: asyncio.Task | None = None
+        self._handlers: set[asyncio.Task] = set()
         self._connections: set[asyncio.StreamWriter] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -148,36 +151,66 @@ class InternalServer:
             raise ValueError(f"no handler for {kind.name} frames")
         self.handlers[kind] = handler
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT)
-        self.port = self._server.sockets[0].getsockname()[1]
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> None:
+        self._listener = socket.create_server(
+            (host, port), backlog=1024, reuse_port=reuse_port, family=_family(host)
+        )
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self._acceptor = asyncio.create_task(self._accept_loop())
         self._reaper = asyncio.create_task(self._reap_sessions())
 
     async def close(self) -> None:
-        if self._reaper:
-            self._reaper.cancel()
-        if self._server:
-            self._server.close()
+        for task in (self._acceptor, self._reaper):
+            if task:
+                task.cancel()
+        if self._listener:
+            self._listener.close()
         for w in list(self._connections):
             w.close()
-        if self._server:
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        for task in list(self._handlers):
+            task.cancel()
         for sid in list(self.sessions):
             self._drop_session(sid)
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while True:
+            try:
+                sock, peername = await loop.sock_accept(self._listener)
+            except OSError as e:  # EMFILE and the like: do not spin
+                log.warning("internal server: accept failed: %s", e)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(self._accept(sock, peername))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _accept(self, sock: socket.socket, peername: Any) -> None:
+        """TLS on an accepted socket, done here (not by start_server) so that a failed
+        handshake raises to us with OpenSSL's reason; then the name check, then frames."""
         address = f"{peername[0]}:{peername[1]}" if peername else "?"
+        loop = asyncio.get_running_loop()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                sock,
+                ssl=self.context,
+                ssl_handshake_timeout=self.handshake_timeout,
+            )
+        except (ssl.SSLError, OSError) as e:  # TimeoutError too
+            sock.close()
+            refuse(classify_handshake_error(e), address, f"TLS handshake failed: {e!r}")
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         self._connections.add(writer)
         try:
-            try:
-                await writer.start_tls(self.context, ssl_handshake_timeout=self.handshake_timeout)
-            except (TimeoutError, ssl.SSLError, OSError) as e:
-                refuse(classify_handshake_error(e), address, f"TLS handshake failed: {e}")
-                return
             try:
                 peer = check_client(writer.get_extra_info("ssl_object"), self.peers, address)
             except Refused as e:
@@ -361,6 +394,10 @@ class InternalServer:
                     await asyncio.get_running_loop().run_in_executor(
                         self.executor, self._drop_session, sid
                     )
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _read_some(reader: Any, first: int, upto: int) -> tuple[list[bytes], BaseException | None]:
