@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import socket
 import ssl
 import threading
@@ -135,6 +134,7 @@ class InternalServer:
         self.session_idle = session_idle
         self.handlers: dict[Kind, Handler] = {Kind.HEARTBEAT: self._heartbeat}
         self.sessions: dict[bytes, WriteSession] = {}
+        self.sessions_lock = threading.Lock()
         self.finished: OrderedDict[bytes, tuple[bool, Any]] = OrderedDict()
         self.port = 0
         self._listener: socket.socket | None = None
@@ -478,13 +478,19 @@ def _op_remove_stale_temporary(srv: InternalServer, a: dict) -> Any:
 
 
 def _op_write_open(srv: InternalServer, a: dict) -> Any:
+    """Open write session ``session`` (chosen by the writer, so an open sent again after a
+    lost answer finds its session instead of leaving a second one behind)."""
     block_size = int(a["block_size"])
     if not 0 < block_size <= frames.MAX_PAYLOAD // 2:
         raise ValueError(f"block size {block_size}")
-    writer = srv.store(a).writer(block_size)
-    sid = secrets.token_bytes(16)
-    srv.sessions[sid] = WriteSession(writer, block_size)
-    return {"session": sid.hex()}
+    sid = bytes.fromhex(a["session"])
+    if len(sid) != 16 or sid == frames.NO_SESSION:
+        raise ValueError("a write session id is 16 bytes")
+    with srv.sessions_lock:
+        if sid in srv.sessions or sid in srv.finished:
+            return None
+        srv.sessions[sid] = WriteSession(srv.store(a).writer(block_size), block_size)
+    return None
 
 
 def _op_write_finish(srv: InternalServer, a: dict) -> Any:

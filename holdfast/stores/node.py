@@ -23,6 +23,7 @@ holdfast/stores/verify.py fails over to another copy without knowing the kind.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -62,8 +63,8 @@ class NodeBlobWriter(BlobWriter):
         self.block_size = block_size
         self.size = 0
         self.chunk_bytes = max(1, CHUNK_BYTES // block_size) * block_size
-        opened = store.call("write_open", block_size=block_size)
-        self.session = bytes.fromhex(opened["session"])
+        self.session = secrets.token_bytes(16)
+        store.call("write_open", block_size=block_size, session=self.session.hex())
         self._buf = bytearray()
         self._sent = 0
         self._done = False

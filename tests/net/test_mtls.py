@@ -74,7 +74,9 @@ def test_the_server_refuses_a_bad_client_certificate(certs, n2, case, reason):
     if case == "other-ca":
         identity = ident("n1", *node_files(certs["other"], "n1"), ca)
     elif case == "expired":
-        identity = ident("n1", certs["work"] / "expired-n1.pem", certs["work"] / "expired-n1.key", ca)
+        identity = ident(
+            "n1", certs["work"] / "expired-n1.pem", certs["work"] / "expired-n1.key", ca
+        )
     else:
         identity = ident("n1", *node_files(certs["ours"], "n1"), ca)
     context = None

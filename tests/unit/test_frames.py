@@ -25,7 +25,10 @@ def test_round_trip():
     frame = frames.encode(Kind.REQUEST, 7, payload)
     header, body = frames.decode(frame)
     assert (header.kind, header.request_id, header.length) == (Kind.REQUEST, 7, len(payload))
-    assert frames.parse_json(body, header) == {"op": "stat", "args": {"drive": "d0", "blob_id": "x"}}
+    assert frames.parse_json(body, header) == {
+        "op": "stat",
+        "args": {"drive": "d0", "blob_id": "x"},
+    }
 
 
 def test_header_layout():
