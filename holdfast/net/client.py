@@ -193,7 +193,28 @@ class NodeClient:
             sock.close()
             raise
         sock.settimeout(self.timeout)
-        return Connection(sock, node, where)
+        conn = Connection(sock, node, where)
+        try:
+            self._greeting(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _greeting(self, conn: Connection) -> None:
+        """The server's first frame (request id 0): its name, or why it refuses us (our
+        name not in its layout). Nothing is sent before it (server.py says why)."""
+        try:
+            header, payload = conn.recv()
+        except ssl.SSLError as e:  # the server refused our certificate (its alert)
+            raise NodeUnreachable(
+                f"node {conn.peer} at {conn.address} refused our certificate: {e}"
+            ) from e
+        if header.kind != Kind.ANSWER or header.request_id != 0:
+            raise BadFrame(f"greeting was a {header.kind.name} {header.request_id}", header.kind)
+        answer = frames.parse_json(payload, header)
+        if not answer.get("ok"):
+            raise decode_error(answer.get("error", {}), conn.peer)
 
     def _checkout(self, node: str) -> Connection:
         with self._lock:
@@ -256,11 +277,6 @@ class NodeClient:
                 header, payload = conn.recv()
                 if header.kind == Kind.REJECTED:
                     raise PeerRejected(f"node {node} rejected our message (not applied)")
-                if header.request_id == 0 and header.kind == Kind.ANSWER:
-                    # The peer refused this connection (e.g. our name is not in its layout).
-                    answer = frames.parse_json(payload, header)
-                    conn.close()
-                    raise decode_error(answer.get("error", {}), node)
                 if header.request_id != rid:
                     raise BadFrame(f"answer to request {header.request_id}, expected {rid}")
                 return conn, header, payload

@@ -218,9 +218,16 @@ class InternalServer:
                     writer, Kind.ANSWER, 0, {"ok": False, "error": encode_error(e)}
                 )
                 return
+            log.debug("connection from node %s (%s)", peer, address)
+            # The greeting: the client sends nothing before it has it, so no request can
+            # arrive with the end of the handshake (asyncio's TLS transport could leave such
+            # bytes unread until more came: a request then hung until its timeout).
+            await self._send_json(
+                writer, Kind.ANSWER, 0, {"ok": True, "result": {"node": self.name}}
+            )
             await self._serve(peer, reader, writer)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+            log.debug("connection from %s ended: %r", address, e)
         finally:
             self._connections.discard(writer)
             writer.close()
@@ -243,9 +250,12 @@ class InternalServer:
                     else b""
                 )
                 frames.check_payload(head, header, payload)
+                log.debug("%s: %s %d (%d bytes)", peer, header.kind.name, header.request_id,
+                          header.length)  # fmt: skip
                 await self._dispatch(peer, header, memoryview(payload), writer)
             except BadFrame as e:
                 frames.reject(peer, e)
+                log.debug("%s: rejected a frame: %s", peer, e.reason)
                 await self._send_json(writer, Kind.REJECTED, e.request_id, {"reason": e.reason})
                 return
 

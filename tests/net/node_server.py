@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -46,6 +48,11 @@ class DrivesOnDemand(Mapping[str, Store]):
 
 
 async def main(args: argparse.Namespace) -> None:
+    if os.environ.get("NODE_SERVER_DEBUG"):
+        logging.basicConfig(
+            filename=os.environ["NODE_SERVER_DEBUG"], level=logging.DEBUG,
+            format="%(asctime)s %(message)s",
+        )  # fmt: skip
     identity = NodeIdentity.load(args.cert, args.key, args.ca)
     peers = StaticPeers({n: ("127.0.0.1", 0) for n in args.allow.split(",")})
     server = InternalServer(identity, DrivesOnDemand(identity.name, Path(args.root)), peers)
@@ -58,4 +65,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     for flag in ("--cert", "--key", "--ca", "--allow", "--root"):
         p.add_argument(flag, required=True)
-    uvloop.run(main(p.parse_args()))
+    (asyncio.run if os.environ.get("NODE_SERVER_LOOP") == "asyncio" else uvloop.run)(
+        main(p.parse_args())
+    )
