@@ -48,8 +48,9 @@ def test_init_writes_a_ca_a_cluster_id_and_node_certificates(tmp_path):
         assert mode(f.cert.parent) == 0o700 and mode(f.key) == 0o600
         cert = x509.load_pem_x509_certificate(f.cert.read_bytes())
         assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name
-        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == (
-            ident["id"]
+        assert (
+            cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
+            == (ident["id"])
         )
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert san.get_values_for_type(x509.DNSName) == [name]
@@ -64,7 +65,9 @@ def test_init_writes_a_ca_a_cluster_id_and_node_certificates(tmp_path):
 
 def test_cert_issues_one_more_node_later(tmp_path):
     d = tmp_path / "c"
-    assert holdfast("cluster", "init", "--dir", str(d), "--name", "x", "--nodes", "n1").returncode == 0
+    assert (
+        holdfast("cluster", "init", "--dir", str(d), "--name", "x", "--nodes", "n1").returncode == 0
+    )
     r = holdfast("cluster", "cert", "n4", "--dir", str(d), "--ip", "10.0.0.4", "--ip", "::1")
     assert r.returncode == 0, r.stderr
     f = pki.node_files(d, "n4")
@@ -94,7 +97,9 @@ def test_init_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, args, m
 
 def test_existing_ca_and_node_are_never_overwritten(tmp_path):
     d = tmp_path / "c"
-    assert holdfast("cluster", "init", "--dir", str(d), "--name", "a", "--nodes", "n1").returncode == 0
+    assert (
+        holdfast("cluster", "init", "--dir", str(d), "--name", "a", "--nodes", "n1").returncode == 0
+    )
     before = snapshot(d)
     r = holdfast("cluster", "init", "--dir", str(d), "--name", "b", "--nodes", "n2")
     assert r.returncode == 2 and "already holds a cluster CA" in r.stderr
