@@ -81,6 +81,7 @@ class Connection:
         self.address = address
         self._next_id = 0
         self._header = bytearray(HEADER_SIZE)
+        self.last_used = time.monotonic()
 
     def next_id(self) -> int:
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF or 1
@@ -144,6 +145,7 @@ class NodeClient:
         timeout: float = 30.0,
         connect_timeout: float = 3.0,
         pool_size: int = 4,
+        idle_seconds: float = 240.0,
         attempts: int = 5,
         backoff_base: float = 0.05,
         backoff_cap: float = 2.0,
@@ -155,6 +157,7 @@ class NodeClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
+        self.idle_seconds = idle_seconds  # below the server's idle_timeout (600 s)
         self.attempts = attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -217,13 +220,23 @@ class NodeClient:
             raise decode_error(answer.get("error", {}), conn.peer)
 
     def _checkout(self, node: str) -> Connection:
+        stale: list[Connection] = []
+        found = None
+        cutoff = time.monotonic() - self.idle_seconds
         with self._lock:
             idle = self._idle.get(node)
-            if idle:
-                return idle.pop()
-        return self.connect(node)
+            while idle:
+                conn = idle.pop()
+                if conn.last_used >= cutoff:
+                    found = conn
+                    break
+                stale.append(conn)  # the server hangs up idle connections first
+        for conn in stale:
+            conn.close()
+        return found or self.connect(node)
 
     def _checkin(self, conn: Connection) -> None:
+        conn.last_used = time.monotonic()
         with self._lock:
             idle = self._idle.setdefault(conn.peer, [])
             if not self._closed and len(idle) < self.pool_size:

@@ -127,6 +127,7 @@ class InternalServer:
         self.stores = stores
         self.peers = peers
         self.context = server_context(identity)
+        self._own_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(8, thread_name_prefix="holdfast-internal")
         self.handshake_timeout = handshake_timeout
         self.frame_timeout = frame_timeout
@@ -147,7 +148,7 @@ class InternalServer:
 
     def on(self, kind: Kind, handler: Handler) -> None:
         """Answer frames of ``kind`` (HEARTBEAT, LAYOUT) with ``await handler(peer, msg)``."""
-        if kind not in (Kind.HEARTBEAT, Kind.LAYOUT, Kind.REQUEST):
+        if kind not in (Kind.HEARTBEAT, Kind.LAYOUT):
             raise ValueError(f"no handler for {kind.name} frames")
         self.handlers[kind] = handler
 
@@ -172,6 +173,8 @@ class InternalServer:
             task.cancel()
         for sid in list(self.sessions):
             self._drop_session(sid)
+        if self._own_executor:
+            self.executor.shutdown(wait=False)
 
     # -- connections ------------------------------------------------------------------------
 
