@@ -219,6 +219,18 @@ class NodeClient:
         if not answer.get("ok"):
             raise decode_error(answer.get("error", {}), conn.peer)
 
+    def checkout(self, node: str) -> Connection:
+        """A connection of its own for a caller that streams (a blob writer): give it back
+        with :meth:`checkin` when every answer has been read, or close it."""
+        return self._checkout(node)
+
+    def checkin(self, conn: Connection) -> None:
+        self._checkin(conn)
+
+    def failed(self, node: str, conn: Connection | None, err: BaseException) -> None:
+        """Count, log (rate-limited) and close after a failure on a checked-out connection."""
+        self._failed(node, conn, err)
+
     def _checkout(self, node: str) -> Connection:
         stale: list[Connection] = []
         found = None

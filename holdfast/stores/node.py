@@ -5,12 +5,13 @@ LocalStore.
 
 Blob data keeps its per-block CRC32C end to end:
 
-* **writes** stream in DATA frames of whole blocks (about 1 MiB a frame), each block with
-  the CRC32C this writer computed of what its caller gave it; the remote node checks every
+* **writes** stream in DATA frames of whole blocks (about 1 MiB a frame, WINDOW of them in
+  flight before the oldest answer is awaited), each block with the CRC32C this writer
+  computed of what its caller gave it; the remote node checks every
   block against it before writing it, and ``finish`` checks the whole list against the
-  caller's CRCs there, as a local drive does. A frame that is lost or rejected on the way is
-  sent again (it carries its offset, so it is never appended twice); nothing is durable
-  before ``finish`` answers.
+  caller's CRCs there, as a local drive does. Frames not yet answered when a connection
+  fails or a frame is rejected are sent again, in order, on a new connection (each carries
+  its offset, so nothing is appended twice); nothing is durable before ``finish`` answers.
 * **reads** ask for the whole blocks a range touches; each arrives with its CRC32C and is
   verified here, against the CRCs the *index* holds (``blob.crcs``), before a byte of it is
   yielded. A stream that breaks off (a frame that failed its check, a dropped connection)
@@ -25,13 +26,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
 import crc32c
 
-from holdfast.net.client import NodeClient, StreamBroken
-from holdfast.net.frames import check_blocks, data_parts
+from holdfast.net.client import Connection, NodeClient, PeerRejected, StreamBroken
+from holdfast.net.errors import NodeUnreachable, decode_error
+from holdfast.net.frames import BadFrame, Kind, check_blocks, data_parts, parse_json
 from holdfast.net.server import WireBlob
 from holdfast.stores.base import (
     BlobInfo,
@@ -46,6 +49,7 @@ from holdfast.stores.base import (
 from holdfast.stores.blocks import CorruptBlock, verify_block
 
 CHUNK_BYTES = 1024 * 1024  # a DATA frame carries about this much (whole blocks)
+WINDOW = 4  # DATA frames a writer has in flight before it waits for the oldest answer
 SPACE_TTL = 2.0
 
 
@@ -68,6 +72,9 @@ class NodeBlobWriter(BlobWriter):
         self._buf = bytearray()
         self._sent = 0
         self._done = False
+        self._conn: Connection | None = None
+        self._inflight: deque[list] = deque()  # [request id, frame parts], oldest first
+        self._failures = 0
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -86,16 +93,84 @@ class NodeBlobWriter(BlobWriter):
             self._buf += view
 
     def _send(self, data: memoryview) -> None:
+        """Send one chunk without waiting for its answer: up to WINDOW frames are in
+        flight, kept (copied: the caller may reuse its buffer) until answered, and sent
+        again in order on a new connection if the connection fails or a frame is rejected
+        (the node acknowledges a chunk it already has without appending it again)."""
         bs = self.block_size
-        blocks = [data[i : i + bs] for i in range(0, len(data), bs)]
+        chunk = memoryview(bytes(data))
+        blocks = [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
         parts = data_parts(self.session, self._sent, blocks, [crc32c.crc32c(b) for b in blocks])
-        self.store.client.send_data(self.store.node, "write", parts)
-        self._sent += len(data)
+        self._sent += len(chunk)
+        entry: list = [0, parts]
+        self._inflight.append(entry)
+        self._transmit([entry])
+        while len(self._inflight) >= WINDOW:
+            self._ack()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.store.client.checkout(self.store.node)
+        return self._conn
+
+    def _transmit(self, entries: list[list]) -> None:
+        try:
+            conn = self._connection()
+            for entry in entries:
+                entry[0] = conn.next_id()
+                conn.send(Kind.DATA, entry[0], entry[1])
+        except (OSError, BadFrame) as e:
+            self._recover(e)
+
+    def _ack(self) -> None:
+        """Read the answer to the oldest frame in flight."""
+        try:
+            conn = self._connection()
+            header, payload = conn.recv()
+            if header.kind == Kind.REJECTED:
+                raise PeerRejected(f"node {self.store.node} rejected a data frame (not applied)")
+            if header.kind != Kind.ANSWER or header.request_id != self._inflight[0][0]:
+                raise BadFrame(f"unexpected {header.kind.name} {header.request_id}", header.kind)
+            answer = parse_json(payload, header)
+        except (OSError, BadFrame) as e:
+            self._recover(e)
+            return
+        if not answer.get("ok"):
+            self._drop_connection()
+            raise decode_error(answer.get("error", {}), self.store.node)
+        self._inflight.popleft()
+        self._failures = 0
+
+    def _recover(self, err: BaseException) -> None:
+        """The connection failed or a frame was rejected: a new connection, and every frame
+        not yet answered sent again, after a backoff; NodeUnreachable after ``attempts``."""
+        client = self.store.client
+        client.failed(self.store.node, self._conn, err)
+        self._conn = None
+        self._failures += 1
+        if self._failures >= client.attempts:
+            raise NodeUnreachable(
+                f"node {self.store.node}: blob data failed {self._failures} times, last: {err}"
+            ) from err
+        time.sleep(client.backoff(self._failures - 1))
+        self._transmit(list(self._inflight))
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._inflight.clear()
 
     def _flush(self) -> None:
+        """Send what is buffered and wait for every answer."""
         if self._buf:
             self._send(memoryview(self._buf))
             self._buf = bytearray()
+        while self._inflight:
+            self._ack()
+        if self._conn is not None:
+            self.store.client.checkin(self._conn)
+            self._conn = None
 
     def _finish(self, blob_id: str, crcs: bytes, replacing: bool) -> str | None:
         try:
@@ -125,6 +200,7 @@ class NodeBlobWriter(BlobWriter):
             return
         self._done = True
         self._buf = bytearray()
+        self._drop_connection()
         self.store.call("write_abort", session=self.session.hex())
 
 

@@ -12,7 +12,7 @@ each side), so both legs are real mutual TLS, and it flips bits in the *plaintex
 stream* between them, where nothing but the frame checksums stands between a flipped bit
 and the store. It reads whole frames (trusting the real sender's header for the length)
 and picks each frame for a flip with a probability that grows with its size (each byte
-with probability FLIP_PER_BYTE, at least MIN_FRAME_SHARE a frame), then flips one random
+with probability FLIP_PER_BYTE; at least MIN_FRAME_SHARE, at most MAX_FRAME_SHARE a frame), then flips one random
 bit at a random position of the frame: header, checksums or payload alike.
 
 At most one flip per connection: the receiver of a corrupted frame ends the connection
@@ -49,6 +49,7 @@ REJECTED = "holdfast_internal_messages_rejected_total"
 BS = 16 * 1024
 FLIP_PER_BYTE = 1 / 150_000
 MIN_FRAME_SHARE = 0.04
+MAX_FRAME_SHARE = 0.5  # 1 MiB frames: every other one, so a retried window still gets through
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -80,6 +81,7 @@ class Flip:
     direction: str
     kind: int
     position: int  # byte of the frame (0-19: header)
+    length: int
 
 
 class FlippingProxy:
@@ -127,13 +129,13 @@ class FlippingProxy:
         with self.lock:
             if state["flipped"]:
                 return data
-            share = max(MIN_FRAME_SHARE, 1 - (1 - FLIP_PER_BYTE) ** len(data))
+            share = min(MAX_FRAME_SHARE, max(MIN_FRAME_SHARE, 1 - (1 - FLIP_PER_BYTE) ** len(data)))
             if self.rng.random() >= share:
                 return data
             state["flipped"] = True
             pos = self.rng.randrange(len(data))
             bit = self.rng.randrange(8)
-            self.flips.append(Flip(direction, kind, pos))
+            self.flips.append(Flip(direction, kind, pos, len(data)))
         out = bytearray(data)
         out[pos] ^= 1 << bit
         return bytes(out)
@@ -215,12 +217,17 @@ def write(store: NodeStore, data: bytes, rng: random.Random) -> Written:
     return Written(blob_id, len(data), BS, crcs, data)
 
 
-def workload(store: NodeStore, rng: random.Random, count: int) -> dict[str, Written]:
+def workload(
+    store: NodeStore, rng: random.Random, count: int, big: bool = True
+) -> dict[str, Written]:
     """Writes, reads (whole and ranged), stats, deletes and heartbeats; returns the blobs
     that must be on the drive afterwards. Every answer is checked exactly."""
     kept: dict[str, Written] = {}
     for i in range(count):
-        data = secrets.token_bytes(rng.choice([0, 1, BS - 1, BS, rng.randint(1, 6 * BS)]))
+        size = rng.choice([0, 1, BS - 1, BS, rng.randint(1, 6 * BS)])
+        if big and i % 12 == 5:
+            size = rng.randint(160 * BS, 200 * BS)  # several 1 MiB frames in flight at once
+        data = secrets.token_bytes(size)
         blob = write(store, data, rng)
         assert b"".join(store.read_blocks(blob, 0, blob.size)) == data, "corrupt bytes served"
         if blob.size > 2:
@@ -260,6 +267,9 @@ def test_every_flipped_frame_is_rejected_and_none_applied(cluster, n2):
     assert len(flips) >= 15, f"too few flips to mean anything: {len(flips)}"
     assert {"REQUEST", "ANSWER", "DATA"} <= kinds, kinds
     assert any(f.position < HEADER_SIZE for f in flips), "no header was hit"
+    assert any(f.kind == Kind.DATA and f.length > 512 * 1024 for f in flips), (
+        "no frame of a write with several frames in flight was hit"
+    )
     assert support.wait_for(lambda: rejected_total(n2) - before >= len(flips), 5)
     assert rejected_total(n2) - before == len(flips), "every flip rejected, each counted once"
     # What n2's drive holds, read directly from its disk: exactly the kept blobs, each intact;
@@ -282,7 +292,9 @@ def test_flips_in_tls_records_are_caught_by_tls(cluster, n2):
     store = NodeStore("n2", "d0", client)
     before = rejected_total(n2)
     try:
-        kept = workload(store, random.Random(8), 9)
+        # No multi-MiB blobs here: one flip in any 64 KiB of ciphertext ends the connection,
+        # so a window of 1 MiB frames would rarely get through.
+        kept = workload(store, random.Random(8), 9, big=False)
     finally:
         client.close()
         proxy.close()
