@@ -9,6 +9,7 @@ import os
 import sys
 
 from holdfast import __version__, filemodes
+from holdfast.cluster import commands as cluster_commands
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
 from holdfast.index.blocking import BlockingIndex, open_blocking
 from holdfast.index.errors import Conflict, IndexError_, NotEmpty
@@ -113,9 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.add_admin_args(sub)
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
-    cluster = sub.add_parser("cluster", help="cluster CA, node certificates (docs/cluster.md)")
+    cluster = sub.add_parser(
+        "cluster", help="the cluster: CA and certificates, layout, nodes, a dev cluster (docs/cluster.md)"
+    )
     cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
     net_commands.register(cluster_sub)
+    cluster_commands.register(cluster_sub, _add_data_arg)
     return parser
 
 
@@ -418,8 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         return ops_commands.cmd_admin(args)
     if args.command == "log":
         return ops_commands.cmd_log(args, config_from_args(args))
-    if args.command == "cluster" and args.cluster_command in net_commands.VERBS:
-        return net_commands.run(args)
+    if args.command == "cluster":
+        if args.cluster_command in net_commands.VERBS:
+            return net_commands.run(args)
+        if args.cluster_command == "dev":
+            return cluster_commands.run(args, None)
+        return cluster_commands.run(args, config_from_args(args))
     if args.command in integrity_commands.COMMANDS:
         return integrity_commands.run(args, config_from_args(args))
     return 2

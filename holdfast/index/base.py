@@ -31,10 +31,12 @@ from collections.abc import Callable, Iterable, Sequence
 from holdfast.index.listing import ListPage, PageBuilder
 from holdfast.index.records import (
     BucketRecord,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
+    StagedLayout,
     UploadRecord,
     UserRecord,
 )
@@ -364,6 +366,35 @@ class Index(ABC):
 
     @abstractmethod
     async def set_meta(self, name: str, value: str) -> None: ...
+
+    # -- the cluster layout (authoritative; holdfast/cluster/layout.py) ------------------------
+
+    @abstractmethod
+    async def layout_version(self) -> int:
+        """The current layout version (0: none applied yet): one cheap read, which nodes
+        poll (at most once a second) to follow layout changes."""
+
+    @abstractmethod
+    async def get_layout(self) -> LayoutRecord | None:
+        """The current (last applied) layout, None before the first apply."""
+
+    @abstractmethod
+    async def get_staged_layout(self) -> StagedLayout | None: ...
+
+    @abstractmethod
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        """Replace the staged layout (None: drop it)."""
+
+    @abstractmethod
+    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+        """Compare-and-set, one transaction: if the current version is still
+        ``expect_version``, record ``layout`` (its nodes, audit fields) as version
+        ``expect_version + 1`` and drop the staged layout; the new version. Conflict
+        otherwise (another operator applied meanwhile), and nothing changes."""
+
+    @abstractmethod
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        """Applied versions with their audit records, newest first."""
 
     # -- once per cluster ---------------------------------------------------------------------
 

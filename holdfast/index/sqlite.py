@@ -49,6 +49,7 @@ from holdfast.index.records import (
     segments_from_text,
     segments_to_text,
 )
+from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
 from holdfast.index.totals import TOTALS_SCHEMA
 
@@ -159,7 +160,7 @@ CREATE INDEX IF NOT EXISTS gc_due ON gc_queue (not_before);
 # Drives, per-bucket placement policies and the repair queue (holdfast/index/integrity.py).
 BASE_SCHEMA += INTEGRITY_SCHEMA
 # The whole schema as the migrations (holdfast/index/sqlite_migrations.py) leave it.
-SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA
+SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA + LAYOUT_SCHEMA
 
 
 _OBJECT_COLUMNS = (
@@ -212,7 +213,7 @@ def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteIndex(IntegrityIndex):
+class SqliteIndex(IntegrityIndex, SqliteLayout):
     def __init__(self, path: Path, gc_grace_seconds: float = 30.0) -> None:
         self.path = path
         self.gc_grace = gc_grace_seconds

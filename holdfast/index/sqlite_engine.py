@@ -43,10 +43,12 @@ from holdfast.index.integrity import damaged_objects
 from holdfast.index.listing import ListPage, build_page
 from holdfast.index.records import (
     BucketRecord,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
+    StagedLayout,
     UploadRecord,
     UserRecord,
 )
@@ -453,6 +455,26 @@ class SqliteEngine(Index):
 
     async def set_meta(self, name: str, value: str) -> None:
         await self._write(self.core.set_meta, name, value)
+
+    # -- the cluster layout ------------------------------------------------------------------
+
+    async def layout_version(self) -> int:
+        return await self._pool(self.core.layout_version)
+
+    async def get_layout(self) -> LayoutRecord | None:
+        return await self._pool(self.core.get_layout)
+
+    async def get_staged_layout(self) -> StagedLayout | None:
+        return await self._pool(self.core.get_staged_layout)
+
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        await self._write(self.core.stage_layout, staged)
+
+    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+        return await self._write(self.core.apply_layout, expect_version, layout)
+
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        return await self._pool(self.core.layout_history, limit)
 
     # -- once per node (a SQLite index is one node's: that is the cluster) --------------------
 

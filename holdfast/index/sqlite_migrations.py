@@ -89,6 +89,12 @@ def _rowid_objects_and_totals(db: sqlite3.Connection) -> None:
     rebuild_totals(db)
 
 
+def _layout_tables(db: sqlite3.Connection) -> None:
+    from holdfast.index.sqlite_layout import LAYOUT_SCHEMA
+
+    run_script(db, LAYOUT_SCHEMA)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -100,6 +106,9 @@ MIGRATIONS: list[Migration] = [
     # without a new version number: make sure a version-2 index has all of them.
     Migration(
         3, "tables added without a version number before migrations were listed", _base_tables
+    ),
+    Migration(
+        4, "the cluster layout: applied versions (with audit) and the staged one", _layout_tables
     ),
 ]
 

@@ -55,13 +55,17 @@ from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
     BucketRecord,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
     Segment,
+    StagedLayout,
     UploadRecord,
     UserRecord,
+    nodes_from_text,
+    nodes_to_text,
     segments_from_text,
     segments_to_text,
 )
@@ -106,6 +110,13 @@ _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
     "WHERE bucket=%s AND key>=%s AND (%s::text IS NULL OR key<%s) {start} ORDER BY key LIMIT %s"
 )
+
+
+_LAYOUT_COLUMNS = "version, nodes, applied_at, applied_by, diff, blast"
+
+
+def _layout_record(row: tuple) -> LayoutRecord:
+    return LayoutRecord(row[0], nodes_from_text(row[1]), row[2], row[3], row[4], row[5])
 
 
 class _Phase:
@@ -1156,6 +1167,71 @@ class PostgresIndex(Index):
             )
 
         await self._write(fn)
+
+    # -- the cluster layout ------------------------------------------------------------------
+
+    async def layout_version(self) -> int:
+        row = await self._one("SELECT coalesce(max(version), 0) FROM layouts")
+        return int(row[0]) if row else 0
+
+    async def get_layout(self) -> LayoutRecord | None:
+        row = await self._one(
+            f"SELECT {_LAYOUT_COLUMNS} FROM layouts ORDER BY version DESC LIMIT 1"
+        )
+        return _layout_record(row) if row else None
+
+    async def get_staged_layout(self) -> StagedLayout | None:
+        row = await self._one("SELECT base_version, nodes, staged_at, staged_by FROM layout_staged")
+        return StagedLayout(row[0], nodes_from_text(row[1]), row[2], row[3]) if row else None
+
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        async def fn(conn: Conn):
+            await conn.execute("DELETE FROM layout_staged")
+            if staged is not None:
+                await conn.execute(
+                    "INSERT INTO layout_staged VALUES (1,%s,%s,%s,%s)",
+                    (
+                        staged.base_version,
+                        nodes_to_text(staged.nodes),
+                        staged.staged_at or time.time(),
+                        staged.staged_by,
+                    ),
+                )
+
+        await self._write(fn)
+
+    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+        async def fn(conn: Conn) -> int:
+            # Serialise appliers on one lock; then the version read is the one we extend.
+            await conn.execute("LOCK TABLE layouts IN EXCLUSIVE MODE")
+            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM layouts")
+            (current,) = await cur.fetchone()
+            if current != expect_version:
+                raise Conflict(
+                    f"the layout is at version {current}, not {expect_version}: someone "
+                    "applied a change meanwhile"
+                )
+            await conn.execute(
+                f"INSERT INTO layouts ({_LAYOUT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
+                (
+                    expect_version + 1,
+                    nodes_to_text(layout.nodes),
+                    layout.applied_at or time.time(),
+                    layout.applied_by,
+                    layout.diff,
+                    layout.blast,
+                ),
+            )
+            await conn.execute("DELETE FROM layout_staged")
+            return expect_version + 1
+
+        return await self._write(fn)
+
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        rows = await self._all(
+            f"SELECT {_LAYOUT_COLUMNS} FROM layouts ORDER BY version DESC LIMIT %s", (limit,)
+        )
+        return [_layout_record(r) for r in rows]
 
     # -- once per cluster --------------------------------------------------------------------
 
