@@ -386,10 +386,14 @@ class Index(ABC):
         """Replace the staged layout (None: drop it)."""
 
     @abstractmethod
-    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
         """Compare-and-set, one transaction: if the current version is still
         ``expect_version``, record ``layout`` (its nodes, audit fields) as version
-        ``expect_version + 1`` and drop the staged layout; the new version. Conflict
+        ``expect_version + 1`` and drop the staged layout (unless ``drop_staged`` is False: a
+        tool applying a layout of its own leaves an operator's staged change, now stale,
+        alone); the new version. Conflict
         otherwise (another operator applied meanwhile), and nothing changes."""
 
     @abstractmethod

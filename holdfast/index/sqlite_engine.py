@@ -470,8 +470,10 @@ class SqliteEngine(Index):
     async def stage_layout(self, staged: StagedLayout | None) -> None:
         await self._write(self.core.stage_layout, staged)
 
-    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
-        return await self._write(self.core.apply_layout, expect_version, layout)
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
+        return await self._write(self.core.apply_layout, expect_version, layout, drop_staged)
 
     async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
         return await self._pool(self.core.layout_history, limit)

@@ -77,7 +77,9 @@ class SqliteLayout:
 
         return self._transact(op)  # type: ignore[attr-defined]
 
-    def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+    def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
         def op(db: sqlite3.Connection) -> int:
             (current,) = db.execute("SELECT coalesce(max(version), 0) FROM layouts").fetchone()
             if current != expect_version:
@@ -97,7 +99,8 @@ class SqliteLayout:
                     layout.blast,
                 ),
             )
-            db.execute("DELETE FROM layout_staged")
+            if drop_staged:
+                db.execute("DELETE FROM layout_staged")
             return new
 
         return self._transact(op)  # type: ignore[attr-defined]

@@ -1200,7 +1200,9 @@ class PostgresIndex(Index):
 
         await self._write(fn)
 
-    async def apply_layout(self, expect_version: int, layout: LayoutRecord) -> int:
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
         async def fn(conn: Conn) -> int:
             # Serialise appliers on one lock; then the version read is the one we extend.
             await conn.execute("LOCK TABLE layouts IN EXCLUSIVE MODE")
@@ -1222,7 +1224,8 @@ class PostgresIndex(Index):
                     layout.blast,
                 ),
             )
-            await conn.execute("DELETE FROM layout_staged")
+            if drop_staged:
+                await conn.execute("DELETE FROM layout_staged")
             return expect_version + 1
 
         return await self._write(fn)
