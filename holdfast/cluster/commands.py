@@ -35,7 +35,7 @@ from holdfast.index.records import LayoutRecord, NodeRecord, StagedLayout
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 CLUSTER_NAME_META = "cluster_name"
 DEFAULT_CLUSTER_NAME = "holdfast"
-VERBS = ("layout", "node")
+VERBS = ("layout", "node", "dev")
 
 
 def register(
@@ -109,8 +109,30 @@ def register(
     for p in (add, remove):
         add_index_args(p)
 
+    dev = cluster_sub.add_parser(
+        "dev",
+        help="run a whole cluster on this machine: PostgreSQL, a cluster CA, N nodes (mTLS)",
+        description="Writes DIR/cluster.json (index DSN and pid; each node's name, S3 "
+        "endpoint, pid, data directory, argv and env) and runs until Ctrl-C or SIGTERM, "
+        "which stop everything it started. Started again with the same DIR it keeps the "
+        "data (docs/cluster.md).",
+    )
+    dev.add_argument("--nodes", type=int, default=3, metavar="N", help="how many nodes (default 3)")
+    dev.add_argument("--dir", required=True, metavar="DIR", help="where everything is kept")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="S3 worker processes per node (default 1)",
+    )
 
-def run(args: argparse.Namespace, config: Config) -> int:
+
+def run(args: argparse.Namespace, config: Config | None) -> int:
+    if args.cluster_command == "dev":
+        from holdfast.cluster import dev
+
+        return dev.run(args)
     try:
         return asyncio.run(_run(args, config))
     except LayoutError as e:
