@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 from holdfast.cluster.layout import Layout, LayoutError, parse_address
 from holdfast.cluster.liveness import Heartbeater, HeartbeatPlan, Liveness, message
+from holdfast.cluster.state import STATE_FILE, write_state
 from holdfast.index.base import Index
 from holdfast.index.errors import IndexError_
 from holdfast.net.client import NodeClient
@@ -40,7 +40,6 @@ from holdfast.stores.base import Store
 
 log = logging.getLogger("holdfast.cluster")
 
-STATE_FILE = "cluster-state.json"
 POLL_SECONDS = 1.0  # layout version poll: at most once a second
 
 
@@ -97,7 +96,8 @@ class ClusterAgent:
         self.identity = identity
         self.stores = stores
         self.listen = listen
-        self.state_path = Path(state_dir) / STATE_FILE
+        self.state_dir = Path(state_dir)
+        self.state_path = self.state_dir / STATE_FILE
         self.plan = plan or HeartbeatPlan()
         self.view = LayoutView(Layout.empty())
         self.liveness = Liveness(name, self.plan)
@@ -223,10 +223,8 @@ class ClusterAgent:
         }
 
     def publish(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.snapshot()))
-            os.replace(tmp, self.state_path)
+            write_state(self.state_dir, self.snapshot())
         except OSError as e:
             log.warning("cannot write %s: %s", self.state_path, e)
 
@@ -236,17 +234,6 @@ class ClusterAgent:
             await asyncio.to_thread(self._refresh_stores)
             self.liveness.export()
             self.publish()
-
-
-def read_state(state_dir: Path, stale_after: float = 10.0) -> dict[str, Any] | None:
-    """The agent's last published picture (for status pages and placement), or None when
-    there is none. ``stale`` is set when the agent has not written for ``stale_after`` s."""
-    try:
-        state = json.loads((Path(state_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    state["stale"] = time.time() - float(state.get("updated", 0)) > stale_after
-    return state
 
 
 def check_listen_matches(name: str, layout: Layout, listen: str) -> str | None:
