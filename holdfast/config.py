@@ -39,6 +39,8 @@ class Config:
     # The index engine (holdfast/index/flags.py): PostgreSQL at this DSN, shared by the nodes
     # of a cluster; None keeps the embedded SQLite index in the first data directory.
     index_dsn: str | None = None
+    # Heartbeats per second this node sends in total (holdfast/cluster/liveness.py).
+    heartbeat_rate: float = 5.0
     index_timeout_seconds: float = 2.0  # deadline of one index call (then 503 / 500)
     index_pool_size: int = 8  # PostgreSQL connections per worker process
     # A blob finished this long ago that no committed metadata refers to is an orphan.
