@@ -1,0 +1,227 @@
+"""``holdfast cluster dev --nodes 3``, as a user or a script uses it: one run per module
+(PostgreSQL, a cluster CA, 3 nodes with mutual TLS between them), then cluster.json, boto3
+against every node, the shared index, heartbeats in status and metrics, a node whose name
+is not in the layout, and, last, the dev command's process group killed: everything it
+started stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
+
+from holdfast.index.postgres.devserver import find_bin_dir
+
+pytestmark = pytest.mark.skipif(find_bin_dir() is None, reason="no PostgreSQL binaries")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Dev:
+    def __init__(self, directory: Path, proc: subprocess.Popen) -> None:
+        self.dir = directory
+        self.proc = proc
+        self.doc: dict = {}
+
+    def wait_ready(self, timeout: float = 150.0) -> dict:
+        deadline = time.monotonic() + timeout
+        out = b""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"cluster dev exited: {self.log()}")
+            if "Ctrl-C stops it" in self.log():
+                self.doc = json.loads((self.dir / "cluster.json").read_text())
+                return self.doc
+            time.sleep(0.2)
+        raise AssertionError(f"cluster dev not ready: {out!r} {self.log()}")
+
+    def log(self) -> str:
+        try:
+            return (self.dir.parent / (self.dir.name + ".log")).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def s3(self, node: dict):
+        return boto3.client(
+            "s3",
+            endpoint_url=node["s3"],
+            aws_access_key_id=self.doc["access_key"],
+            aws_secret_access_key=self.doc["secret_key"],
+            region_name="us-east-1",
+            config=BotoConfig(retries={"max_attempts": 3}),
+        )
+
+    def get(self, node: dict, path: str, query: str = "") -> requests.Response:
+        url = f"{node['s3']}{path}" + (f"?{query}" if query else "")
+        req = AWSRequest(method="GET", url=url)
+        S3SigV4Auth(
+            Credentials(self.doc["access_key"], self.doc["secret_key"]), "s3", "us-east-1"
+        ).add_auth(req)
+        return requests.get(url, headers=dict(req.headers), timeout=5)
+
+
+def start_dev(directory: Path, nodes: int = 3) -> Dev:
+    log = open(directory.parent / (directory.name + ".log"), "wb")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLDFAST_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "holdfast.cli",
+            "cluster",
+            "dev",
+            "--nodes",
+            str(nodes),
+            "--dir",
+            str(directory),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    log.close()
+    return Dev(directory, proc)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    # Directly under /tmp: PostgreSQL runs as the postgres user when the tests run as root,
+    # and pytest's own tmp dirs are mode 0700.
+    top = Path(tempfile.mkdtemp(prefix="holdfast-dev-"))
+    top.chmod(0o755)
+    d = start_dev(top / "c")
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            os.killpg(d.proc.pid, signal.SIGTERM)
+            try:
+                d.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(d.proc.pid, signal.SIGKILL)
+        for n in d.doc.get("nodes", []):
+            if n.get("pid") and alive(n["pid"]):
+                os.killpg(n["pid"], signal.SIGKILL)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_cluster_json_has_the_exact_shape(dev):
+    doc = dev.doc
+    assert set(doc) == {"index", "nodes", "access_key", "secret_key"}
+    assert set(doc["index"]) == {"dsn", "pid"} and doc["index"]["dsn"].startswith("postgresql://")
+    assert len(doc["nodes"]) == 3
+    for n in doc["nodes"]:
+        assert set(n) == {"name", "s3", "pid", "data", "argv", "env"}
+        assert n["s3"].startswith("http://127.0.0.1:")
+        assert os.getpgid(n["pid"]) == n["pid"]  # it leads its own process group
+        assert Path(n["data"]).is_dir()
+        assert "serve" in n["argv"] and "--cluster-listen" in n["argv"]
+        assert n["env"]["HOLDFAST_ACCESS_KEY"] == doc["access_key"]
+    assert os.getpgid(doc["index"]["pid"]) == doc["index"]["pid"]
+    assert oct((dev.dir / "cluster.json").stat().st_mode & 0o777) == "0o600"
+    assert "http://127.0.0.1:" in dev.log() and doc["access_key"] in dev.log()
+
+
+def test_boto3_on_every_node_one_namespace(dev):
+    nodes = dev.doc["nodes"]
+    bucket = f"b-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    dev.s3(nodes[0]).put_object(Bucket=bucket, Key="k", Body=b"x" * 100)
+    for n in nodes:
+        c = dev.s3(n)
+        assert bucket in [b["Name"] for b in c.list_buckets()["Buckets"]]
+        assert [o["Key"] for o in c.list_objects_v2(Bucket=bucket).get("Contents", [])] == ["k"]
+    # A write through another node is seen through the first.
+    dev.s3(nodes[2]).put_object(Bucket=bucket, Key="k2", Body=b"y")
+    keys = [o["Key"] for o in dev.s3(nodes[0]).list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["k", "k2"]
+
+
+def test_status_and_metrics_show_heartbeats(dev):
+    nodes = dev.doc["nodes"]
+    names = {n["name"] for n in nodes}
+    deadline = time.monotonic() + 30
+    while True:
+        cluster = [
+            dev.get(n, "/_holdfast/status", "format=json").json().get("cluster") for n in nodes
+        ]
+        ready = all(
+            c and c.get("agent") == "ok" and {p["state"] for p in c["peers"].values()} == {"up"}
+            for c in cluster
+        )
+        if ready or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert ready, cluster
+    for n, c in zip(nodes, cluster, strict=True):
+        assert c["node"] == n["name"]
+        assert set(c["peers"]) == names - {n["name"]}
+        assert c["layout_version"] >= 1 and {x["name"] for x in c["layout"]} >= names
+        assert c["index_engine"]["ok"] is True
+        for p in c["peers"].values():
+            assert p["last_heartbeat_age"] < 10 and p["rejected"] == 0
+            assert p["stores"]  # free space came with the heartbeats
+    metrics = dev.get(nodes[0], "/_holdfast/metrics").text
+    assert 'holdfast_heartbeats_total{peer="n2",result="ok"}' in metrics
+    assert "holdfast_peer_last_seen_seconds" in metrics
+    assert "holdfast_heartbeat_budget_per_second" in metrics
+
+
+def test_node_not_in_layout_is_refused(dev):
+    from holdfast.net import pki
+
+    pki.issue_node(dev.dir / "pki", "n9", ["127.0.0.1"])
+    files = pki.node_files(dev.dir / "pki", "n9")
+    data = dev.dir / "n9-data"
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "holdfast.cli", "serve", "--data", str(data),
+            "--listen", "127.0.0.1:0", "--index-dsn", dev.doc["index"]["dsn"],
+            "--node-name", "n9", "--cluster-listen", "127.0.0.1:0",
+            "--node-cert", str(files.cert), "--node-key", str(files.key),
+            "--cluster-ca", str(files.ca),
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "node 'n9' is not in the cluster layout" in r.stderr
+    assert "holdfast cluster node add n9" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_killing_the_dev_group_stops_everything(dev):
+    pids = [n["pid"] for n in dev.doc["nodes"]] + [dev.doc["index"]["pid"]]
+    assert all(alive(p) for p in pids)
+    os.killpg(dev.proc.pid, signal.SIGTERM)
+    dev.proc.wait(60)
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if alive(p)]
