@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 
 from holdfast import __version__, filemodes
 from holdfast.cluster import commands as cluster_commands
+from holdfast.cluster import node as cluster_node
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
 from holdfast.index.blocking import BlockingIndex, open_blocking
 from holdfast.index.errors import Conflict, IndexError_, NotEmpty
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ops_commands.add_serve_args(serve)
     add_integrity_flags(serve)
+    cluster_node.add_serve_flags(serve)  # --cluster-listen, --node-cert, ... (docs/cluster.md)
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -184,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from holdfast.server import PortInUse, listen, serve
 
     config = config_from_args(args)
+    identity = cluster_node.apply_serve_flags(args, config)  # None: not a cluster node
     try:
         # First of all: a port held by anything else fails the start before any file changes.
         sock = listen(config)
@@ -229,6 +233,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"Holdfast, re-sealed {resealed} under the current master key ({keyring.source})",
             file=sys.stderr,
         )
+    if identity is not None:
+        # A cluster node registers nothing itself: its name must be in the layout already.
+        asyncio.run(cluster_node.check_layout(config))
     remember_index(config)
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)

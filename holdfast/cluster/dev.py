@@ -37,6 +37,8 @@ from holdfast.index import open_index
 from holdfast.index.errors import IndexError_
 from holdfast.index.postgres.devserver import DevPostgres, DevServerError, free_port
 from holdfast.index.records import LayoutRecord, NodeRecord
+from holdfast.masterkey import ENV as MASTER_KEY_ENV
+from holdfast.masterkey import encode_key, new_key
 from holdfast.net import pki
 from holdfast.service.users import load_root_credentials
 
@@ -102,6 +104,11 @@ class DevCluster:
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # PostgreSQL runs as the postgres user, under DIR/postgres: let it through DIR
+            # (search only; the secrets in DIR are mode 0600). Directories above DIR are
+            # the user's: the devserver names the first one that blocks, in one line.
+            self.dir.chmod(self.dir.stat().st_mode | 0o011)
         previous = _previous(self.dir)
         old_nodes = {n["name"]: n for n in previous.get("nodes", [])}
         old_dsn = (previous.get("index") or {}).get("dsn", "")
@@ -112,6 +119,7 @@ class DevCluster:
             raise DevError(f"PostgreSQL: {e}") from None
         self.dsn = self.pg.dsn()
         self.creds = load_root_credentials(self.dir)
+        self.master_key = _master_key(self.dir)
         pki_dir = self.dir / "pki"
         try:
             if not (pki_dir / pki.CA_CERT).exists():
@@ -180,6 +188,9 @@ class DevCluster:
         env = {
             "HOLDFAST_ACCESS_KEY": self.creds.access_key,
             "HOLDFAST_SECRET_KEY": self.creds.secret_key,
+            # One master key for every node: users' secrets sealed through one node must
+            # open on the others (they share the index).
+            MASTER_KEY_ENV: self.master_key,
         }
         return DevNode(name, s3_port, cluster_port, data, argv, env)
 
@@ -304,6 +315,15 @@ class DevCluster:
                 node.proc.wait(5)
         if self.pg is not None:
             self.pg.stop()
+
+
+def _master_key(directory: Path) -> str:
+    path = directory / "master-key.b64"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(encode_key(new_key()))
+    return path.read_text().strip()
 
 
 def _signal_group(proc: subprocess.Popen | None, sig: int) -> None:

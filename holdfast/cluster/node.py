@@ -98,7 +98,10 @@ async def _agent_main(config: Config) -> None:
     identity = NodeIdentity.load(config.node_cert, config.node_key, config.cluster_ca)  # type: ignore[arg-type]
     stores = StoreMap(
         local_drives(
-            config.node_name, config.data_dirs, config.reserve_percent, config.repair_reserve_percent
+            config.node_name,
+            config.data_dirs,
+            config.reserve_percent,
+            config.repair_reserve_percent,
         ),
         config.node_name,
     )
