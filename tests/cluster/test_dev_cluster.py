@@ -216,6 +216,73 @@ def test_node_not_in_layout_is_refused(dev):
     assert "Traceback" not in r.stderr
 
 
+def cluster_of(dev, node: dict) -> dict:
+    r = dev.get(node, "/_holdfast/status", "format=json")
+    assert r.status_code == 200
+    return r.json()["cluster"]
+
+
+def wait_for(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def test_nodes_follow_layout_changes(dev):
+    """A node added to the layout is heartbeated (and judged down: nothing answers there)
+    within a few seconds of the apply; removed again, it is forgotten. Nothing else
+    changes the layout."""
+    from holdfast.cli import main
+
+    dsn = dev.doc["index"]["dsn"]
+    n1 = dev.doc["nodes"][0]
+    assert main(["cluster", "node", "add", "n4", "127.0.0.1:9", "--index-dsn", dsn]) == 0
+    assert main(["cluster", "layout", "apply", "--index-dsn", dsn]) == 0
+    seen = wait_for(lambda: (cluster_of(dev, n1)["peers"].get("n4") or {}).get("state") == "down")
+    assert seen, cluster_of(dev, n1)
+    c = cluster_of(dev, n1)
+    version = c["layout_version"]
+    assert version >= 2 and c["peers"]["n4"]["failures"] >= 1
+    assert {n["name"]: n["state"] for n in c["layout"]}["n4"] == "active"  # down, not removed
+    assert main(["cluster", "node", "remove", "n4", "--index-dsn", dsn]) == 0
+    assert main(["cluster", "layout", "apply", "--index-dsn", dsn]) == 0
+    assert wait_for(lambda: "n4" not in cluster_of(dev, n1)["peers"])
+    assert cluster_of(dev, n1)["layout_version"] == version + 1
+
+
+def postgres_processes(postmaster: int) -> list[int]:
+    out = [postmaster]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().split(") ")[1].split()[1]) == postmaster:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def test_status_answers_while_the_index_engine_is_down(dev):
+    pg = postgres_processes(dev.doc["index"]["pid"])
+    n1 = dev.doc["nodes"][0]
+    for pid in pg:  # the postmaster and its backends (each in a session of its own)
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        down = wait_for(lambda: cluster_of(dev, n1)["index_engine"].get("ok") is False, 20)
+        assert down
+        c = cluster_of(dev, n1)
+        assert c["agent"] == "ok" and set(c["peers"]) == {"n2", "n3"}
+        assert {p["state"] for p in c["peers"].values()} == {"up"}  # heartbeats need no index
+    finally:
+        for pid in pg:
+            os.kill(pid, signal.SIGCONT)
+    assert wait_for(lambda: cluster_of(dev, n1)["index_engine"].get("ok") is True, 20)
+
+
 def test_killing_the_dev_group_stops_everything(dev):
     pids = [n["pid"] for n in dev.doc["nodes"]] + [dev.doc["index"]["pid"]]
     assert all(alive(p) for p in pids)
