@@ -194,6 +194,27 @@ def test_status_and_metrics_show_heartbeats(dev):
     assert "holdfast_heartbeat_budget_per_second" in metrics
 
 
+def heartbeats_sent(dev, node: dict) -> float:
+    total = 0.0
+    for line in dev.get(node, "/_holdfast/metrics").text.splitlines():
+        if line.startswith("holdfast_heartbeats_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_three_real_nodes_stay_within_the_heartbeat_budget(dev):
+    """Issue #13's bound on real nodes: each sends at most its budget (5/s by default)."""
+    nodes = dev.doc["nodes"]
+    before = [heartbeats_sent(dev, n) for n in nodes]
+    started = time.monotonic()
+    time.sleep(4)
+    after = [heartbeats_sent(dev, n) for n in nodes]
+    elapsed = time.monotonic() - started
+    for b, a in zip(before, after, strict=True):
+        rate = (a - b) / elapsed
+        assert 2 <= rate <= 5 * 1.2 + 1, rate  # alive, and within the budget
+
+
 def test_node_not_in_layout_is_refused(dev):
     from holdfast.net import pki
 
@@ -292,3 +313,29 @@ def test_killing_the_dev_group_stops_everything(dev):
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in pids if alive(p)]
+
+
+@pytest.mark.slow
+def test_started_again_with_the_same_dir_keeps_the_data():
+    top = Path(tempfile.mkdtemp(prefix="holdfast-dev-"))
+    top.chmod(0o755)
+    try:
+        first = start_dev(top / "c", nodes=2)
+        doc = first.wait_ready()
+        first.s3(doc["nodes"][0]).create_bucket(Bucket="kept")
+        first.s3(doc["nodes"][1]).put_object(Bucket="kept", Key="k", Body=b"still here")
+        os.killpg(first.proc.pid, signal.SIGTERM)
+        first.proc.wait(60)
+        second = start_dev(top / "c", nodes=2)
+        doc2 = second.wait_ready()
+        try:
+            assert [n["s3"] for n in doc2["nodes"]] == [n["s3"] for n in doc["nodes"]]
+            assert doc2["access_key"] == doc["access_key"]
+            for n in doc2["nodes"]:
+                body = second.s3(n).get_object(Bucket="kept", Key="k")["Body"].read()
+                assert body == b"still here"
+        finally:
+            os.killpg(second.proc.pid, signal.SIGTERM)
+            second.proc.wait(60)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
