@@ -259,9 +259,35 @@ async def layout_show(index: Index, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SCAN_SECONDS = 20.0  # how long the blast radius may scan the index before it says "at least"
+
+
 async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Plan:
     policies = await index.bucket_policies()
-    return rails.Plan(current, staged.nodes, {b: c for b, (c, _m) in policies.items()})
+    plan = rails.Plan(current, staged.nodes, {b: c for b, (c, _m) in policies.items()})
+    if plan.removed:
+        plan.copies = await copies_on(index, set(plan.removed))
+    return plan
+
+
+async def copies_on(index: Index, removed: set[str], budget: float = SCAN_SECONDS) -> dict:
+    """What the nodes ``removed`` hold, by a scan of the objects in pages (only when a
+    change removes a node); cut after ``budget`` seconds ("complete": False, counts are
+    then lower bounds)."""
+    tally = {"objects_losing_copies": 0, "objects_without_copies": 0, "bytes_to_move": 0}
+    deadline = time.monotonic() + budget
+    after = None
+    complete = True
+    while True:
+        page = await index.scan_objects(after, 1000)
+        rails.count_copies(page, removed, tally)
+        if len(page) < 1000:
+            break
+        after = (page[-1].bucket, page[-1].key)
+        if time.monotonic() > deadline:
+            complete = False
+            break
+    return {**tally, "complete": complete}
 
 
 def _confirm(name: str) -> bool:
@@ -305,9 +331,15 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
             f"blast radius: nodes {blast['nodes_before']} -> {blast['nodes_after']} "
             f"(removed: {', '.join(blast['nodes_removed']) or 'none'}), capacity "
             f"{blast['capacity_before']} -> {blast['capacity_after']} bytes, policies need "
-            f"{blast['copies_needed']} nodes; objects below policy and bytes to move: not "
-            "computed (no placement across nodes yet)"
+            f"{blast['copies_needed']} nodes"
         )
+        if blast["objects_losing_copies"] is not None:
+            bound = "" if blast["scan_complete"] else " at least (scan cut short)"
+            print(
+                f"  on the removed nodes{bound}: {blast['objects_losing_copies']} objects "
+                f"lose a copy, {blast['objects_without_copies']} would have none left, "
+                f"{blast['bytes_to_move']} bytes must move"
+            )
     for r in refusals:
         print(f"holdfast: {r.line()}", file=sys.stderr)
     if args.dry_run:

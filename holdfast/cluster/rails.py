@@ -36,6 +36,8 @@ class Plan:
     staged: tuple[NodeRecord, ...]
     policy_copies: dict[str, int] = field(default_factory=dict)  # bucket -> copies
     default_copies: int = DEFAULT_CLUSTER_COPIES
+    # What the removed nodes hold, from the index (:func:`copies_on`); None: not scanned.
+    copies: dict | None = None
 
     @property
     def changes(self) -> list[dict]:
@@ -60,9 +62,10 @@ class Plan:
 
     def blast_radius(self) -> dict:
         """What the change takes away, shown before anything is done and kept in the audit
-        record. Objects below policy and bytes to move need placement across nodes (not
-        built yet): they are reported as unknown rather than guessed."""
+        record: nodes, capacity, zones, and from the index what the removed nodes hold
+        (objects that lose copies, objects left with none, bytes that must move)."""
         before, after = self.current, self.after
+        copies = self.copies or {}
         return {
             "nodes_removed": self.removed,
             "nodes_before": len(before.members),
@@ -72,8 +75,10 @@ class Plan:
             "capacity_before": before.capacity,
             "capacity_after": after.capacity,
             "copies_needed": self.needed_nodes[0],
-            "objects_below_policy": None,
-            "bytes_to_move": None,
+            "objects_losing_copies": copies.get("objects_losing_copies"),
+            "objects_without_copies": copies.get("objects_without_copies"),
+            "bytes_to_move": copies.get("bytes_to_move"),
+            "scan_complete": copies.get("complete"),
         }
 
 
@@ -126,7 +131,37 @@ def enough_zones(plan: Plan) -> Refusal | None:
     )
 
 
-RULES: list[Rule] = [one_node_per_step, enough_nodes, enough_zones]
+def no_last_copy(plan: Plan) -> Refusal | None:
+    """Objects whose every copy is on the nodes removed would be lost."""
+    lost = (plan.copies or {}).get("objects_without_copies") or 0
+    if not lost:
+        return None
+    return Refusal(
+        "no-last-copy",
+        f"{lost} object{'s' if lost != 1 else ''} have every copy on "
+        f"{', '.join(plan.removed)} and would be lost",
+        "drain the node first (its data must be copied elsewhere), then remove it",
+    )
+
+
+RULES: list[Rule] = [one_node_per_step, enough_nodes, enough_zones, no_last_copy]
+
+
+def count_copies(objects, removed: set[str], into: dict) -> None:
+    """Add ``objects``' copies on ``removed`` nodes to the tally ``into`` (pure)."""
+    for obj in objects:
+        losing = without = False
+        for seg in obj.segments:
+            if not seg.stores:
+                continue  # inline: its bytes are in the index
+            gone = [s for s in seg.stores if s.partition("/")[0] in removed and "/" in s]
+            if gone:
+                losing = True
+                into["bytes_to_move"] += seg.size * len(gone)
+                if len(gone) == len(seg.stores):
+                    without = True
+        into["objects_losing_copies"] += losing
+        into["objects_without_copies"] += without
 
 
 def check(plan: Plan, rules: list[Rule] | None = None) -> list[Refusal]:
