@@ -318,9 +318,14 @@ async function loadHealth() {
 async function loadCluster() {
   const r = await fetch("/_holdfast/status?format=json", { credentials: "same-origin" });
   const s = await r.json();
-  const c = s.cluster || { enabled: false };
   const tbody = $("cluster-table").tBodies[0];
   tbody.replaceChildren();
+  if (s.cluster === undefined) {
+    $("cluster-summary").textContent = "";
+    $("cluster-note").textContent = "The cluster's state is shown to root only.";
+    return;
+  }
+  const c = s.cluster;
   if (!c.enabled) {
     $("cluster-summary").textContent = "";
     $("cluster-note").textContent = "This node runs alone (no --cluster-listen): see docs/cluster.md.";
