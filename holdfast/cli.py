@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
     cluster = sub.add_parser(
-        "cluster", help="the cluster: CA and certificates, layout, nodes, a dev cluster (docs/cluster.md)"
+        "cluster",
+        help="the cluster: CA and certificates, layout, nodes, a dev cluster (docs/cluster.md)",
     )
     cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
     net_commands.register(cluster_sub)

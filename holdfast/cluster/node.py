@@ -92,8 +92,8 @@ def run_agent_process(config_json: str) -> None:
 
 
 async def _agent_main(config: Config) -> None:
-    from holdfast.stores.registry import StoreMap
     from holdfast.stores.local import local_drives
+    from holdfast.stores.registry import StoreMap
 
     identity = NodeIdentity.load(config.node_cert, config.node_key, config.cluster_ca)  # type: ignore[arg-type]
     stores = StoreMap(
