@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from holdfast.index.listing import ListPage, PageBuilder
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
     LayoutRecord,
     ListedEntry,
     ObjectRecord,
@@ -136,6 +137,16 @@ class Index(ABC):
     @abstractmethod
     async def list_buckets(self, owner: str) -> list[BucketRecord]:
         """The owner's buckets, by name."""
+
+    @abstractmethod
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        """Buckets (``owner``'s, or every one), by name, with the object count and sizes the
+        engine keeps per bucket: no count over the objects."""
+
+    @abstractmethod
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """The keys from ``first`` to ``last`` (one listing page) of objects not in state
+        "ok", so a browser can mark them."""
 
     @abstractmethod
     async def delete_bucket(self, name: str) -> None:

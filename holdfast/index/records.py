@@ -87,6 +87,17 @@ class BucketRecord:
     region: str
 
 
+@dataclass(frozen=True)
+class BucketUsage:
+    """A bucket with the totals the index keeps for it (holdfast/index/totals.py)."""
+
+    bucket: BucketRecord
+    objects: int
+    bytes: int  # the objects' sizes
+    stored_bytes: int  # every copy counted
+    damaged: int  # objects not in state "ok"
+
+
 @dataclass
 class UserRecord:
     name: str

@@ -39,6 +39,7 @@ from holdfast.index.listing import prefix_upper_bound
 from holdfast.index.queries import PART_COLUMNS, part_from_row, queue_for_gc
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
     ListedEntry,
     ObjectRecord,
     PartRecord,
@@ -51,7 +52,7 @@ from holdfast.index.records import (
 )
 from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
-from holdfast.index.totals import TOTALS_SCHEMA
+from holdfast.index.totals import TOTALS_SCHEMA, bucket_usage, damaged_keys
 
 T = TypeVar("T")
 log = logging.getLogger("holdfast.index")
@@ -552,6 +553,16 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
             (owner,),
         )
         return [BucketRecord(*r) for r in rows]
+
+    def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        """Buckets (``owner``'s, or every one) with their object count and sizes."""
+        return [
+            BucketUsage(BucketRecord(*r[:4]), *r[4:]) for r in bucket_usage(self._conn(), owner)
+        ]
+
+    def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """Keys between ``first`` and ``last`` whose objects are marked damaged."""
+        return damaged_keys(self._conn(), bucket, first, last)
 
     def delete_bucket(self, name: str) -> None:
         """Refuses while objects remain; unfinished uploads are aborted with the bucket."""
