@@ -55,6 +55,7 @@ from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
     LayoutRecord,
     ListedEntry,
     ObjectRecord,
@@ -466,6 +467,28 @@ class PostgresIndex(Index):
             (owner,),
         )
         return [BucketRecord(*r) for r in rows]
+
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        where, args = ("WHERE b.owner=%s", (owner,)) if owner is not None else ("", ())
+        rows = await self._all(
+            "SELECT b.name, b.owner, b.created, b.region, coalesce(sum(t.objects), 0), "
+            "coalesce(sum(t.bytes), 0), coalesce(sum(t.stored_bytes), 0), "
+            "coalesce(sum(t.not_ok), 0) FROM buckets b LEFT JOIN bucket_totals t "
+            f"ON t.bucket = b.name {where} GROUP BY b.name, b.owner, b.created, b.region "
+            "ORDER BY b.name",
+            args,
+        )
+        return [
+            BucketUsage(BucketRecord(*r[:4]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+            for r in rows
+        ]
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        rows = await self._all(
+            "SELECT key FROM objects WHERE state<>'ok' AND bucket=%s AND key>=%s AND key<=%s",
+            (bucket, first, last),
+        )
+        return {r[0] for r in rows}
 
     async def delete_bucket(self, name: str) -> None:
         async def fn(conn: Conn):
@@ -1050,9 +1073,10 @@ class PostgresIndex(Index):
                 "(SELECT coalesce(sum(objects), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(bytes), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(not_ok), 0) FROM bucket_totals), "
-                "(SELECT count(*) FROM gc_queue)"
+                "(SELECT count(*) FROM gc_queue), "
+                "(SELECT coalesce(sum(stored_bytes), 0) FROM bucket_totals)"
             )
-            buckets, objects, stored, corrupt, gc = await cur.fetchone()
+            buckets, objects, stored, corrupt, gc, copies = await cur.fetchone()
             found: list[tuple[str, str, str]] = []
             if corrupt:
                 cur = await conn.execute(
@@ -1061,11 +1085,12 @@ class PostgresIndex(Index):
                     (examples,),
                 )
                 found = list(await cur.fetchall())
-            return int(buckets), int(objects), int(stored), int(corrupt), int(gc), found
+            counted = int(buckets), int(objects), int(stored), int(corrupt), int(gc)
+            return (*counted, int(copies), found)
 
         try:
             async with asyncio.timeout(timeout):
-                buckets, objects, stored, corrupt, gc, found = await self._read(fn)
+                buckets, objects, stored, corrupt, gc, copies, found = await self._read(fn)
                 queue = await self.repair_summary()
         except TimeoutError:
             raise IndexUnavailable(f"index did not answer within {timeout:g} s") from None
@@ -1073,6 +1098,7 @@ class PostgresIndex(Index):
             "buckets": buckets,
             "objects": objects,
             "stored_bytes": stored,
+            "copies_bytes": copies,  # every copy of every object: Holdfast's own data
             "gc_queue": gc,
             "corrupt_objects": corrupt,
             "corrupt_examples": [{"bucket": b, "key": k, "state": st} for b, k, st in found],
