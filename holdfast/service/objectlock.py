@@ -111,9 +111,8 @@ def check_retention_change(
         raise S3Error("InvalidArgument", "The retain until date must be in the future!")
     if old is None or old.until <= now:
         return
-    if new is not None and new.until >= old.until:
-        if new.mode == old.mode or new.mode == COMPLIANCE:
-            return
+    if new is not None and new.until >= old.until and new.mode in (old.mode, COMPLIANCE):
+        return
     if old.mode == GOVERNANCE and bypass_governance:
         return
     raise S3Error("AccessDenied", LOCKED_MESSAGE)
