@@ -95,6 +95,27 @@ def _layout_tables(db: sqlite3.Connection) -> None:
     run_script(db, LAYOUT_SCHEMA)
 
 
+BUCKET_CONFIGS = """
+CREATE TABLE IF NOT EXISTS bucket_configs (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+) WITHOUT ROWID;
+"""
+
+
+def _tags_and_bucket_configs(db: sqlite3.Connection) -> None:
+    """Object and upload tags (a nullable column: untagged rows, the common case, store
+    nothing), and one table of per-bucket configuration documents (bucket tags today;
+    versioning, object lock and lifecycle use it next)."""
+    for table in ("objects", "uploads"):
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if "tags" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN tags TEXT")
+    run_script(db, BUCKET_CONFIGS)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -110,6 +131,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         4, "the cluster layout: applied versions (with audit) and the staged one", _layout_tables
     ),
+    Migration(5, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -196,8 +196,21 @@ CREATE TABLE layout_staged (
 );
 """
 
+# Object and upload tags (NULL for none, the common case), and per-bucket configuration
+# documents (bucket tags today; versioning, object lock and lifecycle use it next).
+_V3 = """
+ALTER TABLE objects ADD COLUMN tags TEXT;
+ALTER TABLE uploads ADD COLUMN tags TEXT;
+CREATE TABLE bucket_configs (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    name TEXT COLLATE "C" NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
