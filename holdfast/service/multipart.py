@@ -45,6 +45,7 @@ class Multipart:
         meta: dict[str, str],
         checksum_algorithm: str | None,
         checksum_type: str | None,
+        tags: list[tuple[str, str]] | None = None,
     ) -> UploadRecord:
         upload = UploadRecord(
             upload_id=secrets.token_urlsafe(24),
@@ -57,6 +58,7 @@ class Multipart:
             meta=meta,
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
+            tags=tags or [],
         )
         await self.node.index.create_upload(upload)
         return upload
@@ -129,6 +131,7 @@ class Multipart:
             headers=upload.headers,
             meta=upload.meta,
             parts_count=len(chosen),
+            tags=upload.tags,
         )
         if upload.checksum_algorithm:
             record.checksum_algorithm = upload.checksum_algorithm

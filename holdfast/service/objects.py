@@ -324,6 +324,20 @@ class Objects:
     async def delete_many(self, bucket: str, keys: list[str]) -> None:
         await self._index_write(self.node.index.delete_objects, bucket, keys)
 
+    async def set_tags(
+        self, owner: str, bucket: str, key: str, tags: list[tuple[str, str]]
+    ) -> None:
+        """Replace the current version's tags (after the bucket and key checks)."""
+        await self.get_owned(owner, bucket, key)
+        try:
+            changed = await self.node.index.set_object_tags(bucket, key, tags)
+        except IndexFull as e:
+            raise _storage_error(e) from None
+        except OutcomeUnknown as e:
+            raise _outcome_unknown(e) from None
+        if not changed:  # deleted since the check
+            raise S3Error("NoSuchKey", Key=key)
+
     async def _index_write(self, fn, *args) -> None:
         """An index write whose drive may be full: InsufficientStorage, not a 500. The
         write reserve normally leaves room for deletes; this covers a drive that something

@@ -51,6 +51,13 @@ from tests.e2e.test_objects import (  # noqa: F401
     test_put_get_head_delete,
     test_similar_keys_are_distinct,
 )
+from tests.e2e.test_tagging import (  # noqa: F401
+    test_bucket_tags,
+    test_copy_tagging_directive,
+    test_multipart_create_with_tags,
+    test_object_tags_put_get_delete,
+    test_put_with_tagging_header_and_overwrite,
+)
 
 
 @pytest.fixture(scope="module")

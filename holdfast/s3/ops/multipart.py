@@ -77,6 +77,7 @@ async def create_multipart_upload(ctx: Context) -> Response:
         attrs.meta,
         algorithm,
         checksum_type,
+        attrs.tags,
     )
     response = xml_response(
         "InitiateMultipartUploadResult",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from holdfast.s3.ops.common import (
     content_type,
     object_headers,
     reject_unsupported_headers,
+    request_tags,
     stored_headers,
     user_metadata,
     validate_key,
@@ -80,6 +82,7 @@ def attrs_from_request(ctx: Context) -> ObjectRecord:
         content_type=content_type(ctx.request),
         headers=stored_headers(ctx.request),
         meta=user_metadata(ctx.request),
+        tags=request_tags(ctx.request),
     )
 
 
@@ -100,6 +103,7 @@ def new_record(ctx: Context, received: Received, attrs: ObjectRecord) -> ObjectR
         checksum_type="FULL_OBJECT" if verified.algorithm else None,
         checksum_value=verified.checksum_b64,
         inline=received.inline,
+        tags=attrs.tags,
     )
 
 
@@ -330,7 +334,17 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
             "without changing the object's metadata, storage class, website redirect location "
             "or encryption attributes.",
         )
-    return source if directive == "COPY" else attrs_from_request(ctx)
+    attrs = source if directive == "COPY" else attrs_from_request(ctx)
+    tagging = (ctx.request.headers.get("x-amz-tagging-directive") or "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise S3Error(
+            "InvalidArgument",
+            "Unknown tagging directive.",
+            ArgumentName="x-amz-tagging-directive",
+            ArgumentValue=tagging,
+        )
+    tags = list(source.tags) if tagging == "COPY" else request_tags(ctx.request)
+    return dataclasses.replace(attrs, tags=tags)
 
 
 async def copy_object(ctx: Context) -> Response:
