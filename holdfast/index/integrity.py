@@ -341,6 +341,11 @@ class IntegrityIndex:
                 "FROM objects, json_each(objects.segments) j "
                 "WHERE json_array_length(json_extract(j.value, '$.st')) > 0"
             )
+            db.execute(  # noncurrent versions keep their blobs until they are deleted
+                "INSERT OR IGNORE INTO temp.referenced SELECT json_extract(j.value, '$.id') "
+                "FROM versions, json_each(versions.segments) j "
+                "WHERE json_array_length(json_extract(j.value, '$.st')) > 0"
+            )
             db.execute(
                 "INSERT OR IGNORE INTO temp.referenced "
                 "SELECT json_extract(segment, '$.id') FROM parts "
