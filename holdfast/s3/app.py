@@ -32,7 +32,16 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
-from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects, tagging
+from holdfast.s3.ops import (
+    attributes,
+    buckets,
+    configs,
+    listing,
+    multipart,
+    objects,
+    tagging,
+    versions,
+)
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -51,7 +60,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.HEAD_BUCKET: buckets.head_bucket,
     Operation.DELETE_BUCKET: buckets.delete_bucket,
     Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
-    Operation.GET_BUCKET_VERSIONING: buckets.get_bucket_versioning,
     Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
     Operation.LIST_OBJECTS: listing.list_objects,
     Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
@@ -73,6 +81,7 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.PUT_OBJECT_ACL: objects.put_object_acl,
     **configs.HANDLERS,
     **tagging.HANDLERS,
+    **versions.HANDLERS,
 }
 
 

@@ -104,11 +104,6 @@ async def get_bucket_location(ctx: Context) -> Response:
     return Response(200, [XML_TYPE], xml.render("LocationConstraint", [], text=value))
 
 
-async def get_bucket_versioning(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    return xml_response("VersioningConfiguration", [])
-
-
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 

@@ -65,7 +65,6 @@ NOTHING_TO_DELETE = (
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
     Op.PUT_BUCKET_ACL,
-    Op.PUT_BUCKET_VERSIONING,
     Op.PUT_BUCKET_POLICY,
     Op.PUT_BUCKET_CORS,
     Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
