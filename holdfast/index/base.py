@@ -372,6 +372,14 @@ class Index(ABC):
         needs (bucket, key, size, etag, state, segments, inline)."""
 
     @abstractmethod
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        """Noncurrent versions holding data (delete markers have none), in (bucket, key,
+        vseq) order after ``after``, with the fields of :meth:`scan_objects` and ``vseq``:
+        the scrubber and fsck verify their copies too."""
+
+    @abstractmethod
     async def totals(self) -> tuple[int, int]:
         """(objects and parts, bytes of all their copies): a scrub pass's or fsck's work."""
 

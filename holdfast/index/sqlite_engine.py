@@ -419,6 +419,11 @@ class SqliteEngine(Index):
 
     # -- integrity, totals, status -----------------------------------------------------------
 
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        return await self._pool(self.core.scan_versions, after, limit)
+
     async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
         return await self._pool(self.core.scan_objects, after, limit)
 

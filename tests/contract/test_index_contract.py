@@ -726,6 +726,12 @@ async def test_fsck_sees_noncurrent_versions(index) -> None:
     await index.put_object(obj("b", "k"))
     await index.delete_object("b", "k")
     assert await index.reference_problems() == {"unmarked": [], "unreferenced": []}
+    # The scrubber's and fsck's walk over noncurrent versions: data only, resumable.
+    scanned = await index.scan_versions(None, 10)
+    assert [(v.key, len(v.segments)) for v in scanned] == [("k", 1), ("k", 1)]
+    assert scanned[0].vseq < scanned[1].vseq
+    rest = await index.scan_versions(("b", "k", scanned[0].vseq), 10)
+    assert [v.vseq for v in rest] == [scanned[1].vseq]
 
 
 async def test_concurrent_writers_of_one_key_get_commit_ordered_versions(make_index) -> None:

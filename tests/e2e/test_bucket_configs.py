@@ -139,7 +139,6 @@ PUTS = {
     "put_bucket_ownership_controls": {
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     },
-    "put_bucket_versioning": {"VersioningConfiguration": {"Status": "Enabled"}},
     "put_bucket_acl": {"ACL": "public-read"},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},

@@ -1205,6 +1205,30 @@ class PostgresIndex(Index):
             for r in rows
         ]
 
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        where, args = ("AND (bucket, key, vseq) > (%s, %s, %s)", after) if after else ("", ())
+        rows = await self._all(
+            "SELECT bucket, key, etag, state, segments, inline, size, vseq FROM versions "
+            f"WHERE marker=0 {where} ORDER BY bucket, key, vseq LIMIT %s",
+            (*args, limit),
+        )
+        return [
+            ObjectRecord(
+                bucket=r[0],
+                key=r[1],
+                size=r[6],
+                etag=r[2],
+                last_modified=0.0,
+                segments=segments_from_text(r[4]),
+                state=r[3],
+                inline=r[5],
+                vseq=r[7],
+            )
+            for r in rows
+        ]
+
     async def object_totals(self) -> tuple[int, int, int, int]:
         """(objects, bytes, bytes of all copies, damaged objects) over every bucket."""
         row = await self._one(
