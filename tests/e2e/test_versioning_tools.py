@@ -1,5 +1,5 @@
 """Versioning and tagging with real tools, as a new user would use them: the AWS CLI's
-s3api, and rclone with --s3-versions."""
+s3api, and rclone with --s3-versions (over HTTP: tests/e2e/test_versioning.py covers HTTPS)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from tests.e2e.test_clients import AwsCli
 from tests.e2e.test_ecosystem import Rclone, new_bucket
 
 
-def test_aws_cli_s3api_versions_and_tags(server, tmp_path):
+def test_aws_cli_s3api_versions_and_tags(http_server, tmp_path):
+    server = http_server
     aws = AwsCli(server, tmp_path / "home")
     bucket = new_bucket("cli-versions")
     aws("s3api", "create-bucket", "--bucket", bucket)
@@ -62,7 +63,8 @@ def test_aws_cli_s3api_versions_and_tags(server, tmp_path):
     assert tags["TagSet"] == [{"Key": "team", "Value": "ops"}]
 
 
-def test_rclone_s3_versions(server, tmp_path):
+def test_rclone_s3_versions(http_server, tmp_path):
+    server = http_server
     rclone = Rclone(server, tmp_path)
     bucket = new_bucket("rclone-versions")
     rclone("mkdir", f"hf:{bucket}")
