@@ -20,8 +20,8 @@ from holdfast.errors import S3Error
 from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.ops.requestlog import iso_utc
-from holdfast.s3 import xml
-from holdfast.s3.auth import AuthResult, verify_request
+from holdfast.s3 import access, xml
+from holdfast.s3.auth import AuthResult, is_anonymous, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import (
     ABORT_EXTENSION,
@@ -32,6 +32,7 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
+from holdfast.s3.ops import access as access_ops
 from holdfast.s3.ops import (
     attributes,
     buckets,
@@ -43,6 +44,7 @@ from holdfast.s3.ops import (
     versions,
 )
 from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.objects import parse_copy_source
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
 from holdfast.service import Service
@@ -60,7 +62,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.HEAD_BUCKET: buckets.head_bucket,
     Operation.DELETE_BUCKET: buckets.delete_bucket,
     Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
-    Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
     Operation.LIST_OBJECTS: listing.list_objects,
     Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
     Operation.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
@@ -82,6 +83,7 @@ HANDLERS: dict[Operation, Handler] = {
     **configs.HANDLERS,
     **tagging.HANDLERS,
     **versions.HANDLERS,
+    **access_ops.HANDLERS,
 }
 
 
@@ -250,20 +252,53 @@ class S3App:
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
-        try:
-            auth = self._authenticate(request, service, service.users.secret_for)
-        except UserNotCached as e:  # the index is read off the signature check's path
-            await service.users.lookup(e.access_key)
-            auth = self._authenticate(request, service, service.users.cached_secret)
-        user = await service.users.lookup(auth.access_key)
-        if user is None:
-            raise S3Error("InvalidAccessKeyId")
-        request.access_key, request.user = auth.access_key, user.name
+        auth: AuthResult | None = None
+        if not is_anonymous(request.headers, request.query):
+            try:
+                auth = self._authenticate(request, service, service.users.secret_for)
+            except UserNotCached as e:  # the index is read off the signature check's path
+                await service.users.lookup(e.access_key)
+                auth = self._authenticate(request, service, service.users.cached_secret)
+            user = await service.users.lookup(auth.access_key)
+            if user is None:
+                raise S3Error("InvalidAccessKeyId")
+            request.access_key, request.user = auth.access_key, user.name
         if op is Operation.NOT_IMPLEMENTED:
             raise S3Error("NotImplemented", "This operation or sub-resource is not implemented.")
         if op is Operation.METHOD_NOT_ALLOWED:
             raise S3Error("MethodNotAllowed", Method=request.method, ResourceType="OBJECT")
+        await self._authorize(request, op, service)
         return await HANDLERS[op](Context(service, request, auth))
+
+    async def _authorize(self, request: Request, op: Operation, service: Service) -> None:
+        """Ask the one access decision (holdfast/s3/access.py) about this request, and about
+        a copy's source; AccessDenied unless it allows. Records the reason for the log."""
+        bucket_access = None
+        if request.bucket is not None and op not in access.NO_BUCKET_OPERATIONS:
+            bucket_access = await access.load(service.node.index, request.bucket)
+            request.owner = bucket_access.owner
+        decision = access.decide(
+            access.request_of(
+                request, access.action_of(op, request.query), request.bucket, request.key
+            ),
+            bucket_access,
+        )
+        request.decision = decision.reason
+        if not decision.allowed:
+            raise S3Error("AccessDenied")
+        if op in (Operation.COPY_OBJECT, Operation.UPLOAD_PART_COPY):
+            src_bucket, src_key, src_version = parse_copy_source(
+                request.headers["x-amz-copy-source"]
+            )
+            src_action = "s3:GetObjectVersion" if src_version else "s3:GetObject"
+            source_access = await access.load(service.node.index, src_bucket)
+            request.source_owner = source_access.owner
+            decision = access.decide(
+                access.request_of(request, src_action, src_bucket, src_key), source_access
+            )
+            if not decision.allowed:
+                request.decision = f"{decision.reason} (copy source)"
+                raise S3Error("AccessDenied")
 
     def _authenticate(
         self, request: Request, service: Service, secret_for: Callable[[str], str | None]
