@@ -20,7 +20,7 @@ from holdfast.errors import S3Error
 from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.ops.requestlog import iso_utc
-from holdfast.s3 import access, xml
+from holdfast.s3 import access, cors, xml
 from holdfast.s3.auth import AuthResult, is_anonymous, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import (
@@ -227,9 +227,9 @@ class S3App:
         # that never touch a blob file (inline objects, listings).
         self.service.node.foreground.touch()
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except S3Error as e:
-            return self._error(e, resource, request.request_id)
+            response = self._error(e, resource, request.request_id)
         except DataLost as e:  # before any byte went out (an inline object, a copy's source)
             log_data_lost(e, request, status_sent=500, bytes_sent=0)
             error = S3Error("InternalError", f"The object's stored bytes are damaged: {e}")
@@ -244,11 +244,36 @@ class S3App:
         except Exception:
             log.exception("internal error in %s %s", request.method, resource)
             return self._error(S3Error("InternalError"), resource, request.request_id)
+        return self._with_cors(request, response)
+
+    @staticmethod
+    def _with_cors(request: Request, response: Response) -> Response:
+        """CORS headers on an actual request from an origin that one of the bucket's rules
+        allows (holdfast/s3/cors.py); none otherwise."""
+        origin = request.headers.get("origin")
+        if request.cors is not None and origin:
+            response.headers.extend(cors.actual(request.cors, origin, request.method))
+        return response
+
+    async def _preflight(self, request: Request) -> Response:
+        """An OPTIONS preflight, answered from the bucket's CORS rules (no signature: browsers
+        never sign one). 403 when no rule allows it."""
+        state = await access.load(self.service.node.index, request.bucket or "")
+        headers = cors.preflight(
+            state.docs.get(access.CORS),
+            request.headers.get("origin"),
+            request.headers.get("access-control-request-method"),
+            request.headers.get("access-control-request-headers"),
+        )
+        request.decision = "CORS preflight allowed by the bucket's CORS rules"
+        return Response(200, headers)
 
     async def _dispatch(self, request: Request) -> Response:
         request.bucket, request.key = split_address(
             request.host, request.raw_path, self.config.domains
         )
+        if request.method == "OPTIONS" and request.bucket is not None:
+            return await self._preflight(request)
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
@@ -277,6 +302,7 @@ class S3App:
         if request.bucket is not None and op not in access.NO_BUCKET_OPERATIONS:
             bucket_access = await access.load(service.node.index, request.bucket)
             request.owner = bucket_access.owner
+            request.cors = bucket_access.docs.get(access.CORS)
         decision = access.decide(
             access.request_of(
                 request, access.action_of(op, request.query), request.bucket, request.key

@@ -45,6 +45,7 @@ class Request:
     owner: str | None = None
     source_owner: str | None = None
     decision: str | None = None
+    cors: str | None = None  # the bucket's CORS rules, for the answer's CORS headers
     started: float = field(default_factory=time.monotonic)
     body_requested: bool = False  # set by the first receive(), which sends 100 Continue
 

@@ -105,9 +105,6 @@ DELETES = [
 # boto3 method -> its arguments besides Bucket: each writes a configuration. (Policy, ACL,
 # ownership controls and the public access block are stored: tests/e2e/test_access.py.)
 PUTS = {
-    "put_bucket_cors": {
-        "CORSConfiguration": {"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}
-    },
     "put_bucket_lifecycle_configuration": {
         "LifecycleConfiguration": {
             "Rules": [

@@ -9,7 +9,7 @@ by holdfast/s3/access.py; these handlers only write and report them.
 from __future__ import annotations
 
 from holdfast.errors import S3Error
-from holdfast.s3 import access, xml
+from holdfast.s3 import access, cors, xml
 from holdfast.s3 import acl as acls
 from holdfast.s3.http import Response
 from holdfast.s3.ops.buckets import XML_TYPE, read_small_body
@@ -161,7 +161,33 @@ async def delete_public_access_block(ctx: Context) -> Response:
     return Response(204)
 
 
+# -- CORS ----------------------------------------------------------------------------------------
+
+
+async def put_bucket_cors(ctx: Context) -> Response:
+    await _access(ctx)
+    rules = cors.parse_xml(await read_small_body(ctx))
+    await _set(ctx, access.CORS, cors.to_json(rules))
+    return Response(200)
+
+
+async def get_bucket_cors(ctx: Context) -> Response:
+    state = await _access(ctx)
+    text = state.docs.get(access.CORS)
+    if text is None:
+        raise S3Error("NoSuchCORSConfiguration", BucketName=ctx.bucket)
+    return Response(200, [XML_TYPE], cors.render(cors.from_json(text)))
+
+
+async def delete_bucket_cors(ctx: Context) -> Response:
+    await _set(ctx, access.CORS, None)
+    return Response(204)
+
+
 HANDLERS = {
+    Op.PUT_BUCKET_CORS: put_bucket_cors,
+    Op.GET_BUCKET_CORS: get_bucket_cors,
+    Op.DELETE_BUCKET_CORS: delete_bucket_cors,
     Op.PUT_BUCKET_POLICY: put_bucket_policy,
     Op.GET_BUCKET_POLICY: get_bucket_policy,
     Op.DELETE_BUCKET_POLICY: delete_bucket_policy,

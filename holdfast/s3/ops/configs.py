@@ -19,8 +19,8 @@ bucket operation.
 
 Objects likewise: no bucket can have object lock (CreateBucket refuses it), so retention and
 legal hold answer what S3 answers on a bucket without it. (Tagging, object and bucket, is
-stored: holdfast/s3/ops/tagging.py; so are the policy, ACL, ownership controls and public
-access block: holdfast/s3/ops/access.py.)
+stored: holdfast/s3/ops/tagging.py; so are the policy, ACL, ownership controls, public
+access block and CORS rules: holdfast/s3/ops/access.py.)
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ Op = Operation
 
 # Get operation -> the error S3 answers when the bucket has no such configuration.
 NOT_CONFIGURED: dict[Operation, str] = {
-    Op.GET_BUCKET_CORS: "NoSuchCORSConfiguration",
     Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
     Op.GET_BUCKET_ENCRYPTION: "ServerSideEncryptionConfigurationNotFoundError",
     Op.GET_BUCKET_WEBSITE: "NoSuchWebsiteConfiguration",
@@ -49,7 +48,6 @@ NOT_CONFIGURED: dict[Operation, str] = {
 
 # Deletes of a configuration that cannot have been set: S3 answers 204 for these too.
 NOTHING_TO_DELETE = (
-    Op.DELETE_BUCKET_CORS,
     Op.DELETE_BUCKET_LIFECYCLE,
     Op.DELETE_BUCKET_ENCRYPTION,
     Op.DELETE_BUCKET_WEBSITE,
@@ -58,7 +56,6 @@ NOTHING_TO_DELETE = (
 
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
-    Op.PUT_BUCKET_CORS,
     Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
     Op.PUT_BUCKET_ENCRYPTION,
     Op.PUT_BUCKET_WEBSITE,
