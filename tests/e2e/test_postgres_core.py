@@ -51,6 +51,20 @@ from tests.e2e.test_objects import (  # noqa: F401
     test_put_get_head_delete,
     test_similar_keys_are_distinct,
 )
+from tests.e2e.test_access import (  # noqa: F401
+    test_anonymous_read_exactly_where_the_policy_allows,
+    test_bad_policies_change_nothing,
+    test_bucket_acl_canned_and_grants,
+    test_ownership_controls,
+    test_policy_put_get_status_delete,
+    test_public_access_block,
+    test_second_user_by_policy_prefix_and_explicit_deny,
+)
+from tests.e2e.test_cors import (  # noqa: F401
+    test_bad_cors_changes_nothing,
+    test_cors_put_get_delete,
+    test_preflight_and_actual_headers,
+)
 from tests.e2e.test_tagging import (  # noqa: F401
     test_bucket_tags,
     test_copy_tagging_directive,
