@@ -302,9 +302,17 @@ async def load(index, bucket: str) -> BucketAccess:
 
 
 def request_of(
-    request: Request, action: str, bucket: str | None, key: str | None
+    request: Request,
+    action: str,
+    bucket: str | None,
+    key: str | None,
+    access: BucketAccess | None = None,
 ) -> RequestContext:
-    """What the decision sees of one S3 request."""
+    """What the decision sees of one S3 request. The condition keys are only gathered when
+    the bucket has a policy to test them against (the hot path without one skips it)."""
+    principal = principal_of(request.user, request.access_key)
+    if access is None or POLICY not in access.docs:
+        return RequestContext(action, bucket or "", key, principal, {})
     host = request.client.rsplit(":", 1)[0] if request.client else ""
     context = request_context(
         secure=request.scheme == "https",
@@ -314,6 +322,4 @@ def request_of(
         query=request.query,
         listing=action in LISTING_ACTIONS,
     )
-    return RequestContext(
-        action, bucket or "", key, principal_of(request.user, request.access_key), context
-    )
+    return RequestContext(action, bucket or "", key, principal, context)

@@ -305,7 +305,11 @@ class S3App:
             request.cors = bucket_access.docs.get(access.CORS)
         decision = access.decide(
             access.request_of(
-                request, access.action_of(op, request.query), request.bucket, request.key
+                request,
+                access.action_of(op, request.query),
+                request.bucket,
+                request.key,
+                bucket_access,
             ),
             bucket_access,
         )
@@ -320,7 +324,8 @@ class S3App:
             source_access = await access.load(service.node.index, src_bucket)
             request.source_owner = source_access.owner
             decision = access.decide(
-                access.request_of(request, src_action, src_bucket, src_key), source_access
+                access.request_of(request, src_action, src_bucket, src_key, source_access),
+                source_access,
             )
             if not decision.allowed:
                 request.decision = f"{decision.reason} (copy source)"
