@@ -404,3 +404,30 @@ def test_request_log_records_the_decision(server, s3, bucket):
     by_method = {(r["method"], r["status"]): r for r in lines}
     assert by_method[("PUT", 200)]["access"] == "allowed as bucket owner"
     assert by_method[("GET", 403)]["access"].startswith("denied")
+
+
+def test_reading_a_version_needs_the_version_action(s3, bucket, other_user):
+    name, other = other_user
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=bucket, Key="v", Body=b"1")["VersionId"]
+    principal = {"AWS": f"arn:aws:iam::000000000000:user/{name}"}
+    allow = [stmt_allow(principal, "s3:GetObject", f"{bucket}/*")]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": allow}))
+    assert other.get_object(Bucket=bucket, Key="v")["Body"].read() == b"1"
+    assert error(lambda: other.get_object(Bucket=bucket, Key="v", VersionId=version))[0] == (
+        "AccessDenied"
+    )
+    allow.append(stmt_allow(principal, "s3:GetObjectVersion", f"{bucket}/*", "Versions"))
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": allow}))
+    got = other.get_object(Bucket=bucket, Key="v", VersionId=version)
+    assert got["Body"].read() == b"1"
+
+
+def stmt_allow(principal, action: str, resource: str, sid: str = "Current") -> dict:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": action,
+        "Resource": f"arn:aws:s3:::{resource}",
+    }
