@@ -22,6 +22,7 @@ from tests.conftest import Server, start_server, unique
 from tests.e2e.ops_helpers import status as ops_status
 from tests.e2e.ops_helpers import wait_for
 from tests.e2e.test_access import (  # noqa: F401
+    other_user,
     test_anonymous_read_exactly_where_the_policy_allows,
     test_bad_policies_change_nothing,
     test_bucket_acl_canned_and_grants,
