@@ -41,7 +41,7 @@ def decision():
     )
 
 
-for i in range(3):
+for _ in range(3):
     run("get_bucket (one indexed read)", lambda: core.get_bucket("b"))
     run("get_bucket_access + decide, no documents", decision)
 core.set_bucket_config(
@@ -50,5 +50,5 @@ core.set_bucket_config(
     '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}',
 )
 core.set_bucket_config("b", "cors", '[[null,["GET"],["*"],[],[],null]]')
-for i in range(2):
+for _ in range(2):
     run("get_bucket_access + decide, policy + CORS", decision)
