@@ -234,9 +234,11 @@ class Repairer:
         """Every copy that may hold good blocks of ``seg``, best first: the other stores'
         copies, then the target's own (a bad copy's other blocks are good), then every
         quarantined copy."""
-        order = self.node.drives.read_order(seg.stores, seg.blob_id)
-        others = [sid for sid in order if sid != target.store_id and sid in self.node.stores]
-        copies = copies_of(others, self.node.stores) + [Copy(target.store_id, target)]
+        order = self.node.read_order(seg.stores, seg.blob_id)
+        # Copies on other nodes too (a node back from the dead pulls what it missed).
+        stores = self.node.all_stores
+        others = [sid for sid in order if sid != target.store_id and sid in stores]
+        copies = copies_of(others, stores) + [Copy(target.store_id, target)]
         return with_quarantined(seg.blob_id, copies, self.node.stores)
 
 
