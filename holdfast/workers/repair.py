@@ -114,8 +114,10 @@ class Repairer:
 
     def execute(self, task: RepairTask) -> int:
         """Do ``task``; returns the bytes copied. Raises RepairFailed when it must wait."""
-        store = self.node.stores.get(task.store_id)
-        if store is None or not self.node.drives.writable(task.store_id):
+        # In a cluster one node leads the background work (a lease in the shared index), so
+        # its repairs write to the other nodes' drives too, through NodeStore.
+        store = self.node.all_stores.get(task.store_id)
+        if store is None or not self.node.writable(task.store_id):
             raise TargetDown(f"drive {task.store_id} is not writable")
         if task.op == "delete":
             return self._delete(store, task)
@@ -330,8 +332,8 @@ class RepairWorker:
         now = time.monotonic()
         targets = [
             sid
-            for sid in self.node.stores
-            if self.node.drives.writable(sid) and self._drive_until.get(sid, 0.0) <= now
+            for sid in self.node.all_stores
+            if self.node.writable(sid) and self._drive_until.get(sid, 0.0) <= now
         ]
         # Rows queued before store ids were qualified carry bare ids: ask for those too.
         rows = await self.node.index.due_repairs(

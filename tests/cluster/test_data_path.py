@@ -212,6 +212,8 @@ def _kill_during_puts(dev, seconds: float, writers: int) -> None:
         time.sleep(1)
     if missing:
         out = (dev.dir / "restarted.log").read_text(errors="replace")[-3000:]
+        rows = index_call(dsn, lambda ix: ix.repairs())
+        out += "\nrepairs: " + repr([(r.store_id, r.op, r.reason, r.attempts) for r in rows][:10])
         raise AssertionError(
             f"{len(missing)} of {len(owed)} copies not repaired on the node "
             f"(alive: {proc.poll() is None}): {out}"
