@@ -225,3 +225,31 @@ def _kill_during_puts(dev, seconds: float, writers: int) -> None:
 
 def test_kill_9_of_a_node_during_concurrent_puts_quick(dev):
     _kill_during_puts(dev, seconds=6.0, writers=3)
+
+
+def test_multipart_and_copy_across_nodes(dev):
+    nodes = dev.doc["nodes"]
+    bucket = f"b-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    up = dev.s3(nodes[0]).create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    etags = []
+    for i, data in enumerate(parts):  # each part through another node
+        c = dev.s3(nodes[(i + 1) % 3])
+        r = c.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=i + 1, Body=data)
+        etags.append({"PartNumber": i + 1, "ETag": r["ETag"]})
+    dev.s3(nodes[2]).complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=up, MultipartUpload={"Parts": etags}
+    )
+    for stores in stores_of(dev, bucket, "mp"):
+        assert len({s.split("/")[0] for s in stores}) == 2, stores
+    dev.s3(nodes[1]).copy_object(Bucket=bucket, Key="cp", CopySource=f"{bucket}/mp")
+    whole = b"".join(parts)
+    for n in nodes:
+        for key in ("mp", "cp"):
+            assert dev.s3(n).get_object(Bucket=bucket, Key=key)["Body"].read() == whole
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_node_during_concurrent_puts_long(dev):
+    _kill_during_puts(dev, seconds=40.0, writers=6)
