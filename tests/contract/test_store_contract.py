@@ -33,9 +33,16 @@ from holdfast.stores.base import (
 from holdfast.stores.blocks import BlockChecksummer
 from holdfast.stores.local import LocalStore
 from holdfast.stores.s3 import MIN_PART_SIZE, S3Settings, S3Store
-from tests.backends import WEED_AK, WEED_SK, SeaweedFS, flip_object_byte, raw_client, truncate_object
-from tests.conftest import ROOT_AK, ROOT_SK, start_server
 from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copy_state, with_quarantined
+from tests.backends import (
+    WEED_AK,
+    WEED_SK,
+    SeaweedFS,
+    flip_object_byte,
+    raw_client,
+    truncate_object,
+)
+from tests.conftest import ROOT_AK, ROOT_SK, start_server
 
 BLOCK = 4096  # small blocks: multi-block blobs stay small
 
