@@ -3,14 +3,23 @@ acknowledged.
 
 Kept apart from the index (which records where blobs are) and from the stores (which hold
 bytes), as in DESIGN.md. It checks free capacity before choosing, and fails fast with a clear
-error when nothing fits: it never waits or retries. The same code will place copies on other
-nodes and S3 back-ends once those are stores too.
+error when nothing fits: it never waits or retries. The same code places copies on local
+drives, other nodes' drives and external S3 back-ends (store kinds ``local``, ``node``,
+``s3``).
+
+**Spread by kind (iwhd).** A bug is in every copy of the same code, so copies kept only by
+one kind of store share its failure modes (the EBS lesson). A policy can therefore ask for
+copies on several kinds of store: ``kinds=2`` (the copies span at least two kinds) and
+``s3>=1`` (at least one copy on an ``s3`` store), written together as a *spread*:
+``kinds=2,s3>=1``. The language, with examples, is in docs/stores.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,32 +41,164 @@ class NoCapacity(Exception):
 
 class CapacityStore(Protocol):
     store_id: str
+    kind: str
 
     def free_bytes(self) -> int: ...
 
 
+KINDS = ("local", "node", "s3")
+_KIND_RULE = re.compile(r"([a-z][a-z0-9-]*)>=([0-9]+)")
+
+
+class Unmeetable(ValueError):
+    """The stores there are cannot satisfy the policy, whatever their state (set-time)."""
+
+
 @dataclass(frozen=True)
 class Policy:
-    """``copies`` on distinct drives; a write is acknowledged once ``min_copies`` of them
-    are durable (the write quorum), the rest being queued for repair."""
+    """``copies`` on distinct stores; a write is acknowledged once ``min_copies`` of them
+    are durable (the write quorum), the rest being queued for repair. ``kinds``: the copies
+    span at least that many kinds of store; ``at_least``: (kind, n) pairs, at least n copies
+    on stores of that kind."""
 
     copies: int = 1
     min_copies: int = 1
+    kinds: int = 1
+    at_least: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.copies < 1 or not 1 <= self.min_copies <= self.copies:
             raise ValueError(f"need 1 <= min_copies <= copies, got {self}")
+        if not 1 <= self.kinds <= self.copies:
+            raise ValueError(f"kinds={self.kinds} needs 1 <= kinds <= copies ({self.copies})")
+        for kind, n in self.at_least:
+            if kind not in KINDS:
+                raise ValueError(f"unknown store kind {kind!r} (kinds: {', '.join(KINDS)})")
+            if n < 1:
+                raise ValueError(f"{kind}>={n}: at least 1")
+        named = sum(n for _, n in self.at_least)
+        if named > self.copies:
+            raise ValueError(
+                f"{self.spread()} asks for {named} copies, the policy has {self.copies}"
+            )
+
+    def spread(self) -> str:
+        """The spread in the policy language ("" when there is none)."""
+        parts = [f"kinds={self.kinds}"] if self.kinds > 1 else []
+        parts += [f"{k}>={n}" for k, n in self.at_least]
+        return ",".join(parts)
+
+    def describe(self) -> str:
+        text = f"{self.copies} copies, write quorum {self.min_copies}"
+        return text + (f", spread {self.spread()}" if self.spread() else "")
+
+    def as_dict(self) -> dict:
+        return {"copies": self.copies, "min_copies": self.min_copies, "spread": self.spread()}
 
     def fit(self, stores: int) -> Policy:
-        """The policy as this node can honour it: no more copies than drives."""
+        """The policy as this node can honour it: no more copies than stores."""
         copies = max(1, min(self.copies, stores))
-        return Policy(copies, min(self.min_copies, copies))
+        if copies == self.copies:
+            return self
+        return Policy(copies, min(self.min_copies, copies), min(self.kinds, copies), self.at_least)
+
+    def with_spread(self, spread: str) -> Policy:
+        kinds, at_least = parse_spread(spread)
+        return Policy(self.copies, self.min_copies, kinds, at_least)
+
+    # -- what a set of copies lacks --------------------------------------------------------
+
+    def shortfall(self, copy_kinds: Iterable[str]) -> list[str]:
+        """Why copies on stores of these kinds (one entry per copy) do not meet the policy;
+        [] when they do."""
+        kinds = list(copy_kinds)
+        count = Counter(kinds)
+        out = []
+        if len(kinds) < self.copies:
+            out.append(f"{len(kinds)} of {self.copies} copies")
+        if len(count) < self.kinds:
+            out.append(f"copies on {len(count)} kind(s) of store, the policy wants {self.kinds}")
+        for kind, n in self.at_least:
+            if count[kind] < n:
+                out.append(f"{count[kind]} copies on {kind} stores, the policy wants {n}")
+        return out
+
+    def unmeetable(self, store_kinds: Iterable[str]) -> str | None:
+        """Why stores of these kinds (one entry per store) can never hold the policy's
+        copies, or None when they can (when all are up and have room)."""
+        kinds = list(store_kinds)
+        try:
+            picked = _pick(self, [(k, k) for k in kinds])
+        except ValueError as e:
+            return str(e)
+        lack = self.shortfall(picked)
+        if not lack:
+            return None
+        have = ", ".join(f"{n} {k}" for k, n in sorted(Counter(kinds).items())) or "none"
+        return f"{'; '.join(lack)} (stores: {have})"
 
 
-def default_policy(drives: int, copies: int = 0, min_copies: int = 1) -> Policy:
-    """The server's policy: ``copies`` 0 means 2 with two or more drives, else 1."""
+def parse_spread(text: str) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """``kinds=N`` and ``KIND>=N`` terms, comma separated ("" for none)."""
+    kinds = 1
+    at_least: dict[str, int] = {}
+    for term in (t.strip() for t in text.split(",")):
+        if not term:
+            continue
+        if term.startswith("kinds="):
+            value = term[len("kinds=") :]
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"kinds=N needs a whole number >= 1, got {term!r}")
+            kinds = int(value)
+            continue
+        m = _KIND_RULE.fullmatch(term)
+        if not m:
+            raise ValueError(
+                f"not a spread term: {term!r} (use kinds=N or KIND>=N, e.g. kinds=2,s3>=1)"
+            )
+        at_least[m.group(1)] = int(m.group(2))
+    return kinds, tuple(sorted(at_least.items()))
+
+
+def default_policy(drives: int, copies: int = 0, min_copies: int = 1, spread: str = "") -> Policy:
+    """The server's policy: ``copies`` 0 means 2 with two or more stores, else 1."""
     copies = copies or (2 if drives >= 2 else 1)
-    return Policy(copies, min(min_copies, copies)).fit(drives)
+    policy = Policy(copies, min(min_copies, copies)).fit(drives)
+    return policy.with_spread(spread) if spread else policy
+
+
+def _pick(policy: Policy, ordered: Sequence[tuple[object, str]]) -> list:
+    """Up to ``policy.copies`` items from ``ordered`` ((item, kind) pairs, best first),
+    chosen to satisfy the spread: first the ``KIND>=N`` terms, then one of each further
+    kind until ``kinds`` kinds are in, then the best of the rest. Returns the items."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+
+    def take(i: int) -> None:
+        chosen.append(i)
+        taken.add(i)
+
+    for kind, n in policy.at_least:
+        for i, (_, k) in enumerate(ordered):
+            if n <= 0:
+                break
+            if k == kind and i not in taken:
+                take(i)
+                n -= 1
+    while len({ordered[i][1] for i in chosen}) < policy.kinds and len(chosen) < policy.copies:
+        have = {ordered[i][1] for i in chosen}
+        nxt = next(
+            (i for i, (_, k) in enumerate(ordered) if i not in taken and k not in have), None
+        )
+        if nxt is None:
+            break
+        take(nxt)
+    for i in range(len(ordered)):
+        if len(chosen) >= policy.copies:
+            break
+        if i not in taken:
+            take(i)
+    return [ordered[i][0] for i in chosen]
 
 
 @dataclass(frozen=True)
@@ -76,8 +217,11 @@ def choose_stores(
     writable: Callable[[str], bool] = lambda _sid: True,
 ) -> Choice:
     """The writable stores with the most free space that can each hold ``size_hint`` more
-    bytes, at most ``policy.copies``; raises NoCapacity when fewer than ``policy.min_copies``
-    qualify. Copies the policy wants beyond those go to ``deferred``."""
+    bytes, at most ``policy.copies``, spread over kinds as the policy says; raises
+    NoCapacity when fewer than ``policy.min_copies`` qualify. The stores the policy wants
+    that cannot be written now (down, full) go to ``deferred``: the write is acknowledged at
+    the quorum and repair makes those copies (a down S3 back-end of a ``kinds=2`` policy
+    gets its copy when it is back, not a second local one in its place)."""
     up = [s for s in stores if writable(s.store_id)]
     fitting = []
     for s in up:
@@ -87,17 +231,23 @@ def choose_stores(
             continue
         if free > size_hint:
             fitting.append((free, s))
-    if len(fitting) < policy.min_copies:
+    fitting.sort(key=lambda fs: fs[0], reverse=True)
+    usable = {id(s) for _, s in fitting}
+    ordered = [(s, _kind(s)) for _, s in fitting]
+    ordered += [(s, _kind(s)) for s in stores if id(s) not in usable]
+    picked = _pick(policy, ordered)
+    targets = [s for s in picked if id(s) in usable]
+    if len(targets) < policy.min_copies:
         raise NoCapacity(
-            f"need {policy.min_copies} drive(s) with {size_hint} bytes free: "
-            f"{len(up)} of {len(stores)} drive(s) up, {len(fitting)} with room",
+            f"need {policy.min_copies} store(s) with {size_hint} bytes free: "
+            f"{len(up)} of {len(stores)} store(s) up, {len(fitting)} with room",
             full=len(up) >= policy.min_copies,
         )
-    fitting.sort(key=lambda fs: fs[0], reverse=True)
-    targets = [s for _, s in fitting[: policy.copies]]
-    chosen = {s.store_id for s in targets}
-    others = [s.store_id for s in stores if s.store_id not in chosen]
-    return Choice(targets, tuple(others[: policy.copies - len(targets)]))
+    return Choice(targets, tuple(s.store_id for s in picked if id(s) not in usable))
+
+
+def _kind(store: object) -> str:
+    return getattr(store, "kind", "local")
 
 
 class Policies:
@@ -115,20 +265,21 @@ class Policies:
             return self.default
         return self._buckets.get(bucket, self.default)
 
-    def refresh(self, load: Callable[[], dict[str, tuple[int, int]]]) -> None:
+    def refresh(self, load: Callable[[], Mapping[str, tuple]]) -> None:
+        """``load`` gives bucket -> (copies, min_copies[, spread])."""
         buckets = {}
-        for name, (copies, min_copies) in load().items():
+        for name, row in load().items():
+            copies, min_copies = row[0], row[1]
+            spread = row[2] if len(row) > 2 and row[2] else ""
             try:
-                buckets[name] = Policy(copies, min_copies).fit(self.drives)
+                policy = Policy(copies, min_copies).fit(self.drives)
+                buckets[name] = policy.with_spread(spread) if spread else policy
             except ValueError as e:
                 log.error("ignoring the placement policy of bucket %s: %s", name, e)
         self._buckets = buckets
 
     def as_dict(self) -> dict:
         return {
-            "default": {"copies": self.default.copies, "min_copies": self.default.min_copies},
-            "buckets": {
-                b: {"copies": p.copies, "min_copies": p.min_copies}
-                for b, p in sorted(self._buckets.items())
-            },
+            "default": self.default.as_dict(),
+            "buckets": {b: p.as_dict() for b, p in sorted(self._buckets.items())},
         }
