@@ -18,6 +18,7 @@ from holdfast.masterkey import key_file as master_key_file
 from holdfast.masterkey import new_key as new_master_key
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
+from holdfast.placement.policy import default_policy
 from holdfast.service.integrity import node_name
 from holdfast.service.node import index_path
 from holdfast.service.users import (
@@ -30,7 +31,7 @@ from holdfast.service.users import (
 )
 from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
-from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
+from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags, check_stores
 
 
 def _add_data_arg(p: argparse.ArgumentParser) -> None:
@@ -197,6 +198,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sealed, resealed = seal_secrets(index, keyring)
         if sealed or resealed:
             index.checkpoint("TRUNCATE")  # no old text left in the WAL
+        kinds = ["local"] * len(config.data_dirs) + [b.kind for b in index.backend_stores()]
+        unfit = check_stores(config, kinds)
+        if unfit:
+            print(f"holdfast: {unfit}", file=sys.stderr)
+            return 2
+        # Recorded for the admin commands (object where, store remove), which run without
+        # the server's flags.
+        policy = default_policy(len(kinds), config.copies, config.min_copies, config.spread)
+        index.set_meta("default_policy", json.dumps(policy.as_dict()))
     except WrongNode as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 2
@@ -221,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _keyring(config: Config, index: SqliteIndex) -> Keyring:
     """The master key; a new one only where the index holds no sealed secret yet, so a lost
     key is reported (MasterKeyError), never silently replaced."""
-    needed = sealed_key_ids(index.list_users())
+    needed = sealed_key_ids(index.list_users()) or index.backend_stores()
     return load_keyring(config.primary_dir, create=not needed)
 
 

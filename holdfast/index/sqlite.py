@@ -29,6 +29,7 @@ from typing import TypeVar
 from holdfast.index.integrity import (
     INTEGRITY_SCHEMA,
     IntegrityIndex,
+    add_spread_column,
     deferred_copies,
     queue_repair_rows,
 )
@@ -52,7 +53,7 @@ log = logging.getLogger("holdfast.index")
 
 # 2: objects became a rowid table (see OBJECTS_TABLE); bucket_totals kept by triggers
 # (holdfast/index/totals.py).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Under a steady stream of commits a PASSIVE checkpoint never catches the end of the log (new
 # frames land while it copies), so SQLite never starts the log again from the top and it grows
@@ -231,6 +232,9 @@ def _upgrade(db: sqlite3.Connection) -> None:
     if version < 2:  # the objects table was rebuilt first (_rebuild_objects_table)
         log.info("index schema %d -> 2: counting objects per bucket once", version)
         rebuild_totals(db)
+    if version < 3:
+        log.info("index schema %d -> 3: bucket policies gain a spread by kind", version)
+        add_spread_column(db)
     if version < SCHEMA_VERSION:
         db.execute("UPDATE meta SET value=? WHERE name='schema_version'", (str(SCHEMA_VERSION),))
 

@@ -48,7 +48,8 @@ class Node:
         # finds its drive too: holdfast/stores/registry.py).
         self.stores: StoreMap = self.drives.stores
         self.policies = Policies(
-            default_policy(len(self.stores), config.copies, config.min_copies), len(self.stores)
+            default_policy(len(self.stores), config.copies, config.min_copies, config.spread),
+            len(self.stores),
         )
         self.policies.refresh(self.index.bucket_policies)
         self.integrity = Integrity(self.index, self.drives)
