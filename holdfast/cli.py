@@ -29,6 +29,7 @@ from holdfast.service.users import (
     seal_secrets,
     sealed_key_ids,
 )
+from holdfast.stores.backends import reseal_backends
 from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
 from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags, check_stores
@@ -286,6 +287,7 @@ def cmd_key(args: argparse.Namespace) -> int:
         # opens everything, and running the command again finishes the job.
         write_key_file(path, fresh)
         _, resealed = seal_secrets(index, fresh)
+        resealed += reseal_backends(index, fresh)
         index.checkpoint("TRUNCATE")
         write_key_file(
             path,
@@ -314,6 +316,7 @@ def _rotate_env(index: SqliteIndex, keyring: Keyring) -> int:
         )
         return ops_commands.EXIT_FAILED
     _, resealed = seal_secrets(index, keyring)
+    resealed += reseal_backends(index, keyring)
     index.checkpoint("TRUNCATE")
     print(
         f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "

@@ -63,6 +63,7 @@ class SeaweedFS:
 
     work: Path
     port: int = 0
+    volume_size_mib: int = 64  # small volumes: a test's data dir stays small
     proc: subprocess.Popen | None = None
     argv: list[str] = field(default_factory=list)
 
@@ -99,7 +100,7 @@ class SeaweedFS:
                 "-ip.bind=127.0.0.1",
                 f"-master.port={m}",
                 f"-master.port.grpc={mg}",
-                "-master.volumeSizeLimitMB=64",
+                f"-master.volumeSizeLimitMB={self.volume_size_mib}",
                 f"-volume.port={v}",
                 f"-volume.port.grpc={vg}",
                 "-volume.max=0",

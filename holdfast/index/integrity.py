@@ -252,6 +252,12 @@ class IntegrityIndex:
 
         self._transact(op)
 
+    def set_backend_secret(self, name: str, secret: bytes) -> None:
+        """Re-sealed credentials (master key rotation)."""
+        self._transact(
+            lambda db: db.execute("UPDATE stores SET secret=? WHERE name=?", (secret, name))
+        )
+
     def remove_backend_store(self, name: str) -> bool:
         def op(db: sqlite3.Connection) -> bool:
             row = db.execute("SELECT store_id FROM stores WHERE name=?", (name,)).fetchone()

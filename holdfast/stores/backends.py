@@ -52,6 +52,21 @@ def seal_credentials(keyring: Keyring, name: str, access_key: str, secret_key: s
     return keyring.seal(plain, _aad(name))
 
 
+def reseal_backends(index, keyring: Keyring) -> int:
+    """``holdfast key rotate``: seal every back-end's credentials under the current key (the
+    old keys are dropped afterwards). Returns how many were re-sealed."""
+    from holdfast.masterkey import sealed_key_id
+
+    count = 0
+    for record in index.backend_stores():
+        if sealed_key_id(record.secret) == keyring.current_id:
+            continue
+        plain = keyring.open(record.secret, _aad(record.name))
+        index.set_backend_secret(record.name, keyring.seal(plain, _aad(record.name)))
+        count += 1
+    return count
+
+
 def settings_of(record: BackendRecord, keyring: Keyring) -> S3Settings:
     creds = json.loads(keyring.open(record.secret, _aad(record.name)))
     s = record.settings

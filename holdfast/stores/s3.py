@@ -395,9 +395,10 @@ class S3BlobWriter(BlobWriter):
         st.added(self.size)
 
     def finish_replacing(self, blob_id: str, crcs: bytes) -> str | None:
-        """A repair: the bad copy under the name is set aside first, then replaced."""
+        """A repair: the bad copy under the name is copied aside first, then overwritten in
+        place (an S3 PUT replaces atomically, so readers never find the name empty)."""
         self._check(blob_id, crcs)
-        moved = self.store.quarantine(blob_id)
+        moved = self.store.quarantine(blob_id, keep=True)
         self.finish(blob_id, crcs)
         return moved
 
@@ -728,9 +729,9 @@ class S3Store(Store):
 
     # -- quarantine -----------------------------------------------------------------------------
 
-    def quarantine(self, blob_id: str) -> str | None:
+    def quarantine(self, blob_id: str, keep: bool = False) -> str | None:
         """Copy the bad copy to ``Pquarantine/`` and remove it from its name (S3 has no
-        rename). None if there was no copy."""
+        rename; with ``keep`` it stays, to be overwritten). None if there was no copy."""
         src = self.blob_key(blob_id)
         name = f"{blob_id}.{time.time_ns()}"
         try:
@@ -746,7 +747,10 @@ class S3Store(Store):
             if is_not_found(e):
                 return None
             raise as_os_error(self.store_id, "copy", e) from e
-        self.limits.call("delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=src))
+        if not keep:
+            self.limits.call(
+                "delete", lambda: self.client.delete_object(Bucket=self.bucket, Key=src)
+            )
         return name
 
     def quarantined(self, blob_id: str | None = None) -> list[str]:

@@ -280,7 +280,9 @@ def _open_stores(config: Config, index: SqliteIndex):
     return StoreMap(locals_ + backend_stores(config, index), name)
 
 
-def where(config: Config, index: SqliteIndex, bucket: str, key: str, verify: bool) -> dict:
+def where(
+    config: Config, index: SqliteIndex, bucket: str, key: str, verify: bool, stores=None
+) -> dict:
     """Every copy of an object: on which store (and its kind), what the store holds, the
     result of reading it back now (unless ``verify`` is off), and whether the object meets
     its policy. Shared by the CLI and the admin API."""
@@ -289,7 +291,7 @@ def where(config: Config, index: SqliteIndex, bucket: str, key: str, verify: boo
     obj = index.get_object(bucket, key)
     if obj is None:
         raise LookupError(f"no object {bucket}/{key}")
-    stores = _open_stores(config, index)
+    stores = stores if stores is not None else _open_stores(config, index)
     policy = _policies(config, index, len(stores))(bucket)
     queued = {(t.blob_id, stores.resolve(t.store_id)) for t in index.repairs(100_000)}
     out_segments = []

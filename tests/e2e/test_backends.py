@@ -23,6 +23,7 @@ import pytest
 
 from tests.backends import WEED_AK, WEED_SK, SeaweedFS, flip_object_byte, raw_client
 from tests.conftest import ROOT_AK, ROOT_SK, Server, free_port, start_server
+from tests.e2e.ops_helpers import api, status
 
 SIZE = 3 * 1024 * 1024 + 12345  # several blocks, well above the inline limit
 
@@ -173,14 +174,30 @@ def test_copies_land_on_both_kinds_and_a_bad_copy_is_read_around_and_repaired(no
     wait_for(lambda: node.local_blob(blob).read_bytes() == data, timeout=30)
     flip_object_byte(node.raw, node.bucket, key, 2 * 1024 * 1024 + 7)
     assert s3.get_object(Bucket="data", Key="obj")["Body"].read() == data
-    wait_for(
-        lambda: node.raw.get_object(Bucket=node.bucket, Key=key)["Body"].read() == data,
-        timeout=30,
-    )
+    wait_for(lambda: node.raw.get_object(Bucket=node.bucket, Key=key)["Body"].read() == data)
+    quarantined = node.raw.list_objects_v2(Bucket=node.bucket, Prefix=node.prefix + "quarantine/")
+    assert [o["Key"].rsplit("/", 1)[1].split(".")[0] for o in quarantined["Contents"]] == [blob]
     again = node.where("data", "obj")
     assert again["meets_policy"], again
 
+    # The same through the admin API: where, push, and the stores with their health.
+    r = api(node.server, "GET", "/_holdfast/api/objects/where?bucket=data&key=obj")
+    assert r.status_code == 200 and r.json()["meets_policy"], r.text
+    assert {c["kind"] for c in r.json()["segments"][0]["copies"]} == {"local", "s3"}
+    r = api(node.server, "POST", "/_holdfast/api/objects/push", {"bucket": "data", "key": "obj"})
+    assert r.status_code == 202 and r.json()["copies"] == 2, r.text
+    r = api(node.server, "GET", "/_holdfast/api/stores")
+    ext = next(s for s in r.json()["stores"] if s["kind"] == "s3")
+    assert ext["state"] == "up" and node.sk not in r.text
+    assert (
+        api(node.server, "GET", "/_holdfast/api/objects/where?bucket=data&key=nope").status_code
+        == 404
+    )
+    # ... and the status page and metrics.
+    assert any(d.get("kind") == "s3" for d in status(node.server)["drives"])
 
+
+@pytest.mark.slow  # two SeaweedFS starts and a repair catching up: about 90 s
 def test_back_end_down_writes_continue_at_the_quorum_and_repair_catches_up(
     weed: SeaweedFS, tmp_path: Path
 ):
