@@ -43,6 +43,7 @@ writes and deletes in between. Never unlimited: a quota is required.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import json
 import logging
@@ -51,6 +52,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,11 @@ BACKEND_RETRIES = Counter(
     "Requests to external S3 back-ends retried after a retryable failure.",
     ["store"],
 )
+
+
+# Part uploads run here while the writer's thread receives the next part; each back-end's
+# own concurrency cap (Limits) still bounds what is in flight to it.
+UPLOADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="holdfast-s3-part")
 
 
 class BackendError(OSError):
@@ -287,6 +294,7 @@ class S3BlobWriter(BlobWriter):
         self._upload_id: str | None = None
         self._parts: list[dict] = []
         self._done = False
+        self._pending: Future | None = None  # the part being uploaded (one at a time)
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -312,8 +320,20 @@ class S3BlobWriter(BlobWriter):
             self._upload_id = resp["UploadId"]
         body = bytes(self._buf[:length])
         del self._buf[:length]
+        self._wait_part()
         number = len(self._parts) + 1
         checksum = _crc32c_b64(body)
+        # One part travels while the next is received: the request's stream does not wait
+        # for the back-end part by part (at most two parts in memory plus the one in flight).
+        self._pending = UPLOADS.submit(self._upload_part, number, body, checksum)
+
+    def _wait_part(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _upload_part(self, number: int, body: bytes, checksum: str) -> None:
+        st = self.store
         resp = st.limits.call(
             "upload-part",
             lambda: st.client.upload_part(
@@ -367,6 +387,7 @@ class S3BlobWriter(BlobWriter):
             else:
                 if self._buf:
                     self._send_part(len(self._buf))
+                self._wait_part()
                 st.limits.call(
                     "complete-multipart",
                     lambda: st.client.complete_multipart_upload(
@@ -407,6 +428,8 @@ class S3BlobWriter(BlobWriter):
         if self._done:
             return
         self._done = True
+        with contextlib.suppress(Exception):  # its failure is why we abort, or moot
+            self._wait_part()
         st = self.store
         if self._upload_id is not None:
             upload, self._upload_id = self._upload_id, None
