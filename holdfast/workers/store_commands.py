@@ -188,20 +188,29 @@ def _policies(config: Config, index: SqliteIndex, stores: int) -> Callable[[str]
     recorded = index.get_meta("default_policy")  # the running server's (holdfast serve)
     if recorded:
         d = json.loads(recorded)
-        default = Policy(d["copies"], d["min_copies"]).fit(stores)
-        default = default.with_spread(d["spread"]) if d.get("spread") else default
+        default = _policy(d["copies"], d["min_copies"], d.get("spread") or "", stores)
     else:
-        default = default_policy(stores, config.copies, config.min_copies, config.spread)
+        default = default_policy(stores, config.copies, config.min_copies)
+        default = _policy(default.copies, default.min_copies, config.spread, stores)
     rows = index.bucket_policies()
 
     def policy_for(bucket: str) -> Policy:
         row = rows.get(bucket)
-        if row is None:
-            return default
-        p = Policy(row[0], row[1]).fit(stores)
-        return p.with_spread(row[2]) if row[2] else p
+        return default if row is None else _policy(row[0], row[1], row[2], stores)
 
     return policy_for
+
+
+def _policy(copies: int, min_copies: int, spread: str, stores: int) -> Policy:
+    """A policy as the server applies it (no more copies than stores); a spread the fitted
+    policy cannot hold is reported against the unfitted one instead of failing."""
+    p = Policy(copies, min_copies)
+    if not spread:
+        return p.fit(stores)
+    try:
+        return p.fit(stores).with_spread(spread)
+    except ValueError:
+        return p.with_spread(spread)
 
 
 def _all_objects(index: SqliteIndex) -> Iterator[ObjectRecord]:
@@ -221,7 +230,7 @@ def _remove(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int
     sid = record.store_id
     kinds = {sid: r.kind for r in index.backend_stores() for sid in [r.store_id]}
     stores = len(config.data_dirs) + len(kinds)
-    policy_for = _policies(config, index, stores - 1)
+    policy_for = _policies(config, index, stores)  # the policies as they are, before removal
     below = lost = 0
     to_move = 0
     for obj in _all_objects(index):

@@ -308,3 +308,35 @@ def test_unmeetable_bucket_policy_is_refused(weed: SeaweedFS, tmp_path: Path):
     )
     shown = json.loads(holdfast_cli("bucket", "policy", "pol-b", "--json", "--data", drive).stdout)
     assert shown["spread"] == "kinds=2" and shown["copies"] == 2
+
+
+def test_store_remove_shows_its_blast_radius_and_refuses_to_lose_copies(
+    weed: SeaweedFS, tmp_path: Path
+):
+    n = Node(tmp_path, weed.endpoint, WEED_AK, WEED_SK, weed.client())
+    assert n.add_store().returncode == 0
+    n.start()
+    try:
+        s3 = n.server.client()
+        for b in ("both", "only-s3"):
+            s3.create_bucket(Bucket=b)
+        drive = str(n.drive)
+        holdfast_cli(
+            "bucket", "policy", "only-s3", "--copies", "1", "--spread", "s3>=1", "--data", drive
+        )
+        time.sleep(2.5)  # servers reload bucket policies every 2 s
+        s3.put_object(Bucket="both", Key="a", Body=secrets.token_bytes(100_000))
+        s3.put_object(Bucket="only-s3", Key="b", Body=secrets.token_bytes(150_000))
+        assert [c["kind"] for c in n.where("only-s3", "b")["segments"][0]["copies"]] == ["s3"]
+    finally:
+        n.server.stop()
+    proc = holdfast_cli("store", "remove", "ext", "--json", "--data", drive, check=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr, proc.stderr
+    radius = json.loads(proc.stdout)
+    assert radius["objects_below_policy"] == 1 and radius["objects_losing_every_copy"] == 1
+    assert radius["bytes_to_move"] == 250_000
+    listed = json.loads(holdfast_cli("store", "list", "--json", "--data", drive).stdout)
+    assert [r["kind"] for r in listed] == ["local", "s3"], "refused: nothing changed"
+    holdfast_cli("store", "remove", "ext", "--force", "--data", drive)
+    listed = json.loads(holdfast_cli("store", "list", "--json", "--data", drive).stdout)
+    assert [r["kind"] for r in listed] == ["local"]

@@ -113,3 +113,19 @@ def test_bucket_policies_carry_their_spread() -> None:
         "min_copies": 1,
         "spread": "kinds=2",
     }
+
+
+def test_reads_go_to_the_nearest_healthy_copy_first(tmp_path) -> None:
+    from holdfast.stores.health import BreakerSettings, Drives
+    from holdfast.stores.local import LocalStore
+    from holdfast.stores.s3 import S3Settings, S3Store
+
+    local = LocalStore("n/d0", tmp_path / "d0")
+    local.initialize("uuid-local")
+    ext = S3Store("@s3/ext", S3Settings("http://127.0.0.1:1", "b", "a", "s", quota=1))
+    drives = Drives([ext, local], {"n/d0": "uuid-local", "@s3/ext": "u"}, BreakerSettings())
+    drives.probe("n/d0")
+    drives.health["@s3/ext"].state = drives.health["n/d0"].state  # up, without a network
+    assert drives.read_order(["@s3/ext", "n/d0"], "blob") == ["n/d0", "@s3/ext"]
+    drives.copy_failed("n/d0", "blob", OSError(5, "EIO"))
+    assert drives.read_order(["@s3/ext", "n/d0"], "blob") == ["@s3/ext", "n/d0"]
