@@ -23,7 +23,7 @@ import pytest
 
 from tests.backends import WEED_AK, WEED_SK, SeaweedFS, flip_object_byte, raw_client
 from tests.conftest import ROOT_AK, ROOT_SK, Server, free_port, start_server
-from tests.e2e.ops_helpers import api, status
+from tests.e2e.ops_helpers import api, metric_value, metrics_text, status
 
 SIZE = 3 * 1024 * 1024 + 12345  # several blocks, well above the inline limit
 
@@ -195,6 +195,14 @@ def test_copies_land_on_both_kinds_and_a_bad_copy_is_read_around_and_repaired(no
     )
     # ... and the status page and metrics.
     assert any(d.get("kind") == "s3" for d in status(node.server)["drives"])
+    text = metrics_text(node.server)
+    assert metric_value(text, "holdfast_drive_up", drive="ext", path=ext["path"]) == 1
+    assert (
+        metric_value(
+            text, "holdfast_backend_requests_total", store="@s3/ext", op="put", outcome="ok"
+        )
+        >= 1
+    )
 
 
 @pytest.mark.slow  # two SeaweedFS starts and a repair catching up: about 90 s
