@@ -183,6 +183,9 @@ def _code(e: ClientError) -> str:
 
 
 def is_not_found(e: ClientError) -> bool:
+    """No such object (a missing copy); a missing *bucket* is the store gone (StoreMissing)."""
+    if _code(e) == "NoSuchBucket":
+        return False
     return _status(e) == 404 or _code(e) in ("NoSuchKey", "404", "NotFound", "NoSuchUpload")
 
 
