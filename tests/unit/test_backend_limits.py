@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from holdfast.stores.base import StoreMissing
-from holdfast.stores.s3 import BackendError, LimitSettings, Limits
+from holdfast.stores.s3 import BackendError, Limits, LimitSettings
 
 
 def client_error(status: int, code: str) -> ClientError:
