@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ def check_name(name: str) -> str:
             f"not a store name: {name!r} (1-63 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit)"
         )
+    if re.fullmatch(r"d[0-9]+", name):
+        raise BackendRefused(f"{name!r} is how this node names its drives: choose another name")
     return name
 
 

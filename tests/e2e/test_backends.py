@@ -286,6 +286,8 @@ def test_store_add_refuses_bad_input_and_changes_nothing(weed: SeaweedFS, not_s3
     assert n.sk.encode() not in db
     again = n.add_store()
     assert again.returncode == 2 and "exists" in again.stderr
+    drive_name = n.add_store("d1")
+    assert drive_name.returncode == 2 and "names its drives" in drive_name.stderr
 
 
 def test_unmeetable_bucket_policy_is_refused(weed: SeaweedFS, tmp_path: Path):
