@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from holdfast.index.errors import Conflict
 from holdfast.index.queries import PART_COLUMNS, blob_ids_in, part_from_row, queue_for_gc
 from holdfast.index.records import BackendRecord, ObjectRecord, PartRecord, RepairTask, Segment
 from holdfast.index.totals import object_totals
@@ -37,24 +38,11 @@ CREATE TABLE IF NOT EXISTS drives (
     path TEXT NOT NULL,
     added REAL NOT NULL
 ) WITHOUT ROWID;
--- Per-bucket placement (copies, write quorum, spread by kind: holdfast/placement/policy.py);
--- buckets without a row use the server's. (``spread`` is added by _upgrade to older indexes.)
+-- Per-bucket placement (copies, write quorum); buckets without a row use the server's.
 CREATE TABLE IF NOT EXISTS bucket_policies (
     bucket TEXT PRIMARY KEY,
     copies INTEGER NOT NULL,
-    min_copies INTEGER NOT NULL,
-    spread TEXT NOT NULL DEFAULT ''
-) WITHOUT ROWID;
--- Back-end stores (``holdfast store add``): an external S3 service, by name. ``settings`` is
--- JSON without credentials; ``secret`` holds them sealed with the master key (masterkey.py,
--- the associated data binding them to the store's name), never in plain text.
-CREATE TABLE IF NOT EXISTS stores (
-    name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    store_id TEXT NOT NULL UNIQUE,
-    settings TEXT NOT NULL,
-    secret BLOB NOT NULL,
-    added REAL NOT NULL
+    min_copies INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- Repairs owed, one row per (blob, drive): see holdfast/index/integrity.py.
 CREATE TABLE IF NOT EXISTS repair_queue (
@@ -78,12 +66,24 @@ CREATE INDEX IF NOT EXISTS objects_damaged ON objects (bucket, key) WHERE state<
 """
 
 
-class StoreExists(Exception):
-    """``holdfast store add`` with a name already registered."""
+# Migration 5 (sqlite_migrations.py): back-end stores and the spread by kind of a policy.
+BACKENDS_SCHEMA = """
+-- Back-end stores (``holdfast store add``): an external S3 service, by name. ``settings`` is
+-- JSON without credentials; ``secret`` holds them sealed with the master key (masterkey.py,
+-- the associated data binding them to the store's name), never in plain text.
+CREATE TABLE IF NOT EXISTS stores (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    store_id TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    added REAL NOT NULL
+) WITHOUT ROWID;
+"""
 
 
 def add_spread_column(db: sqlite3.Connection) -> None:
-    """Schema 2 -> 3: bucket policies gain their spread by kind (idempotent)."""
+    """Bucket policies gain their spread by kind (holdfast/placement/policy.py)."""
     columns = {r[1] for r in db.execute("PRAGMA table_info(bucket_policies)")}
     if "spread" not in columns:
         db.execute("ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT ''")
@@ -240,7 +240,7 @@ class IntegrityIndex:
 
         def op(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM stores WHERE name=?", (rec.name,)).fetchone():
-                raise StoreExists(f"a store named {rec.name!r} exists")
+                raise Conflict(f"a store named {rec.name!r} exists")
             db.execute(
                 "INSERT INTO stores VALUES (?,?,?,?,?,?)",
                 (rec.name, rec.kind, rec.store_id, json.dumps(rec.settings), rec.secret, rec.added),

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from holdfast.config import Config
+from holdfast.index.blocking import BlockingIndex
 from holdfast.index.records import ObjectRecord, RepairTask, Segment
-from holdfast.index.sqlite import SqliteIndex
 from holdfast.masterkey import load_keyring
 from holdfast.stores.backends import open_backend
 from holdfast.stores.base import Store, StoreMissing
@@ -53,7 +53,10 @@ class IntegrityCounters:
 
 
 class Integrity:
-    def __init__(self, index: SqliteIndex, drives: Drives) -> None:
+    """Called from pool threads (reads and writes of blob files), so it reaches the index
+    through the node's BlockingIndex."""
+
+    def __init__(self, index: BlockingIndex, drives: Drives) -> None:
         self.index = index
         self.drives = drives
         self.counters = IntegrityCounters()
@@ -148,7 +151,7 @@ def node_name(config: Config, registered: dict[str, str]) -> str:
     )
 
 
-def backend_stores(config: Config, index: SqliteIndex) -> list[Store]:
+def backend_stores(config: Config, index: BlockingIndex) -> list[Store]:
     """The back-end stores registered with ``holdfast store add``, their credentials opened
     with the master key (docs/stores.md). Nothing remote is touched here: the probe that
     follows finds out whether each answers."""
@@ -164,7 +167,7 @@ def backend_stores(config: Config, index: SqliteIndex) -> list[Store]:
     return [open_backend(r, keyring, limits) for r in records]
 
 
-def open_drives(config: Config, index: SqliteIndex) -> Drives:
+def open_drives(config: Config, index: BlockingIndex) -> Drives:
     """The node's drives, registered in the index (adopting blank ones) and probed once,
     so a node starts with a correct picture: a pulled drive is down from the first request.
     Sets ``config.node_name`` to the name resolved."""

@@ -1,8 +1,9 @@
 """``holdfast store add|list|remove`` (back-end stores) and ``holdfast object push|where``
 (iwhd's ``op=push`` and ``op=check``): docs/stores.md.
 
-Like ``holdfast bucket policy`` they open the node's index directly (SQLite in WAL mode is
-safe to share with a running server). A store added here is picked up by servers when they
+Like ``holdfast bucket policy`` they open the node's index engine directly (SQLite in WAL
+mode is safe to share with a running server; PostgreSQL is shared anyway), through the
+blocking adapter (holdfast/index/blocking.py). A store added here is picked up by servers when they
 start (its credentials are opened with the master key then); ``push`` queues repairs that the
 running server's repair worker carries out at the repair rate.
 """
@@ -17,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from holdfast.config import Config
-from holdfast.index.integrity import StoreExists
+from holdfast.index.blocking import BlockingIndex, open_blocking
+from holdfast.index.errors import Conflict, IndexError_
 from holdfast.index.records import ObjectRecord, RepairTask
-from holdfast.index.sqlite import SqliteIndex
 from holdfast.masterkey import MasterKeyError, load_keyring
 from holdfast.placement.policy import Policy, default_policy
 from holdfast.sizes import parse_size
@@ -99,14 +100,18 @@ def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from holdfast.service.node import index_path
+    from holdfast.index import open_index
 
-    path = index_path(config)
     adding = args.command == "store" and args.store_command == "add"
-    if not path.exists() and not adding:  # a store may be added before the first start
-        print(f"holdfast: no index at {path}; pass the server's --data", file=sys.stderr)
+    absent = open_index(config, role="tool").absent()
+    if absent is not None and not adding:  # a store may be added before the first start
+        print(f"holdfast: {absent}; pass the server's --data", file=sys.stderr)
         return 1
-    index = SqliteIndex(path)
+    try:
+        index = open_blocking(config, role="tool")
+    except IndexError_ as e:
+        print(f"holdfast: the index is unavailable: {e}", file=sys.stderr)
+        return 1
     try:
         if args.command == "store":
             return {"add": _add, "list": _list, "remove": _remove}[args.store_command](
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 # -- store add / list / remove ---------------------------------------------------------------
 
 
-def _add(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
+def _add(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     name = check_name(args.name)
     secret = args.secret_key or os.environ.get(SECRET_ENV)
     if not secret:
@@ -153,7 +158,7 @@ def _add(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
         ) from None
     try:
         index.add_backend_store(record, uuid_, store.location())
-    except StoreExists as e:
+    except Conflict as e:
         raise BackendRefused(str(e)) from None
     print(
         f"added store {name} ({record.store_id}): s3 {store.location()}, quota "
@@ -162,7 +167,7 @@ def _add(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
+def _list(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     from holdfast.stores.local import local_drives
 
     node = config.node_name or "local"
@@ -184,7 +189,7 @@ def _list(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
     return 0
 
 
-def _policies(config: Config, index: SqliteIndex, stores: int) -> Callable[[str], Policy]:
+def _policies(config: Config, index: BlockingIndex, stores: int) -> Callable[[str], Policy]:
     recorded = index.get_meta("default_policy")  # the running server's (holdfast serve)
     if recorded:
         d = json.loads(recorded)
@@ -213,7 +218,7 @@ def _policy(copies: int, min_copies: int, spread: str, stores: int) -> Policy:
         return p.with_spread(spread)
 
 
-def _all_objects(index: SqliteIndex) -> Iterator[ObjectRecord]:
+def _all_objects(index: BlockingIndex) -> Iterator[ObjectRecord]:
     after = None
     while True:
         page = index.scan_objects(after, 1000)
@@ -223,7 +228,7 @@ def _all_objects(index: SqliteIndex) -> Iterator[ObjectRecord]:
         after = (page[-1].bucket, page[-1].key)
 
 
-def _remove(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
+def _remove(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     record = next((r for r in index.backend_stores() if r.name == args.name), None)
     if record is None:
         raise BackendRefused(f"no back-end store named {args.name!r} (holdfast store list)")
@@ -279,7 +284,7 @@ def _radius_text(r: dict) -> str:
 # -- object where / push ----------------------------------------------------------------------
 
 
-def _open_stores(config: Config, index: SqliteIndex):
+def _open_stores(config: Config, index: BlockingIndex):
     from holdfast.service.integrity import backend_stores, node_name
     from holdfast.stores.local import local_drives
     from holdfast.stores.registry import StoreMap
@@ -290,7 +295,7 @@ def _open_stores(config: Config, index: SqliteIndex):
 
 
 def where(
-    config: Config, index: SqliteIndex, bucket: str, key: str, verify: bool, stores=None
+    config: Config, index: BlockingIndex, bucket: str, key: str, verify: bool, stores=None
 ) -> dict:
     """Every copy of an object: on which store (and its kind), what the store holds, the
     result of reading it back now (unless ``verify`` is off), and whether the object meets
@@ -360,7 +365,7 @@ def where(
     }
 
 
-def _where(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
+def _where(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     try:
         found = where(config, index, args.bucket, args.key, not args.no_verify)
     except LookupError as e:
@@ -397,7 +402,7 @@ def _policy_args(d: dict) -> dict:
     }
 
 
-def push(index: SqliteIndex, bucket: str, key: str | None, prefix: str | None) -> dict:
+def push(index: BlockingIndex, bucket: str, key: str | None, prefix: str | None) -> dict:
     """Queue a "copy" repair for every copy the index lists of the object (or of every
     object under the prefix): the repair worker re-checks each and re-makes any that is
     missing or bad, at the repair rate. Shared by the CLI and the admin API."""
@@ -432,7 +437,7 @@ def push(index: SqliteIndex, bucket: str, key: str | None, prefix: str | None) -
     return {"objects": len(objects), "copies": len(tasks), "queued": queued}
 
 
-def _push(args: argparse.Namespace, config: Config, index: SqliteIndex) -> int:
+def _push(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     if (args.key is None) == (args.prefix is None):
         print("holdfast: give a KEY or --prefix P", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from holdfast.index.integrity import StoreExists
+from holdfast.index.errors import Conflict
 from holdfast.index.sqlite import SqliteIndex
 from holdfast.masterkey import Keyring, MasterKeyError, new_key, sealed_key_id
 from holdfast.stores.backends import new_record, reseal_backends, settings_of
@@ -28,7 +28,7 @@ def test_credentials_are_sealed_bound_and_resealed(tmp_path: Path) -> None:
     assert SECRET not in repr(rec) and SECRET not in repr(settings())
     assert SECRET not in str(rec.settings) and "AKEXAMPLE" not in str(rec.settings)
     index.add_backend_store(rec, "uuid-1", "http://127.0.0.1:1/bkt/p/")
-    with pytest.raises(StoreExists):
+    with pytest.raises(Conflict):
         index.add_backend_store(rec, "uuid-1", "x")
     (stored,) = index.backend_stores()
     assert index.drives()["@s3/ext"] == "uuid-1"

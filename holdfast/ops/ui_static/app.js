@@ -113,7 +113,7 @@ function route() {
     openBucket(decodeURIComponent(rest[0]), decodeURIComponent(rest.slice(1).join("/")));
     return;
   }
-  const loaders = { users: loadUsers, health: loadHealth, charts: loadCharts, log: () => {} };
+  const loaders = { users: loadUsers, health: loadHealth, cluster: loadCluster, charts: loadCharts, log: () => {} };
   const name = loaders[view] ? view : "buckets";
   show(name);
   (loaders[name] || loadBuckets)().catch((e) => say(e.message));
@@ -310,6 +310,37 @@ async function loadHealth() {
     div.appendChild(el("h3", title));
     div.appendChild(el("pre", JSON.stringify(value === undefined ? null : value, null, 2)));
     box.appendChild(div);
+  }
+}
+
+// -- cluster: the nodes of the layout and their state as this node sees it ------------------
+
+async function loadCluster() {
+  const r = await fetch("/_holdfast/status?format=json", { credentials: "same-origin" });
+  const s = await r.json();
+  const tbody = $("cluster-table").tBodies[0];
+  tbody.replaceChildren();
+  if (s.cluster === undefined) {
+    $("cluster-summary").textContent = "";
+    $("cluster-note").textContent = "The cluster's state is shown to root only.";
+    return;
+  }
+  const c = s.cluster;
+  if (!c.enabled) {
+    $("cluster-summary").textContent = "";
+    $("cluster-note").textContent = "This node runs alone (no --cluster-listen): see docs/cluster.md.";
+    return;
+  }
+  const engine = c.index_engine || {};
+  $("cluster-summary").textContent = "layout version " + (c.layout_version ?? "?") + " · seen from " + (c.node || "?");
+  $("cluster-note").textContent = "Index engine: " + (engine.ok === false ? "unreachable (" + engine.error + ")" : "ok") +
+    (c.agent === "ok" ? "" : " · cluster agent " + c.agent) + ". Liveness is a hint: nodes judged down are routed around, never removed.";
+  for (const n of c.layout || []) {
+    const p = (c.peers || {})[n.name];
+    const seen = n.name === c.node ? "this node" : (p ? p.state : "");
+    const age = p && p.last_heartbeat_age != null ? p.last_heartbeat_age.toFixed(1) + " s ago" : "";
+    tbody.appendChild(row([n.name, n.state, seen, age, p ? String(p.failures) : "", p ? String(p.rejected) : "",
+      n.zone || "", n.cluster, n.s3 || ""]));
   }
 }
 
