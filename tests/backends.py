@@ -153,12 +153,15 @@ class SeaweedFS:
         path = self.work / "weed.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds (weed can take 15 s to go)."""
         if self.proc is None:
             return
         try:
+            if grace <= 0:
+                raise subprocess.TimeoutExpired(self.argv, 0)
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=grace)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)

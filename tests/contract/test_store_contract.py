@@ -39,12 +39,11 @@ from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copy_state, wit
 from tests.backends import (
     WEED_AK,
     WEED_SK,
-    SeaweedFS,
     flip_object_byte,
     raw_client,
     truncate_object,
 )
-from tests.conftest import ROOT_AK, ROOT_SK, start_server
+from tests.conftest import ROOT_AK, ROOT_SK
 from tests.net import support as net_support
 
 BLOCK = 4096  # small blocks: multi-block blobs stay small
@@ -77,20 +76,6 @@ def _local_flip(store: Store, blob_id: str, offset: int) -> None:
 def _local_truncate(store: Store, blob_id: str, length: int) -> None:
     assert isinstance(store, LocalStore)
     os.truncate(store.blob_path(blob_id), length)
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory):
-    weed = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield weed
-    weed.stop()
-
-
-@pytest.fixture(scope="session")
-def holdfast_backend(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("backend"))
-    yield server
-    server.stop()
 
 
 def _s3_maker(service: str, credentials: Callable):
