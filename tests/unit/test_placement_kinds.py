@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from holdfast.placement.policy import (
+    KINDS,
     NoCapacity,
     Policies,
     Policy,
@@ -129,3 +130,17 @@ def test_reads_go_to_the_nearest_healthy_copy_first(tmp_path) -> None:
     assert drives.read_order(["@s3/ext", "n/d0"], "blob") == ["n/d0", "@s3/ext"]
     drives.copy_failed("n/d0", "blob", OSError(5, "EIO"))
     assert drives.read_order(["@s3/ext", "n/d0"], "blob") == ["@s3/ext", "n/d0"]
+
+
+def test_every_store_class_declares_a_kind_placement_and_reads_know() -> None:
+    """The real store classes (not fakes): placement's spread by kind and the read order
+    (local, then another node's drive, then an external service) go by ``kind``."""
+    from holdfast.stores.health import READ_COST
+    from holdfast.stores.local import LocalStore
+    from holdfast.stores.node import NodeStore
+    from holdfast.stores.s3 import S3Store
+
+    classes = (LocalStore, NodeStore, S3Store)
+    assert tuple(c.kind for c in classes) == KINDS == ("local", "node", "s3")
+    assert [READ_COST[c.kind] for c in classes] == sorted(READ_COST[c.kind] for c in classes)
+    assert len({READ_COST[c.kind] for c in classes}) == 3
