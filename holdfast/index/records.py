@@ -42,6 +42,16 @@ class Segment:
         return cls(d["id"], d["size"], d["bs"], base64.b64decode(d["crc"]), tuple(d["st"]))
 
 
+def tags_to_text(tags: list[tuple[str, str]]) -> str | None:
+    """Tags as stored: None (SQL NULL) for none, the common case, so untagged rows cost
+    nothing and reading them parses nothing."""
+    return json.dumps(tags, separators=(",", ":")) if tags else None
+
+
+def tags_from_text(text: str | None) -> list[tuple[str, str]]:
+    return [] if not text else [(k, v) for k, v in json.loads(text)]
+
+
 def segments_to_text(segments: list[Segment]) -> str:
     return json.dumps([s.to_json() for s in segments], separators=(",", ":"))
 
@@ -77,6 +87,14 @@ class ObjectRecord:
     # Small objects keep their bytes in the index row: one transaction (one fsync) makes data
     # and metadata durable together. Their single segment has no stores.
     inline: bytes | None = None
+    # Object tags, in the order given (holdfast/s3/tagging.py keeps S3's limits).
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    # The version: its number in the index's commit sequence (0 for a version written while
+    # the bucket was never versioned), and whether its id is "null" (written while
+    # versioning was never enabled or suspended). Set by the index when it commits.
+    vseq: int = 0
+    vnull: bool = True
+    delete_marker: bool = False  # only from the version history (get_version, list)
 
 
 @dataclass
@@ -85,6 +103,17 @@ class BucketRecord:
     owner: str
     created: float
     region: str
+
+
+@dataclass(frozen=True)
+class BucketUsage:
+    """A bucket with the totals the index keeps for it (holdfast/index/totals.py)."""
+
+    bucket: BucketRecord
+    objects: int
+    bytes: int  # the objects' sizes
+    stored_bytes: int  # every copy counted
+    damaged: int  # objects not in state "ok"
 
 
 @dataclass
@@ -108,6 +137,7 @@ class UploadRecord:
     meta: dict[str, str]
     checksum_algorithm: str | None
     checksum_type: str | None
+    tags: list[tuple[str, str]] = field(default_factory=list)  # given the object at completion
 
 
 @dataclass
@@ -120,6 +150,28 @@ class PartRecord:
     checksum: bytes | None
     last_modified: float
     segment: Segment
+
+
+class VersionRef(NamedTuple):
+    """What a versioned write made: the new version's number, whether its id is "null",
+    and whether it is a delete marker."""
+
+    seq: int
+    null: bool
+    marker: bool = False
+
+
+class VersionEntry(NamedTuple):
+    """One row of ListObjectVersions: a version or a delete marker."""
+
+    key: str
+    seq: int
+    null: bool
+    marker: bool
+    size: int
+    etag: str
+    last_modified: float
+    latest: bool
 
 
 class ListedEntry(NamedTuple):

@@ -44,6 +44,7 @@ from holdfast.index.listing import ListPage, build_page
 from holdfast.index.records import (
     BackendRecord,
     BucketRecord,
+    BucketUsage,
     LayoutRecord,
     ListedEntry,
     ObjectRecord,
@@ -52,6 +53,8 @@ from holdfast.index.records import (
     StagedLayout,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
 )
 from holdfast.index.sqlite import SqliteIndex
 from holdfast.index.sqlite_migrations import current_version
@@ -251,6 +254,12 @@ class SqliteEngine(Index):
     async def list_buckets(self, owner: str) -> list[BucketRecord]:
         return await self._pool(self.core.list_buckets, owner)
 
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        return await self._pool(self.core.bucket_usage, owner)
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        return await self._pool(self.core.damaged_keys, bucket, first, last)
+
     async def delete_bucket(self, name: str) -> None:
         await self._write(self.core.delete_bucket, name)
 
@@ -268,14 +277,37 @@ class SqliteEngine(Index):
         if_absent: bool = False,
         if_etag: str | None = None,
         owner: str | None = None,
-    ) -> None:
-        await self._write(self.core.put_object, obj, if_absent, if_etag, owner)
+    ) -> VersionRef | None:
+        return await self._write(self.core.put_object, obj, if_absent, if_etag, owner)
 
-    async def delete_object(self, bucket: str, key: str) -> bool:
+    async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
         return await self._write(self.core.delete_object, bucket, key)
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
-        await self._write(self.core.delete_objects, bucket, keys)
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
+        return await self._write(self.core.delete_objects, bucket, keys)
+
+    async def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        return await self._lookup(self.core.get_version, bucket, key, seq)
+
+    async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        return await self._lookup(self.core.current_marker, bucket, key)
+
+    async def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        return await self._write(self.core.delete_version, bucket, key, seq, check)
+
+    async def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        return await self._pool(self.core.list_versions, bucket, prefix, after, limit)
+
+    async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        return await self._write(self.core.set_object_tags, bucket, key, tags)
 
     async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         await self._write(self.core.mark_object_state, bucket, key, etag, state)
@@ -331,7 +363,7 @@ class SqliteEngine(Index):
     ) -> list[PartRecord]:
         return await self._pool(self.core.list_parts, upload_id, after, limit)
 
-    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool | VersionRef:
         return await self._write(self.core.complete_upload, upload_id, obj)
 
     async def abort_upload(self, upload_id: str) -> bool:
@@ -387,6 +419,11 @@ class SqliteEngine(Index):
         return await self._pool(self.core.repair_summary)
 
     # -- integrity, totals, status -----------------------------------------------------------
+
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        return await self._pool(self.core.scan_versions, after, limit)
 
     async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
         return await self._pool(self.core.scan_objects, after, limit)
@@ -462,6 +499,12 @@ class SqliteEngine(Index):
 
     async def remove_backend_store(self, name: str) -> bool:
         return await self._pool(self.core.remove_backend_store, name)
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        return await self._lookup(self.core.get_bucket_config, bucket, name)
+
+    async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        return await self._write(self.core.set_bucket_config, bucket, name, value)
 
     # -- meta --------------------------------------------------------------------------------
 
@@ -553,7 +596,7 @@ def _counts(path: Path, budget: float, examples: int) -> dict:
         raise errors.IndexUnavailable(f"cannot open {path}: {e}") from e
     try:
         buckets = db.execute("SELECT count(*) FROM buckets").fetchone()[0]
-        objects, stored, _, corrupt = object_totals(db)
+        objects, stored, copies, corrupt = object_totals(db)
         gc_queue = db.execute("SELECT count(*) FROM gc_queue").fetchone()[0]
         rows = db.execute(
             "SELECT bucket, key, state FROM objects WHERE state<>'ok' LIMIT ?", (examples,)
@@ -568,6 +611,7 @@ def _counts(path: Path, budget: float, examples: int) -> dict:
         "buckets": buckets,
         "objects": objects,
         "stored_bytes": stored,
+        "copies_bytes": copies,  # every copy of every object: Holdfast's own data on disk
         "gc_queue": gc_queue,
         "corrupt_objects": corrupt,
         "corrupt_examples": [{"bucket": b, "key": k, "state": s} for b, k, s in rows],

@@ -423,7 +423,9 @@ class StatusKeeper:
             "node": self._node(),
             "index": {k: v for k, v in index.items() if k != "providers"},
             "drives": drives,
-            "capacity": _capacity(drives),
+            # Holdfast's own data (every copy) next to the drives' size and free space, which
+            # count whatever else shares the filesystems.
+            "capacity": {**_capacity(drives), "data_bytes": index.get("copies_bytes")},
             "write_quorum": quorum,
             "repair": _merged(provided, "repair"),
             "scrub": _merged(provided, "scrub"),

@@ -32,7 +32,16 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
-from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects
+from holdfast.s3.ops import (
+    attributes,
+    buckets,
+    configs,
+    listing,
+    multipart,
+    objects,
+    tagging,
+    versions,
+)
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -51,7 +60,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.HEAD_BUCKET: buckets.head_bucket,
     Operation.DELETE_BUCKET: buckets.delete_bucket,
     Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
-    Operation.GET_BUCKET_VERSIONING: buckets.get_bucket_versioning,
     Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
     Operation.LIST_OBJECTS: listing.list_objects,
     Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
@@ -72,6 +80,8 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.GET_OBJECT_ATTRIBUTES: attributes.get_object_attributes,
     Operation.PUT_OBJECT_ACL: objects.put_object_acl,
     **configs.HANDLERS,
+    **tagging.HANDLERS,
+    **versions.HANDLERS,
 }
 
 
@@ -142,6 +152,8 @@ class S3App:
             return
         if request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
             response = await ops_endpoints.handle(request, self)
+        elif (shortcut := self._browser_shortcut(request)) is not None:
+            response = shortcut
         else:
             response = await self._s3(request)
         if request.body_held_back():
@@ -172,6 +184,15 @@ class S3App:
                     await self._service.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _browser_shortcut(self, request: Request) -> Response | None:
+        """A person's browser, not an S3 client: the favicon and the UI for ``/``. Only for
+        path-style requests, so ``<bucket>.<domain>/favicon.ico`` stays an object."""
+        if request.raw_path not in ("/", "/favicon.ico"):
+            return None
+        if host_bucket(request.host, self.config.domains) is not None:
+            return None
+        return ops_endpoints.browser_shortcut(request)
 
     def _request(self, scope: dict, receive: Receive, request_id: str) -> Request:
         raw_path = scope.get("raw_path")

@@ -8,7 +8,7 @@ import time
 
 from holdfast.errors import S3Error
 from holdfast.index.errors import Conflict, NotEmpty, NotFound
-from holdfast.index.records import BucketRecord
+from holdfast.index.records import BucketRecord, BucketUsage
 from holdfast.service.node import Node
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -52,6 +52,16 @@ class Buckets:
     async def list(self, owner: str) -> list[BucketRecord]:
         return await self.node.index.list_buckets(owner)
 
+    async def usage(self, owner: str) -> list[BucketUsage]:
+        """``owner``'s buckets with their object counts and sizes (only theirs: one user
+        never learns the size of another's buckets)."""
+        return await self.node.index.bucket_usage(owner)
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """Which keys of one listing page (``first`` to ``last``) have no good copy, so a
+        browser can mark them."""
+        return await self.node.index.damaged_keys(bucket, first, last)
+
     async def create(self, owner: str, name: str, region: str) -> BucketRecord:
         validate_bucket_name(name)
         record = BucketRecord(name, owner, time.time(), region)
@@ -63,6 +73,17 @@ class Buckets:
                 raise S3Error("BucketAlreadyOwnedByYou", BucketName=name) from None
             raise S3Error("BucketAlreadyExists", BucketName=name) from None
         return record
+
+    async def get_config(self, owner: str, name: str, config: str) -> str | None:
+        """One configuration document of the caller's bucket (None when it has none)."""
+        await self.get_owned(owner, name)
+        return await self.node.index.get_bucket_config(name, config)
+
+    async def set_config(self, owner: str, name: str, config: str, value: str | None) -> None:
+        """Set, or with None remove, one configuration document of the caller's bucket."""
+        await self.get_owned(owner, name)
+        if not await self.node.index.set_bucket_config(name, config, value):
+            raise S3Error("NoSuchBucket", BucketName=name)
 
     async def delete(self, owner: str, name: str) -> None:
         await self.get_owned(owner, name)

@@ -153,6 +153,29 @@ async def test_buckets(index) -> None:
     assert await index.get_bucket("b1") is None
 
 
+async def test_bucket_usage_and_damaged_keys(index) -> None:
+    """Per-bucket object counts and sizes (the UI's bucket list, ``holdfast bucket list``),
+    one owner's only when asked, and the damaged keys of one listing page."""
+    await bucket(index, "u1", "alice")
+    await bucket(index, "u2", "alice")
+    await bucket(index, "u3", "bob")
+    await index.put_object(obj("u1", "a", size=100))
+    await index.put_object(obj("u1", "b", size=50, segments=[seg(50, ("d0", "d1"))]))
+    await index.put_object(obj("u1", "c", size=7))
+    await index.put_object(obj("u3", "z", size=1))
+    await index.delete_object("u1", "c")
+    await index.mark_object_state("u1", "b", '"e1"', "corrupt")
+    mine = {u.bucket.name: u for u in await index.bucket_usage("alice")}
+    assert list(mine) == ["u1", "u2"]
+    assert (mine["u1"].objects, mine["u1"].bytes, mine["u1"].damaged) == (2, 150, 1)
+    assert mine["u1"].stored_bytes == 100 + 2 * 50  # every copy counted
+    assert (mine["u2"].objects, mine["u2"].bytes, mine["u2"].damaged) == (0, 0, 0)
+    assert [u.bucket.name for u in await index.bucket_usage()] == ["u1", "u2", "u3"]
+    assert await index.damaged_keys("u1", "a", "b") == {"b"}
+    assert await index.damaged_keys("u1", "a", "a") == set()
+    assert await index.damaged_keys("u3", "a", "z") == set()
+
+
 async def test_deleting_a_bucket_aborts_its_uploads(index) -> None:
     await bucket(index)
     await index.create_upload(_upload("u1"))
@@ -607,3 +630,199 @@ async def test_a_job_has_one_leader(index, make_index) -> None:
         await other_job.release()
     finally:
         await other.close()
+
+
+# -- tags and bucket configurations --------------------------------------------------------------
+
+
+async def test_object_tags_are_kept_replaced_and_go_with_the_version(index) -> None:
+    await bucket(index)
+    assert (await index.get_object("b", "k")) is None
+    assert not await index.set_object_tags("b", "k", [("a", "1")])  # no such key
+    await index.put_object(obj("b", "k", tags=[("z", "1"), ("a", "")]))
+    assert (await index.get_object("b", "k")).tags == [("z", "1"), ("a", "")]
+    assert (await index.get_object_in("b", "k"))[1].tags == [("z", "1"), ("a", "")]
+    assert await index.set_object_tags("b", "k", [("x", "y")])
+    assert (await index.get_object("b", "k")).tags == [("x", "y")]
+    assert await index.set_object_tags("b", "k", [])
+    assert (await index.get_object("b", "k")).tags == []
+    await index.put_object(obj("b", "k", tags=[("n", "2")]))
+    await index.put_object(obj("b", "k"))  # a new version without tags has none
+    assert (await index.get_object("b", "k")).tags == []
+    [scanned] = await index.scan_objects(None, 10)
+    assert scanned.key == "k"
+
+
+async def test_upload_tags_are_kept(index) -> None:
+    await bucket(index)
+    up = UploadRecord("u1", "b", "k", "alice", time.time(), "t", {}, {}, None, None, [("a", "b")])
+    await index.create_upload(up)
+    assert (await index.get_upload("u1")).tags == [("a", "b")]
+    assert (await index.list_uploads("b", "", None, None, 10))[0].tags == [("a", "b")]
+    await index.complete_upload("u1", obj("b", "k", tags=[("a", "b")]))
+    assert (await index.get_object("b", "k")).tags == [("a", "b")]
+
+
+async def test_bucket_configs(index) -> None:
+    assert not await index.set_bucket_config("b", "tagging", "[]")  # no such bucket
+    await bucket(index)
+    assert await index.get_bucket_config("b", "tagging") is None
+    assert await index.set_bucket_config("b", "tagging", '[["a","1"]]')
+    assert await index.set_bucket_config("b", "tagging", '[["a","2"]]')
+    assert await index.set_bucket_config("b", "other", "x")
+    assert await index.get_bucket_config("b", "tagging") == '[["a","2"]]'
+    assert await index.set_bucket_config("b", "other", None)
+    assert await index.get_bucket_config("b", "other") is None
+    await index.delete_bucket("b")  # configurations go with the bucket
+    assert not await index.set_bucket_config("b", "tagging", None)
+    await bucket(index)
+    assert await index.get_bucket_config("b", "tagging") is None
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+async def versioned(index, state: str = "Enabled") -> str:
+    await bucket(index)
+    assert await index.set_bucket_config("b", "versioning", state)
+    return "b"
+
+
+async def test_unversioned_bucket_answers_as_before(index) -> None:
+    await bucket(index)
+    assert await index.put_object(obj("b", "k")) is None
+    assert (await index.get_object("b", "k")).vnull
+    assert (await index.get_version("b", "k", None)).key == "k"
+    assert await index.delete_object("b", "k") is True
+    assert await index.list_versions("b", "", None, 10) == []
+
+
+async def test_versions_kept_ordered_and_listed(index) -> None:
+    await bucket(index)
+    await index.put_object(obj("b", "k", etag='"e0"'))  # the null version, before versioning
+    assert await index.set_bucket_config("b", "versioning", "Enabled")
+    r1 = await index.put_object(obj("b", "k", etag='"e1"'))
+    r2 = await index.put_object(obj("b", "k", etag='"e2"'))
+    assert not r1.null and not r2.null and r2.seq > r1.seq > 0
+    current = await index.get_object("b", "k")
+    assert current.etag == '"e2"' and current.vseq == r2.seq and not current.vnull
+    assert (await index.get_version("b", "k", r1.seq)).etag == '"e1"'
+    assert (await index.get_version("b", "k", None)).etag == '"e0"'
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.key, e.seq, e.null, e.latest) for e in listed] == [
+        ("k", r2.seq, False, True),
+        ("k", r1.seq, False, False),
+        ("k", 0, True, False),
+    ]
+    # Keys list as before: only the current version.
+    assert [e.key for e in await index.list_keys("b", "", None, False, 10)] == ["k"]
+    # Pages: strictly after (key, seq).
+    assert [e.seq for e in await index.list_versions("b", "", ("k", r2.seq), 10)] == [r1.seq, 0]
+    assert await index.list_versions("b", "", ("k", -1), 10) == []
+
+
+async def test_delete_marker_and_deleting_versions(index) -> None:
+    await versioned(index)
+    v1 = obj("b", "k", etag='"e1"')
+    r1 = await index.put_object(v1)
+    r2 = await index.put_object(obj("b", "k", etag='"e2"'))
+    marker = await index.delete_object("b", "k")
+    assert marker.marker and marker.seq > r2.seq
+    assert await index.get_object("b", "k") is None
+    assert (await index.get_object_in("b", "k")) == ("alice", None)
+    assert (await index.current_marker("b", "k")).vseq == marker.seq
+    assert (await index.get_version("b", "k", marker.seq)).delete_marker
+    assert await index.list_keys("b", "", None, False, 10) == []
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.seq, e.marker, e.latest) for e in listed] == [
+        (marker.seq, True, True),
+        (r2.seq, False, False),
+        (r1.seq, False, False),
+    ]
+    # Every version's blobs stay live until that version is deleted.
+    assert await index.is_live(v1.segments[0].blob_id)
+    with pytest.raises(NotEmpty):
+        await index.delete_bucket("b")
+    # Removing the marker uncovers the version before it.
+    assert (await index.delete_version("b", "k", marker.seq)).delete_marker
+    assert (await index.get_object("b", "k")).etag == '"e2"'
+    assert await index.current_marker("b", "k") is None
+    # Removing the current version makes the one before current.
+    assert (await index.delete_version("b", "k", r2.seq)).etag == '"e2"'
+    assert (await index.get_object("b", "k")).vseq == r1.seq
+    assert await index.delete_version("b", "k", r2.seq) is None
+
+    def refuse(version):
+        raise Forbidden("locked")
+
+    with pytest.raises(Forbidden):
+        await index.delete_version("b", "k", r1.seq, refuse)
+    assert (await index.get_object("b", "k")).vseq == r1.seq
+    assert (await index.delete_version("b", "k", r1.seq)).etag == '"e1"'
+    assert not await index.is_live(v1.segments[0].blob_id)
+    assert await index.list_versions("b", "", None, 10) == []
+    await index.delete_bucket("b")
+
+
+async def test_suspended_bucket_replaces_the_null_version(index) -> None:
+    await versioned(index)
+    kept = await index.put_object(obj("b", "k", etag='"kept"'))
+    assert await index.set_bucket_config("b", "versioning", "Suspended")
+    n1 = obj("b", "k", etag='"n1"')
+    r1 = await index.put_object(n1)
+    assert r1.null and r1.seq > kept.seq
+    r2 = await index.put_object(obj("b", "k", etag='"n2"'))
+    assert r2.null
+    assert not await index.is_live(n1.segments[0].blob_id)  # the replaced null version
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.null, e.etag) for e in listed] == [(True, '"n2"'), (False, '"kept"')]
+    marker = await index.delete_object("b", "k")  # a null delete marker replaces n2
+    assert marker.null and marker.marker
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.null, e.marker) for e in listed] == [(True, True), (False, False)]
+
+
+async def test_delete_objects_in_a_versioned_bucket_writes_markers(index) -> None:
+    await versioned(index)
+    await index.put_object(obj("b", "a"))
+    answers = await index.delete_objects("b", ["a", "missing"])
+    assert all(a.marker for a in answers)
+    assert [e.key for e in await index.list_versions("b", "", None, 10)] == ["a", "a", "missing"]
+
+
+async def test_fsck_sees_noncurrent_versions(index) -> None:
+    await versioned(index)
+    await index.put_object(obj("b", "k"))
+    await index.put_object(obj("b", "k"))
+    await index.delete_object("b", "k")
+    assert await index.reference_problems() == {"unmarked": [], "unreferenced": []}
+    # The scrubber's and fsck's walk over noncurrent versions: data only, resumable.
+    scanned = await index.scan_versions(None, 10)
+    assert [(v.key, len(v.segments)) for v in scanned] == [("k", 1), ("k", 1)]
+    assert scanned[0].vseq < scanned[1].vseq
+    rest = await index.scan_versions(("b", "k", scanned[0].vseq), 10)
+    assert [v.vseq for v in rest] == [scanned[1].vseq]
+
+
+async def test_concurrent_writers_of_one_key_get_commit_ordered_versions(make_index) -> None:
+    first = await make_index()
+    await first.start()
+    second = await make_index()
+    await second.start()
+    try:
+        await versioned(first)
+
+        async def write(index, n):
+            return await index.put_object(obj("b", "k", etag=f'"{n}"'))
+
+        refs = await asyncio.gather(*(write((first, second)[n % 2], n) for n in range(20)))
+        seqs = sorted(r.seq for r in refs)
+        assert len(set(seqs)) == 20
+        listed = await first.list_versions("b", "", None, 100)
+        assert [e.seq for e in listed] == seqs[::-1]
+        assert [e.latest for e in listed] == [True] + [False] * 19
+        current = await first.get_object("b", "k")
+        assert current.vseq == seqs[-1]
+    finally:
+        await second.close()
+        await first.close()

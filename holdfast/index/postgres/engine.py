@@ -56,6 +56,7 @@ from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
     BackendRecord,
     BucketRecord,
+    BucketUsage,
     LayoutRecord,
     ListedEntry,
     ObjectRecord,
@@ -65,10 +66,14 @@ from holdfast.index.records import (
     StagedLayout,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
     nodes_from_text,
     nodes_to_text,
     segments_from_text,
     segments_to_text,
+    tags_from_text,
+    tags_to_text,
 )
 
 T = TypeVar("T")
@@ -90,22 +95,22 @@ _SOCKET_OPTIONS = {
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull"
 )
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
-    "checksum_algorithm, checksum_type"
+    "checksum_algorithm, checksum_type, tags"
 )
 _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
 )
-_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})"
+_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
 _UPDATE_OBJECT = (
     "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
     "meta=%s, checksum_algorithm=%s, checksum_type=%s, checksum_value=%s, parts_count=%s, "
-    "state=%s, segments=%s, inline=%s WHERE bucket=%s AND key=%s"
+    "state=%s, segments=%s, inline=%s, tags=%s, vseq=%s, vnull=%s WHERE bucket=%s AND key=%s"
 )
 _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
@@ -468,6 +473,28 @@ class PostgresIndex(Index):
         )
         return [BucketRecord(*r) for r in rows]
 
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        where, args = ("WHERE b.owner=%s", (owner,)) if owner is not None else ("", ())
+        rows = await self._all(
+            "SELECT b.name, b.owner, b.created, b.region, coalesce(sum(t.objects), 0), "
+            "coalesce(sum(t.bytes), 0), coalesce(sum(t.stored_bytes), 0), "
+            "coalesce(sum(t.not_ok), 0) FROM buckets b LEFT JOIN bucket_totals t "
+            f"ON t.bucket = b.name {where} GROUP BY b.name, b.owner, b.created, b.region "
+            "ORDER BY b.name",
+            args,
+        )
+        return [
+            BucketUsage(BucketRecord(*r[:4]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+            for r in rows
+        ]
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        rows = await self._all(
+            "SELECT key FROM objects WHERE state<>'ok' AND bucket=%s AND key>=%s AND key<=%s",
+            (bucket, first, last),
+        )
+        return {r[0] for r in rows}
+
     async def delete_bucket(self, name: str) -> None:
         async def fn(conn: Conn):
             # Locking the bucket row makes every PUT into it (whose foreign key check takes
@@ -476,7 +503,11 @@ class PostgresIndex(Index):
             cur = await conn.execute("SELECT 1 FROM buckets WHERE name=%s FOR UPDATE", (name,))
             if await cur.fetchone() is None:
                 raise NotFound(name)
-            cur = await conn.execute("SELECT 1 FROM objects WHERE bucket=%s LIMIT 1", (name,))
+            cur = await conn.execute(
+                "SELECT 1 FROM objects WHERE bucket=%s UNION ALL "
+                "SELECT 1 FROM versions WHERE bucket=%s LIMIT 1",
+                (name, name),
+            )
             if await cur.fetchone() is not None:
                 raise NotEmpty(name)
             cur = await conn.execute(
@@ -485,6 +516,7 @@ class PostgresIndex(Index):
             for (upload_id,) in await cur.fetchall():
                 await self._drop_upload(conn, upload_id, keep=())
             await conn.execute("DELETE FROM bucket_totals WHERE bucket=%s", (name,))
+            await conn.execute("DELETE FROM bucket_configs WHERE bucket=%s", (name,))
             await conn.execute("DELETE FROM buckets WHERE name=%s", (name,))
 
         await self._write(fn)
@@ -517,11 +549,181 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             if owner is not None:
                 await _check_bucket_owner(conn, obj.bucket, owner)
-            await self._put_object_op(conn, obj, if_absent, if_etag)
+            return await self._put_object_op(conn, obj, if_absent, if_etag)
 
-        await self._write(fn)
+        return await self._write(fn)
 
     async def _put_object_op(
+        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
+    ) -> VersionRef | None:
+        state = await _versioning(conn, obj.bucket)
+        if state is not None:
+            return await self._put_version(conn, obj, if_absent, if_etag, state)
+        await self._replace_object(conn, obj, if_absent, if_etag)
+        return None
+
+    async def _put_version(
+        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None, state: str
+    ) -> VersionRef:
+        await _lock_key(conn, obj.bucket, obj.key)
+        cur = await conn.execute(
+            "SELECT etag FROM objects WHERE bucket=%s AND key=%s", (obj.bucket, obj.key)
+        )
+        row = await cur.fetchone()
+        if if_absent and row is not None:
+            raise ConditionFailed(missing=False)
+        if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
+            raise ConditionFailed(missing=row is None)
+        ref = await self._make_room(conn, obj.bucket, obj.key, state, marker=False)
+        obj.vseq, obj.vnull = ref.seq, ref.null
+        try:
+            await conn.execute(_INSERT_OBJECT, _object_values(obj))
+        except pg_errors.ForeignKeyViolation:
+            raise NotFound(obj.bucket) from None
+        await self._mark_live(conn, obj.segments)
+        return ref
+
+    async def _make_room(
+        self, conn: Conn, bucket: str, key: str, state: str, marker: bool
+    ) -> VersionRef:
+        """Keep the current version as a noncurrent one (a suspended bucket's "null"
+        version is replaced instead) and number the new version: under the key's lock, so
+        numbers follow the commit order of the key's writes."""
+        if state != "Enabled":
+            for table in ("objects", "versions"):
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE bucket=%s AND key=%s AND vnull=1 "
+                    "RETURNING segments",
+                    (bucket, key),
+                )
+                for (text,) in await cur.fetchall():
+                    await self._queue_gc(conn, segments_from_text(text))
+        await conn.execute(
+            f"INSERT INTO versions ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} FROM objects "
+            "WHERE bucket=%s AND key=%s",
+            (bucket, key),
+        )
+        await conn.execute("DELETE FROM objects WHERE bucket=%s AND key=%s", (bucket, key))
+        cur = await conn.execute("SELECT nextval('version_seq')")
+        (seq,) = await cur.fetchone()
+        return VersionRef(seq, state != "Enabled", marker)
+
+    async def _delete_current(self, conn: Conn, bucket: str, key: str) -> bool | VersionRef:
+        state = await _versioning(conn, bucket)
+        if state is None:
+            return await self._retire_object(conn, bucket, key)
+        await _lock_key(conn, bucket, key)
+        ref = await self._make_room(conn, bucket, key, state, marker=True)
+        await conn.execute(
+            "INSERT INTO versions (bucket, key, vseq, vnull, marker, size, etag, last_modified, "
+            "content_type, headers, meta, segments) "
+            "VALUES (%s,%s,%s,%s,1,0,'',%s,'','{}','{}','[]')",
+            (bucket, key, ref.seq, int(ref.null), time.time()),
+        )
+        return ref
+
+    async def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        cond, args = _version_cond(bucket, key, seq)
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond} UNION ALL "
+            f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}",
+            args + args,
+        )
+        return None if row is None else _object_from_row(row)
+
+    async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE bucket=%s AND key=%s "
+            "AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket=%s AND key=%s) "
+            "ORDER BY vseq DESC LIMIT 1",
+            (bucket, key, bucket, key),
+        )
+        return None if row is None or not row[-1] else _object_from_row(row)
+
+    async def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        async def fn(conn: Conn):
+            await _lock_key(conn, bucket, key)
+            cond, args = _version_cond(bucket, key, seq)
+            table = "objects"
+            cur = await conn.execute(f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond}", args)
+            row = await cur.fetchone()
+            if row is None:
+                table = "versions"
+                cur = await conn.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}", args
+                )
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            found = _object_from_row(row)
+            if check is not None:
+                check(found)
+            await self._queue_gc(conn, found.segments)
+            await conn.execute(f"DELETE FROM {table} WHERE {cond}", args)
+            cur = await conn.execute(
+                "SELECT 1 FROM objects WHERE bucket=%s AND key=%s", (bucket, key)
+            )
+            if await cur.fetchone() is None:  # the newest remaining version becomes current
+                cur = await conn.execute(
+                    "SELECT vseq, marker FROM versions WHERE bucket=%s AND key=%s "
+                    "ORDER BY vseq DESC LIMIT 1",
+                    (bucket, key),
+                )
+                newest = await cur.fetchone()
+                if newest is not None and not newest[1]:
+                    await conn.execute(
+                        f"INSERT INTO objects ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} "
+                        "FROM versions WHERE bucket=%s AND key=%s AND vseq=%s",
+                        (bucket, key, newest[0]),
+                    )
+                    await conn.execute(
+                        "DELETE FROM versions WHERE bucket=%s AND key=%s AND vseq=%s",
+                        (bucket, key, newest[0]),
+                    )
+            return found
+
+        return await self._write(fn)
+
+    async def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        clauses = ["bucket=%s"]
+        args: list[Any] = [bucket]
+        if prefix:
+            clauses.append("key>=%s")
+            args.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                clauses.append("key<%s")
+                args.append(upper)
+        if after is not None:
+            clauses.append("(key>%s OR (key=%s AND vseq<%s))")
+            args += [after[0], after[0], after[1]]
+        where = " AND ".join(clauses)
+        latest_marker = (
+            "(marker=1 AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.bucket=v.bucket AND "
+            "o.key=v.key) AND vseq=(SELECT max(vseq) FROM versions w WHERE w.bucket=v.bucket "
+            "AND w.key=v.key))"
+        )
+        rows = await self._all(
+            f"SELECT key, vseq, vnull, 0, size, etag, last_modified, true FROM objects "
+            f"WHERE {where} UNION ALL SELECT key, vseq, vnull, marker, size, etag, "
+            f"last_modified, {latest_marker} FROM versions v WHERE {where} "
+            "ORDER BY 1, 2 DESC LIMIT %s",
+            [*args, *args, limit],
+        )
+        return [
+            VersionEntry(r[0], r[1], bool(r[2]), bool(r[3]), r[4], r[5], r[6], bool(r[7]))
+            for r in rows
+        ]
+
+    async def _replace_object(
         self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
     ) -> None:
         """Replace or insert the row. The current row, if any, is locked first, so two
@@ -579,19 +781,22 @@ class PostgresIndex(Index):
         await self._queue_gc(conn, segments_from_text(row[0]))
         return True
 
-    async def delete_object(self, bucket: str, key: str) -> bool:
-        return await self._write(lambda conn: self._retire_object(conn, bucket, key))
+    async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
+        return await self._write(lambda conn: self._delete_current(conn, bucket, key))
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
         async def fn(conn: Conn):
+            if await _versioning(conn, bucket) is not None:
+                return [await self._delete_current(conn, bucket, k) for k in keys]
             cur = await conn.execute(
                 "DELETE FROM objects WHERE bucket=%s AND key = ANY(%s::text[]) RETURNING segments",
                 (bucket, list(keys)),
             )
             segments = [s for (text,) in await cur.fetchall() for s in segments_from_text(text)]
             await self._queue_gc(conn, segments)
+            return [True] * len(keys)  # no caller tells absent keys apart in a batch
 
-        await self._write(fn)
+        return await self._write(fn)
 
     async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         async def fn(conn: Conn):
@@ -601,6 +806,16 @@ class PostgresIndex(Index):
             )
 
         await self._write(fn)
+
+    async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "UPDATE objects SET tags=%s WHERE bucket=%s AND key=%s",
+                (tags_to_text(tags), bucket, key),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(fn)
 
     async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
         async def fn(conn: Conn):
@@ -673,7 +888,7 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             try:
                 await conn.execute(
-                    f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})",
+                    f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
                     (
                         up.upload_id,
                         up.bucket,
@@ -685,6 +900,7 @@ class PostgresIndex(Index):
                         _json(up.meta),
                         up.checksum_algorithm,
                         up.checksum_type,
+                        tags_to_text(up.tags),
                     ),
                 )
             except pg_errors.ForeignKeyViolation:
@@ -781,7 +997,7 @@ class PostgresIndex(Index):
         )
         return [_part_from_row(r) for r in rows]
 
-    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool | VersionRef:
         async def fn(conn: Conn):
             cur = await conn.execute(
                 "SELECT 1 FROM uploads WHERE upload_id=%s FOR UPDATE", (upload_id,)
@@ -789,8 +1005,7 @@ class PostgresIndex(Index):
             if await cur.fetchone() is None:
                 return False
             await self._drop_upload(conn, upload_id, keep={s.blob_id for s in obj.segments})
-            await self._put_object_op(conn, obj, False, None)
-            return True
+            return await self._put_object_op(conn, obj, False, None) or True
 
         return await self._write(fn)
 
@@ -859,6 +1074,8 @@ class PostgresIndex(Index):
     async def reference_problems(self) -> dict[str, list[str]]:
         referenced = (
             "SELECT e->>'id' AS blob_id FROM objects, jsonb_array_elements(segments::jsonb) e "
+            "WHERE jsonb_array_length(e->'st') > 0 "
+            "UNION SELECT e->>'id' FROM versions, jsonb_array_elements(segments::jsonb) e "
             "WHERE jsonb_array_length(e->'st') > 0 "
             "UNION SELECT segment::jsonb->>'id' FROM parts "
             "WHERE jsonb_array_length(segment::jsonb->'st') > 0"
@@ -989,6 +1206,30 @@ class PostgresIndex(Index):
             for r in rows
         ]
 
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        where, args = ("AND (bucket, key, vseq) > (%s, %s, %s)", after) if after else ("", ())
+        rows = await self._all(
+            "SELECT bucket, key, etag, state, segments, inline, size, vseq FROM versions "
+            f"WHERE marker=0 {where} ORDER BY bucket, key, vseq LIMIT %s",
+            (*args, limit),
+        )
+        return [
+            ObjectRecord(
+                bucket=r[0],
+                key=r[1],
+                size=r[6],
+                etag=r[2],
+                last_modified=0.0,
+                segments=segments_from_text(r[4]),
+                state=r[3],
+                inline=r[5],
+                vseq=r[7],
+            )
+            for r in rows
+        ]
+
     async def object_totals(self) -> tuple[int, int, int, int]:
         """(objects, bytes, bytes of all copies, damaged objects) over every bucket."""
         row = await self._one(
@@ -1051,9 +1292,10 @@ class PostgresIndex(Index):
                 "(SELECT coalesce(sum(objects), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(bytes), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(not_ok), 0) FROM bucket_totals), "
-                "(SELECT count(*) FROM gc_queue)"
+                "(SELECT count(*) FROM gc_queue), "
+                "(SELECT coalesce(sum(stored_bytes), 0) FROM bucket_totals)"
             )
-            buckets, objects, stored, corrupt, gc = await cur.fetchone()
+            buckets, objects, stored, corrupt, gc, copies = await cur.fetchone()
             found: list[tuple[str, str, str]] = []
             if corrupt:
                 cur = await conn.execute(
@@ -1062,11 +1304,12 @@ class PostgresIndex(Index):
                     (examples,),
                 )
                 found = list(await cur.fetchall())
-            return int(buckets), int(objects), int(stored), int(corrupt), int(gc), found
+            counted = int(buckets), int(objects), int(stored), int(corrupt), int(gc)
+            return (*counted, int(copies), found)
 
         try:
             async with asyncio.timeout(timeout):
-                buckets, objects, stored, corrupt, gc, found = await self._read(fn)
+                buckets, objects, stored, corrupt, gc, copies, found = await self._read(fn)
                 queue = await self.repair_summary()
         except TimeoutError:
             raise IndexUnavailable(f"index did not answer within {timeout:g} s") from None
@@ -1074,6 +1317,7 @@ class PostgresIndex(Index):
             "buckets": buckets,
             "objects": objects,
             "stored_bytes": stored,
+            "copies_bytes": copies,  # every copy of every object: Holdfast's own data
             "gc_queue": gc,
             "corrupt_objects": corrupt,
             "corrupt_examples": [{"bucket": b, "key": k, "state": st} for b, k, st in found],
@@ -1193,6 +1437,33 @@ class PostgresIndex(Index):
                 return False
             await conn.execute("DELETE FROM drives WHERE store_id=%s", (row[0],))
             await conn.execute("DELETE FROM repair_queue WHERE store_id=%s", (row[0],))
+
+    # -- bucket configurations ---------------------------------------------------------------
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        row = await self._one(
+            "SELECT value FROM bucket_configs WHERE bucket=%s AND name=%s", (bucket, name)
+        )
+        return row[0] if row else None
+
+    async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        async def fn(conn: Conn):
+            if value is None:
+                cur = await conn.execute("SELECT 1 FROM buckets WHERE name=%s", (bucket,))
+                if await cur.fetchone() is None:
+                    return False
+                await conn.execute(
+                    "DELETE FROM bucket_configs WHERE bucket=%s AND name=%s", (bucket, name)
+                )
+                return True
+            try:
+                await conn.execute(
+                    "INSERT INTO bucket_configs VALUES (%s,%s,%s) ON CONFLICT (bucket, name) "
+                    "DO UPDATE SET value=EXCLUDED.value",
+                    (bucket, name, value),
+                )
+            except pg_errors.ForeignKeyViolation:
+                return False
             return True
 
         return await self._write(fn)
@@ -1328,6 +1599,28 @@ def _engine_error(e: psycopg.Error, conn: Conn, phase: _Phase) -> Exception:
     return IndexError_(f"index error: {_first_line(e)}")
 
 
+async def _versioning(conn: Conn, bucket: str) -> str | None:
+    cur = await conn.execute(
+        "SELECT value FROM bucket_configs WHERE bucket=%s AND name='versioning'", (bucket,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def _lock_key(conn: Conn, bucket: str, key: str) -> None:
+    """Serialize the versioned writes of one key (until the transaction ends), so version
+    numbers taken after it follow their commit order."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{key}",)
+    )
+
+
+def _version_cond(bucket: str, key: str, seq: int | None) -> tuple[str, list[Any]]:
+    if seq is None:
+        return "bucket=%s AND key=%s AND vnull=1", [bucket, key]
+    return "bucket=%s AND key=%s AND vseq=%s AND vnull=0", [bucket, key, seq]
+
+
 async def _check_bucket_owner(conn: Conn, bucket: str, owner: str) -> None:
     cur = await conn.execute("SELECT owner FROM buckets WHERE name=%s", (bucket,))
     row = await cur.fetchone()
@@ -1408,6 +1701,9 @@ def _object_values(obj: ObjectRecord) -> tuple:
         obj.state,
         segments_to_text(obj.segments),
         obj.inline,
+        tags_to_text(obj.tags),
+        obj.vseq,
+        int(obj.vnull),
     )
 
 
@@ -1428,6 +1724,10 @@ def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
         state=row[12],
         segments=segments_from_text(row[13]),
         inline=row[14],
+        tags=tags_from_text(row[15]),
+        vseq=row[16],
+        vnull=bool(row[17]),
+        delete_marker=bool(row[18]) if len(row) > 18 else False,
     )
 
 
@@ -1443,6 +1743,7 @@ def _upload_from_row(r: Sequence[Any]) -> UploadRecord:
         meta=json.loads(r[7]),
         checksum_algorithm=r[8],
         checksum_type=r[9],
+        tags=tags_from_text(r[10]),
     )
 
 

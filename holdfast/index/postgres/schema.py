@@ -196,10 +196,55 @@ CREATE TABLE layout_staged (
 );
 """
 
+# Object and upload tags (NULL for none, the common case), and per-bucket configuration
+# documents (bucket tags today; versioning, object lock and lifecycle use it next).
+_V3 = """
+ALTER TABLE objects ADD COLUMN tags TEXT;
+ALTER TABLE uploads ADD COLUMN tags TEXT;
+CREATE TABLE bucket_configs (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    name TEXT COLLATE "C" NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+"""
+
+# Object versions: ``objects`` keeps exactly the current version of each key that has one
+# (ListObjects and GET read only it); noncurrent versions and delete markers live in
+# ``versions``. vseq orders a key's versions by commit (0: written before the bucket was
+# versioned), taken from version_seq under a per-key lock; vnull marks the "null" version.
+_V4 = """
+ALTER TABLE objects ADD COLUMN vseq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN vnull SMALLINT NOT NULL DEFAULT 1;
+CREATE SEQUENCE version_seq;
+CREATE TABLE versions (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    key TEXT COLLATE "C" NOT NULL,
+    vseq BIGINT NOT NULL,
+    vnull SMALLINT NOT NULL,
+    marker SMALLINT NOT NULL DEFAULT 0,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified DOUBLE PRECISION NOT NULL,
+    content_type TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT,
+    checksum_value TEXT,
+    parts_count INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'ok',
+    segments TEXT NOT NULL,
+    inline BYTEA,
+    tags TEXT,
+    PRIMARY KEY (bucket, key, vseq)
+);
+"""
+
 # Back-end stores (issue #14, ``holdfast store add``): settings as JSON text without
 # credentials, ``secret`` the credentials sealed with the master key; and a bucket policy's
 # spread by kind of store (holdfast/placement/policy.py).
-_V3 = """
+_V5 = """
 CREATE TABLE stores (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -212,7 +257,7 @@ ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT '';
 """
 
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

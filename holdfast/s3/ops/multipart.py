@@ -17,6 +17,7 @@ from holdfast.index.records import UploadRecord
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
+from holdfast.s3.ops import versions
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import (
     Context,
@@ -77,6 +78,7 @@ async def create_multipart_upload(ctx: Context) -> Response:
         attrs.meta,
         algorithm,
         checksum_type,
+        attrs.tags,
     )
     response = xml_response(
         "InitiateMultipartUploadResult",
@@ -211,7 +213,9 @@ async def complete_multipart_upload(ctx: Context) -> Response:
             (f"Checksum{record.checksum_algorithm}", record.checksum_value),
             ("ChecksumType", record.checksum_type),
         ]
-    return xml_response("CompleteMultipartUploadResult", children)
+    response = xml_response("CompleteMultipartUploadResult", children)
+    response.headers += versions.read_headers(record)
+    return response
 
 
 async def abort_multipart_upload(ctx: Context) -> Response:
