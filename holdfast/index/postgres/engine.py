@@ -1437,6 +1437,9 @@ class PostgresIndex(Index):
                 return False
             await conn.execute("DELETE FROM drives WHERE store_id=%s", (row[0],))
             await conn.execute("DELETE FROM repair_queue WHERE store_id=%s", (row[0],))
+            return True
+
+        return await self._write(fn)
 
     # -- bucket configurations ---------------------------------------------------------------
 
