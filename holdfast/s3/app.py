@@ -39,6 +39,7 @@ from holdfast.s3.ops import (
     configs,
     listing,
     multipart,
+    objectlock,
     objects,
     tagging,
     versions,
@@ -84,6 +85,7 @@ HANDLERS: dict[Operation, Handler] = {
     **tagging.HANDLERS,
     **versions.HANDLERS,
     **access_ops.HANDLERS,
+    **objectlock.HANDLERS,
 }
 
 

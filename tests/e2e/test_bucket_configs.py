@@ -123,7 +123,6 @@ PUTS = {
         }
     },
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
-    "put_object_lock_configuration": {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
@@ -303,21 +302,6 @@ def test_null_version_id_names_the_only_version(s3, bucket):
 
 
 # -- CreateBucket refuses what it cannot keep ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"ObjectLockEnabledForBucket": True},
-    ],
-    ids=["object-lock"],
-)
-def test_create_bucket_refuses_what_it_cannot_keep(s3, kwargs):
-    name = bucket_name()
-    err = client_error(lambda: s3.create_bucket(Bucket=name, **kwargs))
-    assert err.response["Error"]["Code"] == "NotImplemented"
-    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 501
-    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
 def test_create_bucket_with_object_lock_disabled_is_a_plain_bucket(s3):

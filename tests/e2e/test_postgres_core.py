@@ -66,6 +66,12 @@ from tests.e2e.test_objects import (  # noqa: F401
     test_put_get_head_delete,
     test_similar_keys_are_distinct,
 )
+from tests.e2e.test_objectlock import (  # noqa: F401
+    locked,
+    other,
+    test_create_bucket_with_lock_enables_versioning_and_lock,
+    test_put_object_lock_configuration,
+)
 from tests.e2e.test_tagging import (  # noqa: F401
     test_bucket_tags,
     test_copy_tagging_directive,

@@ -57,20 +57,22 @@ async def list_buckets(ctx: Context) -> Response:
     )
 
 
-def reject_unsupported_bucket_headers(ctx: Context) -> None:
+def reject_unsupported_bucket_headers(ctx: Context, lock_ok: bool = False) -> None:
     """CreateBucket headers asking for what Holdfast cannot keep. Ignoring them would leave a
     bucket that later reports no object lock, or a private ACL, to a client that asked for
-    one: a wrong success."""
+    one: a wrong success. ``lock_ok``: the caller (holdfast/s3/ops/objectlock.py) sets the
+    lock up itself."""
     headers = ctx.request.headers
-    if (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true":
+    lock = (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true"
+    if lock and not lock_ok:
         raise S3Error("NotImplemented", "Object lock is not implemented by Holdfast.")
     reject_unsupported_headers(ctx.request, acls=True)
 
 
-async def create_bucket(ctx: Context) -> Response:
+async def create_bucket(ctx: Context, lock_ok: bool = False) -> Response:
     from holdfast.s3.ops.access import apply_create_bucket_acl, create_bucket_settings
 
-    reject_unsupported_bucket_headers(ctx)
+    reject_unsupported_bucket_headers(ctx, lock_ok)
     create_bucket_settings(ctx)  # validated before the bucket exists
     region = ctx.service.config.region
     config = await read_xml_body(ctx, required=False)
