@@ -60,17 +60,17 @@ from tests.e2e.test_multipart import (  # noqa: F401
     test_list_multipart_uploads,
     test_reuploading_a_part_replaces_it_and_entity_too_small,
 )
-from tests.e2e.test_objects import (  # noqa: F401
-    test_delete_objects_quiet,
-    test_overwrite_replaces_body_and_attributes,
-    test_put_get_head_delete,
-    test_similar_keys_are_distinct,
-)
 from tests.e2e.test_objectlock import (  # noqa: F401
     locked,
     other,
     test_create_bucket_with_lock_enables_versioning_and_lock,
     test_put_object_lock_configuration,
+)
+from tests.e2e.test_objects import (  # noqa: F401
+    test_delete_objects_quiet,
+    test_overwrite_replaces_body_and_attributes,
+    test_put_get_head_delete,
+    test_similar_keys_are_distinct,
 )
 from tests.e2e.test_tagging import (  # noqa: F401
     test_bucket_tags,
