@@ -231,6 +231,20 @@ class Index(ABC):
         exactly once."""
 
     @abstractmethod
+    async def set_version_lock(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[ObjectRecord], tuple[str | None, float | None, bool]],
+    ) -> ObjectRecord | None:
+        """Set one version's (retention mode, retain-until, legal hold) to ``change(version)``,
+        computed and checked inside the write's transaction (object lock: a retention may
+        only be changed as holdfast/service/objectlock.py allows, and two changes must not
+        both pass the check against the same old value). Returns the version as it was;
+        None if there is no such version."""
+
+    @abstractmethod
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags (empty: none); False if there is no such key."""
 

@@ -52,6 +52,24 @@ def tags_from_text(text: str | None) -> list[tuple[str, str]]:
     return [] if not text else [(k, v) for k, v in json.loads(text)]
 
 
+def lock_to_text(mode: str | None, until: float | None, hold: bool) -> str | None:
+    """A version's lock as stored: None (SQL NULL) when nothing locks it, the common case."""
+    if mode is None and not hold:
+        return None
+    return json.dumps({"m": mode, "u": until, "h": hold}, separators=(",", ":"))
+
+
+def lock_from_text(text: str | None) -> tuple[str | None, float | None, bool]:
+    if not text:
+        return None, None, False
+    d = json.loads(text)
+    return d.get("m"), d.get("u"), bool(d.get("h"))
+
+
+def object_lock_text(obj: ObjectRecord) -> str | None:
+    return lock_to_text(obj.retention_mode, obj.retain_until, obj.legal_hold)
+
+
 def segments_to_text(segments: list[Segment]) -> str:
     return json.dumps([s.to_json() for s in segments], separators=(",", ":"))
 
@@ -95,6 +113,11 @@ class ObjectRecord:
     vseq: int = 0
     vnull: bool = True
     delete_marker: bool = False  # only from the version history (get_version, list)
+    # Object lock (holdfast/service/objectlock.py): the version's retention and legal hold,
+    # kept with the version as one small nullable column (None for an unlocked version).
+    retention_mode: str | None = None
+    retain_until: float | None = None
+    legal_hold: bool = False
 
 
 @dataclass

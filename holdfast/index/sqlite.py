@@ -49,6 +49,9 @@ from holdfast.index.records import (
     UserRecord,
     VersionEntry,
     VersionRef,
+    lock_from_text,
+    lock_to_text,
+    object_lock_text,
     segments_from_text,
     segments_to_text,
     tags_from_text,
@@ -170,7 +173,8 @@ SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA + LAYOUT_SCHEMA
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull, "
+    "objlock"
 )
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
@@ -814,7 +818,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
 
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
-            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({','.join('?' * 19)})",
             (
                 obj.bucket,
                 obj.key,
@@ -834,6 +838,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                 tags_to_text(obj.tags),
                 obj.vseq,
                 int(obj.vnull),
+                object_lock_text(obj),
             ),
         )
 
@@ -903,6 +908,31 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
 
         def op(db: sqlite3.Connection):
             return [self._delete_current(db, bucket, key) for key in keys]
+
+        return self._transact(op)
+
+    def set_version_lock(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[ObjectRecord], tuple[str | None, float | None, bool]],
+    ) -> ObjectRecord | None:
+        """Set one version's retention and legal hold to ``change(version)``, which may refuse
+        by raising, inside the transaction; the version as it was, or None if there is none."""
+
+        def op(db: sqlite3.Connection):
+            cond, args = _version_cond(bucket, key, seq)
+            for table, marker in (("objects", "0"), ("versions", "marker")):
+                row = db.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                ).fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    text = lock_to_text(*change(found))
+                    db.execute(f"UPDATE {table} SET objlock=? WHERE {cond}", [text, *args])
+                    return found
+            return None
 
         return self._transact(op)
 
@@ -1178,8 +1208,14 @@ def _object_from_row(row: tuple) -> ObjectRecord:
         tags=tags_from_text(row[15]),
         vseq=row[16],
         vnull=bool(row[17]),
-        delete_marker=bool(row[18]) if len(row) > 18 else False,
+        delete_marker=bool(row[19]) if len(row) > 19 else False,
+        **_lock_fields(row[18]),
     )
+
+
+def _lock_fields(text: str | None) -> dict:
+    mode, until, hold = lock_from_text(text)
+    return {"retention_mode": mode, "retain_until": until, "legal_hold": hold}
 
 
 def _json_dict(text: str) -> dict:

@@ -306,6 +306,15 @@ class SqliteEngine(Index):
     ) -> list[VersionEntry]:
         return await self._pool(self.core.list_versions, bucket, prefix, after, limit)
 
+    async def set_version_lock(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[ObjectRecord], tuple[str | None, float | None, bool]],
+    ) -> ObjectRecord | None:
+        return await self._write(self.core.set_version_lock, bucket, key, seq, change)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         return await self._write(self.core.set_object_tags, bucket, key, tags)
 

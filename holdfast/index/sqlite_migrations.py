@@ -159,6 +159,13 @@ def _backend_stores(db: sqlite3.Connection) -> None:
 
     run_script(db, BACKENDS_SCHEMA)
     add_spread_column(db)
+def _version_locks(db: sqlite3.Connection) -> None:
+    """Object lock: a version's retention and legal hold, one nullable JSON column on
+    ``objects`` and ``versions`` (NULL, the common case, for a version nothing locks)."""
+    for table in ("objects", "versions"):
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if "objlock" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN objlock TEXT")
 
 
 MIGRATIONS: list[Migration] = [
@@ -181,6 +188,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         7, "back-end stores (issue #14); bucket policies gain a spread by kind", _backend_stores
     ),
+    Migration(8, "object lock: retention and legal hold of versions", _version_locks),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

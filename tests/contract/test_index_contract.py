@@ -764,6 +764,58 @@ async def test_delete_marker_and_deleting_versions(index) -> None:
     await index.delete_bucket("b")
 
 
+async def test_version_lock_is_kept_changed_in_the_transaction_and_goes_with_the_version(
+    index,
+) -> None:
+    await versioned(index)
+    assert await index.set_version_lock("b", "k", 1, lambda v: ("GOVERNANCE", 1.0, False)) is None
+    locked = obj("b", "k", etag='"e1"')
+    locked.retention_mode, locked.retain_until = "COMPLIANCE", 4_000_000_000.0
+    r1 = await index.put_object(locked)
+    got = await index.get_object("b", "k")
+    assert (got.retention_mode, got.retain_until, got.legal_hold) == (
+        "COMPLIANCE",
+        4_000_000_000.0,
+        False,
+    )
+    assert (await index.get_object_in("b", "k"))[1].retention_mode == "COMPLIANCE"
+    # A newer version pushes it into the history: the lock goes with it.
+    r2 = await index.put_object(obj("b", "k", etag='"e2"'))
+    old = await index.get_version("b", "k", r1.seq)
+    assert (old.retention_mode, old.retain_until) == ("COMPLIANCE", 4_000_000_000.0)
+    assert (await index.get_object("b", "k")).retention_mode is None
+    # The change is computed from the version as it is, inside the transaction.
+    seen = []
+
+    def hold(version):
+        seen.append(version.retain_until)
+        return version.retention_mode, version.retain_until, True
+
+    assert (await index.set_version_lock("b", "k", r1.seq, hold)).etag == '"e1"'
+    assert seen == [4_000_000_000.0]
+    assert (await index.get_version("b", "k", r1.seq)).legal_hold
+
+    def refuse(version):
+        raise Forbidden("locked")
+
+    with pytest.raises(Forbidden):
+        await index.set_version_lock("b", "k", r1.seq, refuse)
+    assert (await index.get_version("b", "k", r1.seq)).legal_hold
+    # The current version too; clearing leaves nothing.
+    await index.set_version_lock("b", "k", r2.seq, lambda v: ("GOVERNANCE", 5.0, False))
+    assert (await index.get_object("b", "k")).retention_mode == "GOVERNANCE"
+    await index.set_version_lock("b", "k", r2.seq, lambda v: (None, None, False))
+    assert (await index.get_object("b", "k")).retain_until is None
+    # Deleting the current version uncovers the locked one, still locked.
+    await index.delete_version("b", "k", r2.seq)
+    current = await index.get_object("b", "k")
+    assert (current.vseq, current.retention_mode, current.legal_hold) == (
+        r1.seq,
+        "COMPLIANCE",
+        True,
+    )
+
+
 async def test_suspended_bucket_replaces_the_null_version(index) -> None:
     await versioned(index)
     kept = await index.put_object(obj("b", "k", etag='"kept"'))

@@ -68,8 +68,11 @@ from holdfast.index.records import (
     UserRecord,
     VersionEntry,
     VersionRef,
+    lock_from_text,
+    lock_to_text,
     nodes_from_text,
     nodes_to_text,
+    object_lock_text,
     segments_from_text,
     segments_to_text,
     tags_from_text,
@@ -95,7 +98,8 @@ _SOCKET_OPTIONS = {
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull, "
+    "objlock"
 )
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
 _UPLOAD_COLUMNS = (
@@ -106,11 +110,12 @@ _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modifie
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
 )
-_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
+_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})"
 _UPDATE_OBJECT = (
     "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
     "meta=%s, checksum_algorithm=%s, checksum_type=%s, checksum_value=%s, parts_count=%s, "
-    "state=%s, segments=%s, inline=%s, tags=%s, vseq=%s, vnull=%s WHERE bucket=%s AND key=%s"
+    "state=%s, segments=%s, inline=%s, tags=%s, vseq=%s, vnull=%s, objlock=%s "
+    "WHERE bucket=%s AND key=%s"
 )
 _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
@@ -806,6 +811,30 @@ class PostgresIndex(Index):
             )
 
         await self._write(fn)
+
+    async def set_version_lock(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[ObjectRecord], tuple[str | None, float | None, bool]],
+    ) -> ObjectRecord | None:
+        async def fn(conn: Conn):
+            await _lock_key(conn, bucket, key)
+            cond, args = _version_cond(bucket, key, seq)
+            for table, marker in (("objects", "0"), ("versions", "marker")):
+                cur = await conn.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    text = lock_to_text(*change(found))
+                    await conn.execute(f"UPDATE {table} SET objlock=%s WHERE {cond}", [text, *args])
+                    return found
+            return None
+
+        return await self._write(fn)
 
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         async def fn(conn: Conn):
@@ -1720,6 +1749,7 @@ def _object_values(obj: ObjectRecord) -> tuple:
         tags_to_text(obj.tags),
         obj.vseq,
         int(obj.vnull),
+        object_lock_text(obj),
     )
 
 
@@ -1743,8 +1773,14 @@ def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
         tags=tags_from_text(row[15]),
         vseq=row[16],
         vnull=bool(row[17]),
-        delete_marker=bool(row[18]) if len(row) > 18 else False,
+        delete_marker=bool(row[19]) if len(row) > 19 else False,
+        **_lock_fields(row[18]),
     )
+
+
+def _lock_fields(text: str | None) -> dict:
+    mode, until, hold = lock_from_text(text)
+    return {"retention_mode": mode, "retain_until": until, "legal_hold": hold}
 
 
 def _upload_from_row(r: Sequence[Any]) -> UploadRecord:

@@ -256,8 +256,15 @@ CREATE TABLE stores (
 ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT '';
 """
 
+# Object lock: a version's retention and legal hold as one small nullable JSON column (NULL,
+# the common case, for a version nothing locks), carried when a version becomes noncurrent.
+_V6 = """
+ALTER TABLE objects ADD COLUMN objlock TEXT;
+ALTER TABLE versions ADD COLUMN objlock TEXT;
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
