@@ -186,7 +186,17 @@ HANDLED = frozenset(sub for _, sub in (*BUCKET_OPERATIONS, *OBJECT_SUBRESOURCES)
 
 # Operations that read or remove one version named by ``versionId``; elsewhere a version id
 # other than ``null`` answers 501 (tags, ACLs and attributes of old versions are not built).
-VERSIONED = frozenset({Operation.GET_OBJECT, Operation.HEAD_OBJECT, Operation.DELETE_OBJECT})
+VERSIONED = frozenset(
+    {
+        Operation.GET_OBJECT,
+        Operation.HEAD_OBJECT,
+        Operation.DELETE_OBJECT,
+        Operation.GET_OBJECT_RETENTION,
+        Operation.PUT_OBJECT_RETENTION,
+        Operation.GET_OBJECT_LEGAL_HOLD,
+        Operation.PUT_OBJECT_LEGAL_HOLD,
+    }
+)
 
 
 def _subresource(query: Mapping[str, str]) -> str | None:

@@ -6,6 +6,7 @@ from holdfast.config import Config
 from holdfast.masterkey import load_keyring
 from holdfast.service.buckets import Buckets
 from holdfast.service.listing import Listing
+from holdfast.service.locks import Locks
 from holdfast.service.multipart import Multipart
 from holdfast.service.node import Node
 from holdfast.service.objects import Objects
@@ -30,6 +31,7 @@ class Service:
         self.objects = Objects(self.node)
         self.listing = Listing(self.node)
         self.versions = Versions(self.node)
+        self.locks = Locks(self.node)
         self.multipart = Multipart(self.node, self.objects)
 
     async def start(self) -> None:

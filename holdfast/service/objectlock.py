@@ -14,10 +14,13 @@ retention date is a wall-clock promise by definition).
 from __future__ import annotations
 
 import calendar
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord
 
 GOVERNANCE = "GOVERNANCE"
 COMPLIANCE = "COMPLIANCE"
@@ -132,3 +135,20 @@ def parse_until(text: str) -> float:
 
 def format_until(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def retention_of(obj: ObjectRecord) -> Retention | None:
+    if obj.retention_mode is None or obj.retain_until is None:
+        return None
+    return Retention(obj.retention_mode, obj.retain_until)
+
+
+def removal_check(bypass_governance: bool = False) -> Callable[[ObjectRecord], None]:
+    """The index-side check of a version's removal: AccessDenied while it is locked."""
+
+    def check(version: ObjectRecord) -> None:
+        if version.delete_marker:
+            return
+        check_removal(retention_of(version), version.legal_hold, time.time(), bypass_governance)
+
+    return check

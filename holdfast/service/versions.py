@@ -14,7 +14,7 @@ from holdfast.errors import S3Error
 from holdfast.index.errors import IndexFull, OutcomeUnknown
 from holdfast.index.listing import common_prefix, prefix_upper_bound
 from holdfast.index.records import ObjectRecord, VersionEntry, VersionRef
-from holdfast.service import versionids
+from holdfast.service import objectlock, versionids
 from holdfast.service.node import Node
 
 CONFIG = "versioning"
@@ -79,10 +79,15 @@ class Versions:
     async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
         return await self.node.index.current_marker(bucket, key)
 
-    async def delete(self, bucket: str, key: str, version: str, check=None) -> ObjectRecord | None:
+    async def delete(
+        self, bucket: str, key: str, version: str, bypass_governance: bool = False
+    ) -> ObjectRecord | None:
         """Remove one version for good; None if there was no such version (S3 answers 204
-        all the same)."""
+        all the same). Object lock is checked inside the index's transaction on every call
+        (AccessDenied for a locked version); ``bypass_governance`` only when the request
+        asked for it and the caller owns the bucket."""
         seq = parse_version_id(version)
+        check = objectlock.removal_check(bypass_governance)
         try:
             return await self.node.index.delete_version(bucket, key, seq, check)
         except IndexFull:

@@ -1,10 +1,13 @@
-"""Object lock, the bucket part, end to end with boto3 over HTTP and HTTPS (also on
-PostgreSQL: tests/e2e/test_postgres_core.py imports these): CreateBucket with the lock
-enables versioning and the lock, Put/GetObjectLockConfiguration, versioning cannot be
-suspended, and what is not built yet (default retention, retention and legal hold of a
-version, the lock headers on writes) answers 501 and changes nothing."""
+"""Object lock end to end with boto3 over HTTP and HTTPS (the core also on PostgreSQL:
+tests/e2e/test_postgres_core.py imports them): CreateBucket with the lock enables versioning
+and the lock, Put/GetObjectLockConfiguration, versioning cannot be suspended, retention and
+legal hold on PUT and per version, deletes refused (COMPLIANCE for everyone, GOVERNANCE
+unless the owner bypasses), and what is not built yet (default retention, lock headers on
+copy and multipart create) answers 501 and changes nothing."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -104,8 +107,8 @@ def test_bad_lock_configuration_changes_nothing(s3, locked, config, code):
 
 
 def test_what_is_not_built_answers_501(s3, locked):
-    """A default retention or a version's retention that Holdfast accepted but did not
-    enforce would be a WORM promise broken silently: these answer 501 until they are built."""
+    """A default retention, or lock headers on copy and multipart create, that Holdfast
+    accepted but did not enforce would be a WORM promise broken silently: 501 until built."""
     rule = {
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
@@ -117,20 +120,166 @@ def test_what_is_not_built_answers_501(s3, locked):
     got = s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]
     assert got == ENABLED_ONLY
     s3.put_object(Bucket=locked, Key="k", Body=b"x")
-    calls = {
-        "get_object_retention": {},
-        "put_object_retention": {
-            "Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": "2099-01-01T00:00:00Z"}
-        },
-        "get_object_legal_hold": {},
-        "put_object_legal_hold": {"LegalHold": {"Status": "ON"}},
-    }
-    for method, kwargs in calls.items():
-        err = client_error(lambda m=method, kw=kwargs: getattr(s3, m)(Bucket=locked, Key="k", **kw))
-        assert code_status(err) == ("NotImplemented", 501), method
     err = client_error(
-        lambda: s3.put_object(Bucket=locked, Key="j", Body=b"x", ObjectLockLegalHoldStatus="ON")
+        lambda: s3.copy_object(
+            Bucket=locked,
+            Key="c",
+            CopySource={"Bucket": locked, "Key": "k"},
+            ObjectLockLegalHoldStatus="ON",
+        )
     )
     assert code_status(err) == ("NotImplemented", 501)
-    err = client_error(lambda: s3.head_object(Bucket=locked, Key="j"))
+    err = client_error(
+        lambda: s3.create_multipart_upload(Bucket=locked, Key="m", ObjectLockLegalHoldStatus="ON")
+    )
+    assert code_status(err) == ("NotImplemented", 501)
+
+
+def future(days: float = 1) -> datetime:
+    return datetime.now(UTC) + timedelta(days=days)
+
+
+def test_retention_on_put_protects_the_version(s3, locked):
+    until = future().replace(microsecond=0)
+    put = s3.put_object(
+        Bucket=locked,
+        Key="k",
+        Body=b"locked",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+    )
+    vid = put["VersionId"]
+    head = s3.head_object(Bucket=locked, Key="k")
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] == until
+    got = s3.get_object(Bucket=locked, Key="k", VersionId=vid)
+    assert got["ObjectLockMode"] == "COMPLIANCE"
+    assert s3.get_object_retention(Bucket=locked, Key="k", VersionId=vid)["Retention"] == {
+        "Mode": "COMPLIANCE",
+        "RetainUntilDate": until,
+    }
+    # Nobody may delete it, not even with the bypass (COMPLIANCE has none).
+    for bypass in (False, True):
+        err = client_error(
+            lambda b=bypass: s3.delete_object(
+                Bucket=locked, Key="k", VersionId=vid, BypassGovernanceRetention=b
+            )
+        )
+        assert code_status(err) == ("AccessDenied", 403)
+        assert err.response["Error"]["Message"] == (
+            "Access Denied because object protected by object lock."
+        )
+    # DeleteObjects refuses it per key.
+    out = s3.delete_objects(
+        Bucket=locked, Delete={"Objects": [{"Key": "k", "VersionId": vid}], "Quiet": True}
+    )
+    assert [e["Code"] for e in out["Errors"]] == ["AccessDenied"]
+    # A DELETE without a version id writes a delete marker, as S3 allows; the version stays.
+    marker = s3.delete_object(Bucket=locked, Key="k")
+    assert marker["DeleteMarker"]
+    assert s3.get_object(Bucket=locked, Key="k", VersionId=vid)["Body"].read() == b"locked"
+    # COMPLIANCE: only extended, never shortened or weakened.
+    for retention in (
+        {"Mode": "COMPLIANCE", "RetainUntilDate": until - timedelta(hours=1)},
+        {"Mode": "GOVERNANCE", "RetainUntilDate": until + timedelta(days=1)},
+    ):
+        err = client_error(
+            lambda r=retention: s3.put_object_retention(
+                Bucket=locked, Key="k", VersionId=vid, Retention=r, BypassGovernanceRetention=True
+            )
+        )
+        assert code_status(err) == ("AccessDenied", 403)
+    later = until + timedelta(days=2)
+    s3.put_object_retention(
+        Bucket=locked,
+        Key="k",
+        VersionId=vid,
+        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later},
+    )
+    got = s3.get_object_retention(Bucket=locked, Key="k", VersionId=vid)["Retention"]
+    assert got["RetainUntilDate"] == later
+    # The bucket cannot be deleted while it holds the version.
+    err = client_error(lambda: s3.delete_bucket(Bucket=locked))
+    assert code_status(err)[0] == "BucketNotEmpty"
+
+
+def test_governance_bypass_by_the_owner_only(s3, other, locked):  # noqa: F811
+    until = future()
+    vid = s3.put_object(
+        Bucket=locked,
+        Key="g",
+        Body=b"g",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=until,
+    )["VersionId"]
+    err = client_error(lambda: s3.delete_object(Bucket=locked, Key="g", VersionId=vid))
+    assert code_status(err) == ("AccessDenied", 403)
+    # Shortening GOVERNANCE needs the bypass too.
+    shorter = {"Mode": "GOVERNANCE", "RetainUntilDate": until - timedelta(hours=1)}
+    err = client_error(
+        lambda: s3.put_object_retention(Bucket=locked, Key="g", VersionId=vid, Retention=shorter)
+    )
+    assert code_status(err) == ("AccessDenied", 403)
+    s3.put_object_retention(
+        Bucket=locked, Key="g", VersionId=vid, Retention=shorter, BypassGovernanceRetention=True
+    )
+    # Another user gets AccessDenied with or without the bypass (not the bucket's owner).
+    err = client_error(
+        lambda: other.delete_object(
+            Bucket=locked, Key="g", VersionId=vid, BypassGovernanceRetention=True
+        )
+    )
+    assert code_status(err) == ("AccessDenied", 403)
+    s3.delete_object(Bucket=locked, Key="g", VersionId=vid, BypassGovernanceRetention=True)
+    assert s3.list_object_versions(Bucket=locked, Prefix="g").get("Versions") is None
+
+
+def test_legal_hold(s3, locked):
+    vid = s3.put_object(Bucket=locked, Key="h", Body=b"h", ObjectLockLegalHoldStatus="ON")[
+        "VersionId"
+    ]
+    assert s3.head_object(Bucket=locked, Key="h")["ObjectLockLegalHoldStatus"] == "ON"
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h")["LegalHold"] == {"Status": "ON"}
+    err = client_error(
+        lambda: s3.delete_object(
+            Bucket=locked, Key="h", VersionId=vid, BypassGovernanceRetention=True
+        )
+    )
+    assert code_status(err) == ("AccessDenied", 403)
+    err = client_error(lambda: s3.get_object_retention(Bucket=locked, Key="h", VersionId=vid))
+    assert code_status(err) == ("NoSuchObjectLockConfiguration", 404)
+    s3.put_object_legal_hold(Bucket=locked, Key="h", VersionId=vid, LegalHold={"Status": "OFF"})
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h", VersionId=vid)["LegalHold"] == {
+        "Status": "OFF"
+    }
+    s3.delete_object(Bucket=locked, Key="h", VersionId=vid)
+    # Later versions are held on their own: a plain PUT is not held.
+    s3.put_object(Bucket=locked, Key="h2", Body=b"x")
+    assert s3.get_object_legal_hold(Bucket=locked, Key="h2")["LegalHold"] == {"Status": "OFF"}
+
+
+def test_bad_lock_requests_change_nothing(s3, bucket, locked):
+    # Lock headers on a bucket without the lock.
+    err = client_error(
+        lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    )
+    assert code_status(err) == ("InvalidRequest", 400)
+    # A date in the past, a mode without a date.
+    err = client_error(
+        lambda: s3.put_object(
+            Bucket=locked,
+            Key="k",
+            Body=b"x",
+            ObjectLockMode="GOVERNANCE",
+            ObjectLockRetainUntilDate=future(-1),
+        )
+    )
+    assert code_status(err) == ("InvalidArgument", 400)
+    err = client_error(
+        lambda: s3.put_object(Bucket=locked, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE")
+    )
+    assert code_status(err) == ("InvalidArgument", 400)
+    assert "Versions" not in s3.list_object_versions(Bucket=locked)
+    # Retention of a missing key or version.
+    err = client_error(lambda: s3.get_object_retention(Bucket=locked, Key="nope"))
     assert code_status(err)[1] == 404

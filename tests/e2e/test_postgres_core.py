@@ -64,7 +64,10 @@ from tests.e2e.test_objectlock import (  # noqa: F401
     locked,
     other,
     test_create_bucket_with_lock_enables_versioning_and_lock,
+    test_governance_bypass_by_the_owner_only,
+    test_legal_hold,
     test_put_object_lock_configuration,
+    test_retention_on_put_protects_the_version,
 )
 from tests.e2e.test_objects import (  # noqa: F401
     test_delete_objects_quiet,

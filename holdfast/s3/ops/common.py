@@ -106,10 +106,20 @@ def owner_xml(user: str) -> list[tuple[str, str]]:
     return [("ID", owner_id(user)), ("DisplayName", user)]
 
 
-def reject_unsupported_headers(request: Request, acls: bool = False) -> None:
-    """``acls``: the operation stores ACLs (x-amz-acl and x-amz-grant-* are its own)."""
+LOCK_HEADERS = (
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+)
+
+
+def reject_unsupported_headers(
+    request: Request, acls: bool = False, lock_ok: bool = False
+) -> None:
+    """``acls``: the operation stores ACLs (x-amz-acl and x-amz-grant-* are its own).
+    ``lock_ok``: the operation (PutObject, CopyObject) applies the object lock headers."""
     for name in UNSUPPORTED_HEADERS:
-        if name in request.headers:
+        if name in request.headers and not (lock_ok and name in LOCK_HEADERS):
             raise S3Error("NotImplemented", f"The {name} header is not implemented by Holdfast.")
     if acls:
         return

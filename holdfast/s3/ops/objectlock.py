@@ -1,16 +1,21 @@
-"""Object lock, the bucket part: CreateBucket with ``x-amz-bucket-object-lock-enabled``,
-Put/GetObjectLockConfiguration, and versioning kept on in a lock-enabled bucket.
+"""Object lock: CreateBucket with ``x-amz-bucket-object-lock-enabled``,
+Put/GetObjectLockConfiguration, versioning kept on in a lock-enabled bucket,
+Put/GetObjectRetention and Put/GetObjectLegalHold, the ``x-amz-object-lock-*`` headers on
+PutObject and on GET/HEAD, and ``x-amz-bypass-governance-retention`` on deletes. The removal
+check itself runs in the index's transaction for every removal of a version
+(holdfast/service/versions.py).
 
 What is not built yet answers 501 rather than a success that protects nothing: a default
-retention (PutObjectLockConfiguration with a Rule), retention and legal hold on a version, and
-the ``x-amz-object-lock-*`` headers on writes (holdfast/s3/ops/common.py). Until versions can
-carry a retention, no version in Holdfast is locked, so a lock-enabled bucket holds exactly
-what a versioned bucket holds and the existing delete paths stay truthful.
+retention (PutObjectLockConfiguration with a Rule), and the lock headers on CopyObject and
+CreateMultipartUpload (holdfast/s3/ops/common.py).
 """
 
 from __future__ import annotations
 
+import time
+
 from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord
 from holdfast.s3 import objectlock as lockxml
 from holdfast.s3 import versioning
 from holdfast.s3.http import Response
@@ -18,12 +23,13 @@ from holdfast.s3.ops.buckets import XML_TYPE, create_bucket, read_small_body
 from holdfast.s3.ops.common import Context
 from holdfast.s3.ops.versions import put_bucket_versioning
 from holdfast.s3.router import Operation
-from holdfast.service.objectlock import LockConfiguration
+from holdfast.service.locks import CONFIG
+from holdfast.service.objectlock import LockConfiguration, Retention, retention_of
 from holdfast.service.versions import ENABLED
 
-# The bucket configuration document holding the lock (ObjectLockConfiguration XML). Its
-# presence means "lock enabled", which S3 never lets a bucket turn off.
-CONFIG = "objectlock"
+# CONFIG: the bucket configuration document holding the lock (ObjectLockConfiguration XML).
+# Its presence means "lock enabled", which S3 never lets a bucket turn off.
+BYPASS = "x-amz-bypass-governance-retention"
 HEADER = "x-amz-bucket-object-lock-enabled"
 
 
@@ -94,12 +100,65 @@ async def put_bucket_versioning_kept(ctx: Context) -> Response:
     return await put_bucket_versioning(ctx)
 
 
-async def version_lock_not_built(ctx: Context) -> Response:
-    """Retention and legal hold of a version: S3's answer on a bucket without the lock; on
-    one with it, not built yet."""
+def bypass_requested(ctx: Context) -> bool:
+    """The request asks to bypass GOVERNANCE retention. Every caller of this has already
+    checked that the caller owns the bucket, the one who may bypass."""
+    return (ctx.request.headers.get(BYPASS) or "").strip().lower() == "true"
+
+
+async def apply_request_lock(ctx: Context, attrs: ObjectRecord) -> None:
+    """The lock a PutObject's headers give the new version (checked before the body)."""
+    retention, hold = lockxml.headers(ctx.request.headers)
+    if retention is None and hold is None:
+        return
+    if await lock_of(ctx) is None:  # ownership checked there
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+    if retention is not None:
+        if retention.until <= time.time():
+            raise S3Error("InvalidArgument", "The retain until date must be in the future!")
+        attrs.retention_mode, attrs.retain_until = retention.mode, retention.until
+    attrs.legal_hold = bool(hold)
+
+
+def read_headers(obj: ObjectRecord) -> list[tuple[str, str]]:
+    return lockxml.response_headers(retention_of(obj), obj.legal_hold)
+
+
+async def _version_in_lock_bucket(ctx: Context) -> ObjectRecord:
     if await lock_of(ctx) is None:
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
-    raise S3Error("NotImplemented", "Object retention and legal hold are not implemented yet.")
+    return await ctx.service.locks.get(ctx.bucket, ctx.key, ctx.request.query.get("versionId"))
+
+
+async def get_object_retention(ctx: Context) -> Response:
+    obj = await _version_in_lock_bucket(ctx)
+    retention = retention_of(obj)
+    if retention is None:
+        raise S3Error("NoSuchObjectLockConfiguration")
+    return Response(200, [XML_TYPE], lockxml.render_retention(retention))
+
+
+async def put_object_retention(ctx: Context) -> Response:
+    await _version_in_lock_bucket(ctx)
+    new: Retention | None = lockxml.parse_retention(await read_small_body(ctx))
+    await ctx.service.locks.set_retention(
+        ctx.bucket, ctx.key, ctx.request.query.get("versionId"), new, bypass_requested(ctx)
+    )
+    return Response(200)
+
+
+async def get_object_legal_hold(ctx: Context) -> Response:
+    obj = await _version_in_lock_bucket(ctx)
+    return Response(200, [XML_TYPE], lockxml.render_legal_hold(obj.legal_hold))
+
+
+async def put_object_legal_hold(ctx: Context) -> Response:
+    await _version_in_lock_bucket(ctx)
+    on = lockxml.parse_legal_hold(await read_small_body(ctx))
+    await ctx.service.locks.set_legal_hold(
+        ctx.bucket, ctx.key, ctx.request.query.get("versionId"), on
+    )
+    return Response(200)
 
 
 Op = Operation
@@ -108,8 +167,8 @@ HANDLERS = {
     Op.GET_OBJECT_LOCK_CONFIGURATION: get_object_lock_configuration,
     Op.PUT_OBJECT_LOCK_CONFIGURATION: put_object_lock_configuration,
     Op.PUT_BUCKET_VERSIONING: put_bucket_versioning_kept,
-    Op.GET_OBJECT_RETENTION: version_lock_not_built,
-    Op.PUT_OBJECT_RETENTION: version_lock_not_built,
-    Op.GET_OBJECT_LEGAL_HOLD: version_lock_not_built,
-    Op.PUT_OBJECT_LEGAL_HOLD: version_lock_not_built,
+    Op.GET_OBJECT_RETENTION: get_object_retention,
+    Op.PUT_OBJECT_RETENTION: put_object_retention,
+    Op.GET_OBJECT_LEGAL_HOLD: get_object_legal_hold,
+    Op.PUT_OBJECT_LEGAL_HOLD: put_object_legal_hold,
 }

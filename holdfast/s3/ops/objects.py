@@ -19,7 +19,7 @@ from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
-from holdfast.s3.ops import versions
+from holdfast.s3.ops import objectlock, versions
 from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
 from holdfast.s3.ops.common import (
     MAX_PUT_SIZE,
@@ -105,6 +105,9 @@ def new_record(ctx: Context, received: Received, attrs: ObjectRecord) -> ObjectR
         checksum_value=verified.checksum_b64,
         inline=received.inline,
         tags=attrs.tags,
+        retention_mode=attrs.retention_mode,
+        retain_until=attrs.retain_until,
+        legal_hold=attrs.legal_hold,
     )
 
 
@@ -118,9 +121,10 @@ def _check_before_body(ctx: Context, size: int | None) -> bool:
 
 async def put_object(ctx: Context) -> Response:
     validate_key(ctx.key)
-    reject_unsupported_headers(ctx.request)
+    reject_unsupported_headers(ctx.request, lock_ok=True)
     if_absent, if_etag = _put_conditions(ctx)
     attrs = attrs_from_request(ctx)
+    await objectlock.apply_request_lock(ctx, attrs)
     expected = expected_from_headers(ctx.request.headers)
     body = IncomingBody(
         ctx.request, ctx.auth, expected, MAX_PUT_SIZE, default_algorithm=DEFAULT_ALGORITHM
@@ -223,6 +227,7 @@ async def get_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
     response, start, end = _object_response(ctx, obj)
     response.headers += versions.read_headers(obj)
+    response.headers += objectlock.read_headers(obj)
     response.body = await ctx.service.objects.body(obj, start, end) if end > start else b""
     return response
 
@@ -231,6 +236,7 @@ async def head_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
     response, _, _ = _object_response(ctx, obj)
     response.headers += versions.read_headers(obj)
+    response.headers += objectlock.read_headers(obj)
     return response
 
 
@@ -243,7 +249,9 @@ async def delete_object(ctx: Context) -> Response:
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     version = ctx.request.query.get("versionId")
     if version:
-        removed = await ctx.service.versions.delete(ctx.bucket, ctx.key, version)
+        removed = await ctx.service.versions.delete(
+            ctx.bucket, ctx.key, version, objectlock.bypass_requested(ctx)
+        )
         headers = [("x-amz-version-id", version)]
         if removed is not None and removed.delete_marker:
             headers.append(("x-amz-delete-marker", "true"))
@@ -291,7 +299,9 @@ async def delete_objects(ctx: Context) -> Response:
         done.append(("Deleted", entry))
     for key, version in by_version:
         try:
-            removed = await ctx.service.versions.delete(ctx.bucket, key, version)
+            removed = await ctx.service.versions.delete(
+                ctx.bucket, key, version, objectlock.bypass_requested(ctx)
+            )
         except S3Error as e:
             errors.append((key, e.code, e.message))
             continue
