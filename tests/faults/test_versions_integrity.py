@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
 
 from tests.conftest import start_server
 from tests.faults.support import MIB, blob_files, flip, query
@@ -49,5 +53,45 @@ def test_old_versions_survive_gc_and_fsck_repair(tmp_path):
         assert got == old
         for d in server.data_dirs:
             assert blob in blob_files(d), "an old version's blob was collected"
+    finally:
+        server.stop()
+
+
+def test_a_locked_version_survives_gc_fsck_repair_and_delete_attempts(tmp_path):
+    """Object lock on the machine: a version under COMPLIANCE retention keeps its blob
+    through a delete attempt, the garbage collector (no grace) and ``fsck --repair``, and
+    still reads back after a restart."""
+    server = start_server(tmp_path, drives=2, extra_args=[*FLAGS, "--gc-grace", "0"])
+    s3 = server.client()
+    s3.create_bucket(Bucket="vers", ObjectLockEnabledForBucket=True)
+    data = os.urandom(MIB + 4321)
+    until = datetime.now(UTC) + timedelta(days=1)
+    vid = s3.put_object(
+        Bucket="vers",
+        Key="k",
+        Body=data,
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+    )["VersionId"]
+    s3.put_object(Bucket="vers", Key="k", Body=b"newer" * 100_000)
+    with pytest.raises(ClientError) as exc:
+        s3.delete_object(Bucket="vers", Key="k", VersionId=vid, BypassGovernanceRetention=True)
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    blob = _version_blob(server, "k")
+    server.stop()
+
+    fixed = _cli(server, "fsck", "--repair")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    report = json.loads(_cli(server, "fsck", "--json").stdout)
+    assert report["faults"] == {} and report["unreferenced"] == 0, report
+
+    server = start_server(tmp_path, drives=2, extra_args=[*FLAGS, "--gc-grace", "0"])
+    try:
+        s3 = server.client()
+        assert s3.get_object(Bucket="vers", Key="k", VersionId=vid)["Body"].read() == data
+        for d in server.data_dirs:
+            assert blob in blob_files(d), "a locked version's blob was collected"
+        head = s3.head_object(Bucket="vers", Key="k", VersionId=vid)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
     finally:
         server.stop()
