@@ -1,9 +1,9 @@
 """Object lock end to end with boto3 over HTTP and HTTPS (the core also on PostgreSQL:
 tests/e2e/test_postgres_core.py imports them): CreateBucket with the lock enables versioning
 and the lock, Put/GetObjectLockConfiguration, versioning cannot be suspended, retention and
-legal hold on PUT and per version, deletes refused (COMPLIANCE for everyone, GOVERNANCE
+legal hold on PUT, copy and per version, deletes refused (COMPLIANCE for everyone, GOVERNANCE
 unless the owner bypasses), and what is not built yet (default retention, lock headers on
-copy and multipart create) answers 501 and changes nothing."""
+multipart create) answers 501 and changes nothing."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_bad_lock_configuration_changes_nothing(s3, locked, config, code):
 
 
 def test_what_is_not_built_answers_501(s3, locked):
-    """A default retention, or lock headers on copy and multipart create, that Holdfast
+    """A default retention, or lock headers on multipart create, that Holdfast
     accepted but did not enforce would be a WORM promise broken silently: 501 until built."""
     rule = {
         "ObjectLockEnabled": "Enabled",
@@ -120,15 +120,6 @@ def test_what_is_not_built_answers_501(s3, locked):
     got = s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]
     assert got == ENABLED_ONLY
     s3.put_object(Bucket=locked, Key="k", Body=b"x")
-    err = client_error(
-        lambda: s3.copy_object(
-            Bucket=locked,
-            Key="c",
-            CopySource={"Bucket": locked, "Key": "k"},
-            ObjectLockLegalHoldStatus="ON",
-        )
-    )
-    assert code_status(err) == ("NotImplemented", 501)
     err = client_error(
         lambda: s3.create_multipart_upload(Bucket=locked, Key="m", ObjectLockLegalHoldStatus="ON")
     )
@@ -232,6 +223,35 @@ def test_governance_bypass_by_the_owner_only(s3, other, locked):  # noqa: F811
     assert code_status(err) == ("AccessDenied", 403)
     s3.delete_object(Bucket=locked, Key="g", VersionId=vid, BypassGovernanceRetention=True)
     assert s3.list_object_versions(Bucket=locked, Prefix="g").get("Versions") is None
+
+
+def test_copy_takes_its_own_lock_never_the_sources(s3, locked):
+    until = future().replace(microsecond=0)
+    s3.put_object(
+        Bucket=locked,
+        Key="src",
+        Body=b"s",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+        ObjectLockLegalHoldStatus="ON",
+    )
+    plain = s3.copy_object(Bucket=locked, Key="plain", CopySource={"Bucket": locked, "Key": "src"})
+    head = s3.head_object(Bucket=locked, Key="plain")
+    assert "ObjectLockMode" not in head and "ObjectLockLegalHoldStatus" not in head
+    s3.delete_object(Bucket=locked, Key="plain", VersionId=plain["VersionId"])
+    held = s3.copy_object(
+        Bucket=locked,
+        Key="held",
+        CopySource={"Bucket": locked, "Key": "src"},
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=until,
+    )
+    head = s3.head_object(Bucket=locked, Key="held")
+    assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("GOVERNANCE", until)
+    err = client_error(
+        lambda: s3.delete_object(Bucket=locked, Key="held", VersionId=held["VersionId"])
+    )
+    assert code_status(err) == ("AccessDenied", 403)
 
 
 def test_legal_hold(s3, locked):

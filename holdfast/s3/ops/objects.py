@@ -418,17 +418,21 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
             ArgumentValue=tagging,
         )
     tags = list(source.tags) if tagging == "COPY" else request_tags(ctx.request)
-    return dataclasses.replace(attrs, tags=tags)
+    # The source's lock is never copied (S3): the copy has only what its own headers give.
+    return dataclasses.replace(
+        attrs, tags=tags, retention_mode=None, retain_until=None, legal_hold=False
+    )
 
 
 async def copy_object(ctx: Context) -> Response:
     validate_key(ctx.key)
-    reject_unsupported_headers(ctx.request)
+    reject_unsupported_headers(ctx.request, lock_ok=True)
     # If-Match / If-None-Match: * on a copy are conditions on the destination, as on PUT.
     if_absent, if_etag = _put_conditions(ctx)
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     source = await copy_source(ctx)
     attrs = _copy_attrs(ctx, source)
+    await objectlock.apply_request_lock(ctx, attrs)
     if source.size > MAX_PUT_SIZE:
         raise S3Error(
             "InvalidRequest",
