@@ -113,9 +113,7 @@ LOCK_HEADERS = (
 )
 
 
-def reject_unsupported_headers(
-    request: Request, acls: bool = False, lock_ok: bool = False
-) -> None:
+def reject_unsupported_headers(request: Request, acls: bool = False, lock_ok: bool = False) -> None:
     """``acls``: the operation stores ACLs (x-amz-acl and x-amz-grant-* are its own).
     ``lock_ok``: the operation (PutObject, CopyObject) applies the object lock headers."""
     for name in UNSUPPORTED_HEADERS:
