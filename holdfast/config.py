@@ -89,6 +89,13 @@ class Config:
         return Path(self.data_dirs[0])
 
     @property
+    def state_dir(self) -> Path:
+        """Node-local state files shared by the worker processes (the foreground meter, the
+        published integrity status, background-job locks). It is the directory the embedded
+        index also lives in, so existing data directories keep their layout."""
+        return self.primary_dir / "index"
+
+    @property
     def ops_path(self) -> Path:
         """Where status, metrics, the request log and the alert outbox keep their files."""
         return Path(self.ops_dir) if self.ops_dir else self.primary_dir / "ops"

@@ -26,9 +26,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME, run_committer
+from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
 from holdfast.s3.xml import error_xml
-from holdfast.service.node import index_path
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
@@ -167,7 +166,9 @@ def run_index_committer(config_json: str) -> None:
     """Entry point of the index committer process (holdfast/index/committer.py)."""
     os.environ[CONFIG_ENV] = config_json
     config = Config.from_env()
-    run_committer(index_path(config), config.gc_grace_seconds)
+    from holdfast.index.sqlite_engine import run_node_committer
+
+    run_node_committer(config)
 
 
 def wants_committer(config: Config) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
+from holdfast.index.listing import ListPage, PageBuilder
 from holdfast.index.records import (
     BucketRecord,
     ListedEntry,
@@ -78,6 +79,17 @@ class Index(ABC):
     async def schema_version(self) -> int:
         """The migration version the index records."""
 
+    async def purge_history(self) -> None:
+        """Drop old versions of rewritten rows that the engine still keeps in its logs (after
+        secrets were re-sealed, no old text may linger). Engines without such a log need do
+        nothing."""
+        return None
+
+    def absent(self) -> str | None:
+        """Why a tool should not open this index (it would create an empty one where the
+        real one is missing), in one line, or None. Checked before :meth:`start`."""
+        return None
+
     def describe(self) -> dict:
         """Engine name and a location safe to show (no password), for status and logs."""
         return {"engine": self.engine}
@@ -94,6 +106,12 @@ class Index(ABC):
     @abstractmethod
     async def list_users(self) -> list[UserRecord]:
         """All users, by name."""
+
+    @abstractmethod
+    async def replace_user_secret(self, access_key: str, old: str, new: str) -> bool:
+        """Store ``new`` as the user's secret text if it still is ``old`` (compare and set of
+        opaque text: the service seals secrets). False if the row changed or is gone. The
+        old text must not survive in the engine's free pages (see :meth:`purge_history`)."""
 
     @abstractmethod
     async def set_user_disabled(self, name: str, disabled: bool) -> bool:
@@ -168,6 +186,17 @@ class Index(ABC):
     ) -> list[ListedEntry]:
         """Up to ``limit`` keys starting with ``prefix``, in binary order, from ``start``
         (strictly after it unless ``inclusive``)."""
+
+    async def list_page(
+        self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int
+    ) -> ListPage:
+        """One ListObjects page: keys and common prefixes after the marker ``after``
+        (holdfast/index/listing.py). Engines may override it to run the page's queries
+        together (SQLite: in one thread, or on the event loop when there is no delimiter)."""
+        builder = PageBuilder(prefix, delimiter, after, max_keys)
+        while (q := builder.query()) is not None:
+            builder.take(await self.list_keys(bucket, prefix, *q))
+        return builder.page
 
     @abstractmethod
     async def import_objects(self, objects: Iterable[ObjectRecord], batch: int = 10_000) -> int:
