@@ -26,6 +26,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.config import CONFIG_ENV, Config
+from holdfast.index import run_committer_process
 from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
 from holdfast.s3.xml import error_xml
 from holdfast.workers.limits import Backoff
@@ -166,9 +167,7 @@ def run_index_committer(config_json: str) -> None:
     """Entry point of the index committer process (holdfast/index/committer.py)."""
     os.environ[CONFIG_ENV] = config_json
     config = Config.from_env()
-    from holdfast.index.sqlite_engine import run_node_committer
-
-    run_node_committer(config)
+    run_committer_process(config)
 
 
 def wants_committer(config: Config) -> bool:

@@ -21,3 +21,11 @@ def open_index(config: Config, *, role: str = "worker") -> Index:
     from holdfast.index.sqlite_engine import SqliteEngine
 
     return SqliteEngine.from_config(config, role=role)
+
+
+def run_committer_process(config: Config) -> None:
+    """The body of the node's index committer process, which the supervisor starts when
+    several workers share an embedded index (SQLite internals: holdfast/index/committer.py)."""
+    from holdfast.index.sqlite_engine import run_node_committer
+
+    run_node_committer(config)

@@ -324,8 +324,10 @@ class Index(ABC):
     @abstractmethod
     async def status_counts(self, timeout: float, examples: int = 5) -> dict:
         """For the status page, within ``timeout`` seconds (IndexUnavailable past it), from
-        kept totals, never a scan: {"buckets", "objects", "stored_bytes", "gc_queue",
-        "corrupt_objects", "corrupt_examples": [{"bucket", "key", "state"}]}."""
+        kept totals, never a scan: {"buckets", "objects", "stored_bytes" (the objects' sizes,
+        one copy each), "gc_queue", "corrupt_objects", "corrupt_examples": [{"bucket", "key",
+        "state"}], "damaged": {"count", "examples": ["bucket/key"]}, "repair_queue": as
+        :meth:`repair_summary`}."""
 
     @abstractmethod
     async def probe(self, timeout: float) -> dict:

@@ -221,7 +221,8 @@ class SqliteIndex(IntegrityIndex):
         self._commit_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
-        if migrate(self._conn(), self._migration_lock):
+        self.migrations_applied = migrate(self._conn(), self._migration_lock)
+        if self.migrations_applied:
             self._sync_wal()
             # A rebuilt table leaves the whole table in the WAL: fold it in now.
             self.checkpoint("TRUNCATE")
@@ -327,6 +328,12 @@ class SqliteIndex(IntegrityIndex):
                     batch.append(self._writes.get_nowait())
                 except queue.Empty:
                     break
+            # A write whose caller gave up (its awaiting task was cancelled, which cancels
+            # the future) is dropped before it runs; once running, it can no longer be
+            # cancelled, so settling it below cannot fail and stop this thread.
+            batch = [item for item in batch if item.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             self._commit_batch(batch)
             for item in batch:
                 item.settle()
