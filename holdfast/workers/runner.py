@@ -58,10 +58,27 @@ class BackgroundWorkers:
             self._loop.call_soon_threadsafe(self.repair.wake)
 
     async def _run(self) -> None:
-        self._lease = await self.service.node.index.lead(LEASE_JOB, LOCK_RETRY_SECONDS)
-        self.leader = True
-        log.info("process %d runs the background workers", os.getpid())
-        await asyncio.gather(self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish())
+        while True:
+            self._lease = await self.service.node.index.lead(LEASE_JOB, LOCK_RETRY_SECONDS)
+            self.leader = True
+            log.info("process %d runs the background workers", os.getpid())
+            work = asyncio.gather(
+                self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish()
+            )
+            try:
+                # A lease can be lost (a shared engine's connection dropped): the jobs stop
+                # at once, since another node may lead them now, and this process queues
+                # for the lease again. An flock is never lost while the process lives.
+                while self._lease.held:
+                    done, _ = await asyncio.wait({work}, timeout=LOCK_RETRY_SECONDS)
+                    if done:
+                        await work  # the jobs never end by themselves: raise what stopped them
+                        return
+                log.warning("lost the lease of the background workers; stopping them")
+            finally:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                self.leader = False
 
     async def _publish(self) -> None:
         from holdfast.workers.health import publish
