@@ -29,6 +29,7 @@ log = logging.getLogger("holdfast.workers")
 
 LOCK_RETRY_SECONDS = 10.0
 LEASE_JOB = "workers"
+LEASE_CHECK_SECONDS = 1.0  # how soon work stops once its lease is lost
 PUBLISH_SECONDS = 1.0
 
 
@@ -70,15 +71,18 @@ class BackgroundWorkers:
                 # at once, since another node may lead them now, and this process queues
                 # for the lease again. An flock is never lost while the process lives.
                 while self._lease.held:
-                    done, _ = await asyncio.wait({work}, timeout=LOCK_RETRY_SECONDS)
+                    done, _ = await asyncio.wait({work}, timeout=LEASE_CHECK_SECONDS)
                     if done:
                         await work  # the jobs never end by themselves: raise what stopped them
                         return
-                log.warning("lost the lease of the background workers; stopping them")
+                log.warning("process %d lost the background lease; stopping its work", os.getpid())
             finally:
+                # Also on stop(): cancelling this task does not cancel what it waits on.
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 self.leader = False
+            await self._lease.release()
+            self._lease = None
 
     async def _publish(self) -> None:
         from holdfast.workers.health import publish
