@@ -6,8 +6,10 @@ consistency, and it opens in milliseconds whatever the object count, so a restar
 on a scan. Keys are TEXT compared with the BINARY collation, which for UTF-8 is exactly S3's
 binary key order.
 
-Every method is synchronous and short; the service calls them from a small thread pool so the
-event loop never waits on a lock or an fsync. Each thread gets its own connection.
+Every method is synchronous and short. Nothing outside holdfast/index/ calls them: the
+asynchronous engine (sqlite_engine.py) decides where each runs (the event loop for point
+reads, its thread pool, or the group commit) so the loop never waits on a lock or an fsync.
+Each thread gets its own connection.
 """
 
 from __future__ import annotations

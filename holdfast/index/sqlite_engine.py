@@ -23,7 +23,6 @@ import asyncio
 import functools
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -537,7 +536,3 @@ def _counts(path: Path, budget: float, examples: int) -> dict:
         "repair_queue": queue,
         "counted_at": time.time(),
     }
-
-
-def on_loop_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()

@@ -41,16 +41,19 @@ class Node:
     policies: Policies
     integrity: Integrity
     blocking: BlockingIndex
+    foreground: ForegroundMeter
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.index: Index = open_index(config)
-        self.foreground = ForegroundMeter(config.state_dir / "foreground.mmap")
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
         self._own_loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         await self.index.start()
+        # Shared by the node's processes, so it needs the directory whatever the engine.
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.foreground = ForegroundMeter(self.config.state_dir / "foreground.mmap")
         self.blocking = BlockingIndex(self.index, asyncio.get_running_loop())
         # Drives, placement and integrity: docs/integrity.md.
         self.drives = await self.run(open_drives, self.config, self.blocking)
