@@ -119,6 +119,17 @@ async def test_users(index) -> None:
     assert await index.delete_user("bob") is False
 
 
+async def test_replace_user_secret_is_a_compare_and_set(index) -> None:
+    await index.add_user(UserRecord("bob", "AKBOB", "plain"))
+    assert await index.replace_user_secret("AKBOB", "other", "sealed-1") is False
+    assert (await index.get_user_by_key("AKBOB")).secret_key == "plain"
+    assert await index.replace_user_secret("AKBOB", "plain", "sealed-1") is True
+    assert (await index.get_user_by_key("AKBOB")).secret_key == "sealed-1"
+    assert await index.replace_user_secret("AKNONE", "plain", "x") is False
+    await index.purge_history()  # whatever the engine keeps of old rows is gone; no error
+    assert (await index.get_user_by_key("AKBOB")).secret_key == "sealed-1"
+
+
 # -- buckets -------------------------------------------------------------------------------------
 
 
