@@ -12,6 +12,7 @@ from holdfast import __version__, filemodes
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
 from holdfast.index.blocking import BlockingIndex, open_blocking
 from holdfast.index.errors import Conflict, IndexError_, NotEmpty
+from holdfast.index.flags import add_index_flags, apply_index_flags, remember_index
 from holdfast.masterkey import ENV as MASTER_KEY_ENV
 from holdfast.masterkey import Keyring, MasterKeyError, encode_key, load_keyring, write_key_file
 from holdfast.masterkey import key_file as master_key_file
@@ -39,6 +40,7 @@ def _add_data_arg(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"data directory; give once per drive (default {DEFAULT_DATA})",
     )
+    add_index_flags(p)  # every command that reads the data reads the index too
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
     ops_commands.apply_serve_args(config, args)
     apply_integrity_flags(args, config)
+    apply_index_flags(args, config)
     return config
 
 
@@ -214,6 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"Holdfast, re-sealed {resealed} under the current master key ({keyring.source})",
             file=sys.stderr,
         )
+    remember_index(config)
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
     serve(config, sock)

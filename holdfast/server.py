@@ -173,6 +173,8 @@ def run_index_committer(config_json: str) -> None:
 def wants_committer(config: Config) -> bool:
     """One committer serves all the workers; with one worker there is nothing to share.
     HOLDFAST_INDEX_COMMITTER=0 turns it off (each worker then commits its own writes)."""
+    if config.index_dsn:  # PostgreSQL commits for every process and node itself
+        return False
     return config.worker_count() > 1 and os.environ.get(COMMITTER_ENV, "1") != "0"
 
 

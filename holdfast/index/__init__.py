@@ -15,9 +15,13 @@ if TYPE_CHECKING:
 
 
 def open_index(config: Config, *, role: str = "worker") -> Index:
-    """The index engine the configuration names (today: SQLite under the first data
-    directory). ``role`` is "worker" (a serving process: may use the node's committer),
+    """The index engine the configuration names (PostgreSQL when ``index_dsn`` is set, else
+    SQLite under the first data directory). ``role`` is "worker" (a serving process: may use the node's committer),
     or "tool" (CLI commands, the committer itself). Call ``await index.start()`` next."""
+    if config.index_dsn:
+        from holdfast.index.postgres.engine import PostgresIndex
+
+        return PostgresIndex.from_config(config, role=role)
     from holdfast.index.sqlite_engine import SqliteEngine
 
     return SqliteEngine.from_config(config, role=role)

@@ -429,7 +429,6 @@ class StatusKeeper:
 
     def close(self) -> None:
         calls = [
-            self._index_call,
             self._background_call,
             *self._drive_calls.values(),
             *self._section_calls.values(),

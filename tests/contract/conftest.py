@@ -23,7 +23,19 @@ async def _sqlite(tmp_path: Path, gc_grace_seconds: float) -> Index:
     )
 
 
-ENGINES: dict[str, Callable[[Path, float], Awaitable[Index]]] = {"sqlite": _sqlite}
+async def _postgres(tmp_path: Path, gc_grace_seconds: float) -> Index:
+    """A database of its own on the session's PostgreSQL (tests/postgres.py); skipped when
+    the machine has no PostgreSQL binaries."""
+    from holdfast.index.postgres.engine import PostgresIndex
+    from tests.postgres import database_for
+
+    return PostgresIndex(database_for(tmp_path), gc_grace_seconds=gc_grace_seconds)
+
+
+ENGINES: dict[str, Callable[[Path, float], Awaitable[Index]]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture
