@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from holdfast.index.postgres.devserver import DevPostgres
 from tests.conftest import Server, start_server, unique
+from tests.e2e.ops_helpers import status as ops_status
+from tests.e2e.ops_helpers import wait_for
 from tests.e2e.test_buckets import (  # noqa: F401 - collected here, on PostgreSQL
     test_create_bucket_returns_location,
     test_delete_bucket_aborts_unfinished_uploads,
@@ -66,8 +67,8 @@ def version(request):
 
 
 def test_the_core_server_is_on_postgres(server: Server):
-    status = requests.get(f"{server.endpoint}/_holdfast/status?format=json", timeout=5).json()
-    assert server.index_dsn and status["index"]["state"] == "ok"
+    assert server.index_dsn
+    wait_for(lambda: ops_status(server, timeout=5)["index"].get("state") == "ok", 10, "status")
 
 
 # -- the engine goes away --------------------------------------------------------------------
@@ -95,6 +96,7 @@ def test_engine_stopped_means_503_fast_then_recovery(tmp_path, own_postgres):
         s3 = node.client(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30)
         s3.create_bucket(Bucket="engine")
         s3.put_object(Bucket="engine", Key="k", Body=b"before")
+        wait_for(lambda: ops_status(node, timeout=5)["index"].get("state") == "ok", 10, "status")
         own_postgres.stop()
         for call in (
             lambda: s3.get_object(Bucket="engine", Key="k"),
@@ -108,12 +110,11 @@ def test_engine_stopped_means_503_fast_then_recovery(tmp_path, own_postgres):
         # The status page answers, from the node's memory, and says why.
         deadline = time.monotonic() + 10
         while True:
-            status = requests.get(f"{node.endpoint}/_holdfast/status?format=json", timeout=5)
-            index = status.json()["index"]
+            index = ops_status(node, timeout=5)["index"]
             if index.get("state") != "ok" or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
-        assert status.status_code == 200 and index.get("state") != "ok", index
+        assert index.get("state") != "ok", index
         assert index.get("error"), index
         own_postgres.start()
         deadline = time.monotonic() + 20

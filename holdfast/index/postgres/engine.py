@@ -277,8 +277,10 @@ class PostgresIndex(Index):
             try:
                 return await self._session(fn, write, deadline)
             except _Stale:
+                # Connections are dropped together (the server restarted or went away):
+                # the retry waits only briefly for a fresh one.
+                self._down_since = self._down_since or time.monotonic()
                 if attempt == 2:
-                    self._down_since = self._down_since or time.monotonic()
                     raise IndexUnavailable("index connection lost") from None
         raise AssertionError("unreachable")
 
