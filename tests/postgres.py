@@ -54,10 +54,10 @@ class TestPostgres:
                 raise
         return self.server
 
-    def new_database(self, label: str = "t") -> str:
+    def new_database(self, label: str = "t", icu_locale: str | None = None) -> str:
         server = self.ensure()
         name = f"{label}_{uuid.uuid4().hex[:12]}"
-        return server.create_database(name)
+        return server.create_database(name, icu_locale)
 
     def stop(self) -> None:
         if self.server is not None:

@@ -279,10 +279,12 @@ class DevPostgres:
 
     # -- databases ----------------------------------------------------------------------------
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database; returns its DSN."""
+    def create_database(self, name: str, icu_locale: str | None = None) -> str:
+        """A new, empty database; returns its DSN. ``icu_locale`` (e.g. "en-US") makes that
+        the database's default collation instead of C."""
+        locale = f" LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C'" if icu_locale else ""
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+            conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'{locale}")
         return self.dsn(name)
 
     def drop_database(self, name: str) -> None:
