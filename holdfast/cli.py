@@ -144,6 +144,10 @@ def banner(config: Config, creds: RootCredentials) -> str:
         f"workers: {config.worker_count()}",
         f"  region: {config.region}",
     ]
+    if config.index_dsn:
+        from holdfast.index.postgres.engine import public_location
+
+        lines.append(f"  index: PostgreSQL, {public_location(config.index_dsn)}")
     if creds.source == "environment":
         lines.append("  credentials: from HOLDFAST_ACCESS_KEY / HOLDFAST_SECRET_KEY")
         secret = "$HOLDFAST_SECRET_KEY"
