@@ -24,7 +24,7 @@ import trustme
 from botocore.config import Config as BotoConfig
 
 from tests.postgres import SESSION as _POSTGRES
-from tests.postgres import TestPostgres, whole_suite_on_postgres
+from tests.postgres import SessionPostgres, whole_suite_on_postgres
 
 ROOT_AK = "HFTESTROOTACCESSKEY1"
 ROOT_SK = "hf-test-root-secret-key-0123456789abcdef"
@@ -166,7 +166,7 @@ def start_server(tmp_path: Path, tls: TLSFiles | None = None, drives: int = 1, *
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[TestPostgres]:
+def postgres() -> Iterator[SessionPostgres]:
     """The session's PostgreSQL (started on first use, stopped at the end); skips the test
     when the binaries are missing."""
     _POSTGRES.ensure()

@@ -24,7 +24,7 @@ def whole_suite_on_postgres() -> bool:
     return os.environ.get(INDEX_ENV, "sqlite").lower() in ("postgres", "postgresql", "pg")
 
 
-class TestPostgres:
+class SessionPostgres:
     """The session's server; :meth:`new_database` gives each user its own database."""
 
     def __init__(self) -> None:
@@ -70,7 +70,7 @@ class TestPostgres:
 
 
 # The one server of the test session (tests/conftest.py stops it at the end).
-SESSION = TestPostgres()
+SESSION = SessionPostgres()
 _DATABASES: dict[str, str] = {}
 
 

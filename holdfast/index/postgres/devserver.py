@@ -269,14 +269,6 @@ class DevPostgres:
                 continue
         self.proc = None
 
-    def pause(self) -> None:
-        """Stop the server but keep its port, so :meth:`resume` brings the same DSN back
-        (for tests of an engine that goes away and returns)."""
-        self.stop()
-
-    def resume(self, timeout: float = 60.0) -> None:
-        self.start(timeout)
-
     # -- databases ----------------------------------------------------------------------------
 
     def create_database(self, name: str, icu_locale: str | None = None) -> str:
