@@ -26,6 +26,7 @@ from holdfast.index.errors import (
 )
 from holdfast.index.postgres.devserver import DevPostgres, free_port
 from holdfast.index.postgres.engine import PostgresIndex
+from holdfast.index.postgres.lease import job_lock_key
 from holdfast.index.records import BucketRecord, ObjectRecord, Segment
 
 
@@ -290,10 +291,7 @@ def test_two_nodes_racing_for_a_lease_one_wins(pg_dsn):
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
                 "WHERE locktype='advisory' AND granted AND pid <> pg_backend_pid() "
                 "AND objid = %s",
-                (
-                    __import__("holdfast.index.postgres.lease", fromlist=["x"]).job_lock_key("gc")
-                    & 0xFFFFFFFF,
-                ),
+                (job_lock_key("gc") & 0xFFFFFFFF,),
             )
         deadline = time.monotonic() + 5
         while winner.held and time.monotonic() < deadline:
