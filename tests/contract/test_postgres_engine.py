@@ -473,3 +473,27 @@ def test_frozen_engine_fails_within_the_deadline(own_postgres):
     timings, found = run(go())
     assert max(timings) < 1.6, timings
     assert found is not None
+
+
+def test_multi_host_dsn_reaches_the_writable_host(postgres):
+    """libpq's multi-host DSN passes through unchanged: the first host is down, the second
+    is the primary (target_session_attrs=read-write), and the index works; the status
+    location shows both hosts and no password."""
+    dbname = postgres.new_database().rsplit("/", 1)[1]
+    dsn = (
+        f"host=127.0.0.1,127.0.0.1 port={free_port()},{postgres.server.port} dbname={dbname} "
+        "user=postgres password=not-shown target_session_attrs=read-write"
+    )
+
+    async def go():
+        index = await with_bucket(dsn)
+        await index.put_object(obj("k"))
+        found = await index.get_object("b", "k")
+        where = index.describe()
+        await index.close()
+        return found, where
+
+    found, where = run(go())
+    assert found is not None
+    assert "port=" in where["location"] and "target_session_attrs=read-write" in where["location"]
+    assert "not-shown" not in str(where)
