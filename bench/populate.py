@@ -34,14 +34,13 @@ def populate_index(data_dir: Path, n: int) -> None:
     import time
 
     from holdfast.config import Config
+    from holdfast.index.blocking import open_blocking
     from holdfast.index.records import BucketRecord, ObjectRecord, Segment
-    from holdfast.index.sqlite import SqliteIndex
-    from holdfast.service.node import index_path
     from holdfast.service.users import ROOT_USER
     from holdfast.stores.blocks import BlockChecksummer
 
     config = Config(data_dirs=[str(data_dir)])
-    index = SqliteIndex(index_path(config))
+    index = open_blocking(config)
     now = time.time()
     index.create_bucket(BucketRecord(INDEX_BUCKET, ROOT_USER, now, config.region))
     body = b"h" * OBJECT_SIZE

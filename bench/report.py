@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SERVER_ORDER = ("holdfast", "seaweedfs", "rclone")
+SERVER_ORDER = ("holdfast", "holdfast-pg", "seaweedfs", "rclone")
 PEERS = ("seaweedfs", "rclone")
 NO_RATIO = {"rss"}  # growth near zero makes a ratio meaningless; the target is absolute
 WORKLOAD_ORDER = ("put4k", "get4k", "list", "put64m", "get64m", "restart", "rss", "scale")
@@ -171,7 +171,8 @@ def _verdict(ok: bool | None) -> str:
 def table(results: Results) -> str:
     """Plain-text table: one row per (workload, metric), servers as columns."""
     servers = [s for s in SERVER_ORDER if any(f.server == s for f in results.figures)]
-    peers = [p for p in PEERS if p in servers]
+    # Ratio columns: the peers, and Holdfast on PostgreSQL (SQLite's figure over its own).
+    peers = [p for p in (*PEERS, "holdfast-pg") if p in servers]
     rows: dict[tuple[str, str], dict[str, Figure]] = {}
     order = {w: i for i, w in enumerate(WORKLOAD_ORDER)}
     shown = (f for f in results.figures if f.workload != "machine")  # it goes in the footer

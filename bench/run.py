@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default="holdfast,seaweedfs,rclone",
-        help="comma-separated servers (holdfast,seaweedfs,rclone)",
+        help="comma-separated servers (holdfast,seaweedfs,rclone; holdfast-pg: Holdfast with "
+        "its index on PostgreSQL, not in the default set)",
     )
     p.add_argument(
         "--workloads",
@@ -75,7 +76,9 @@ def make_kinds(args: argparse.Namespace, results: Results) -> list[servers.Serve
     kinds = []
     for name in args.only:
         kind = (
-            servers.Holdfast(args.holdfast_workers) if name == "holdfast" else servers.KINDS[name]()
+            servers.KINDS[name](args.holdfast_workers)
+            if name.startswith("holdfast")
+            else servers.KINDS[name]()
         )
         if args.smoke and not kind.installed():
             print(f"smoke: skipping {name} (not installed; a full run installs it)")

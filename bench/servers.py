@@ -168,8 +168,50 @@ class Rclone(PipPeer):
         return {"RCLONE_CONFIG": "/dev/null"}
 
 
+class HoldfastPostgres(Holdfast):
+    """The same Holdfast node with its index on PostgreSQL (``--index-dsn``): a PostgreSQL of
+    its own from the machine's binaries (holdfast/index/postgres/devserver.py), with
+    PostgreSQL's durable defaults (fsync, synchronous_commit on), as SQLite's index fsyncs
+    its log on every commit; a fresh database for every start. Stopped when the run ends."""
+
+    name = "holdfast-pg"
+
+    def __init__(self, workers: int | None = None) -> None:
+        super().__init__(workers)
+        self.pg = None
+        self.starts = 0
+
+    def installed(self) -> bool:
+        from holdfast.index.postgres.devserver import find_bin_dir
+
+        return find_bin_dir() is not None
+
+    def install(self) -> None:
+        import atexit
+        import tempfile
+
+        from holdfast.index.postgres.devserver import DevPostgres
+
+        if self.pg is not None:
+            return
+        root = Path(tempfile.mkdtemp(prefix="holdfast-bench-pg-"))
+        self.pg = DevPostgres(root, fast=False).start()
+        atexit.register(self._stop, root)
+
+    def _stop(self, root: Path) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    def argv(self, port: int, data_dir: Path, work_dir: Path) -> list[str]:
+        self.starts += 1
+        dsn = self.pg.create_database(f"bench_{os.getpid()}_{self.starts}")
+        return super().argv(port, data_dir, work_dir) + ["--index-dsn", dsn]
+
+
 KINDS: dict[str, type[ServerKind]] = {
     "holdfast": Holdfast,
+    "holdfast-pg": HoldfastPostgres,
     "seaweedfs": SeaweedFS,
     "rclone": Rclone,
 }

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 
 from holdfast import __version__, filemodes
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
-from holdfast.index.sqlite import Conflict, NotEmpty, SqliteIndex
+from holdfast.index.blocking import BlockingIndex, open_blocking
+from holdfast.index.errors import Conflict, IndexError_, NotEmpty
+from holdfast.index.flags import add_index_flags, apply_index_flags, remember_index
 from holdfast.masterkey import ENV as MASTER_KEY_ENV
 from holdfast.masterkey import Keyring, MasterKeyError, encode_key, load_keyring, write_key_file
 from holdfast.masterkey import key_file as master_key_file
@@ -19,7 +20,6 @@ from holdfast.masterkey import new_key as new_master_key
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.service.integrity import node_name
-from holdfast.service.node import index_path
 from holdfast.service.users import (
     ROOT_USER,
     RootCredentials,
@@ -40,6 +40,7 @@ def _add_data_arg(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"data directory; give once per drive (default {DEFAULT_DATA})",
     )
+    add_index_flags(p)  # every command that reads the data reads the index too
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
     ops_commands.apply_serve_args(config, args)
     apply_integrity_flags(args, config)
+    apply_index_flags(args, config)
     return config
 
 
@@ -142,6 +144,10 @@ def banner(config: Config, creds: RootCredentials) -> str:
         f"workers: {config.worker_count()}",
         f"  region: {config.region}",
     ]
+    if config.index_dsn:
+        from holdfast.index.postgres.engine import public_location
+
+        lines.append(f"  index: PostgreSQL, {public_location(config.index_dsn)}")
     if creds.source == "environment":
         lines.append("  credentials: from HOLDFAST_ACCESS_KEY / HOLDFAST_SECRET_KEY")
         secret = "$HOLDFAST_SECRET_KEY"
@@ -189,14 +195,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if warning:
         print(f"holdfast: warning: {warning}", file=sys.stderr)
     creds = load_root_credentials(config.primary_dir)
-    index = SqliteIndex(index_path(config))  # create or migrate before workers start
+    try:
+        index = open_blocking(config)  # create or migrate before workers start
+    except IndexError_ as e:
+        print(f"holdfast: the index is unavailable: {e}", file=sys.stderr)
+        return 1
     try:
         # Resolved once here, so every worker uses the same name (holdfast/stores/registry.py).
         config.node_name = node_name(config, index.drives())
         keyring = _keyring(config, index)
         sealed, resealed = seal_secrets(index, keyring)
         if sealed or resealed:
-            index.checkpoint("TRUNCATE")  # no old text left in the WAL
+            index.purge_history()  # no old text left in the engine's log
     except WrongNode as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 2
@@ -211,6 +221,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"Holdfast, re-sealed {resealed} under the current master key ({keyring.source})",
             file=sys.stderr,
         )
+    remember_index(config)
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
     serve(config, sock)
@@ -218,32 +229,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keyring(config: Config, index: SqliteIndex) -> Keyring:
+def _keyring(config: Config, index: BlockingIndex) -> Keyring:
     """The master key; a new one only where the index holds no sealed secret yet, so a lost
     key is reported (MasterKeyError), never silently replaced."""
     needed = sealed_key_ids(index.list_users())
     return load_keyring(config.primary_dir, create=not needed)
 
 
-def _index(config: Config) -> SqliteIndex:
-    if not index_path(config).exists():
+def _index(config: Config) -> BlockingIndex:
+    """The node's index for a command (no event loop here: BlockingIndex runs one)."""
+    from holdfast.index import open_index
+
+    absent = open_index(config, role="tool").absent()
+    if absent is not None:
         raise SystemExit(
-            f"holdfast: no index at {index_path(config)}; run 'holdfast serve --data ...' once "
-            "or pass the right --data"
+            f"holdfast: {absent}; run 'holdfast serve --data ...' once or pass the right --data"
         )
-    return SqliteIndex(index_path(config))
+    return open_blocking(config)
 
 
-def _users(args: argparse.Namespace) -> Users:
+def _users(args: argparse.Namespace) -> tuple[BlockingIndex, Users]:
     config = config_from_args(args)
     index = _index(config)
-    return Users(index, load_root_credentials(config.primary_dir), _keyring(config, index))
+    try:
+        keyring = _keyring(config, index)
+    except BaseException:
+        index.close()
+        raise
+    users = Users(index.index, load_root_credentials(config.primary_dir), keyring)
+    return index, users
 
 
 def cmd_user(args: argparse.Namespace) -> int:
     try:
         return _cmd_user(args)
-    except sqlite3.OperationalError as e:
+    except IndexError_ as e:
         print(f"holdfast: the index is unavailable: {e}", file=sys.stderr)
         return ops_commands.EXIT_UNREACHABLE
     except MasterKeyError as e:
@@ -276,7 +296,7 @@ def cmd_key(args: argparse.Namespace) -> int:
         # opens everything, and running the command again finishes the job.
         write_key_file(path, fresh)
         _, resealed = seal_secrets(index, fresh)
-        index.checkpoint("TRUNCATE")
+        index.purge_history()
         write_key_file(
             path,
             Keyring({fresh.current_id: fresh.keys[fresh.current_id]}, fresh.current_id, old.source),
@@ -292,7 +312,7 @@ def cmd_key(args: argparse.Namespace) -> int:
     return ops_commands.EXIT_OK
 
 
-def _rotate_env(index: SqliteIndex, keyring: Keyring) -> int:
+def _rotate_env(index: BlockingIndex, keyring: Keyring) -> int:
     """With HOLDFAST_MASTER_KEY the operator holds the keys: the new one is given first, the
     old one after it, and every secret is re-sealed under the first."""
     if len(keyring.keys) < 2:
@@ -304,7 +324,7 @@ def _rotate_env(index: SqliteIndex, keyring: Keyring) -> int:
         )
         return ops_commands.EXIT_FAILED
     _, resealed = seal_secrets(index, keyring)
-    index.checkpoint("TRUNCATE")
+    index.purge_history()
     print(
         f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "
         "HOLDFAST_MASTER_KEY); set HOLDFAST_MASTER_KEY to that key alone from now on"
@@ -313,21 +333,28 @@ def _rotate_env(index: SqliteIndex, keyring: Keyring) -> int:
 
 
 def _cmd_user(args: argparse.Namespace) -> int:
-    users = _users(args)
+    index, users = _users(args)
+    try:
+        return _user_command(args, index, users)
+    finally:
+        index.close()
+
+
+def _user_command(args: argparse.Namespace, index: BlockingIndex, users: Users) -> int:
     if args.user_command in ("disable", "enable", "remove"):
-        return _change_user(users, args)
+        return _change_user(index, users, args)
     if args.user_command == "add":
         if args.name == ROOT_USER:
             print("holdfast: 'root' is reserved", file=sys.stderr)
             return 2
         try:
-            user = users.add(args.name)
+            user = index.run(users.add(args.name))
         except Conflict:
             print(f"holdfast: user {args.name!r} already exists", file=sys.stderr)
             return 1
         print(f"user: {user.name}\naccess key: {user.access_key}\nsecret key: {user.secret_key}")
         return 0
-    records = users.index.list_users()
+    records = index.list_users()
     if args.json:
         print(
             json.dumps(
@@ -344,16 +371,16 @@ def _cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def _change_user(users: Users, args: argparse.Namespace) -> int:
+def _change_user(index: BlockingIndex, users: Users, args: argparse.Namespace) -> int:
     verb = args.user_command
     if args.name == ROOT_USER:
         print("holdfast: the root user is set by HOLDFAST_ACCESS_KEY/SECRET_KEY", file=sys.stderr)
         return ops_commands.EXIT_USAGE
     try:
         found = (
-            users.remove(args.name)
+            index.run(users.remove(args.name))
             if verb == "remove"
-            else users.set_disabled(args.name, verb == "disable")
+            else index.run(users.set_disabled(args.name, verb == "disable"))
         )
     except NotEmpty as e:
         print(

@@ -36,6 +36,11 @@ class Config:
     # Presigned URLs that verified are remembered (per worker) until they expire; 0 disables.
     presign_cache_size: int = 4096
     gc_grace_seconds: float = 30.0
+    # The index engine (holdfast/index/flags.py): PostgreSQL at this DSN, shared by the nodes
+    # of a cluster; None keeps the embedded SQLite index in the first data directory.
+    index_dsn: str | None = None
+    index_timeout_seconds: float = 2.0  # deadline of one index call (then 503 / 500)
+    index_pool_size: int = 8  # PostgreSQL connections per worker process
     # A blob finished this long ago that no committed metadata refers to is an orphan.
     orphan_age_seconds: float = 7200.0
     sweep_interval_seconds: float = 600.0
@@ -87,6 +92,13 @@ class Config:
     def primary_dir(self) -> Path:
         """The first data directory holds the index and the credentials."""
         return Path(self.data_dirs[0])
+
+    @property
+    def state_dir(self) -> Path:
+        """Node-local state files shared by the worker processes (the foreground meter, the
+        published integrity status, background-job locks). It is the directory the embedded
+        index also lives in, so existing data directories keep their layout."""
+        return self.primary_dir / "index"
 
     @property
     def ops_path(self) -> Path:

@@ -27,10 +27,10 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME, run_committer
+from holdfast.index import run_committer_process
+from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
 from holdfast.s3.http import ABORT_EXTENSION
 from holdfast.s3.xml import error_xml
-from holdfast.service.node import index_path
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
@@ -255,12 +255,14 @@ def run_index_committer(config_json: str) -> None:
     """Entry point of the index committer process (holdfast/index/committer.py)."""
     os.environ[CONFIG_ENV] = config_json
     config = Config.from_env()
-    run_committer(index_path(config), config.gc_grace_seconds)
+    run_committer_process(config)
 
 
 def wants_committer(config: Config) -> bool:
     """One committer serves all the workers; with one worker there is nothing to share.
     HOLDFAST_INDEX_COMMITTER=0 turns it off (each worker then commits its own writes)."""
+    if config.index_dsn:  # PostgreSQL commits for every process and node itself
+        return False
     return config.worker_count() > 1 and os.environ.get(COMMITTER_ENV, "1") != "0"
 
 

@@ -23,6 +23,9 @@ import requests
 import trustme
 from botocore.config import Config as BotoConfig
 
+from tests.postgres import SESSION as _POSTGRES
+from tests.postgres import SessionPostgres, whole_suite_on_postgres
+
 ROOT_AK = "HFTESTROOTACCESSKEY1"
 ROOT_SK = "hf-test-root-secret-key-0123456789abcdef"
 
@@ -56,6 +59,7 @@ class Server:
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    index_dsn: str | None = None  # PostgreSQL; None: the embedded SQLite index
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -69,6 +73,8 @@ class Server:
             cmd += ["--data", str(d)]
         if self.tls:
             cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        if self.index_dsn:
+            cmd += ["--index-dsn", self.index_dsn]
         cmd += ["--workers", str(self.workers), *self.extra_args]
         return cmd
 
@@ -142,7 +148,13 @@ class Server:
 
 
 def start_server(tmp_path: Path, tls: TLSFiles | None = None, drives: int = 1, **kw) -> Server:
+    """A server on a fresh index: SQLite in its data directory, or with
+    HOLDFAST_TEST_INDEX=postgres (or ``index="postgres"``) a new database on the session's
+    PostgreSQL."""
     dirs = [tmp_path / f"drive{i}" for i in range(drives)]
+    engine = kw.pop("index", None) or ("postgres" if whole_suite_on_postgres() else "sqlite")
+    if engine == "postgres" and "index_dsn" not in kw:
+        kw["index_dsn"] = _POSTGRES.new_database("srv")
     server = Server(
         data_dirs=dirs,
         port=free_port(),
@@ -151,6 +163,24 @@ def start_server(tmp_path: Path, tls: TLSFiles | None = None, drives: int = 1, *
         **kw,
     )
     return server.start()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[SessionPostgres]:
+    """The session's PostgreSQL (started on first use, stopped at the end); skips the test
+    when the binaries are missing."""
+    _POSTGRES.ensure()
+    yield _POSTGRES
+
+
+@pytest.fixture
+def pg_dsn(postgres) -> str:
+    """A fresh, empty database for one test."""
+    return postgres.new_database()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _POSTGRES.stop()
 
 
 @dataclass

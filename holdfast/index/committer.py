@@ -40,7 +40,10 @@ from typing import Any
 
 import crc32c
 
+from holdfast.index.errors import OutcomeUnknown  # the write was sent, no answer came back
 from holdfast.workers.counters import count
+
+__all__ = ["OutcomeUnknown"]
 
 log = logging.getLogger("holdfast.committer")
 
@@ -71,11 +74,11 @@ WATCH_EVERY = 0.5
 _ALLOWED = {
     ("holdfast.index.records", "ObjectRecord"),
     ("holdfast.index.records", "Segment"),
-    ("holdfast.index.sqlite", "NotFound"),
-    ("holdfast.index.sqlite", "Forbidden"),
-    ("holdfast.index.sqlite", "Conflict"),
-    ("holdfast.index.sqlite", "NotEmpty"),
-    ("holdfast.index.sqlite", "ConditionFailed"),
+    ("holdfast.index.errors", "NotFound"),
+    ("holdfast.index.errors", "Forbidden"),
+    ("holdfast.index.errors", "Conflict"),
+    ("holdfast.index.errors", "NotEmpty"),
+    ("holdfast.index.errors", "ConditionFailed"),
     ("holdfast.index.committer", "RemoteError"),
     ("sqlite3", "OperationalError"),
     ("sqlite3", "IntegrityError"),
@@ -89,10 +92,6 @@ class CorruptMessage(Exception):
 
 class CommitterUnavailable(Exception):
     """No connection to the committer: the write was not sent and may be committed locally."""
-
-
-class OutcomeUnknown(Exception):
-    """The write was sent but no answer came back: it may or may not have been committed."""
 
 
 class RemoteError(Exception):

@@ -6,8 +6,10 @@ consistency, and it opens in milliseconds whatever the object count, so a restar
 on a scan. Keys are TEXT compared with the BINARY collation, which for UTF-8 is exactly S3's
 binary key order.
 
-Every method is synchronous and short; the service calls them from a small thread pool so the
-event loop never waits on a lock or an fsync. Each thread gets its own connection.
+Every method is synchronous and short. Nothing outside holdfast/index/ calls them: the
+asynchronous engine (sqlite_engine.py) decides where each runs (the event loop for point
+reads, its thread pool, or the group commit) so the loop never waits on a lock or an fsync.
+Each thread gets its own connection.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from holdfast.index.errors import ConditionFailed, Conflict, Forbidden, NotEmpty, NotFound
 from holdfast.index.integrity import (
     INTEGRITY_SCHEMA,
     IntegrityIndex,
     deferred_copies,
     queue_repair_rows,
 )
+from holdfast.index.listing import prefix_upper_bound
 from holdfast.index.queries import PART_COLUMNS, part_from_row, queue_for_gc
 from holdfast.index.records import (
     BucketRecord,
@@ -45,14 +49,22 @@ from holdfast.index.records import (
     segments_from_text,
     segments_to_text,
 )
-from holdfast.index.totals import TOTALS_SCHEMA, TOTALS_TRIGGERS, rebuild_totals
+from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
+from holdfast.index.totals import TOTALS_SCHEMA
 
 T = TypeVar("T")
 log = logging.getLogger("holdfast.index")
 
-# 2: objects became a rowid table (see OBJECTS_TABLE); bucket_totals kept by triggers
-# (holdfast/index/totals.py).
-SCHEMA_VERSION = 2
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConditionFailed",
+    "Conflict",
+    "Forbidden",
+    "NotEmpty",
+    "NotFound",
+    "SqliteIndex",
+    "prefix_upper_bound",
+]
 
 # Under a steady stream of commits a PASSIVE checkpoint never catches the end of the log (new
 # frames land while it copies), so SQLite never starts the log again from the top and it grows
@@ -88,7 +100,7 @@ CREATE TABLE IF NOT EXISTS objects (
 )
 """
 
-SCHEMA = (
+BASE_SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -145,24 +157,9 @@ CREATE INDEX IF NOT EXISTS gc_due ON gc_queue (not_before);
 """
 )
 # Drives, per-bucket placement policies and the repair queue (holdfast/index/integrity.py).
-SCHEMA += INTEGRITY_SCHEMA
-SCHEMA += TOTALS_SCHEMA
-
-
-class Conflict(Exception):
-    """A uniqueness rule was broken (bucket exists, user exists)."""
-
-
-class NotFound(Exception):
-    pass
-
-
-class NotEmpty(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    """The bucket belongs to another user."""
+BASE_SCHEMA += INTEGRITY_SCHEMA
+# The whole schema as the migrations (holdfast/index/sqlite_migrations.py) leave it.
+SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA
 
 
 _OBJECT_COLUMNS = (
@@ -175,17 +172,6 @@ _GET_OBJECT_IN = (
     f"SELECT b.owner, {_JOINED_OBJECT_COLUMNS} FROM buckets b LEFT JOIN objects o "
     "ON o.bucket = b.name AND o.key = ? WHERE b.name = ?"
 )
-
-
-class ConditionFailed(Exception):
-    """A conditional write found a different current version than the client expected."""
-
-    def __init__(self, missing: bool) -> None:
-        super().__init__("object missing" if missing else "etag differs")
-        self.missing = missing
-
-    def __reduce__(self) -> tuple:
-        return (ConditionFailed, (self.missing,))  # rebuilt whole by the index committer
 
 
 class _Pending:
@@ -220,21 +206,6 @@ def _outcome(item: _Pending) -> tuple[bool, object]:
     return (False, item.error) if item.error is not None else (True, item.result)
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring an index written by an older Holdfast up to this schema, in the caller's write
-    transaction (so of several worker processes starting at once, exactly one does it)."""
-    row = db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
-    if row is None:  # a new index: nothing to convert
-        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        return
-    version = int(row[0])
-    if version < 2:  # the objects table was rebuilt first (_rebuild_objects_table)
-        log.info("index schema %d -> 2: counting objects per bucket once", version)
-        rebuild_totals(db)
-    if version < SCHEMA_VERSION:
-        db.execute("UPDATE meta SET value=? WHERE name='schema_version'", (str(SCHEMA_VERSION),))
-
-
 def _json(d: dict) -> str:
     if not d:
         return "{}"  # most objects have no stored headers or metadata: skip the encoder
@@ -252,44 +223,16 @@ class SqliteIndex(IntegrityIndex):
         self._commit_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._rebuild_objects_table()
-        self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own commit
-        with self._write() as db:
-            _upgrade(db)
-
-    def _rebuild_objects_table(self) -> None:
-        """Copy a version-1 objects table (WITHOUT ROWID) into the rowid layout, once, in
-        one transaction: a crash leaves either the old table or the new one. The triggers
-        and indexes on it are dropped with it and re-created by SCHEMA; _upgrade recounts
-        the totals afterwards."""
-        db = self._conn()
-
-        def old_layout() -> bool:
-            row = db.execute(
-                "SELECT sql FROM sqlite_master WHERE type='table' AND name='objects'"
-            ).fetchone()
-            return row is not None and "WITHOUT ROWID" in row[0].upper()
-
-        if not old_layout():
-            return
-        with self._commit_lock, self._file_lock():
-            if not old_layout():  # another worker process did it while we waited
-                return
-            started = time.monotonic()
-            log.warning("index upgrade: rebuilding the objects table (one pass over it)")
-            db.executescript(
-                "BEGIN IMMEDIATE;"
-                + "".join(f"DROP TRIGGER IF EXISTS {t};" for t in TOTALS_TRIGGERS)
-                + "DROP INDEX IF EXISTS objects_damaged;"
-                "ALTER TABLE objects RENAME TO objects_v1;"
-                + OBJECTS_TABLE
-                + ";INSERT INTO objects SELECT * FROM objects_v1;"
-                "DROP TABLE objects_v1;"
-                "COMMIT;"
-            )
+        self.migrations_applied = migrate(self._conn(), self._migration_lock)
+        if self.migrations_applied:
             self._sync_wal()
-        self.checkpoint("TRUNCATE")
-        log.warning("index upgrade: objects table rebuilt in %.1f s", time.monotonic() - started)
+            # A rebuilt table leaves the whole table in the WAL: fold it in now.
+            self.checkpoint("TRUNCATE")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        with self._commit_lock, self._file_lock():
+            yield
 
     # -- connections -------------------------------------------------------------------------
 
@@ -387,6 +330,12 @@ class SqliteIndex(IntegrityIndex):
                     batch.append(self._writes.get_nowait())
                 except queue.Empty:
                     break
+            # A write whose caller gave up (its awaiting task was cancelled, which cancels
+            # the future) is dropped before it runs; once running, it can no longer be
+            # cancelled, so settling it below cannot fail and stop this thread.
+            batch = [item for item in batch if item.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             self._commit_batch(batch)
             for item in batch:
                 item.settle()
@@ -1023,17 +972,3 @@ def _bucket_prefix_clauses(bucket: str, prefix: str) -> tuple[list[str], list[ob
             clauses.append("key<?")
             args.append(upper)
     return clauses, args
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``, or None when
-    no such string exists (prefix made only of the maximal code point)."""
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < 0x10FFFF:
-            nxt = last + 1
-            if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot appear in UTF-8 keys
-                nxt = 0xE000
-            return "".join(chars) + chr(nxt)
-    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from urllib.parse import unquote
 
 from holdfast.consttime import same
 from holdfast.errors import S3Error
-from holdfast.index.sqlite import Conflict, NotEmpty
+from holdfast.index.errors import Conflict, IndexUnavailable, NotEmpty
 from holdfast.ops.requestlog import LogQuery, parse_when, search
 from holdfast.ops.timeseries import FILE_NAME, chart, load
 from holdfast.ops.ui import session as ui_session
@@ -85,9 +86,11 @@ AUTHENTICATORS: list[Callable[[Request, OpsRuntime], Identity | None]] = [
 ]
 
 
-def authenticate(request: Request, rt: OpsRuntime) -> Identity:
+async def authenticate(request: Request, rt: OpsRuntime) -> Identity:
     for authenticator in AUTHENTICATORS:
         identity = authenticator(request, rt)
+        if inspect.isawaitable(identity):  # one that reads the index (a UI session's user)
+            identity = await identity
         if identity is not None:
             return identity
     raise ApiError(401, "AccessDenied", "sign the request with the root keys (SigV4) or sign in")
@@ -121,7 +124,7 @@ async def read_json(request: Request, identity: Identity) -> dict:
 
 async def handle(request: Request, app: S3App, rt: OpsRuntime) -> Response:
     try:
-        identity = authenticate(request, rt)
+        identity = await authenticate(request, rt)
         parts = [
             unquote(p) for p in request.raw_path[len("/_holdfast/api/") :].strip("/").split("/")
         ]
@@ -220,9 +223,11 @@ async def users(
 
     async def index_call(fn: Callable, *args: object) -> object:
         try:
-            return await asyncio.wait_for(service.node.run(fn, *args), INDEX_TIMEOUT)
+            return await asyncio.wait_for(fn(*args), INDEX_TIMEOUT)
         except TimeoutError:
             raise ApiError(503, "IndexUnavailable", "the index did not answer in time") from None
+        except IndexUnavailable as e:
+            raise ApiError(503, "IndexUnavailable", str(e)) from None
 
     if not rest and method == "GET":
         records = await index_call(service.users.index.list_users)

@@ -9,9 +9,10 @@ section as unavailable and goes on.
 
 A provider may answer three questions (each method is optional):
 
-* ``from_index(db)``: its durable state, with a view of the index (a fresh SQLite
-  connection whose queries are interrupted after a deadline). Every worker's status
-  refresher calls it, in a thread, every few seconds; it must be cheap.
+* ``from_index(view)``: its durable state, from the view of the index the status refresher
+  read within its deadline (:meth:`holdfast.index.base.Index.status_counts`: totals,
+  ``repair_queue`` per drive, ``damaged`` objects). Called on the event loop: it must not
+  block.
 * ``live()``: this process's in-memory view (for example the drive circuit breakers, which
   every process keeps for itself). Called on the event loop: it must not block.
 * ``background(workers)``: in-memory state of the background loops (repair, scrub). Only the

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from holdfast.ops import metrics
-from holdfast.ops.alerts import OUTBOX_FILE, Outbox, channels_from_config
+from holdfast.ops.alerts import Outbox, channels_from_config
 from holdfast.ops.leader import OpsLeader
 from holdfast.ops.node import load_node_info
 from holdfast.ops.observe import BatchProcessor, Observation
@@ -22,7 +22,6 @@ from holdfast.ops.providers import call, load_providers
 from holdfast.ops.requestlog import REQUEST_LOG_DIR, RequestLogWriter
 from holdfast.ops.status import BoundedCall, StatusKeeper
 from holdfast.ops.timeseries import FILE_NAME, read_summary
-from holdfast.service.node import index_path
 from holdfast.service.users import load_root_credentials
 
 if TYPE_CHECKING:
@@ -50,14 +49,14 @@ class OpsRuntime:
         self.processor = BatchProcessor(
             RequestLogWriter(self.log_dir, config.request_log_max_bytes)
         )
-        self.outbox = Outbox(config.ops_path / OUTBOX_FILE)
+        self.outbox = Outbox.in_dir(config.ops_path)
         self.channels = channels_from_config(config, dict(os.environ))
         self.providers = load_providers(app)
         names = [c.name for c in self.channels]
         self.keeper = StatusKeeper(
             config,
             self.node,
-            index_path(config),
+            lambda: app.service.node.index,
             self.providers,
             sections={
                 "alerts": lambda: self.outbox.summary(names),

@@ -5,9 +5,10 @@ Each worker keeps its own snapshot in memory, refreshed by one background task
 index, a drive or a lock, which is the S3 2017 lesson (DESIGN.md invariant 6).
 
 The refresher is the only ops code that touches the index or the drives, and it never waits
-on them: every check runs in its own thread (:class:`BoundedCall`) with a timeout, a check
-that hangs is not started again until it returns, and SQLite queries carry a deadline after
-which they are interrupted. A failed or hung check becomes state in the snapshot ("index
+on them: every drive or file check runs in its own thread (:class:`BoundedCall`) with a
+timeout, a check that hangs is not started again until it returns, and the index is asked
+through its interface with a deadline (``probe``, ``status_counts``), which the engine keeps
+off its busy paths. A failed or hung check becomes state in the snapshot ("index
 unreachable: database is locked", "drive d1 missing") instead of an error.
 """
 
@@ -17,16 +18,14 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from holdfast.config import Config
-from holdfast.index.totals import object_totals
+from holdfast.index.base import Index
 from holdfast.ops.node import NodeInfo, write_atomic
 from holdfast.ops.providers import HEALTHY, OpsProvider, call
 from holdfast.stores.local import drive_present
@@ -36,13 +35,17 @@ log = logging.getLogger("holdfast.ops")
 INDEX_TIMEOUT = 3.0
 DRIVE_TIMEOUT = 2.0
 FILE_TIMEOUT = 2.0
-# Totals are cheap (kept by triggers, damaged objects from a partial index), and the corruption
-# alert reads the damaged objects from here: at 30 s an object with no good copy took half a
-# minute to raise its alert.
-COUNT_INTERVAL = 5.0
 CORRUPT_EXAMPLES = 20
 BACKGROUND_FILE = "background.json"
+# Parts of Index.status_counts that go to the providers (from_index), not into the counts.
+DURABLE_KEYS = ("repair_queue", "damaged")
 BACKGROUND_STALE = 60.0
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, TimeoutError):
+        return f"no answer within {INDEX_TIMEOUT:g}s"
+    return f"{type(e).__name__}: {e}" if not str(e).startswith("index") else str(e)
 
 
 class BoundedCall:
@@ -118,69 +121,6 @@ def check_drive(store_id: str, data_dir: str) -> dict:
     if st.f_flag & os.ST_RDONLY:
         out.update(state="read-only", reason="filesystem is mounted read-only")
     return out
-
-
-def _connect_with_deadline(path: Path, deadline: float) -> sqlite3.Connection:
-    # mode=rw: never create an empty index where the real one has gone missing.
-    db = sqlite3.connect(
-        f"file:{quote(str(path))}?mode=rw", uri=True, timeout=0.5, isolation_level=None
-    )
-    db.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 5000)
-    return db
-
-
-def check_index(path: Path, with_counts: bool, providers: list[OpsProvider], budget: float) -> dict:
-    """Can the index be read and write-locked; optionally counts and provider state."""
-    deadline = time.monotonic() + budget
-    started = time.monotonic()
-    out: dict[str, Any] = {"readable": False, "writable": False, "error": None}
-    try:
-        db = _connect_with_deadline(path, deadline)
-    except sqlite3.Error as e:
-        return {**out, "error": f"cannot open {path}: {e}"}
-    try:
-        try:
-            db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
-        except sqlite3.Error as e:
-            return {**out, "error": f"read failed: {e}"}
-        out["readable"] = True
-        out["read_ms"] = round((time.monotonic() - started) * 1000, 2)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
-            out["writable"] = True
-        except sqlite3.Error as e:
-            out["error"] = f"write lock failed: {e}"
-        if with_counts:
-            out["counts"] = _counts(db)
-        out["providers"] = {p.name: call(p, "from_index", db) for p in providers}
-        return out
-    finally:
-        db.close()
-
-
-def _counts(db: sqlite3.Connection) -> dict:
-    """Totals kept by the index's triggers, damaged objects from their partial index: no
-    scan of the objects table, whatever its size."""
-    try:
-        buckets = db.execute("SELECT count(*) FROM buckets").fetchone()[0]
-        objects, stored, _, corrupt = object_totals(db)
-        gc_queue = db.execute("SELECT count(*) FROM gc_queue").fetchone()[0]
-        examples = db.execute(
-            "SELECT bucket, key, state FROM objects WHERE state<>'ok' LIMIT ?",
-            (CORRUPT_EXAMPLES,),
-        ).fetchall()
-    except sqlite3.Error as e:
-        return {"error": f"counting failed: {e}"}
-    return {
-        "buckets": buckets,
-        "objects": objects,
-        "stored_bytes": stored,
-        "gc_queue": gc_queue,
-        "corrupt_objects": corrupt,
-        "corrupt_examples": [{"bucket": b, "key": k, "state": s} for b, k, s in examples],
-        "counted_at": time.time(),
-    }
 
 
 def read_json_file(path: Path) -> dict | None:
@@ -308,7 +248,7 @@ class StatusKeeper:
         self,
         config: Config,
         node: NodeInfo,
-        index_path: Path,
+        index: Callable[[], Index],
         providers: list[OpsProvider],
         sections: dict[str, Callable[[], dict]],
         workers: Callable[[], Any],
@@ -317,20 +257,19 @@ class StatusKeeper:
     ) -> None:
         self.config = config
         self.node = node
-        self.index_path = index_path
+        self.index = index
         self.providers = providers
         self.sections = sections
         self.workers = workers
         self.background_state = background_state
         self.worker_state = worker_state
-        self._index_call = BoundedCall("index")
         self._drive_calls = {
             f"d{i}": BoundedCall(f"drive{i}") for i in range(len(config.data_dirs))
         }
         self._section_calls = {name: BoundedCall(name) for name in sections}
         self._background_call = BoundedCall("background")
         self._counts: dict = {}
-        self._last_count = float("-inf")
+        self._durable: dict = {}  # the index's view for the providers: repair queue, damage
         self.snapshot: dict = self._assemble(
             [], {"readable": False, "error": "not checked yet"}, {}, {name: {} for name in sections}
         )
@@ -380,24 +319,29 @@ class StatusKeeper:
         }
 
     async def _index(self) -> dict:
-        with_counts = time.monotonic() - self._last_count >= COUNT_INTERVAL
-        ok, value = await self._index_call(
-            INDEX_TIMEOUT,
-            check_index,
-            self.index_path,
-            with_counts,
-            self.providers,
-            INDEX_TIMEOUT - 0.5,
-        )
-        if not ok:
-            value = {"readable": False, "writable": False, "error": value}
-        counts = value.pop("counts", None)
-        if counts is not None:
-            self._last_count = time.monotonic()
-            if "error" not in counts:
-                self._counts = counts
+        try:
+            index = self.index()
+            value = await asyncio.wait_for(index.probe(INDEX_TIMEOUT - 0.5), INDEX_TIMEOUT)
+        except Exception as e:  # never raised by an engine; a stuck one is timed out here
+            index, value = None, {"readable": False, "writable": False, "error": _why(e)}
+        if index is not None and value.get("readable"):
+            # Kept totals and the queues, never a scan: every refresh (the corruption alert
+            # and the providers read them from here).
+            try:
+                counts = await asyncio.wait_for(
+                    index.status_counts(INDEX_TIMEOUT - 0.5, CORRUPT_EXAMPLES), INDEX_TIMEOUT
+                )
+            except Exception as e:
+                value["count_error"] = f"counting failed: {_why(e)}"
             else:
-                value["count_error"] = counts["error"]
+                counts = dict(counts)
+                self._durable = {k: counts.pop(k) for k in DURABLE_KEYS if k in counts}
+                self._counts = counts
+            value["providers"] = (
+                {p.name: call(p, "from_index", self._durable) for p in self.providers}
+                if self._durable
+                else {}
+            )
         value.update(self._counts)
         value["checked_at"] = time.time()
         value["state"] = (
@@ -498,7 +442,6 @@ class StatusKeeper:
 
     def close(self) -> None:
         calls = [
-            self._index_call,
             self._background_call,
             *self._drive_calls.values(),
             *self._section_calls.values(),

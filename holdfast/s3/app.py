@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from holdfast.config import Config
 from holdfast.errors import S3Error
+from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.ops.requestlog import iso_utc
 from holdfast.s3 import xml
@@ -37,6 +38,7 @@ from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
 from holdfast.service import Service
 from holdfast.service.objects import DataLost
+from holdfast.service.users import UserNotCached
 from holdfast.workers.runner import BackgroundWorkers
 
 log = logging.getLogger("holdfast.s3")
@@ -153,6 +155,7 @@ class S3App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    await self.service.start()
                     self.workers = BackgroundWorkers(self.service)
                     self.workers.start()
                 except Exception as e:  # a broken data dir must stop the worker loudly
@@ -166,7 +169,7 @@ class S3App:
                 if self.workers is not None:
                     await self.workers.stop()
                 if self._service is not None:
-                    self._service.close()
+                    await self._service.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -208,6 +211,13 @@ class S3App:
             log_data_lost(e, request, status_sent=500, bytes_sent=0)
             error = S3Error("InternalError", f"The object's stored bytes are damaged: {e}")
             return self._error(error, resource, request.request_id)
+        except IndexUnavailable as e:  # did nothing; SDKs retry a 503
+            log.warning("index unavailable in %s %s: %s", request.method, resource, e)
+            error = S3Error("ServiceUnavailable", "The index is unavailable; retry.", status=503)
+            return self._error(error, resource, request.request_id)
+        except IndexFull as e:
+            error = S3Error("InsufficientStorage", str(e), status=507)
+            return self._error(error, resource, request.request_id)
         except Exception:
             log.exception("internal error in %s %s", request.method, resource)
             return self._error(S3Error("InternalError"), resource, request.request_id)
@@ -219,8 +229,12 @@ class S3App:
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
-        auth = self._authenticate(request, service)
-        user = service.users.lookup(auth.access_key)
+        try:
+            auth = self._authenticate(request, service, service.users.secret_for)
+        except UserNotCached as e:  # the index is read off the signature check's path
+            await service.users.lookup(e.access_key)
+            auth = self._authenticate(request, service, service.users.cached_secret)
+        user = await service.users.lookup(auth.access_key)
         if user is None:
             raise S3Error("InvalidAccessKeyId")
         request.access_key, request.user = auth.access_key, user.name
@@ -230,7 +244,9 @@ class S3App:
             raise S3Error("MethodNotAllowed", Method=request.method, ResourceType="OBJECT")
         return await HANDLERS[op](Context(service, request, auth))
 
-    def _authenticate(self, request: Request, service: Service) -> AuthResult:
+    def _authenticate(
+        self, request: Request, service: Service, secret_for: Callable[[str], str | None]
+    ) -> AuthResult:
         if is_v2(request.headers, request.query):
             return verify_v2(
                 request.method,
@@ -238,12 +254,12 @@ class S3App:
                 request.raw_query,
                 request.headers,
                 request.query,
-                service.users.secret_for,
+                secret_for,
                 bucket_in_host=host_bucket(request.host, self.config.domains),
             )
         key = self.presigned.key(request)
         if key is not None:
-            cached = self.presigned.get(key, time.time(), service.users.secret_for)
+            cached = self.presigned.get(key, time.time(), secret_for)
             if cached is not None:
                 return cached
         auth = verify_request(
@@ -251,10 +267,10 @@ class S3App:
             request.raw_path,
             request.raw_query,
             request.headers,
-            service.users.secret_for,
+            secret_for,
         )
         if key is not None:
-            secret = service.users.secret_for(auth.access_key)
+            secret = secret_for(auth.access_key)
             if secret is not None:
                 self.presigned.put(key, request, auth, secret)
         return auth

@@ -30,5 +30,16 @@ class Service:
         self.listing = Listing(self.node)
         self.multipart = Multipart(self.node, self.objects)
 
+    async def start(self) -> None:
+        """Open the index and the drives, on the loop that will serve (see Node.start)."""
+        await self.node.start()
+
+    def start_blocking(self) -> None:
+        """For callers without an event loop (tools, tests): see Node.start_blocking."""
+        self.node.start_blocking()
+
+    async def aclose(self) -> None:
+        await self.node.aclose()
+
     def close(self) -> None:
         self.node.close()

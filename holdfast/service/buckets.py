@@ -7,8 +7,8 @@ import re
 import time
 
 from holdfast.errors import S3Error
+from holdfast.index.errors import Conflict, NotEmpty, NotFound
 from holdfast.index.records import BucketRecord
-from holdfast.index.sqlite import Conflict, NotEmpty, NotFound
 from holdfast.service.node import Node
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -42,7 +42,7 @@ class Buckets:
         self.node = node
 
     async def get_owned(self, owner: str, name: str) -> BucketRecord:
-        bucket = await self.node.lookup(self.node.index.get_bucket, name)
+        bucket = await self.node.index.get_bucket(name)
         if bucket is None:
             raise S3Error("NoSuchBucket", BucketName=name)
         if bucket.owner != owner:
@@ -50,15 +50,15 @@ class Buckets:
         return bucket
 
     async def list(self, owner: str) -> list[BucketRecord]:
-        return await self.node.run(self.node.index.list_buckets, owner)
+        return await self.node.index.list_buckets(owner)
 
     async def create(self, owner: str, name: str, region: str) -> BucketRecord:
         validate_bucket_name(name)
         record = BucketRecord(name, owner, time.time(), region)
         try:
-            await self.node.run(self.node.index.create_bucket, record)
+            await self.node.index.create_bucket(record)
         except Conflict:
-            existing = await self.node.lookup(self.node.index.get_bucket, name)
+            existing = await self.node.index.get_bucket(name)
             if existing is not None and existing.owner == owner:
                 raise S3Error("BucketAlreadyOwnedByYou", BucketName=name) from None
             raise S3Error("BucketAlreadyExists", BucketName=name) from None
@@ -67,7 +67,7 @@ class Buckets:
     async def delete(self, owner: str, name: str) -> None:
         await self.get_owned(owner, name)
         try:
-            await self.node.run(self.node.index.delete_bucket, name)
+            await self.node.index.delete_bucket(name)
         except NotEmpty:
             raise S3Error("BucketNotEmpty", BucketName=name) from None
         except NotFound:

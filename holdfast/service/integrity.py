@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from holdfast.config import Config
+from holdfast.index.blocking import BlockingIndex
 from holdfast.index.records import ObjectRecord, RepairTask, Segment
-from holdfast.index.sqlite import SqliteIndex
 from holdfast.stores.base import StoreMissing
 from holdfast.stores.blocks import CorruptBlock
 from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
@@ -50,7 +50,10 @@ class IntegrityCounters:
 
 
 class Integrity:
-    def __init__(self, index: SqliteIndex, drives: Drives) -> None:
+    """Called from pool threads (reads and writes of blob files), so it reaches the index
+    through the node's BlockingIndex."""
+
+    def __init__(self, index: BlockingIndex, drives: Drives) -> None:
         self.index = index
         self.drives = drives
         self.counters = IntegrityCounters()
@@ -145,7 +148,7 @@ def node_name(config: Config, registered: dict[str, str]) -> str:
     )
 
 
-def open_drives(config: Config, index: SqliteIndex) -> Drives:
+def open_drives(config: Config, index: BlockingIndex) -> Drives:
     """The node's drives, registered in the index (adopting blank ones) and probed once,
     so a node starts with a correct picture: a pulled drive is down from the first request.
     Sets ``config.node_name`` to the name resolved."""

@@ -58,11 +58,11 @@ class Multipart:
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
         )
-        await self.node.run(self.node.index.create_upload, upload)
+        await self.node.index.create_upload(upload)
         return upload
 
     async def get(self, bucket: str, key: str, upload_id: str) -> UploadRecord:
-        upload = await self.node.lookup(self.node.index.get_upload, upload_id)
+        upload = await self.node.index.get_upload(upload_id)
         if upload is None or upload.bucket != bucket or upload.key != key:
             raise S3Error("NoSuchUpload", UploadId=upload_id)
         return upload
@@ -85,13 +85,13 @@ class Multipart:
             last_modified=time.time(),
             segment=segment,
         )
-        if not await self.node.run(self.node.index.put_part, part):
+        if not await self.node.index.put_part(part):
             await self.objects.discard([segment])
             raise S3Error("NoSuchUpload", UploadId=upload.upload_id)
         return part
 
     async def list_parts(self, upload: UploadRecord, after: int, limit: int) -> list[PartRecord]:
-        return await self.node.run(self.node.index.list_parts, upload.upload_id, after, limit)
+        return await self.node.index.list_parts(upload.upload_id, after, limit)
 
     async def list_uploads(
         self,
@@ -101,12 +101,12 @@ class Multipart:
         upload_id_marker: str | None,
         limit: int,
     ) -> list[UploadRecord]:
-        return await self.node.run(
-            self.node.index.list_uploads, bucket, prefix, key_marker, upload_id_marker, limit
+        return await self.node.index.list_uploads(
+            bucket, prefix, key_marker, upload_id_marker, limit
         )
 
     async def abort(self, upload: UploadRecord) -> None:
-        if not await self.node.run(self.node.index.abort_upload, upload.upload_id):
+        if not await self.node.index.abort_upload(upload.upload_id):
             raise S3Error("NoSuchUpload", UploadId=upload.upload_id)
 
     async def complete(
@@ -115,10 +115,7 @@ class Multipart:
         requested: list[RequestedPart],
         expected_full_checksum: tuple[str, str] | None,
     ) -> ObjectRecord:
-        stored = {
-            p.part_number: p
-            for p in await self.node.run(self.node.index.list_parts, upload.upload_id)
-        }
+        stored = {p.part_number: p for p in await self.node.index.list_parts(upload.upload_id)}
         chosen = select_parts(requested, stored)
         _require_composite_part_checksums(upload, requested)
         record = ObjectRecord(
@@ -141,7 +138,7 @@ class Multipart:
             record.checksum_value = _object_checksum(upload, record.checksum_type, chosen)
         if expected_full_checksum is not None:
             _check_full_checksum(record, *expected_full_checksum)
-        if not await self.node.run(self.node.index.complete_upload, upload.upload_id, record):
+        if not await self.node.index.complete_upload(upload.upload_id, record):
             raise S3Error("NoSuchUpload", UploadId=upload.upload_id)
         return record
 

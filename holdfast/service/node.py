@@ -1,93 +1,91 @@
 """The parts of one node wired together: index, placement, stores and the thread pool that
-keeps their blocking calls off the event loop. Every service module works through a Node."""
+keeps blocking store calls off the event loop. Every service module works through a Node.
+
+The index is asynchronous (holdfast/index/base.py) and decides itself where its calls run;
+blocking code that runs in the pool (store I/O with an index call in the middle, the
+background workers) reaches it through ``node.blocking``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-import os
-import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from holdfast.config import Config
-from holdfast.index.committer import (
-    COMMITTER_ENV,
-    REMOTE_METHODS,
-    CommitterClient,
-    CommitterUnavailable,
-    socket_name,
-)
-from holdfast.index.sqlite import SqliteIndex
+from holdfast.index import open_index
+from holdfast.index.base import Index
+from holdfast.index.blocking import BlockingIndex
 from holdfast.placement.policy import Policies, default_policy
 from holdfast.service.integrity import Integrity, open_drives
 from holdfast.stores.activity import ForegroundMeter
+from holdfast.stores.health import Drives
 from holdfast.stores.registry import StoreMap
-from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.node")
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def index_path(config: Config) -> Path:
-    return config.primary_dir / "index" / "holdfast.db"
-
-
 class Node:
+    """Built in two steps: ``Node(config)`` (no I/O), then ``await node.start()`` on the
+    event loop that will serve it (opens and migrates the index, adopts the drives). Code
+    without a loop (tests, tools) calls :meth:`start_blocking` instead."""
+
+    drives: Drives
+    stores: StoreMap
+    policies: Policies
+    integrity: Integrity
+    blocking: BlockingIndex
+    foreground: ForegroundMeter
+
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.index = SqliteIndex(index_path(config), gc_grace_seconds=config.gc_grace_seconds)
-        self.index.start_checkpointer()
+        self.index: Index = open_index(config)
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        await self.index.start()
+        # Shared by the node's processes, so it needs the directory whatever the engine.
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.foreground = ForegroundMeter(self.config.state_dir / "foreground.mmap")
+        self.blocking = BlockingIndex(self.index, asyncio.get_running_loop())
         # Drives, placement and integrity: docs/integrity.md.
-        self.drives = open_drives(config, self.index)
+        self.drives = await self.run(open_drives, self.config, self.blocking)
         # This node's stores by cluster-unique id (a bare id of an older data directory
         # finds its drive too: holdfast/stores/registry.py).
-        self.stores: StoreMap = self.drives.stores
+        self.stores = self.drives.stores
         self.policies = Policies(
-            default_policy(len(self.stores), config.copies, config.min_copies), len(self.stores)
+            default_policy(len(self.stores), self.config.copies, self.config.min_copies),
+            len(self.stores),
         )
-        self.policies.refresh(self.index.bucket_policies)
-        self.integrity = Integrity(self.index, self.drives)
-        self.foreground = ForegroundMeter(index_path(config).parent / "foreground.mmap")
-        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="holdfast-io")
-        # The node's shared index committer, when the supervisor runs one (server.py).
-        self.committer = (
-            CommitterClient(socket_name(self.index.path))
-            if os.environ.get(COMMITTER_ENV) == "1"
-            else None
-        )
+        policies = await self.index.bucket_policies()
+        self.policies.refresh(lambda: policies)
+        self.integrity = Integrity(self.blocking, self.drives)
+
+    def start_blocking(self) -> None:
+        """Start on an event loop of this node's own, in a daemon thread: for callers with
+        no loop of their own, which then use ``node.blocking`` and ``node.call``."""
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="holdfast-node-loop", daemon=True).start()
+        self._own_loop = loop
+        asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+
+    def call(self, coro):  # type: ignore[no-untyped-def]
+        """Run a coroutine on the node's own loop (see start_blocking) and wait for it."""
+        assert self._own_loop is not None, "call() needs start_blocking()"
+        return asyncio.run_coroutine_threadsafe(coro, self._own_loop).result()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a blocking index or store call in the node's thread pool."""
+        """Run a blocking store (or other) call in the node's thread pool."""
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         return await loop.run_in_executor(self.pool, call)
-
-    async def write(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """An index write method: PUTs and DELETEs go to the node's committer when there is
-        one (a bigger group commit for all workers), anything else, or everything while the
-        committer is unreachable, to this process's own group commit, awaited on its future
-        directly (no pool thread). May raise committer.OutcomeUnknown."""
-        name = method.__name__
-        if self.committer is not None and name in REMOTE_METHODS and not kwargs:
-            try:
-                return await self.committer.call(name, *args)
-            except CommitterUnavailable:
-                count("INDEX_WRITES", 1, "local")
-        return await asyncio.wrap_future(self.index.defer(method, *args, **kwargs))
-
-    async def lookup(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """An index point read, done right on the event loop: a WAL read of a few cached
-        pages costs less than the two context switches of a thread hop. If the index is
-        busy or locked it fails fast and the read is retried in the pool instead."""
-        try:
-            return fn(*args, **kwargs)
-        except sqlite3.OperationalError:
-            return await self.run(fn, *args, **kwargs)
 
     async def iterate(self, make: Callable[[], Iterator[T]], batch: int = 1) -> AsyncIterator[T]:
         """Drive a blocking iterator from the event loop, ``batch`` items per thread hop."""
@@ -119,7 +117,21 @@ class Node:
             if len(items) < batch:
                 return
 
-    def close(self) -> None:
-        if self.committer is not None:
-            self.committer.close()
+    async def aclose(self) -> None:
+        await self.index.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Close from outside any running loop (tools and tests), or schedule the close on
+        the running one."""
+        if self._own_loop is not None:
+            self.call(self.aclose())
+            self._own_loop.call_soon_threadsafe(self._own_loop.stop)
+            self._own_loop = None
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.aclose())
+            return
+        loop.create_task(self.aclose())

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from holdfast.errors import S3Error
-from holdfast.index.committer import OutcomeUnknown
+from holdfast.index.errors import ConditionFailed, Forbidden, IndexFull, NotFound, OutcomeUnknown
 from holdfast.index.records import ObjectRecord, Segment
-from holdfast.index.sqlite import ConditionFailed, Forbidden, NotFound
 from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.node import Node
@@ -65,11 +63,6 @@ class DataLost(Exception):
     def __init__(self, bucket: str, key: str, offset: int, failures: list[str]) -> None:
         super().__init__(f"{bucket}/{key}: no good copy ({'; '.join(failures)})")
         self.bucket, self.key, self.offset, self.failures = bucket, key, offset, failures
-
-
-def _index_full(e: sqlite3.OperationalError) -> bool:
-    """SQLITE_FULL: the index's drive is out of space."""
-    return "full" in str(e)
 
 
 def _storage_error(exc: Exception) -> S3Error:
@@ -199,7 +192,7 @@ class Objects:
         """Make ``record`` visible. With ``owner``, the bucket's existence and ownership are
         checked in the commit transaction itself (the only check small PUTs get)."""
         try:
-            await self.node.write(self.node.index.put_object, record, if_absent, if_etag, owner)
+            await self.node.index.put_object(record, if_absent, if_etag, owner)
         except (NotFound, Forbidden) as e:
             await self.discard(record.segments)
             if isinstance(e, NotFound):
@@ -210,11 +203,9 @@ class Objects:
             if e.missing:
                 raise S3Error("NoSuchKey", Key=record.key) from None
             raise S3Error("PreconditionFailed", Condition="If-Match") from None
-        except sqlite3.OperationalError as e:
+        except IndexFull as e:
             await self.discard(record.segments)
-            if _index_full(e):
-                raise _storage_error(e) from None
-            raise
+            raise _storage_error(e) from None
         except OutcomeUnknown as e:
             # Maybe committed: its blobs may be live, so nothing is discarded here (the
             # sweeper removes them if the commit never happened).
@@ -236,7 +227,7 @@ class Objects:
     async def get_owned(self, owner: str, bucket: str, key: str) -> ObjectRecord:
         """The object, after checking the bucket exists and belongs to ``owner``: one index
         read for the bucket and the key together."""
-        bucket_owner, obj = await self.node.lookup(self.node.index.get_object_in, bucket, key)
+        bucket_owner, obj = await self.node.index.get_object_in(bucket, key)
         if bucket_owner is None:
             raise S3Error("NoSuchBucket", BucketName=bucket)
         if bucket_owner != owner:
@@ -246,13 +237,13 @@ class Objects:
         return obj
 
     async def get(self, bucket: str, key: str) -> ObjectRecord:
-        obj = await self.node.lookup(self.node.index.get_object, bucket, key)
+        obj = await self.node.index.get_object(bucket, key)
         if obj is None:
             raise S3Error("NoSuchKey", Key=key)
         return obj
 
     async def find(self, bucket: str, key: str) -> ObjectRecord | None:
-        return await self.node.lookup(self.node.index.get_object, bucket, key)
+        return await self.node.index.get_object(bucket, key)
 
     async def read(self, obj: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes [start, end) of ``obj``, segment by segment."""
@@ -334,14 +325,12 @@ class Objects:
         await self._index_write(self.node.index.delete_objects, bucket, keys)
 
     async def _index_write(self, fn, *args) -> None:
-        """An index write whose drive may be full (SQLITE_FULL): InsufficientStorage, not a
-        500. The write reserve normally leaves room for deletes; this covers a drive that
-        something else filled."""
+        """An index write whose drive may be full: InsufficientStorage, not a 500. The
+        write reserve normally leaves room for deletes; this covers a drive that something
+        else filled."""
         try:
-            await self.node.write(fn, *args)
-        except sqlite3.OperationalError as e:
-            if _index_full(e):
-                raise _storage_error(e) from None
-            raise
+            await fn(*args)
+        except IndexFull as e:
+            raise _storage_error(e) from None
         except OutcomeUnknown as e:
             raise _outcome_unknown(e) from None

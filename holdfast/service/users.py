@@ -18,10 +18,11 @@ import string
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from holdfast.consttime import same
+from holdfast.index.base import Index
 from holdfast.index.records import UserRecord
-from holdfast.index.sqlite import SqliteIndex
 from holdfast.masterkey import Keyring, MasterKeyError, is_sealed_text, sealed_key_id, text_bytes
 
 ROOT_USER = "root"
@@ -74,11 +75,12 @@ def sealed_key_ids(records: list[UserRecord]) -> set[str]:
     }
 
 
-def seal_secrets(index: SqliteIndex, keyring: Keyring) -> tuple[int, int]:
+def seal_secrets(index: Any, keyring: Keyring) -> tuple[int, int]:
     """At start: seal the secrets an older Holdfast stored in plain text, and re-seal those
     sealed under an older key of ``keyring`` (a rotation); check every other one opens, so
     a wrong or missing master key stops the start with MasterKeyError instead of refusing
-    every user's requests later. Returns (sealed now, re-sealed)."""
+    every user's requests later. Returns (sealed now, re-sealed). ``index`` is a
+    BlockingIndex (holdfast/index/blocking.py): this runs in commands, before any loop."""
     sealed = resealed = 0
     for user in index.list_users():
         aad = secret_aad(user.access_key)
@@ -106,12 +108,18 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+class UserNotCached(Exception):
+    """The signature check needs a user the lookup cache does not hold (fresh)."""
+
+    def __init__(self, access_key: str) -> None:
+        super().__init__(access_key)
+        self.access_key = access_key
 
 
 class Users:
     def __init__(
         self,
-        index: SqliteIndex,
+        index: Index,
         root: RootCredentials,
         keyring: Keyring | None = None,
         ttl: float = 2.0,
@@ -133,7 +141,7 @@ class Users:
             user, secret_key=self.keyring.open_text(user.secret_key, secret_aad(user.access_key))
         )
 
-    def lookup(self, access_key: str) -> UserRecord | None:
+    async def lookup(self, access_key: str) -> UserRecord | None:
         """The enabled user holding ``access_key``; a short cache keeps auth off the index."""
         if same(access_key, self.root.access_key):
             return UserRecord(ROOT_USER, self.root.access_key, self.root.secret_key)
@@ -143,7 +151,7 @@ class Users:
         hit = self._cache.get(access_key)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
-        user = self.index.get_user_by_key(access_key)
+        user = await self.index.get_user_by_key(access_key)
         if user is not None and user.disabled:
             user = None
         if user is not None:
@@ -156,27 +164,40 @@ class Users:
         return user
 
     def secret_for(self, access_key: str) -> str | None:
-        user = self.lookup(access_key)
-        return user.secret_key if user else None
+        """The secret key for a signature check, which is synchronous: from the lookup
+        cache, or UserNotCached when the index must be asked first (``await lookup``)."""
+        if secrets.compare_digest(access_key, self.root.access_key):
+            return self.root.secret_key
+        hit = self._cache.get(access_key)
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            raise UserNotCached(access_key)
+        return hit[1].secret_key if hit[1] is not None else None
 
-    def add(self, name: str) -> UserRecord:
+    def cached_secret(self, access_key: str) -> str | None:
+        """As :meth:`secret_for`, right after a lookup: whatever it found, however old."""
+        if secrets.compare_digest(access_key, self.root.access_key):
+            return self.root.secret_key
+        hit = self._cache.get(access_key)
+        return hit[1].secret_key if hit is not None and hit[1] is not None else None
+
+    async def add(self, name: str) -> UserRecord:
         access, secret = new_key_pair()
         user = UserRecord(name, access, secret, created=time.time())
         if self.keyring is None:
             raise MasterKeyError("cannot store a new user's secret without the master key")
-        self.index.add_user(
+        await self.index.add_user(
             replace(user, secret_key=self.keyring.seal_text(secret, secret_aad(access)))
         )
         return user
 
-    def set_disabled(self, name: str, disabled: bool) -> bool:
+    async def set_disabled(self, name: str, disabled: bool) -> bool:
         """Takes effect on every worker within the lookup cache's ``ttl``."""
         if name == ROOT_USER:
             raise ValueError("the root user is configured outside the index")
-        return self.index.set_user_disabled(name, disabled)
+        return await self.index.set_user_disabled(name, disabled)
 
-    def remove(self, name: str) -> bool:
+    async def remove(self, name: str) -> bool:
         """Raises NotEmpty (naming the buckets) while the user still owns buckets."""
         if name == ROOT_USER:
             raise ValueError("the root user is configured outside the index")
-        return self.index.delete_user(name)
+        return await self.index.delete_user(name)

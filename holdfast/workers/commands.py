@@ -7,11 +7,13 @@ server), so they work whether or not the server is up.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Callable
 
 from holdfast.config import Config
+from holdfast.index.base import Index
 from holdfast.placement.policy import Policy
 
 COMMANDS = ("bucket", "fsck")
@@ -50,19 +52,30 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _bucket_policy(args: argparse.Namespace, config: Config) -> int:
-    from holdfast.index.sqlite import SqliteIndex
-    from holdfast.service.node import index_path
+    from holdfast.index import open_index
 
-    path = index_path(config)
-    if not path.exists():
-        raise SystemExit(f"holdfast: no index at {path}; pass the server's --data")
-    index = SqliteIndex(path)
-    if index.get_bucket(args.name) is None:
+    index = open_index(config, role="tool")
+    absent = index.absent()
+    if absent is not None:
+        raise SystemExit(f"holdfast: {absent}; pass the server's --data")
+
+    async def policy() -> int:
+        await index.start()
+        try:
+            return await _apply_policy(args, config, index)
+        finally:
+            await index.close()
+
+    return asyncio.run(policy())
+
+
+async def _apply_policy(args: argparse.Namespace, config: Config, index: Index) -> int:
+    if await index.get_bucket(args.name) is None:
         print(f"holdfast: no bucket {args.name!r}", file=sys.stderr)
         return 1
     drives = len(config.data_dirs)
     if args.clear:
-        index.set_bucket_policy(args.name, None, None)
+        await index.set_bucket_policy(args.name, None, None)
     elif args.policy_copies is not None:
         try:
             policy = Policy(args.policy_copies, args.policy_min_copies or 1)
@@ -76,8 +89,8 @@ def _bucket_policy(args: argparse.Namespace, config: Config) -> int:
                 file=sys.stderr,
             )
             return 2
-        index.set_bucket_policy(args.name, policy.copies, policy.min_copies)
-    stored = index.bucket_policies().get(args.name)
+        await index.set_bucket_policy(args.name, policy.copies, policy.min_copies)
+    stored = (await index.bucket_policies()).get(args.name)
     shown = {
         "bucket": args.name,
         "copies": stored[0] if stored else None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from holdfast.config import Config
 from holdfast.index.records import RepairTask, Segment
-from holdfast.service.node import Node, index_path
+from holdfast.service.node import Node
 from holdfast.sizes import format_size, parse_size
 from holdfast.stores.health import DriveState
 from holdfast.stores.registry import WrongNode
@@ -150,7 +150,7 @@ class Fsck:
     def run(self, quick: bool) -> Report:
         started = time.monotonic()
         r = self.report
-        index = self.node.index
+        index = self.node.blocking
         r.index = index.integrity_check(quick)
         r.drives = {sid: h.state.value for sid, h in self.node.drives.health.items()}
         self._references()
@@ -166,17 +166,17 @@ class Fsck:
         return r
 
     def _references(self) -> None:
-        problems = self.node.index.reference_problems()
+        problems = self.node.blocking.reference_problems()
         self.report.unmarked = len(problems["unmarked"])
         self.report.unreferenced = len(problems["unreferenced"])
         if self.repair and (problems["unmarked"] or problems["unreferenced"]):
-            self.node.index.fix_references(problems["unmarked"], problems["unreferenced"])
+            self.node.blocking.fix_references(problems["unmarked"], problems["unreferenced"])
             self.report.references_fixed = self.report.unmarked + self.report.unreferenced
 
     def _objects(self, bar: ProgressBar) -> None:
         after = None
         while True:
-            batch = self.node.index.scan_objects(after, 100)
+            batch = self.node.blocking.scan_objects(after, 100)
             for obj in batch:
                 check = self.checker.check_object(obj)
                 self._faults(check.faults, segments_by_blob(obj.segments))
@@ -197,7 +197,7 @@ class Fsck:
     def _parts(self, bar: ProgressBar) -> None:
         after = None
         while True:
-            batch = self.node.index.scan_parts(after, 100)
+            batch = self.node.blocking.scan_parts(after, 100)
             for part in batch:
                 ref = f"upload {part.upload_id} part {part.part_number}"
                 check = self.checker.check_segment(part.segment, ref)
@@ -226,7 +226,7 @@ class Fsck:
 
     def _repair(self, task: RepairTask) -> None:
         """Fix one copy now; if it cannot be fixed now, leave it queued for the server."""
-        self.node.index.queue_repairs([task])
+        self.node.blocking.queue_repairs([task])
         try:
             self.report.repaired_bytes += self.repairer.execute(task)
             self.report.repaired += 1
@@ -278,16 +278,17 @@ def render(report: Report, repaired: bool) -> str:
 
 
 def run_fsck(args: argparse.Namespace, config: Config) -> int:
-    if not index_path(config).exists():
-        print(
-            f"holdfast: no index at {index_path(config)}; pass the server's --data", file=sys.stderr
-        )
-        return 2
     if args.fsck_orphan_age is not None:
         config.orphan_age_seconds = args.fsck_orphan_age
+    node = Node(config)
+    absent = node.index.absent()
+    if absent is not None:
+        print(f"holdfast: {absent}; pass the server's --data", file=sys.stderr)
+        return 2
     try:
-        node = Node(config)
+        node.start_blocking()
     except WrongNode as e:
+        node.close()
         print(f"holdfast: {e}", file=sys.stderr)
         return 2
     try:

@@ -55,7 +55,7 @@ class GarbageCollector:
         """Delete due garbage from every drive holding a copy. A drive that is down or
         read-only (or fails the delete) gets the delete in its hinted-handoff log instead,
         so the blob cannot come back with the drive."""
-        due = self.node.index.due_garbage(self.batch, now)
+        due = self.node.blocking.due_garbage(self.batch, now)
         missed: list[RepairTask] = []
         for blob_id, store_ids in due:
             for recorded in store_ids:
@@ -63,7 +63,7 @@ class GarbageCollector:
                 if not self._delete(store_id, blob_id):
                     missed.append(RepairTask(blob_id, store_id, "delete", "missed-delete"))
         if due:
-            self.node.index.forget_garbage([b for b, _ in due], missed)
+            self.node.blocking.forget_garbage([b for b, _ in due], missed)
         self.stats.deleted += len(due)
         self.stats.missed_deletes += len(missed)
         return len(due)
@@ -97,8 +97,8 @@ class GarbageCollector:
             cursor_name = f"sweep_cursor:{store.store_id}"
             # Before store ids were qualified the cursor was kept under the bare drive name.
             cursor = (
-                self.node.index.get_meta(cursor_name)
-                or self.node.index.get_meta(f"sweep_cursor:{store.name}")
+                self.node.blocking.get_meta(cursor_name)
+                or self.node.blocking.get_meta(f"sweep_cursor:{store.name}")
                 or ""
             )
             for hour in store.hours():
@@ -107,7 +107,7 @@ class GarbageCollector:
                     continue
                 removed += remove_orphans(self.node, store, hour, cutoff=cutoff)[0]
                 if start + 3600 <= cutoff:  # fully aged: never needs another visit
-                    self.node.index.set_meta(cursor_name, hour)
+                    self.node.blocking.set_meta(cursor_name, hour)
             self.stats.tmp_removed += store.remove_stale_temporary(TMP_MAX_AGE)
         self.stats.orphans += removed
         return removed

@@ -7,7 +7,7 @@ Plain functions over plain data, for the status page, metrics and tests:
   down.
 * :func:`publish` — run every second by the process that runs the background workers; adds
   what needs the index (repair queue depth per drive, damaged objects), and writes it all to
-  ``<index dir>/integrity-status.json`` atomically. A failing index only makes the index
+  ``<state dir>/integrity-status.json`` atomically. A failing index only makes the index
   part stale (``index_error``), never the rest.
 * :func:`ops_provider` — the hook holdfast/ops/providers.py loads: maps the above onto the
   keys the ops status and metrics understand.
@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from holdfast.index.integrity import damaged_objects, repair_summary
+from holdfast.index.errors import IndexError_
 from holdfast.ops.node import write_atomic
 from holdfast.workers.counters import set_gauge
 
 STATUS_FILE = "integrity-status.json"
 
 
-def status_path(index_path: Path | str) -> Path:
-    return Path(index_path).parent / STATUS_FILE
+def status_path(state_dir: Path | str) -> Path:
+    return Path(state_dir) / STATUS_FILE
 
 
 def process_view(service: Any) -> dict:
@@ -61,12 +60,12 @@ def quarantined_copies(service: Any) -> dict[str, int]:
     return out
 
 
-def durable_view(db: sqlite3.Connection, limit: int = 20) -> dict:
-    """What needs the index: the repair queue per drive and the damaged objects, read on
-    the given connection (the index's own, or the ops refresher's bounded one)."""
-    count, examples = damaged_objects(db, limit)
+def durable_view(index: Any, limit: int = 20) -> dict:
+    """What needs the index: the repair queue per drive and the damaged objects (``index``
+    is the node's BlockingIndex: this runs in a pool thread)."""
+    count, examples = index.damaged_objects(limit)
     return {
-        "repair_queue": repair_summary(db),
+        "repair_queue": index.repair_summary(),
         "damaged": {"count": count, "examples": [f"{b}/{k}" for b, k in examples]},
     }
 
@@ -80,15 +79,15 @@ def publish(service: Any, workers: Any) -> dict:
         "quarantined": quarantined_copies(service),
     }
     try:
-        state.update(service.node.index.read(durable_view))
-    except sqlite3.Error as e:
-        previous = read_published(status_path(service.node.index.path)) or {}
+        state.update(durable_view(service.node.blocking))
+    except IndexError_ as e:
+        previous = read_published(status_path(service.config.state_dir)) or {}
         state["repair_queue"] = previous.get("repair_queue")
         state["damaged"] = previous.get("damaged")
         state["index_error"] = str(e)
     workers.integrity_status = state
     export_gauges(state)
-    write_atomic(status_path(service.node.index.path), json.dumps(state, default=str).encode())
+    write_atomic(status_path(service.config.state_dir), json.dumps(state, default=str).encode())
     return state
 
 
@@ -210,8 +209,7 @@ class IntegrityProvider:
             "integrity": service.node.integrity.snapshot(),
         }
 
-    def from_index(self, db: sqlite3.Connection) -> dict:
-        durable = durable_view(db)
+    def from_index(self, durable: dict) -> dict:
         queue = durable["repair_queue"]
         rows = sum(v["rows"] for ops in queue.values() for v in ops.values())
         oldest = [v["oldest"] for ops in queue.values() for v in ops.values() if v["oldest"]]

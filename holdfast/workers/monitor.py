@@ -53,7 +53,7 @@ class DriveMonitor:
         if time.monotonic() - self._last_policy >= POLICY_SECONDS:
             self._last_policy = time.monotonic()
             try:
-                self.node.policies.refresh(self.node.index.bucket_policies)
+                self.node.policies.refresh(self.node.blocking.bucket_policies)
             except Exception as e:  # the index may be busy or down: keep the last view
                 log.debug("placement policies not refreshed: %s", e)
 

@@ -124,7 +124,7 @@ class Repairer:
     def _delete(self, store: Store, task: RepairTask) -> int:
         """Replay a delete the drive missed."""
         self._guard(store, task, lambda: store.delete(task.blob_id))
-        self.node.index.finish_repair(task)
+        self.node.blocking.finish_repair(task)
         self.stats.deletes += 1
         count("REPAIRS", 1, "delete")
         return 0
@@ -132,15 +132,15 @@ class Repairer:
     def _copy(self, store: Store, task: RepairTask) -> int:
         """Make the drive hold a verified copy: nothing to do if it already does, else
         rebuild one within the drive's room above its repair reserve."""
-        if task.segment is None or not self.node.index.is_live(task.blob_id):
-            self.node.index.finish_repair(task)  # the blob died meanwhile: nothing owed
+        if task.segment is None or not self.node.blocking.is_live(task.blob_id):
+            self.node.blocking.finish_repair(task)  # the blob died meanwhile: nothing owed
             self.stats.dropped += 1
             count("REPAIRS", 1, "dropped")
             return 0
         seg = task.segment
         state = self._guard(store, task, lambda: copy_state(store, seg, self.pace))
         if state == "ok":
-            self.node.index.finish_repair(task)
+            self.node.blocking.finish_repair(task)
             self.node.drives.copy_repaired(task.store_id, task.blob_id)
             self.stats.verified_ok += 1
             count("REPAIRS", 1, "verified-ok")
@@ -153,7 +153,7 @@ class Repairer:
             log.warning(
                 "quarantined a bad copy of blob %s on %s: %s", seg.blob_id, store.store_id, moved
             )
-        if not self.node.index.finish_repair(task):
+        if not self.node.blocking.finish_repair(task):
             store.delete(seg.blob_id)  # deleted while we copied: the copy is garbage
             self.stats.dropped += 1
             return 0
@@ -332,8 +332,8 @@ class RepairWorker:
             if self.node.drives.writable(sid) and self._drive_until.get(sid, 0.0) <= now
         ]
         # Rows queued before store ids were qualified carry bare ids: ask for those too.
-        rows = await self.node.run(
-            self.node.index.due_repairs, self.node.stores.aliases(targets), 4 * self.concurrency
+        rows = await self.node.index.due_repairs(
+            self.node.stores.aliases(targets), 4 * self.concurrency
         )
         started = 0
         probing: set[str] = set()
@@ -390,7 +390,7 @@ class RepairWorker:
         """An object marked damaged may be whole again after this repair: verify it and
         take the mark off if so (a cheap lookup when it was never marked)."""
         bucket, _, key = ref.partition("/")
-        obj = self.node.index.get_object(bucket, key)
+        obj = self.node.blocking.get_object(bucket, key)
         if obj is not None and obj.state != "ok":
             self.checker.settle_damage(obj, self.checker.check_object(obj))
 
@@ -404,7 +404,7 @@ class RepairWorker:
 
     async def _defer(self, task: RepairTask, not_before: float, error: str) -> None:
         try:
-            await self.node.run(self.node.index.defer_repair, task, not_before, error)
+            await self.node.index.defer_repair(task, not_before, error)
         except Exception:
             log.exception("could not record a repair's backoff")
 

@@ -1,9 +1,10 @@
 """Starts the background workers in exactly one process of a node.
 
-Every worker process serves requests, but background jobs need one runner: the first process
-to take an exclusive lock on a file in the index directory runs them (garbage collection,
-the repair queue, the scrubber); the others keep retrying the lock slowly, so a replacement
-takes over if that process dies. The drive monitor runs in every process, because each
+Every worker process serves requests, but background jobs need one runner: the process that
+holds the index's lease of the "workers" job runs them (garbage collection, the repair
+queue, the scrubber); the others keep trying for it slowly, so a replacement takes over if
+that process dies. The index engine decides what a lease is (SQLite: an flock next to the
+index; a shared engine: one holder in the whole cluster). The drive monitor runs in every process, because each
 keeps its own view of its drives.
 
 The runner also publishes the integrity snapshot (holdfast/workers/health.py) to a small
@@ -16,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from pathlib import Path
 
-from holdfast.leader_lock import acquire
+from holdfast.index.base import Lease
 from holdfast.service import Service
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
@@ -28,6 +28,8 @@ from holdfast.workers.scrub import Scrubber
 log = logging.getLogger("holdfast.workers")
 
 LOCK_RETRY_SECONDS = 10.0
+LEASE_JOB = "workers"
+LEASE_CHECK_SECONDS = 1.0  # how soon work stops once its lease is lost
 PUBLISH_SECONDS = 1.0
 
 
@@ -39,8 +41,7 @@ class BackgroundWorkers:
         self.repair = RepairWorker(node)
         self.scrubber = Scrubber(node)
         self.monitor = DriveMonitor(node)
-        self.lock_path = Path(node.index.path).parent / "workers.lock"
-        self._lock_fd: int | None = None
+        self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
         self._monitor_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -58,10 +59,30 @@ class BackgroundWorkers:
             self._loop.call_soon_threadsafe(self.repair.wake)
 
     async def _run(self) -> None:
-        self._lock_fd = await acquire(self.lock_path, LOCK_RETRY_SECONDS)
-        self.leader = True
-        log.info("process %d runs the background workers", os.getpid())
-        await asyncio.gather(self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish())
+        while True:
+            self._lease = await self.service.node.index.lead(LEASE_JOB, LOCK_RETRY_SECONDS)
+            self.leader = True
+            log.info("process %d runs the background workers", os.getpid())
+            work = asyncio.gather(
+                self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish()
+            )
+            try:
+                # A lease can be lost (a shared engine's connection dropped): the jobs stop
+                # at once, since another node may lead them now, and this process queues
+                # for the lease again. An flock is never lost while the process lives.
+                while self._lease.held:
+                    done, _ = await asyncio.wait({work}, timeout=LEASE_CHECK_SECONDS)
+                    if done:
+                        await work  # the jobs never end by themselves: raise what stopped them
+                        return
+                log.warning("process %d lost the background lease; stopping its work", os.getpid())
+            finally:
+                # Also on stop(): cancelling this task does not cancel what it waits on.
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                self.leader = False
+            await self._lease.release()
+            self._lease = None
 
     async def _publish(self) -> None:
         from holdfast.workers.health import publish
@@ -82,6 +103,6 @@ class BackgroundWorkers:
                 await asyncio.gather(task, return_exceptions=True)
         self.repair.close()
         self.scrubber.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lease is not None:
+            await self._lease.release()
+            self._lease = None

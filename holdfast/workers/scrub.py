@@ -81,7 +81,7 @@ class Scrubber:
 
     def load(self) -> None:
         """Resume the pass the last run saved (before that, status says "starting")."""
-        raw = self.node.index.get_meta(STATE_KEY)
+        raw = self.node.blocking.get_meta(STATE_KEY)
         if raw:
             try:
                 self.state = PassState(**json.loads(raw))
@@ -91,7 +91,7 @@ class Scrubber:
 
     def save(self, force: bool = False) -> None:
         if force or time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
-            self.node.index.set_meta(STATE_KEY, json.dumps(asdict(self.state)))
+            self.node.blocking.set_meta(STATE_KEY, json.dumps(asdict(self.state)))
             self._saved = time.monotonic()
 
     def snapshot(self) -> dict:
@@ -128,7 +128,7 @@ class Scrubber:
         s = self.state
         if s.phase == "objects":
             if s.cursor is None and s.objects == 0:
-                s.total_objects, s.total_bytes = self.node.index.totals()
+                s.total_objects, s.total_bytes = self.node.blocking.totals()
             self._objects()
         elif s.phase == "parts":
             self._parts()
@@ -142,7 +142,7 @@ class Scrubber:
     def _objects(self) -> None:
         s = self.state
         after = tuple(s.cursor) if s.cursor else None
-        batch = self.node.index.scan_objects(after, BATCH)  # type: ignore[arg-type]
+        batch = self.node.blocking.scan_objects(after, BATCH)  # type: ignore[arg-type]
         for obj in batch:
             check = self.checker.check_object(obj)
             self._record(check.faults, check.bytes)
@@ -159,7 +159,7 @@ class Scrubber:
     def _parts(self) -> None:
         s = self.state
         after = tuple(s.cursor) if s.cursor else None
-        batch = self.node.index.scan_parts(after, BATCH)  # type: ignore[arg-type]
+        batch = self.node.blocking.scan_parts(after, BATCH)  # type: ignore[arg-type]
         for part in batch:
             ref = f"upload {part.upload_id} part {part.part_number}"
             check = self.checker.check_segment(part.segment, ref)

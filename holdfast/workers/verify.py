@@ -145,7 +145,7 @@ class Checker:
         elif (
             check.whole
             and obj.state != "ok"
-            and self.node.index.set_state_if(obj.bucket, obj.key, obj.etag, obj.state, "ok")
+            and self.node.blocking.set_state_if(obj.bucket, obj.key, obj.etag, obj.state, "ok")
         ):
             log.warning("%s/%s verified whole again: damage mark removed", obj.bucket, obj.key)
 
@@ -176,7 +176,7 @@ def remove_orphans(
         page = store.list_blobs(hour, cursor)
         seen += len(page.blobs)
         aged = [b.blob_id for b in page.blobs if b.mtime <= cutoff]
-        known = node.index.known_blobs(aged) if aged else set()
+        known = node.blocking.known_blobs(aged) if aged else set()
         for blob_id in aged:
             if blob_id in known:
                 continue

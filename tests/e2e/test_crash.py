@@ -53,7 +53,10 @@ def _upload_in_background(server: Server, bucket: str, key: str, body: bytes, mu
 
 def crash_cycles(tmp_path: Path, cycles: int, seed: int) -> dict:
     rng = random.Random(seed)
-    server = start_server(tmp_path, extra_args=["--orphan-age", "0", "--sweep-interval", "1"])
+    # SQLite: the check afterwards reads the index file (_referenced_blobs).
+    server = start_server(
+        tmp_path, index="sqlite", extra_args=["--orphan-age", "0", "--sweep-interval", "1"]
+    )
     versions: dict[str, set[str]] = {}
     stats = {"cycles": 0, "new": 0, "old": 0, "absent": 0}
     try:

@@ -62,7 +62,8 @@ def _server_with_sync_log(tmp_path: Path, drives: int):
         "HOLDFAST_TEST_SYNC_LOG": str(log),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(hook_dir), os.environ.get("PYTHONPATH")])),
     }
-    return start_server(tmp_path, drives=drives, env=env), log
+    # The order of syncs checked is SQLite's (its WAL file).
+    return start_server(tmp_path, drives=drives, env=env, index="sqlite"), log
 
 
 def _events(log: Path, start: int, end: int) -> list[tuple[int, str, str]]:

@@ -23,7 +23,7 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def node(tmp_path):
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, index="sqlite")  # the tests edit its rows directly
     yield server
     server.stop()
 

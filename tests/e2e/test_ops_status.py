@@ -28,7 +28,10 @@ LOCKER = textwrap.dedent(
 
 @pytest.fixture
 def node(tmp_path):
-    server = start_server(tmp_path, drives=2, extra_args=["--status-refresh", "0.3"])
+    # SQLite: a test locks its file to show status answering while the index is stuck.
+    server = start_server(
+        tmp_path, drives=2, index="sqlite", extra_args=["--status-refresh", "0.3"]
+    )
     yield server
     server.stop()
 

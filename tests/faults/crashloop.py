@@ -140,10 +140,10 @@ class Child:
         seg = obj.segments[0]
         store_id = self.rng.choice(seg.stores)
         node = self.s.node
-        if any(t.blob_id == seg.blob_id for t in node.index.repairs(10_000)):
+        if any(t.blob_id == seg.blob_id for t in await node.index.repairs(10_000)):
             return  # damage only blobs whose other copy is known good (as bit rot would)
         task = RepairTask(seg.blob_id, store_id, "copy", "crash-test", seg, f"{bucket}/{key}")
-        node.index.queue_repairs([task])  # first the row, then the damage (as a GET would)
+        await node.index.queue_repairs([task])  # first the row, then the damage (as a GET would)
         path = node.stores[store_id].blob_path(seg.blob_id)
         self.say("begin", "repair", bucket, [key], None)
         if path.exists() and seg.size:
@@ -165,8 +165,12 @@ class Child:
 
 
 def child_main(config_json: str, model: dict, seed: int, conn) -> None:
-    service = Service(Config(**json.loads(config_json)))
-    asyncio.run(Child(service, model, random.Random(seed), conn).run())
+    async def main() -> None:
+        service = Service(Config(**json.loads(config_json)))
+        await service.start()
+        await Child(service, model, random.Random(seed), conn).run()
+
+    asyncio.run(main())
 
 
 # -- the parent's checks -----------------------------------------------------------------------
@@ -176,7 +180,7 @@ def read_all(service: Service, obj: ObjectRecord) -> bytes:
     async def collect() -> bytes:
         return b"".join([c async for c in service.objects.read(obj, 0, obj.size)])
 
-    return asyncio.run(collect())
+    return service.node.call(collect())
 
 
 def check_objects(service: Service, model: dict, pending: list | None) -> dict:
@@ -191,7 +195,7 @@ def check_objects(service: Service, model: dict, pending: list | None) -> dict:
     found = {}
     for name in model:
         bucket, key = name.split("/", 1)
-        obj = service.node.index.get_object(bucket, key)
+        obj = service.node.blocking.get_object(bucket, key)
         got = None if obj is None else hashlib.md5(read_all(service, obj)).hexdigest()
         assert got in allowed[name], f"{name}: {got} is none of {allowed[name]}"
         if obj is not None:
@@ -204,7 +208,7 @@ def check_copies(service: Service) -> int:
     """Every copy a live segment names is whole, or a repair for it is queued (a copy
     owed by a degraded write, or one a repair was rebuilding at the kill). Returns the
     copies checked."""
-    index = service.node.index
+    index = service.node.blocking
     owed = {(t.blob_id, t.store_id) for t in index.repairs(100_000)}
     segments: list[Segment] = []
     after = None
@@ -236,7 +240,7 @@ def leftover_files(service: Service) -> dict[str, int]:
     out = {"orphans": 0, "tmp": 0}
     for store in service.node.stores.values():
         names = [b.blob_id for hour in store.hours() for b in _all_blobs(store, hour)]
-        out["orphans"] += len(names) - len(service.node.index.known_blobs(names))
+        out["orphans"] += len(names) - len(service.node.blocking.known_blobs(names))
         out["tmp"] += sum(1 for p in (store.root / "tmp").iterdir() if not p.name.startswith("."))
     return out
 

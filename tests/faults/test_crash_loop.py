@@ -72,9 +72,10 @@ def crash_cycles(tmp_path, cycles: int, seed: int) -> dict:
     dirs = [str(tmp_path / "drive0"), str(tmp_path / "drive1")]
     config = crashloop.fresh_config(dirs)
     service = Service(config)  # the parent's view: a surviving process of the same node
+    service.start_blocking()
     for bucket, copies in crashloop.BUCKETS.items():
-        service.node.index.create_bucket(BucketRecord(bucket, "root", time.time(), "us-east-1"))
-        service.node.index.set_bucket_policy(bucket, copies, 1)
+        service.node.blocking.create_bucket(BucketRecord(bucket, "root", time.time(), "us-east-1"))
+        service.node.blocking.set_bucket_policy(bucket, copies, 1)
     model = {f"{b}/{k}": None for b in crashloop.BUCKETS for k in crashloop.KEYS}
     ctx = _context()
     stats: Counter = Counter()
@@ -93,14 +94,14 @@ def crash_cycles(tmp_path, cycles: int, seed: int) -> dict:
         stats["orphans before GC"], stats["tmp files left by kills"] = left["orphans"], left["tmp"]
         # Background work after the crashes: repairs, GC, orphan sweep.
         repairer = Repairer(service.node, Pacer(service.node, 1 << 40))
-        for task in service.node.index.repairs(100_000):
+        for task in service.node.blocking.repairs(100_000):
             repairer.execute(task)
             stats["repairs completed"] += 1
         gc = GarbageCollector(service.node)
         while gc.collect_due(now=time.time() + 3600):
             pass
         stats["orphans swept"] = gc.sweep_orphans(now=time.time() + 2 * 3600)
-        assert service.node.index.repairs() == []
+        assert service.node.blocking.repairs() == []
         crashloop.check_objects(service, model, None)
         crashloop.check_copies(service)
         assert crashloop.leftover_files(service)["orphans"] == 0, "orphans were not collected"

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import holdfast.service.listing as listing_mod
+import holdfast.index.listing as listing_mod
 from holdfast.errors import S3Error
+from holdfast.index.listing import build_page
 from holdfast.index.records import ObjectRecord
 from holdfast.index.sqlite import SqliteIndex, prefix_upper_bound
 from holdfast.s3.ops.listing import decode_token, encode_token
-from holdfast.service.listing import Listing
 
 _buckets = itertools.count()
 
@@ -24,7 +23,6 @@ _buckets = itertools.count()
 class Fixture:
     def __init__(self, tmp: Path) -> None:
         self.index = SqliteIndex(tmp / "index.db")
-        self.listing = Listing(SimpleNamespace(index=self.index))
 
     def bucket_with(self, keys: set[str]) -> str:
         bucket = f"b{next(_buckets)}"
@@ -39,7 +37,7 @@ class Fixture:
         return bucket
 
     def page(self, bucket, prefix="", delimiter="", after=None, max_keys=1000):
-        return self.listing._page(bucket, prefix, delimiter, after, max_keys)
+        return build_page(self.index.list_keys, bucket, prefix, delimiter, after, max_keys)
 
 
 @pytest.fixture(scope="module")
@@ -258,20 +256,18 @@ def test_listing_timestamps_match_iso8601_and_the_http_second() -> None:
     assert iso8601(1_700_000_000.9999998) == "2023-11-14T22:13:20.999Z"
 
 
-def test_flat_pages_read_on_the_loop_fall_back_to_the_pool_when_the_index_is_busy() -> None:
-    """A page without a delimiter is read on the event loop; a busy or locked index
-    (OperationalError) sends it to the thread pool instead of failing. A delimited page,
-    which may take a query per common prefix, never runs on the loop."""
+def test_flat_pages_read_on_the_loop_fall_back_to_the_pool_when_the_index_is_busy(
+    tmp_path,
+) -> None:
+    """The SQLite engine reads a page without a delimiter on the event loop; a busy or
+    locked index (OperationalError) sends it to the engine's pool instead of failing. A
+    delimited page, which may take a query per common prefix, never runs on the loop."""
     import asyncio
-    import functools
     import sqlite3
     import threading
-    from concurrent.futures import ThreadPoolExecutor
-    from types import SimpleNamespace
 
     from holdfast.index.records import ListedEntry
-    from holdfast.service.listing import Listing
-    from holdfast.service.node import Node
+    from holdfast.index.sqlite_engine import SqliteEngine
 
     on_loop: list[bool] = []
 
@@ -282,22 +278,25 @@ def test_flat_pages_read_on_the_loop_fall_back_to_the_pool_when_the_index_is_bus
         keys = [k for k in ("a", "b/c") if start is None or k > start or (inclusive and k == start)]
         return [ListedEntry(k, 1, '"e"', 1.0) for k in keys][:limit]
 
-    with ThreadPoolExecutor(2) as pool:
-        node = SimpleNamespace(index=SimpleNamespace(list_keys=list_keys), pool=pool)
-        node.run = functools.partial(Node.run, node)
-        node.lookup = functools.partial(Node.lookup, node)
-        listing = Listing(node)  # type: ignore[arg-type]
+    async def main() -> None:
+        engine = SqliteEngine(tmp_path / "index.db", checkpointer=False)
+        await engine.start()
+        engine.core.list_keys = list_keys  # type: ignore[method-assign]
+        try:
+            page = await engine.list_page("b", "", "", None, 1000)
+            assert [e.key for e in page.entries] == ["a", "b/c"]
+            assert on_loop[0] and on_loop[1:] and not any(on_loop[1:])  # tried, then the pool
 
-        page = asyncio.run(listing.page("b", "", "", None, 1000))
-        assert [e.key for e in page.entries] == ["a", "b/c"]
-        assert on_loop[0] and on_loop[1:] and not any(on_loop[1:])  # tried, then the pool
+            on_loop.clear()
+            on_loop.append(False)  # the busy answer is spent
+            page = await engine.list_page("b", "", "", None, 1000)
+            assert [e.key for e in page.entries] == ["a", "b/c"]
+            assert on_loop[1:] and all(on_loop[1:])  # the index answered: all on the loop
 
-        on_loop.clear()
-        on_loop.append(False)  # the busy answer is spent
-        page = asyncio.run(listing.page("b", "", "", None, 1000))
-        assert [e.key for e in page.entries] == ["a", "b/c"]
-        assert on_loop[1:] and all(on_loop[1:])  # the index answered: all on the loop
+            on_loop.clear()
+            page = await engine.list_page("b", "", "/", None, 1000)
+            assert page.prefixes == ["b/"] and on_loop and not any(on_loop)
+        finally:
+            await engine.close()
 
-        on_loop.clear()
-        page = asyncio.run(listing.page("b", "", "/", None, 1000))
-        assert page.prefixes == ["b/"] and on_loop and not any(on_loop)
+    asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from holdfast.ops.ui import session
@@ -21,29 +22,33 @@ class FakeUsers:
     def __init__(self, **users: FakeUser) -> None:
         self.users = users
 
-    def lookup(self, access_key: str) -> FakeUser | None:
+    async def lookup(self, access_key: str) -> FakeUser | None:
         return self.users.get(access_key)
 
 
 USERS = FakeUsers(AK1=FakeUser("alice", "secret-1"))
 
 
+def verify(*args, **kwargs):
+    return asyncio.run(session.verify(*args, **kwargs))
+
+
 def test_a_fresh_token_verifies_and_names_its_user() -> None:
     token = session.issue(KEY, "AK1", "secret-1", now=1000)
-    got = session.verify(KEY, token, USERS, now=1001)
+    got = verify(KEY, token, USERS, now=1001)
     assert got is not None and got.user == "alice" and got.access_key == "AK1"
 
 
 def test_forged_expired_or_stale_tokens_are_refused() -> None:
     token = session.issue(KEY, "AK1", "secret-1", now=1000)
     body, _, sig = token.partition(".")
-    assert session.verify(b"x" * 32, token, USERS, now=1001) is None  # another node's key
-    assert session.verify(KEY, body + "." + sig[:-2] + "AA", USERS, now=1001) is None
-    assert session.verify(KEY, "garbage", USERS, now=1001) is None
-    assert session.verify(KEY, token, USERS, now=1000 + session.SESSION_SECONDS + 1) is None
-    assert session.verify(KEY, token, FakeUsers(), now=1001) is None  # user gone or disabled
+    assert verify(b"x" * 32, token, USERS, now=1001) is None  # another node's key
+    assert verify(KEY, body + "." + sig[:-2] + "AA", USERS, now=1001) is None
+    assert verify(KEY, "garbage", USERS, now=1001) is None
+    assert verify(KEY, token, USERS, now=1000 + session.SESSION_SECONDS + 1) is None
+    assert verify(KEY, token, FakeUsers(), now=1001) is None  # user gone or disabled
     rotated = FakeUsers(AK1=FakeUser("alice", "secret-2"))
-    assert session.verify(KEY, token, rotated, now=1001) is None  # secret changed
+    assert verify(KEY, token, rotated, now=1001) is None  # secret changed
 
 
 def test_csrf_token_is_bound_to_the_session() -> None:

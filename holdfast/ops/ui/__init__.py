@@ -115,15 +115,15 @@ async def api(request: Request, app: S3App, rest: str) -> Response:
     service = app.service
     if parts == ["session"]:
         return await session_call(request, service)
-    current = _signed_in(request, service)
+    current = await _signed_in(request, service)
     if parts[0] != "buckets":
         raise UiError(404, "NoSuchEndpoint", f"no {request.method} {request.raw_path}")
     return await bucket_call(request, service, current, parts[1:])
 
 
-def _signed_in(request: Request, service: Service) -> session.Session:
+async def _signed_in(request: Request, service: Service) -> session.Session:
     try:
-        current = session.current(request, service.config.primary_dir, service.users)
+        current = await session.current(request, service.config.primary_dir, service.users)
     except session.CsrfError as e:
         raise UiError(403, "InvalidCSRFToken", str(e)) from None
     if current is None:
@@ -185,7 +185,7 @@ async def read_json(request: Request, limit: int) -> dict:
 async def session_call(request: Request, service: Service) -> Response:
     if request.method == "POST":
         return await sign_in(request, service)
-    current = _signed_in(request, service)
+    current = await _signed_in(request, service)
     if request.method == "GET":
         return json_response(200, whoami(service, current))
     if request.method == "DELETE":
@@ -225,9 +225,7 @@ async def sign_in(request: Request, service: Service) -> Response:
     request.access_key = access_key or None  # the claimed key, for the request log
     user = None
     if access_key:
-        user = await asyncio.wait_for(
-            service.node.run(service.users.lookup, access_key), INDEX_TIMEOUT
-        )
+        user = await asyncio.wait_for(service.users.lookup(access_key), INDEX_TIMEOUT)
     if user is None or not same(user.secret_key, secret_key):
         _note_failure(client)
         raise UiError(401, "InvalidCredentials", "wrong access key or secret key")

@@ -155,14 +155,14 @@ def matches(key: bytes, found: Claims, secret_key: str) -> bool:
     return same(found.fingerprint, _fingerprint(key, secret_key))
 
 
-def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Session | None:
+async def verify(key: bytes, token: str, users: Users, now: float | None = None) -> Session | None:
     """The session a token stands for, or None if it is forged, expired, or its user is gone,
     disabled or has a new secret. Looking the user up costs an index read for users other
     than root (cached for a couple of seconds by ``Users``)."""
     found = claims(key, token, now)
     if found is None:
         return None
-    user = users.lookup(found.access_key)
+    user = await users.lookup(found.access_key)
     if user is None or not matches(key, found, user.secret_key):
         return None
     return Session(found.access_key, user.name, found.expires, token)
@@ -202,14 +202,14 @@ def clear_cookie(request: Request) -> str:
     return set_cookie(request, "", max_age=0)
 
 
-def current(request: Request, data_dir: Path, users: Users) -> Session | None:
+async def current(request: Request, data_dir: Path, users: Users) -> Session | None:
     """The request's session, checked; raises CsrfError for an unsafe method without a
     matching CSRF token (so the caller can answer 403 rather than 'not signed in')."""
     token = cookie_value(request)
     if token is None:
         return None
     key = node_key(data_dir)
-    session = verify(key, token, users)
+    session = await verify(key, token, users)
     if session is None:
         return None
     if request.method not in SAFE_METHODS and not csrf_ok(key, session, request):
@@ -218,7 +218,7 @@ def current(request: Request, data_dir: Path, users: Users) -> Session | None:
     return session
 
 
-def api_identity(request: Request, rt: OpsRuntime) -> Identity | None:
+async def api_identity(request: Request, rt: OpsRuntime) -> Identity | None:
     """Authenticator for the admin API (api.AUTHENTICATORS): a root UI session, with a CSRF
     token on anything but GET. Other users' sessions are not administrators."""
     from holdfast.ops.api import ApiError, Identity
@@ -226,7 +226,7 @@ def api_identity(request: Request, rt: OpsRuntime) -> Identity | None:
     if cookie_value(request) is None:
         return None
     try:
-        session = current(request, rt.config.primary_dir, rt.app.service.users)
+        session = await current(request, rt.config.primary_dir, rt.app.service.users)
     except CsrfError as e:
         raise ApiError(403, "InvalidCSRFToken", str(e)) from None
     if session is None:

@@ -1,0 +1,382 @@
+"""The index interface: every operation the service, the workers, ops and the CLI ask of the
+index, as one asynchronous abstract class. Two engines implement it: SQLite (embedded, the
+single node's default, holdfast/index/sqlite_engine.py) and PostgreSQL (shared by a cluster).
+
+Why asynchronous: with PostgreSQL each call is a network round trip, so a synchronous call
+would block the event loop for a whole round trip; with SQLite the engine decides itself what
+is cheap enough to run right on the loop (a point read of cached pages) and what goes to its
+thread pool or its group commit. Nothing above this file knows which engine it talks to: the
+records are in holdfast/index/records.py, the errors in holdfast/index/errors.py.
+
+Rules every engine keeps (the contract suite, tests/contract/, checks them):
+
+* Keys compare bytewise (UTF-8 binary order), as S3 listing requires.
+* A write method is one transaction: it happens whole or not at all. A replaced or deleted
+  version's blobs go to the GC queue in the same transaction; blobs a committed row refers to
+  are in the live set (:meth:`Index.is_live`) from that same transaction on.
+* Conditions (``if_absent``, ``if_etag``) and bucket ownership are checked inside the write's
+  transaction, never before it.
+* Listing pages are stable under concurrent writes: a key present for the whole listing is
+  returned exactly once, in order, whatever is written meanwhile.
+* Errors are those of holdfast/index/errors.py only. A call that could not reach the engine
+  raises IndexUnavailable (it did nothing); a write whose answer was lost raises
+  OutcomeUnknown.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+
+from holdfast.index.listing import ListPage, PageBuilder
+from holdfast.index.records import (
+    BucketRecord,
+    ListedEntry,
+    ObjectRecord,
+    PartRecord,
+    RepairTask,
+    UploadRecord,
+    UserRecord,
+)
+
+
+class Lease(ABC):
+    """Leadership of one background job (see :meth:`Index.try_lead`). While it is held, no
+    other process of the cluster (of the node, for SQLite) holds the same job's lease."""
+
+    job: str
+
+    @property
+    @abstractmethod
+    def held(self) -> bool:
+        """False once the lease was lost (e.g. the engine connection that held it dropped):
+        the holder must stop the job's work and try to lead again."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Give the lease up (idempotent)."""
+
+
+class Index(ABC):
+    """One index engine. Create it with :func:`holdfast.index.open_index`, then ``await
+    start()`` before anything else (it migrates the schema), ``await close()`` at the end."""
+
+    #: "sqlite" or "postgres": for status pages and logs only, never for branching above.
+    engine: str = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect, and bring the schema up to date (the versioned migrations): two processes
+        starting at once must not both migrate. Idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections, pools, leases; idempotent."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The migration version the index records."""
+
+    async def purge_history(self) -> None:
+        """Drop old versions of rewritten rows that the engine still keeps in its logs (after
+        secrets were re-sealed, no old text may linger). Engines without such a log need do
+        nothing."""
+        return None
+
+    def absent(self) -> str | None:
+        """Why a tool should not open this index (it would create an empty one where the
+        real one is missing), in one line, or None. Checked before :meth:`start`."""
+        return None
+
+    def describe(self) -> dict:
+        """Engine name and a location safe to show (no password), for status and logs."""
+        return {"engine": self.engine}
+
+    # -- users -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_user(self, user: UserRecord) -> None:
+        """Conflict if the name or the access key exists."""
+
+    @abstractmethod
+    async def get_user_by_key(self, access_key: str) -> UserRecord | None: ...
+
+    @abstractmethod
+    async def list_users(self) -> list[UserRecord]:
+        """All users, by name."""
+
+    @abstractmethod
+    async def replace_user_secret(self, access_key: str, old: str, new: str) -> bool:
+        """Store ``new`` as the user's secret text if it still is ``old`` (compare and set of
+        opaque text: the service seals secrets). False if the row changed or is gone. The
+        old text must not survive in the engine's free pages (see :meth:`purge_history`)."""
+
+    @abstractmethod
+    async def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        """False if there is no such user."""
+
+    @abstractmethod
+    async def delete_user(self, name: str) -> bool:
+        """NotEmpty (message: the bucket names) while the user owns buckets; False if there
+        is no such user."""
+
+    # -- buckets -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_bucket(self, bucket: BucketRecord) -> None:
+        """Conflict if a bucket of that name exists (whoever owns it)."""
+
+    @abstractmethod
+    async def get_bucket(self, name: str) -> BucketRecord | None: ...
+
+    @abstractmethod
+    async def list_buckets(self, owner: str) -> list[BucketRecord]:
+        """The owner's buckets, by name."""
+
+    @abstractmethod
+    async def delete_bucket(self, name: str) -> None:
+        """NotEmpty while objects remain, NotFound if absent; unfinished uploads are aborted
+        with the bucket (their parts' blobs go to the GC queue)."""
+
+    # -- objects -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_object(self, bucket: str, key: str) -> ObjectRecord | None: ...
+
+    @abstractmethod
+    async def get_object_in(self, bucket: str, key: str) -> tuple[str | None, ObjectRecord | None]:
+        """(bucket owner, object) in one read: the owner None when the bucket does not exist,
+        the object None when the key does not. Every GET and HEAD: keep it one round trip."""
+
+    @abstractmethod
+    async def put_object(
+        self,
+        obj: ObjectRecord,
+        if_absent: bool = False,
+        if_etag: str | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Make ``obj`` the visible version in one transaction. ``if_absent``: ConditionFailed
+        (missing=False) if the key exists. ``if_etag``: ConditionFailed unless the current
+        version's etag (unquoted) is this one (missing=True when there is none). With
+        ``owner``: NotFound if the bucket does not exist, Forbidden if another user owns it.
+        Segments' ``deferred`` copies are queued for repair in the same transaction."""
+
+    @abstractmethod
+    async def delete_object(self, bucket: str, key: str) -> bool:
+        """False if there was no such key."""
+
+    @abstractmethod
+    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
+        """One transaction for a whole DeleteObjects batch; absent keys are no error."""
+
+    @abstractmethod
+    async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
+        """Set the state of the version with this etag only (never a newer one)."""
+
+    @abstractmethod
+    async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
+        """Change one version's state only if it still is ``old``; whether it changed."""
+
+    @abstractmethod
+    async def list_keys(
+        self, bucket: str, prefix: str, start: str | None, inclusive: bool, limit: int
+    ) -> list[ListedEntry]:
+        """Up to ``limit`` keys starting with ``prefix``, in binary order, from ``start``
+        (strictly after it unless ``inclusive``)."""
+
+    async def list_page(
+        self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int
+    ) -> ListPage:
+        """One ListObjects page: keys and common prefixes after the marker ``after``
+        (holdfast/index/listing.py). Engines may override it to run the page's queries
+        together (SQLite: in one thread, or on the event loop when there is no delimiter)."""
+        builder = PageBuilder(prefix, delimiter, after, max_keys)
+        while (q := builder.query()) is not None:
+            builder.take(await self.list_keys(bucket, prefix, *q))
+        return builder.page
+
+    @abstractmethod
+    async def import_objects(self, objects: Iterable[ObjectRecord], batch: int = 10_000) -> int:
+        """Bulk-load objects whose keys are not present yet (migrations, benchmarks); how
+        many were loaded."""
+
+    # -- multipart uploads -------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_upload(self, up: UploadRecord) -> None: ...
+
+    @abstractmethod
+    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abstractmethod
+    async def list_uploads(
+        self,
+        bucket: str,
+        prefix: str,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        limit: int,
+    ) -> list[UploadRecord]:
+        """In (key, initiated, upload id) order, after the markers."""
+
+    @abstractmethod
+    async def put_part(self, part: PartRecord) -> bool:
+        """Record a part (replacing an earlier one of the same number, whose blob goes to the
+        GC queue). False if the upload is gone: the caller frees the blob."""
+
+    @abstractmethod
+    async def list_parts(
+        self, upload_id: str, after: int = 0, limit: int = 10_000
+    ) -> list[PartRecord]: ...
+
+    @abstractmethod
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+        """Atomically: the object appears, the upload disappears, parts not in ``obj`` go to
+        the GC queue. False if the upload vanished meanwhile."""
+
+    @abstractmethod
+    async def abort_upload(self, upload_id: str) -> bool:
+        """False if there was no such upload."""
+
+    @abstractmethod
+    async def scan_parts(self, after: tuple[str, int] | None, limit: int) -> list[PartRecord]:
+        """Parts of unfinished uploads in (upload id, part number) order after ``after``."""
+
+    # -- garbage -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def due_garbage(
+        self, limit: int, now: float | None = None
+    ) -> list[tuple[str, list[str]]]:
+        """(blob id, store ids) of queued garbage whose grace has passed, oldest first."""
+
+    @abstractmethod
+    async def forget_garbage(self, blob_ids: list[str], missed: Sequence[RepairTask] = ()) -> None:
+        """Drop collected garbage; ``missed`` (deletes a down drive could not do) go to the
+        repair queue in the same transaction."""
+
+    @abstractmethod
+    async def is_live(self, blob_id: str) -> bool: ...
+
+    @abstractmethod
+    async def known_blobs(self, blob_ids: list[str]) -> set[str]:
+        """Which of these ids the index knows at all: live, or queued for deletion."""
+
+    @abstractmethod
+    async def reference_problems(self) -> dict[str, list[str]]:
+        """{"unmarked": referenced blobs missing from the live set, "unreferenced": live
+        blobs nothing refers to} (fsck)."""
+
+    @abstractmethod
+    async def fix_references(self, unmarked: list[str], unreferenced: list[str]) -> None:
+        """Mark ``unmarked`` live; hand ``unreferenced`` to the GC on every known drive."""
+
+    # -- repair queue (also each drive's hinted-handoff log) ---------------------------------
+
+    @abstractmethod
+    async def queue_repairs(self, tasks: Sequence[RepairTask]) -> int:
+        """Insert rows; how many are new. A "copy" never overrides an existing row; a
+        "delete" overrides a pending "copy"."""
+
+    @abstractmethod
+    async def due_repairs(
+        self, stores: Iterable[str], limit: int, now: float | None = None
+    ) -> list[RepairTask]:
+        """Rows for these drives that may run now, oldest first."""
+
+    @abstractmethod
+    async def repairs(self, limit: int = 1000) -> list[RepairTask]: ...
+
+    @abstractmethod
+    async def finish_repair(self, task: RepairTask) -> bool:
+        """Drop a done row (unless it changed meanwhile); whether the blob is still live,
+        from the same transaction."""
+
+    @abstractmethod
+    async def defer_repair(self, task: RepairTask, not_before: float, error: str) -> None: ...
+
+    @abstractmethod
+    async def repair_summary(self) -> dict:
+        """{store_id: {op: {"rows", "bytes", "oldest"}}}."""
+
+    # -- integrity, totals --------------------------------------------------------------------
+
+    @abstractmethod
+    async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
+        """Objects in (bucket, key) order after ``after``, with the fields verification
+        needs (bucket, key, size, etag, state, segments, inline)."""
+
+    @abstractmethod
+    async def totals(self) -> tuple[int, int]:
+        """(objects and parts, bytes of all their copies): a scrub pass's or fsck's work."""
+
+    @abstractmethod
+    async def damaged_objects(self, limit: int = 100) -> tuple[int, list[tuple[str, str]]]:
+        """(how many objects are marked damaged, the first ``limit`` (bucket, key))."""
+
+    @abstractmethod
+    async def integrity_check(self, quick: bool = False) -> list[str]:
+        """The engine's own consistency check of its storage; ["ok"] when sound."""
+
+    @abstractmethod
+    async def status_counts(self, timeout: float, examples: int = 5) -> dict:
+        """For the status page, within ``timeout`` seconds (IndexUnavailable past it), from
+        kept totals, never a scan: {"buckets", "objects", "stored_bytes" (the objects' sizes,
+        one copy each), "gc_queue", "corrupt_objects", "corrupt_examples": [{"bucket", "key",
+        "state"}], "damaged": {"count", "examples": ["bucket/key"]}, "repair_queue": as
+        :meth:`repair_summary`}."""
+
+    @abstractmethod
+    async def probe(self, timeout: float) -> dict:
+        """Can the index be read, and could it take a write, within ``timeout``:
+        {"readable": bool, "writable": bool, "error": str | None, "read_ms": float}. Never
+        raises; never waits past the timeout."""
+
+    # -- drives and placement ----------------------------------------------------------------
+
+    @abstractmethod
+    async def drives(self) -> dict[str, str]:
+        """store id -> uuid of every drive adopted."""
+
+    @abstractmethod
+    async def register_drive(self, store_id: str, path: str, adopt: Callable[[str], str]) -> str:
+        """The drive's uuid; for a drive the index does not know, ``adopt(new uuid)`` (which
+        writes the drive's marker and returns the uuid to record) runs inside the same
+        transaction, so processes starting together agree on one identity."""
+
+    @abstractmethod
+    async def bucket_policies(self) -> dict[str, tuple[int, int]]:
+        """bucket -> (copies, min_copies)."""
+
+    @abstractmethod
+    async def set_bucket_policy(
+        self, bucket: str, copies: int | None, min_copies: int | None
+    ) -> None:
+        """Set, or with ``copies`` None clear, a bucket's placement policy."""
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_meta(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_meta(self, name: str, value: str) -> None: ...
+
+    # -- once per cluster ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def try_lead(self, job: str) -> Lease | None:
+        """The lease of background job ``job`` if nobody else holds it, else None at once.
+        SQLite: an flock next to the index (one process per node, which is the cluster);
+        PostgreSQL: an advisory lock or a lease row (one process per cluster)."""
+
+    async def lead(self, job: str, retry_seconds: float) -> Lease:
+        """Wait until this process leads ``job``."""
+        import asyncio
+
+        while (lease := await self.try_lead(job)) is None:
+            await asyncio.sleep(retry_seconds)
+        return lease

@@ -1,0 +1,1356 @@
+"""The index on PostgreSQL, shared by every node of a cluster, through psycopg 3 (async) and
+psycopg_pool's AsyncConnectionPool.
+
+Why psycopg 3: it is the maintained PostgreSQL driver with a native asyncio API, a connection
+pool of its own (psycopg_pool) and libpq underneath, so multi-host DSNs with
+``target_session_attrs=read-write`` (Patroni failover) work as libpq documents them. asyncpg
+is faster per query but has its own protocol implementation without libpq's multi-host
+handling and no pool that checks connections back in after a failure.
+
+How a call runs:
+
+* A read is one statement on a pooled connection in autocommit mode: one round trip.
+* A write is one transaction (BEGIN ... COMMIT). Conditions and ownership are checked inside
+  it with row locks (SELECT ... FOR UPDATE, the buckets foreign keys), so another node's
+  concurrent write cannot slip in between check and commit.
+* Every call has a deadline (``timeout``, 2 s by default): waiting for a pooled connection,
+  connecting and the query itself all count against it, so a node whose engine is down or
+  unreachable answers 503 quickly instead of hanging. A call that did nothing raises
+  IndexUnavailable; a write whose COMMIT was sent but not answered raises OutcomeUnknown.
+* A pooled connection found dead (the server restarted) before COMMIT was sent is retried
+  once on a fresh one: nothing of that transaction can have committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from holdfast.config import Config
+from holdfast.index.base import Index, Lease
+from holdfast.index.errors import (
+    ConditionFailed,
+    Conflict,
+    Forbidden,
+    IndexError_,
+    IndexFull,
+    IndexUnavailable,
+    NotEmpty,
+    NotFound,
+    OutcomeUnknown,
+)
+from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
+from holdfast.index.postgres.schema import migrate
+from holdfast.index.records import (
+    BucketRecord,
+    ListedEntry,
+    ObjectRecord,
+    PartRecord,
+    RepairTask,
+    Segment,
+    UploadRecord,
+    UserRecord,
+    segments_from_text,
+    segments_to_text,
+)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection
+log = logging.getLogger("holdfast.index.postgres")
+
+DEFAULT_TIMEOUT = 2.0
+# How long a call waits for a pooled connection while the engine is known to be down.
+DOWN_WAIT = 0.25
+# Dead peers are noticed by the kernel, not only by the next query: a partitioned engine
+# turns into a socket error in ~10 s even on an idle pooled connection or a lease holder.
+_SOCKET_OPTIONS = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+
+_OBJECT_COLUMNS = (
+    "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
+    "checksum_type, checksum_value, parts_count, state, segments, inline"
+)
+_JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
+_UPLOAD_COLUMNS = (
+    "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
+    "checksum_algorithm, checksum_type"
+)
+_PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
+_REPAIR_COLUMNS = (
+    "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
+)
+_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})"
+_UPDATE_OBJECT = (
+    "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
+    "meta=%s, checksum_algorithm=%s, checksum_type=%s, checksum_value=%s, parts_count=%s, "
+    "state=%s, segments=%s, inline=%s WHERE bucket=%s AND key=%s"
+)
+_LIST_KEYS = (
+    "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
+    "WHERE bucket=%s AND key>=%s AND (%s::text IS NULL OR key<%s) {start} ORDER BY key LIMIT %s"
+)
+
+
+class _Phase:
+    """Where a call is: before COMMIT was sent ("body") or after ("commit"), and whether
+    its deadline cut the connection."""
+
+    __slots__ = ("at", "expired")
+
+    def __init__(self) -> None:
+        self.at = "body"
+        self.expired = False
+
+
+def _cut(conn: Conn, phase: _Phase) -> None:
+    """The deadline passed: shut the connection's socket down, so that whatever psycopg is
+    waiting for fails now (the connection is broken and the pool discards it)."""
+    phase.expired = True
+    try:
+        fd = conn.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):
+        pass
+
+
+class _Stale(Exception):
+    """A pooled connection was dead before the transaction reached COMMIT: retry once."""
+
+
+def public_location(dsn: str) -> str:
+    """The DSN without its password, for logs and the status page."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(unparsable DSN)"
+    params.pop("password", None)
+    keep = ("host", "hostaddr", "port", "dbname", "user", "target_session_attrs")
+    return " ".join(f"{k}={params[k]}" for k in keep if params.get(k))
+
+
+def check_dsn(dsn: str) -> dict:
+    """The DSN's parameters; a one-line ValueError naming the problem when it cannot be
+    parsed (before any connection is tried)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
+        raise ValueError(
+            f"bad index DSN ({first}); expected e.g. postgresql://user@host:5432/holdfast "
+            "or 'host=a,b port=5432,5432 dbname=holdfast target_session_attrs=read-write'"
+        ) from None
+    ports = [p.strip() for p in str(params.get("port") or "").split(",") if p.strip()]
+    bad = [p for p in ports if not (p.isdigit() and 0 < int(p) < 65536)]
+    if bad:
+        raise ValueError(f"bad index DSN: port {bad[0]!r} is not a port number")
+    hosts = str(params.get("host") or params.get("hostaddr") or "").split(",")
+    if len(ports) > 1 and len(ports) != len(hosts):
+        raise ValueError(
+            f"bad index DSN: {len(hosts)} hosts but {len(ports)} ports (give one port, "
+            "or one per host)"
+        )
+    return params
+
+
+class PostgresIndex(Index):
+    engine = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        gc_grace_seconds: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = 8,
+    ) -> None:
+        params = check_dsn(dsn)
+        self.dsn = dsn
+        self.gc_grace = gc_grace_seconds
+        self.timeout = timeout
+        self.pool_size = pool_size
+        extra = {k: v for k, v in _SOCKET_OPTIONS.items() if k not in params}
+        if "connect_timeout" not in params:
+            # libpq's connect_timeout is per host and at least 2 s; our deadline bounds the
+            # total anyway.
+            extra["connect_timeout"] = str(max(2, int(timeout)))
+        if "application_name" not in params:
+            extra["application_name"] = "holdfast"
+        self._conninfo = make_conninfo(dsn, **extra)
+        self._pool: psycopg_pool.AsyncConnectionPool | None = None
+        self._leases: set[AdvisoryLease] = set()
+        # Set when a call could not get a working connection, cleared by the next that did:
+        # while the engine is known to be down, calls wait for a pooled connection only
+        # briefly, so a request that makes several index calls still fails within the
+        # deadline (the pool keeps reconnecting in the background meanwhile).
+        self._down_since: float | None = None
+        self._version = 0
+
+    @classmethod
+    def from_config(cls, config: Config, role: str = "worker") -> PostgresIndex:
+        """Serving workers get the configured pool; a tool (CLI command) needs two
+        connections at most, and a longer deadline (it may run whole-index queries)."""
+        worker = role == "worker"
+        return cls(
+            config.index_dsn or "",
+            gc_grace_seconds=config.gc_grace_seconds,
+            timeout=config.index_timeout_seconds
+            if worker
+            else max(10.0, config.index_timeout_seconds),
+            pool_size=config.index_pool_size if worker else 2,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        return {"engine": self.engine, "location": public_location(self.dsn)}
+
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            async with asyncio.timeout(max(self.timeout, 10.0)):
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                try:
+                    self._version = await migrate(conn)
+                finally:
+                    await conn.close()
+        except (psycopg.OperationalError, TimeoutError) as e:
+            raise IndexUnavailable(
+                f"cannot reach the index at {public_location(self.dsn)}: {_first_line(e)}; "
+                "check --index-dsn and that PostgreSQL is running"
+            ) from None
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs={"autocommit": True},
+            timeout=self.timeout * 0.75,
+            # psycopg_pool backs off 1, 2, 4, ... s between connection attempts with no cap
+            # until this timeout, then starts again from 1 s on the next request: a short one
+            # keeps the wait after the engine returns to a few seconds, however long it was gone.
+            reconnect_timeout=5.0,
+            open=False,
+            name="holdfast-index",
+        )
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        for lease in list(self._leases):
+            await lease.release()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(timeout=2.0), 5.0)
+            except (TimeoutError, psycopg.Error):
+                pass
+
+    async def schema_version(self) -> int:
+        row = await self._one("SELECT value FROM meta WHERE name='schema_version'")
+        return int(row[0]) if row else 0
+
+    # -- running calls -----------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[Conn], Awaitable[T]], write: bool) -> T:
+        """Run ``fn`` on a pooled connection (in a transaction for a write) within the
+        deadline, mapping every engine failure to an index error."""
+        if self._pool is None:
+            raise IndexUnavailable("the index is not started")
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        for attempt in (1, 2):
+            try:
+                return await self._session(fn, write, deadline)
+            except _Stale:
+                # Connections are dropped together (the server restarted or went away):
+                # the retry waits only briefly for a fresh one.
+                self._down_since = self._down_since or time.monotonic()
+                if attempt == 2:
+                    raise IndexUnavailable("index connection lost") from None
+        raise AssertionError("unreachable")
+
+    async def _session(self, fn: Callable[[Conn], Awaitable[T]], write: bool, deadline: float) -> T:
+        """One attempt. The deadline is enforced by shutting the connection's socket down
+        (:func:`_cut`), not by cancelling this coroutine: psycopg answers a cancellation by
+        asking the server to cancel the query and waiting for it, seconds more when the
+        server is frozen or cut off. A shut socket fails the pending wait at once, and the
+        pool then discards the connection."""
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        wait = DOWN_WAIT if self._down_since is not None else self.timeout * 0.75
+        wait = max(0.05, min(wait, deadline - loop.time()))
+        phase = _Phase()
+        try:
+            async with self._pool.connection(timeout=wait) as conn:
+                self._down_since = None
+                timer = loop.call_at(deadline, _cut, conn, phase)
+                try:
+                    if not write:
+                        return await fn(conn)
+                    async with conn.transaction():
+                        result = await fn(conn)
+                        phase.at = "commit"
+                    return result
+                except psycopg.Error as e:
+                    if phase.expired:
+                        if phase.at == "commit":
+                            raise OutcomeUnknown("no answer to COMMIT within the deadline") from e
+                        raise IndexUnavailable(
+                            f"index did not answer within {self.timeout:g} s"
+                        ) from None
+                    raise _engine_error(e, conn, phase) from e
+                finally:
+                    timer.cancel()
+        except psycopg_pool.PoolTimeout:
+            self._down_since = self._down_since or time.monotonic()
+            raise IndexUnavailable(
+                f"no connection to the index at {public_location(self.dsn)} within {wait:g} s"
+            ) from None
+        except psycopg.OperationalError as e:  # connecting failed
+            self._down_since = self._down_since or time.monotonic()
+            raise IndexUnavailable(_first_line(e)) from None
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._call(fn, write=False)
+
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._call(fn, write=True)
+
+    async def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple | None:
+        async def fn(conn: Conn):
+            cur = await conn.execute(sql, args)
+            return await cur.fetchone()
+
+        return await self._read(fn)
+
+    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        async def fn(conn: Conn):
+            cur = await conn.execute(sql, args)
+            return await cur.fetchall()
+
+        return await self._read(fn)
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def add_user(self, user: UserRecord) -> None:
+        async def fn(conn: Conn):
+            try:
+                await conn.execute(
+                    "INSERT INTO users VALUES (%s,%s,%s,%s,%s)",
+                    (user.access_key, user.name, user.secret_key, user.disabled, user.created),
+                )
+            except pg_errors.UniqueViolation as e:
+                raise Conflict(f"user {user.name!r} exists") from e
+
+        await self._write(fn)
+
+    async def get_user_by_key(self, access_key: str) -> UserRecord | None:
+        row = await self._one(
+            "SELECT name, access_key, secret_key, disabled, created FROM users WHERE access_key=%s",
+            (access_key,),
+        )
+        return UserRecord(*row) if row else None
+
+    async def list_users(self) -> list[UserRecord]:
+        rows = await self._all(
+            "SELECT name, access_key, secret_key, disabled, created FROM users ORDER BY name"
+        )
+        return [UserRecord(*r) for r in rows]
+
+    async def replace_user_secret(self, access_key: str, old: str, new: str) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "UPDATE users SET secret_key=%s WHERE access_key=%s AND secret_key=%s",
+                (new, access_key, old),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
+    async def purge_history(self) -> None:
+        """VACUUM FULL rewrites the users table into new files, so the old secret texts are
+        gone from the table's storage. PostgreSQL's WAL (and any archive of it, or a
+        replica's) keeps them until recycled: that part is the database operator's."""
+
+        async def fn(conn: Conn):
+            await conn.execute("VACUUM FULL users")
+
+        await self._call_autocommit(fn)
+
+    async def _call_autocommit(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A statement that cannot run in a transaction (VACUUM), without the deadline."""
+        assert self._pool is not None
+        try:
+            async with self._pool.connection(timeout=30.0) as conn:
+                try:
+                    return await fn(conn)
+                except psycopg.Error as e:
+                    raise _final(_engine_error(e, conn, _Phase())) from e
+        except psycopg_pool.PoolTimeout:
+            raise IndexUnavailable("no connection to the index") from None
+
+    async def set_user_disabled(self, name: str, disabled: bool) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute("UPDATE users SET disabled=%s WHERE name=%s", (disabled, name))
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
+    async def delete_user(self, name: str) -> bool:
+        async def fn(conn: Conn):
+            # The user's row is locked first, so a bucket created for them meanwhile on
+            # another node is seen by the check below or waits for this delete.
+            cur = await conn.execute("SELECT 1 FROM users WHERE name=%s FOR UPDATE", (name,))
+            if await cur.fetchone() is None:
+                return False
+            cur = await conn.execute(
+                "SELECT name FROM buckets WHERE owner=%s ORDER BY name", (name,)
+            )
+            owned = [r[0] for r in await cur.fetchall()]
+            if owned:
+                raise NotEmpty(", ".join(owned))
+            cur = await conn.execute("DELETE FROM users WHERE name=%s", (name,))
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
+    # -- buckets -----------------------------------------------------------------------------
+
+    async def create_bucket(self, bucket: BucketRecord) -> None:
+        async def fn(conn: Conn):
+            try:
+                await conn.execute(
+                    "INSERT INTO buckets VALUES (%s,%s,%s,%s)",
+                    (bucket.name, bucket.owner, bucket.created, bucket.region),
+                )
+            except pg_errors.UniqueViolation as e:
+                raise Conflict(bucket.name) from e
+
+        await self._write(fn)
+
+    async def get_bucket(self, name: str) -> BucketRecord | None:
+        row = await self._one(
+            "SELECT name, owner, created, region FROM buckets WHERE name=%s", (name,)
+        )
+        return BucketRecord(*row) if row else None
+
+    async def list_buckets(self, owner: str) -> list[BucketRecord]:
+        rows = await self._all(
+            "SELECT name, owner, created, region FROM buckets WHERE owner=%s ORDER BY name",
+            (owner,),
+        )
+        return [BucketRecord(*r) for r in rows]
+
+    async def delete_bucket(self, name: str) -> None:
+        async def fn(conn: Conn):
+            # Locking the bucket row makes every PUT into it (whose foreign key check takes
+            # a key-share lock on it) either finish first, and be seen here, or wait and
+            # then fail with NotFound.
+            cur = await conn.execute("SELECT 1 FROM buckets WHERE name=%s FOR UPDATE", (name,))
+            if await cur.fetchone() is None:
+                raise NotFound(name)
+            cur = await conn.execute("SELECT 1 FROM objects WHERE bucket=%s LIMIT 1", (name,))
+            if await cur.fetchone() is not None:
+                raise NotEmpty(name)
+            cur = await conn.execute(
+                "SELECT upload_id FROM uploads WHERE bucket=%s FOR UPDATE", (name,)
+            )
+            for (upload_id,) in await cur.fetchall():
+                await self._drop_upload(conn, upload_id, keep=())
+            await conn.execute("DELETE FROM bucket_totals WHERE bucket=%s", (name,))
+            await conn.execute("DELETE FROM buckets WHERE name=%s", (name,))
+
+        await self._write(fn)
+
+    # -- objects -----------------------------------------------------------------------------
+
+    async def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket=%s AND key=%s", (bucket, key)
+        )
+        return None if row is None else _object_from_row(row)
+
+    async def get_object_in(self, bucket: str, key: str) -> tuple[str | None, ObjectRecord | None]:
+        row = await self._one(
+            f"SELECT b.owner, {_JOINED_OBJECT_COLUMNS} FROM buckets b LEFT JOIN objects o "
+            "ON o.bucket = b.name AND o.key = %s WHERE b.name = %s",
+            (key, bucket),
+        )
+        if row is None:
+            return None, None
+        return row[0], (None if row[1] is None else _object_from_row(row[1:]))
+
+    async def put_object(
+        self,
+        obj: ObjectRecord,
+        if_absent: bool = False,
+        if_etag: str | None = None,
+        owner: str | None = None,
+    ) -> None:
+        async def fn(conn: Conn):
+            if owner is not None:
+                await _check_bucket_owner(conn, obj.bucket, owner)
+            await self._put_object_op(conn, obj, if_absent, if_etag)
+
+        await self._write(fn)
+
+    async def _put_object_op(
+        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
+    ) -> None:
+        """Replace or insert the row. The current row, if any, is locked first, so two
+        nodes writing one key commit one after the other and each retires exactly the
+        version it replaced; with no current row, an insert that meets a concurrent one
+        (ON CONFLICT) looks again, now behind the winner's lock."""
+        while True:
+            cur = await conn.execute(
+                "SELECT etag, segments FROM objects WHERE bucket=%s AND key=%s FOR UPDATE",
+                (obj.bucket, obj.key),
+            )
+            row = await cur.fetchone()
+            if if_absent and row is not None:
+                raise ConditionFailed(missing=False)
+            if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
+                raise ConditionFailed(missing=row is None)
+            if row is not None:
+                await self._queue_gc(conn, segments_from_text(row[1]))
+                await conn.execute(_UPDATE_OBJECT, _object_values(obj)[2:] + (obj.bucket, obj.key))
+                break
+            try:
+                cur = await conn.execute(
+                    _INSERT_OBJECT + " ON CONFLICT (bucket, key) DO NOTHING", _object_values(obj)
+                )
+            except pg_errors.ForeignKeyViolation:
+                raise NotFound(obj.bucket) from None
+            if cur.rowcount == 1:
+                break
+            if if_absent:  # another writer created the key meanwhile
+                raise ConditionFailed(missing=False)
+        await self._mark_live(conn, obj.segments)
+
+    async def _mark_live(self, conn: Conn, segments: list[Segment]) -> None:
+        ids = [s.blob_id for s in segments if s.stores]
+        if ids:
+            await conn.execute(
+                "INSERT INTO live_blobs SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (ids,)
+            )
+        if any(s.deferred for s in segments):
+            await _queue_repair_rows(conn, _deferred_copies(segments))
+
+    async def _queue_gc(self, conn: Conn, segments: Iterable[Segment]) -> None:
+        due = time.time() + self.gc_grace
+        rows = [(s.blob_id, ",".join(s.stores), due) for s in segments if s.stores]
+        if rows:
+            await _queue_for_gc(conn, rows)
+
+    async def _retire_object(self, conn: Conn, bucket: str, key: str) -> bool:
+        cur = await conn.execute(
+            "DELETE FROM objects WHERE bucket=%s AND key=%s RETURNING segments", (bucket, key)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        await self._queue_gc(conn, segments_from_text(row[0]))
+        return True
+
+    async def delete_object(self, bucket: str, key: str) -> bool:
+        return await self._write(lambda conn: self._retire_object(conn, bucket, key))
+
+    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "DELETE FROM objects WHERE bucket=%s AND key = ANY(%s::text[]) RETURNING segments",
+                (bucket, list(keys)),
+            )
+            segments = [s for (text,) in await cur.fetchall() for s in segments_from_text(text)]
+            await self._queue_gc(conn, segments)
+
+        await self._write(fn)
+
+    async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
+        async def fn(conn: Conn):
+            await conn.execute(
+                "UPDATE objects SET state=%s WHERE bucket=%s AND key=%s AND etag=%s",
+                (state, bucket, key, etag),
+            )
+
+        await self._write(fn)
+
+    async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "UPDATE objects SET state=%s WHERE bucket=%s AND key=%s AND etag=%s AND state=%s",
+                (new, bucket, key, etag, old),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(fn)
+
+    async def list_keys(
+        self, bucket: str, prefix: str, start: str | None, inclusive: bool, limit: int
+    ) -> list[ListedEntry]:
+        upper = prefix_upper_bound(prefix) if prefix else None
+        args: list[Any] = [bucket, prefix, upper, upper]
+        start_clause = ""
+        if start is not None:
+            start_clause = "AND key>=%s" if inclusive else "AND key>%s"
+            args.append(start)
+        args.append(limit)
+        rows = await self._all(_LIST_KEYS.format(start=start_clause), args)
+        return list(map(ListedEntry._make, rows))
+
+    async def import_objects(self, objects: Iterable[ObjectRecord], batch: int = 10_000) -> int:
+        count = 0
+        pending: list[ObjectRecord] = []
+
+        async def flush(conn: Conn) -> None:
+            async with conn.cursor() as cur:
+                await cur.executemany(_INSERT_OBJECT, [_object_values(o) for o in pending])
+            for obj in pending:
+                await self._mark_live(conn, obj.segments)
+
+        async def run(items: list[ObjectRecord]) -> None:
+            nonlocal pending
+            pending = items
+            await self._call_long(flush)
+
+        buffer: list[ObjectRecord] = []
+        for obj in objects:
+            buffer.append(obj)
+            count += 1
+            if len(buffer) >= batch:
+                await run(buffer)
+                buffer = []
+        if buffer:
+            await run(buffer)
+        return count
+
+    async def _call_long(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A bulk write without the request deadline (imports, tools)."""
+        assert self._pool is not None
+        phase = _Phase()
+        try:
+            async with self._pool.connection(timeout=30.0) as conn:
+                try:
+                    async with conn.transaction():
+                        result = await fn(conn)
+                        phase.at = "commit"
+                    return result
+                except psycopg.Error as e:
+                    raise _final(_engine_error(e, conn, phase)) from e
+        except psycopg_pool.PoolTimeout:
+            raise IndexUnavailable("no connection to the index") from None
+
+    # -- multipart ---------------------------------------------------------------------------
+
+    async def create_upload(self, up: UploadRecord) -> None:
+        async def fn(conn: Conn):
+            try:
+                await conn.execute(
+                    f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})",
+                    (
+                        up.upload_id,
+                        up.bucket,
+                        up.key,
+                        up.owner,
+                        up.initiated,
+                        up.content_type,
+                        _json(up.headers),
+                        _json(up.meta),
+                        up.checksum_algorithm,
+                        up.checksum_type,
+                    ),
+                )
+            except pg_errors.ForeignKeyViolation:
+                raise NotFound(up.bucket) from None
+            except pg_errors.UniqueViolation:
+                raise Conflict(up.upload_id) from None
+
+        await self._write(fn)
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = await self._one(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id=%s", (upload_id,)
+        )
+        return _upload_from_row(row) if row else None
+
+    async def list_uploads(
+        self,
+        bucket: str,
+        prefix: str,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        limit: int,
+    ) -> list[UploadRecord]:
+        clauses = ["bucket=%s"]
+        args: list[Any] = [bucket]
+        if prefix:
+            clauses.append("key>=%s")
+            args.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                clauses.append("key<%s")
+                args.append(upper)
+        if key_marker is not None:
+            if upload_id_marker:
+                clauses.append(
+                    "(key>%s OR (key=%s AND (initiated, upload_id) > "
+                    "(SELECT initiated, upload_id FROM uploads WHERE upload_id=%s)))"
+                )
+                args += [key_marker, key_marker, upload_id_marker]
+            else:
+                clauses.append("key>%s")
+                args.append(key_marker)
+        args.append(limit)
+        rows = await self._all(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE {' AND '.join(clauses)} "
+            "ORDER BY key, initiated, upload_id LIMIT %s",
+            args,
+        )
+        return [_upload_from_row(r) for r in rows]
+
+    async def put_part(self, part: PartRecord) -> bool:
+        async def fn(conn: Conn):
+            # The upload row is locked: a concurrent complete or abort waits, or went first.
+            cur = await conn.execute(
+                "SELECT 1 FROM uploads WHERE upload_id=%s FOR SHARE", (part.upload_id,)
+            )
+            if await cur.fetchone() is None:
+                return False
+            cur = await conn.execute(
+                "SELECT segment FROM parts WHERE upload_id=%s AND part_number=%s FOR UPDATE",
+                (part.upload_id, part.part_number),
+            )
+            old = await cur.fetchone()
+            if old:
+                await self._queue_gc(conn, [Segment.from_json(json.loads(old[0]))])
+            await conn.execute(
+                f"INSERT INTO parts ({_PART_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (upload_id, part_number) DO UPDATE SET size=EXCLUDED.size, "
+                "etag=EXCLUDED.etag, md5=EXCLUDED.md5, checksum=EXCLUDED.checksum, "
+                "last_modified=EXCLUDED.last_modified, segment=EXCLUDED.segment",
+                (
+                    part.upload_id,
+                    part.part_number,
+                    part.size,
+                    part.etag,
+                    part.md5,
+                    part.checksum,
+                    part.last_modified,
+                    json.dumps(part.segment.to_json()),
+                ),
+            )
+            await self._mark_live(conn, [part.segment])
+            return True
+
+        return await self._write(fn)
+
+    async def list_parts(
+        self, upload_id: str, after: int = 0, limit: int = 10_000
+    ) -> list[PartRecord]:
+        rows = await self._all(
+            f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id=%s AND part_number>%s "
+            "ORDER BY part_number LIMIT %s",
+            (upload_id, after, limit),
+        )
+        return [_part_from_row(r) for r in rows]
+
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "SELECT 1 FROM uploads WHERE upload_id=%s FOR UPDATE", (upload_id,)
+            )
+            if await cur.fetchone() is None:
+                return False
+            await self._drop_upload(conn, upload_id, keep={s.blob_id for s in obj.segments})
+            await self._put_object_op(conn, obj, False, None)
+            return True
+
+        return await self._write(fn)
+
+    async def abort_upload(self, upload_id: str) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "SELECT 1 FROM uploads WHERE upload_id=%s FOR UPDATE", (upload_id,)
+            )
+            if await cur.fetchone() is None:
+                return False
+            await self._drop_upload(conn, upload_id, keep=())
+            return True
+
+        return await self._write(fn)
+
+    async def _drop_upload(self, conn: Conn, upload_id: str, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        cur = await conn.execute(
+            "DELETE FROM parts WHERE upload_id=%s RETURNING segment", (upload_id,)
+        )
+        segs = [Segment.from_json(json.loads(r[0])) for r in await cur.fetchall()]
+        await self._queue_gc(conn, [s for s in segs if s.blob_id not in keep])
+        await conn.execute("DELETE FROM uploads WHERE upload_id=%s", (upload_id,))
+
+    async def scan_parts(self, after: tuple[str, int] | None, limit: int) -> list[PartRecord]:
+        where, args = ("WHERE (upload_id, part_number) > (%s, %s)", after) if after else ("", ())
+        rows = await self._all(
+            f"SELECT {_PART_COLUMNS} FROM parts {where} ORDER BY upload_id, part_number LIMIT %s",
+            (*args, limit),
+        )
+        return [_part_from_row(r) for r in rows]
+
+    # -- garbage -----------------------------------------------------------------------------
+
+    async def due_garbage(
+        self, limit: int, now: float | None = None
+    ) -> list[tuple[str, list[str]]]:
+        now = time.time() if now is None else now
+        rows = await self._all(
+            "SELECT blob_id, stores FROM gc_queue WHERE not_before<=%s "
+            "ORDER BY not_before LIMIT %s",
+            (now, limit),
+        )
+        return [(r[0], [s for s in r[1].split(",") if s]) for r in rows]
+
+    async def forget_garbage(self, blob_ids: list[str], missed: Sequence[RepairTask] = ()) -> None:
+        async def fn(conn: Conn):
+            await conn.execute(
+                "DELETE FROM gc_queue WHERE blob_id = ANY(%s::text[])", (list(blob_ids),)
+            )
+            await _queue_repair_rows(conn, missed)
+
+        await self._write(fn)
+
+    async def is_live(self, blob_id: str) -> bool:
+        return await self._one("SELECT 1 FROM live_blobs WHERE blob_id=%s", (blob_id,)) is not None
+
+    async def known_blobs(self, blob_ids: list[str]) -> set[str]:
+        rows = await self._all(
+            "SELECT blob_id FROM live_blobs WHERE blob_id = ANY(%s::text[]) "
+            "UNION SELECT blob_id FROM gc_queue WHERE blob_id = ANY(%s::text[])",
+            (list(blob_ids), list(blob_ids)),
+        )
+        return {r[0] for r in rows}
+
+    async def reference_problems(self) -> dict[str, list[str]]:
+        referenced = (
+            "SELECT e->>'id' AS blob_id FROM objects, jsonb_array_elements(segments::jsonb) e "
+            "WHERE jsonb_array_length(e->'st') > 0 "
+            "UNION SELECT segment::jsonb->>'id' FROM parts "
+            "WHERE jsonb_array_length(segment::jsonb->'st') > 0"
+        )
+
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                f"WITH r AS ({referenced}) SELECT r.blob_id FROM r "
+                "WHERE NOT EXISTS (SELECT 1 FROM live_blobs l WHERE l.blob_id = r.blob_id) "
+                "ORDER BY 1"
+            )
+            unmarked = [row[0] for row in await cur.fetchall()]
+            cur = await conn.execute(
+                f"WITH r AS ({referenced}) SELECT l.blob_id FROM live_blobs l "
+                "WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.blob_id = l.blob_id) ORDER BY 1"
+            )
+            unreferenced = [row[0] for row in await cur.fetchall()]
+            return {"unmarked": unmarked, "unreferenced": unreferenced}
+
+        return await self._call_long_read(fn)
+
+    async def _call_long_read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A whole-index read for tools (fsck): one snapshot, no request deadline."""
+
+        async def snapshot(conn: Conn):
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return await fn(conn)
+
+        return await self._call_long(snapshot)
+
+    async def fix_references(self, unmarked: list[str], unreferenced: list[str]) -> None:
+        async def fn(conn: Conn):
+            if unmarked:
+                await conn.execute(
+                    "INSERT INTO live_blobs SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                    (list(unmarked),),
+                )
+            cur = await conn.execute("SELECT store_id FROM drives ORDER BY store_id")
+            stores = ",".join(r[0] for r in await cur.fetchall())
+            due = time.time() + self.gc_grace
+            if unreferenced:
+                await _queue_for_gc(conn, [(b, stores, due) for b in unreferenced])
+
+        await self._write(fn)
+
+    # -- repair queue ------------------------------------------------------------------------
+
+    async def queue_repairs(self, tasks: Sequence[RepairTask]) -> int:
+        if not tasks:
+            return 0
+        return await self._write(lambda conn: _queue_repair_rows(conn, tasks))
+
+    async def due_repairs(
+        self, stores: Iterable[str], limit: int, now: float | None = None
+    ) -> list[RepairTask]:
+        stores = list(stores)
+        if not stores:
+            return []
+        now = time.time() if now is None else now
+        rows = await self._all(
+            f"SELECT {_REPAIR_COLUMNS} FROM repair_queue WHERE store_id = ANY(%s::text[]) "
+            "AND not_before<=%s ORDER BY not_before LIMIT %s",
+            (stores, now, limit),
+        )
+        return [_task_from_row(r) for r in rows]
+
+    async def repairs(self, limit: int = 1000) -> list[RepairTask]:
+        rows = await self._all(
+            f"SELECT {_REPAIR_COLUMNS} FROM repair_queue ORDER BY not_before LIMIT %s", (limit,)
+        )
+        return [_task_from_row(r) for r in rows]
+
+    async def finish_repair(self, task: RepairTask) -> bool:
+        async def fn(conn: Conn):
+            await conn.execute(
+                "DELETE FROM repair_queue WHERE blob_id=%s AND store_id=%s AND op=%s",
+                (task.blob_id, task.store_id, task.op),
+            )
+            # FOR SHARE: a delete of the blob's last reference waits for this commit, or
+            # went first and is seen here.
+            cur = await conn.execute(
+                "SELECT 1 FROM live_blobs WHERE blob_id=%s FOR SHARE", (task.blob_id,)
+            )
+            return await cur.fetchone() is not None
+
+        return await self._write(fn)
+
+    async def defer_repair(self, task: RepairTask, not_before: float, error: str) -> None:
+        async def fn(conn: Conn):
+            await conn.execute(
+                "UPDATE repair_queue SET attempts=attempts+1, not_before=%s, last_error=%s "
+                "WHERE blob_id=%s AND store_id=%s AND op=%s",
+                (not_before, error[:500], task.blob_id, task.store_id, task.op),
+            )
+
+        await self._write(fn)
+
+    async def repair_summary(self) -> dict:
+        per: dict[str, dict[str, dict[str, float]]] = {}
+        rows = await self._all(
+            "SELECT store_id, op, count(*), coalesce(sum(size), 0), min(created) "
+            "FROM repair_queue GROUP BY store_id, op"
+        )
+        for store_id, op, n, size, oldest in rows:
+            per.setdefault(store_id, {})[op] = {"rows": n, "bytes": int(size), "oldest": oldest}
+        return per
+
+    # -- integrity, totals -------------------------------------------------------------------
+
+    async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
+        where, args = ("WHERE (bucket, key) > (%s, %s)", after) if after else ("", ())
+        rows = await self._all(
+            "SELECT bucket, key, etag, state, segments, inline, size FROM objects "
+            f"{where} ORDER BY bucket, key LIMIT %s",
+            (*args, limit),
+        )
+        return [
+            ObjectRecord(
+                bucket=r[0],
+                key=r[1],
+                size=r[6],
+                etag=r[2],
+                last_modified=0.0,
+                segments=segments_from_text(r[4]),
+                state=r[3],
+                inline=r[5],
+            )
+            for r in rows
+        ]
+
+    async def object_totals(self) -> tuple[int, int, int, int]:
+        """(objects, bytes, bytes of all copies, damaged objects) over every bucket."""
+        row = await self._one(
+            "SELECT coalesce(sum(objects), 0), coalesce(sum(bytes), 0), "
+            "coalesce(sum(stored_bytes), 0), coalesce(sum(not_ok), 0) FROM bucket_totals"
+        )
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    async def totals(self) -> tuple[int, int]:
+        objects, _, object_bytes, _ = await self.object_totals()
+        row = await self._one(
+            "SELECT count(*), coalesce(sum(size * jsonb_array_length(segment::jsonb->'st')), 0) "
+            "FROM parts"
+        )
+        assert row is not None
+        return objects + int(row[0]), object_bytes + int(row[1])
+
+    async def damaged_objects(self, limit: int = 100) -> tuple[int, list[tuple[str, str]]]:
+        async def fn(conn: Conn):
+            cur = await conn.execute("SELECT count(*) FROM objects WHERE state<>'ok'")
+            (count,) = await cur.fetchone()
+            cur = await conn.execute(
+                "SELECT bucket, key FROM objects WHERE state<>'ok' ORDER BY bucket, key LIMIT %s",
+                (limit,),
+            )
+            return count, [(r[0], r[1]) for r in await cur.fetchall()]
+
+        return await self._read(fn)
+
+    async def integrity_check(self, quick: bool = False) -> list[str]:
+        """PostgreSQL checks its own pages (page checksums, WAL); what is checked here is
+        what Holdfast keeps on top: the kept totals against the rows (skipped when quick)."""
+
+        async def fn(conn: Conn):
+            if quick:
+                await conn.execute("SELECT 1")
+                return ["ok"]
+            cur = await conn.execute(
+                "WITH kept AS (SELECT bucket, sum(objects) AS n, sum(bytes) AS b "
+                "FROM bucket_totals GROUP BY bucket), "
+                "real AS (SELECT bucket, count(*) AS n, sum(size) AS b FROM objects "
+                "GROUP BY bucket) "
+                "SELECT coalesce(k.bucket, r.bucket), coalesce(k.n, 0), coalesce(r.n, 0) "
+                "FROM kept k FULL JOIN real r ON k.bucket = r.bucket "
+                "WHERE coalesce(k.n, 0) <> coalesce(r.n, 0) OR coalesce(k.b, 0) <> coalesce(r.b, 0)"
+            )
+            bad = [
+                f"bucket {b!r}: totals say {kept} objects, the rows {real}"
+                for b, kept, real in await cur.fetchall()
+            ]
+            return bad or ["ok"]
+
+        return await self._call_long_read(fn)
+
+    async def status_counts(self, timeout: float, examples: int = 5) -> dict:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM buckets), "
+                "(SELECT coalesce(sum(objects), 0) FROM bucket_totals), "
+                "(SELECT coalesce(sum(bytes), 0) FROM bucket_totals), "
+                "(SELECT coalesce(sum(not_ok), 0) FROM bucket_totals), "
+                "(SELECT count(*) FROM gc_queue)"
+            )
+            buckets, objects, stored, corrupt, gc = await cur.fetchone()
+            found: list[tuple[str, str, str]] = []
+            if corrupt:
+                cur = await conn.execute(
+                    "SELECT bucket, key, state FROM objects WHERE state<>'ok' "
+                    "ORDER BY bucket, key LIMIT %s",
+                    (examples,),
+                )
+                found = list(await cur.fetchall())
+            return int(buckets), int(objects), int(stored), int(corrupt), int(gc), found
+
+        try:
+            async with asyncio.timeout(timeout):
+                buckets, objects, stored, corrupt, gc, found = await self._read(fn)
+                queue = await self.repair_summary()
+        except TimeoutError:
+            raise IndexUnavailable(f"index did not answer within {timeout:g} s") from None
+        return {
+            "buckets": buckets,
+            "objects": objects,
+            "stored_bytes": stored,
+            "gc_queue": gc,
+            "corrupt_objects": corrupt,
+            "corrupt_examples": [{"bucket": b, "key": k, "state": st} for b, k, st in found],
+            "damaged": {"count": corrupt, "examples": [f"{b}/{k}" for b, k, _ in found]},
+            "repair_queue": queue,
+            "counted_at": time.time(),
+        }
+
+    async def probe(self, timeout: float) -> dict:
+        started = time.monotonic()
+
+        async def fn(conn: Conn):
+            cur = await conn.execute("SELECT pg_is_in_recovery()")
+            (standby,) = await cur.fetchone()
+            return not standby
+
+        try:
+            async with asyncio.timeout(timeout):
+                writable = await self._read(fn)
+            return {
+                "readable": True,
+                "writable": bool(writable),
+                "error": None if writable else "connected to a read-only standby",
+                "read_ms": (time.monotonic() - started) * 1000,
+            }
+        except (IndexError_, TimeoutError) as e:
+            return {
+                "readable": False,
+                "writable": False,
+                "error": str(e) or "index did not answer in time",
+                "read_ms": (time.monotonic() - started) * 1000,
+            }
+
+    # -- drives and placement ----------------------------------------------------------------
+
+    async def drives(self) -> dict[str, str]:
+        return dict(await self._all("SELECT store_id, uuid FROM drives"))
+
+    async def register_drive(self, store_id: str, path: str, adopt: Callable[[str], str]) -> str:
+        async def fn(conn: Conn):
+            # Two processes adopting the same drive: the second waits on the first's insert
+            # (ON CONFLICT) and then reads the uuid the first recorded.
+            cur = await conn.execute("SELECT uuid FROM drives WHERE store_id=%s", (store_id,))
+            row = await cur.fetchone()
+            if row is not None:
+                return row[0]
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (0x68666472, store_id)
+            )
+            cur = await conn.execute("SELECT uuid FROM drives WHERE store_id=%s", (store_id,))
+            row = await cur.fetchone()
+            if row is not None:
+                return row[0]
+            drive_uuid = await asyncio.to_thread(adopt, uuid.uuid4().hex)
+            await conn.execute(
+                "INSERT INTO drives VALUES (%s,%s,%s,%s)", (store_id, drive_uuid, path, time.time())
+            )
+            return drive_uuid
+
+        return await self._call_long(fn)
+
+    async def bucket_policies(self) -> dict[str, tuple[int, int]]:
+        rows = await self._all("SELECT bucket, copies, min_copies FROM bucket_policies")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def set_bucket_policy(
+        self, bucket: str, copies: int | None, min_copies: int | None
+    ) -> None:
+        async def fn(conn: Conn):
+            if copies is None:
+                await conn.execute("DELETE FROM bucket_policies WHERE bucket=%s", (bucket,))
+            else:
+                await conn.execute(
+                    "INSERT INTO bucket_policies VALUES (%s,%s,%s) ON CONFLICT (bucket) DO "
+                    "UPDATE SET copies=EXCLUDED.copies, min_copies=EXCLUDED.min_copies",
+                    (bucket, copies, min_copies if min_copies is not None else 1),
+                )
+
+        await self._write(fn)
+
+    # -- meta --------------------------------------------------------------------------------
+
+    async def get_meta(self, name: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE name=%s", (name,))
+        return row[0] if row else None
+
+    async def set_meta(self, name: str, value: str) -> None:
+        async def fn(conn: Conn):
+            await conn.execute(
+                "INSERT INTO meta VALUES (%s,%s) ON CONFLICT (name) DO UPDATE SET value=EXCLUDED.value",
+                (name, value),
+            )
+
+        await self._write(fn)
+
+    # -- once per cluster --------------------------------------------------------------------
+
+    async def try_lead(self, job: str) -> Lease | None:
+        lease = AdvisoryLease(self._conninfo, job, job_lock_key(job), self.timeout)
+        if not await lease.acquire():
+            return None
+        self._leases.add(lease)
+        lease.on_release = self._leases.discard
+        return lease
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _final(error: Exception) -> Exception:
+    """For calls that are not retried: a stale connection is just unavailable."""
+    return IndexUnavailable("index connection lost") if isinstance(error, _Stale) else error
+
+
+def _engine_error(e: psycopg.Error, conn: Conn, phase: _Phase) -> Exception:
+    """The index error for an engine failure on ``conn``."""
+    if conn.broken or isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
+        if phase.at == "commit":
+            return OutcomeUnknown(f"index connection lost during COMMIT: {_first_line(e)}")
+        if conn.broken:
+            return _Stale()
+    if isinstance(e, pg_errors.DiskFull | pg_errors.OutOfMemory):
+        return IndexFull(_first_line(e))
+    if isinstance(
+        e,
+        pg_errors.DeadlockDetected
+        | pg_errors.SerializationFailure
+        | pg_errors.LockNotAvailable
+        | pg_errors.QueryCanceled,
+    ):  # rolled back whole: nothing happened, and a retry may well succeed
+        return IndexUnavailable(f"index busy: {_first_line(e)}")
+    if isinstance(e, pg_errors.ReadOnlySqlTransaction):
+        return IndexUnavailable(f"the index server is a read-only standby: {_first_line(e)}")
+    if isinstance(e, psycopg.OperationalError):
+        return IndexUnavailable(_first_line(e))
+    return IndexError_(f"index error: {_first_line(e)}")
+
+
+async def _check_bucket_owner(conn: Conn, bucket: str, owner: str) -> None:
+    cur = await conn.execute("SELECT owner FROM buckets WHERE name=%s", (bucket,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(bucket)
+    if row[0] != owner:
+        raise Forbidden(bucket)
+
+
+async def _queue_for_gc(conn: Conn, rows: list[tuple[str, str, float]]) -> None:
+    """Hand blobs to the GC: no longer live, deleted from their stores once due."""
+    ids = [r[0] for r in rows]
+    await conn.execute("DELETE FROM live_blobs WHERE blob_id = ANY(%s::text[])", (ids,))
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO gc_queue VALUES (%s,%s,%s) ON CONFLICT (blob_id) DO UPDATE "
+            "SET stores=EXCLUDED.stores, not_before=EXCLUDED.not_before",
+            rows,
+        )
+
+
+async def _queue_repair_rows(conn: Conn, tasks: Iterable[RepairTask]) -> int:
+    """Insert repair rows in the caller's transaction; how many are new. A "copy" never
+    overrides an existing row; a "delete" overrides a pending "copy"."""
+    now = time.time()
+    added = 0
+    for t in tasks:
+        if t.op == "delete":
+            cur = await conn.execute(
+                f"INSERT INTO repair_queue ({_REPAIR_COLUMNS}, size) "
+                "VALUES (%s,%s,%s,%s,NULL,%s,0,%s,%s,NULL,0) ON CONFLICT (blob_id, store_id) "
+                "DO UPDATE SET op='delete', reason=EXCLUDED.reason, segment=NULL, size=0, "
+                "attempts=0, not_before=EXCLUDED.not_before, last_error=NULL "
+                "WHERE repair_queue.op<>'delete'",
+                (t.blob_id, t.store_id, t.op, t.reason, t.ref, now, now),
+            )
+        else:
+            seg = json.dumps(t.segment.to_json()) if t.segment is not None else None
+            cur = await conn.execute(
+                f"INSERT INTO repair_queue ({_REPAIR_COLUMNS}, size) "
+                "VALUES (%s,%s,%s,%s,%s,%s,0,%s,%s,NULL,%s) ON CONFLICT DO NOTHING",
+                (t.blob_id, t.store_id, t.op, t.reason, seg, t.ref, now, now, t.size),
+            )
+        added += cur.rowcount
+    return added
+
+
+def _deferred_copies(segments: Iterable[Segment]) -> list[RepairTask]:
+    return [
+        RepairTask(s.blob_id, sid, "copy", "deferred", s) for s in segments for sid in s.deferred
+    ]
+
+
+def _json(d: dict) -> str:
+    if not d:
+        return "{}"
+    return json.dumps(d, separators=(",", ":"), sort_keys=True)
+
+
+def _json_dict(text: str) -> dict:
+    return {} if text == "{}" else json.loads(text)
+
+
+def _object_values(obj: ObjectRecord) -> tuple:
+    return (
+        obj.bucket,
+        obj.key,
+        obj.size,
+        obj.etag,
+        obj.last_modified,
+        obj.content_type,
+        _json(obj.headers),
+        _json(obj.meta),
+        obj.checksum_algorithm,
+        obj.checksum_type,
+        obj.checksum_value,
+        obj.parts_count,
+        obj.state,
+        segments_to_text(obj.segments),
+        obj.inline,
+    )
+
+
+def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
+    return ObjectRecord(
+        bucket=row[0],
+        key=row[1],
+        size=row[2],
+        etag=row[3],
+        last_modified=row[4],
+        content_type=row[5],
+        headers=_json_dict(row[6]),
+        meta=_json_dict(row[7]),
+        checksum_algorithm=row[8],
+        checksum_type=row[9],
+        checksum_value=row[10],
+        parts_count=row[11],
+        state=row[12],
+        segments=segments_from_text(row[13]),
+        inline=row[14],
+    )
+
+
+def _upload_from_row(r: Sequence[Any]) -> UploadRecord:
+    return UploadRecord(
+        upload_id=r[0],
+        bucket=r[1],
+        key=r[2],
+        owner=r[3],
+        initiated=r[4],
+        content_type=r[5],
+        headers=json.loads(r[6]),
+        meta=json.loads(r[7]),
+        checksum_algorithm=r[8],
+        checksum_type=r[9],
+    )
+
+
+def _part_from_row(r: Sequence[Any]) -> PartRecord:
+    return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
+
+
+def _task_from_row(r: Sequence[Any]) -> RepairTask:
+    return RepairTask(
+        blob_id=r[0],
+        store_id=r[1],
+        op=r[2],
+        reason=r[3],
+        segment=Segment.from_json(json.loads(r[4])) if r[4] else None,
+        ref=r[5],
+        attempts=r[6],
+        not_before=r[7],
+        created=r[8],
+        last_error=r[9],
+    )
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None when
+    there is none): a prefix becomes a key range the primary key seeks."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:
+                nxt = 0xE000
+            return "".join(chars) + chr(nxt)
+    return None

@@ -1,0 +1,210 @@
+"""The PostgreSQL schema, as numbered migrations run at start.
+
+It mirrors the SQLite schema (holdfast/index/sqlite.py, integrity.py, totals.py) table for
+table, with these differences, each for a reason:
+
+* Every key, name and id is ``TEXT COLLATE "C"``: bytewise order, which for UTF-8 is code
+  point order, as S3 listing requires (a database's default collation may be en_US, where
+  "a-b" sorts after "ab").
+* objects and uploads reference buckets by foreign key: a PUT racing a DeleteBucket on
+  another node either finds its bucket gone (NotFound) or makes the delete fail (NotEmpty);
+  the row lock the key check takes is what SQLite's single writer gave for free.
+* bucket_totals is split in slots, one per connection (``pg_backend_pid() % 16``): every
+  write to a bucket updates its totals in the same transaction, and with one row per bucket
+  every PUT to a bucket would wait for the previous one's commit (a row lock held through
+  the WAL flush). Readers sum the slots.
+
+Two nodes starting at once must not both migrate: the whole run is one transaction that
+first takes a transaction-scoped advisory lock, then reads the version; the second node
+waits for the first, then finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from holdfast.index.errors import SchemaTooNew
+
+log = logging.getLogger("holdfast.index.postgres")
+
+# pg_advisory_xact_lock(MIGRATION_LOCK, 0): a constant of our own ("hfmi"), so as not to
+# collide with other applications' advisory locks in a shared database.
+MIGRATION_LOCK = 0x68666D69
+TOTAL_SLOTS = 16
+
+# The copies of an object, as the scrubber reads them: an inline object (no stores) counts
+# as one copy, like a blob with one store.
+_STORED = (
+    "{0}.size * greatest(1, coalesce(jsonb_array_length(({0}.segments::jsonb) -> 0 -> 'st'), 0))"
+)
+
+_V1 = f"""
+CREATE TABLE meta (name TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (
+    access_key TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL UNIQUE,
+    secret_key TEXT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT false,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE buckets (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    owner TEXT COLLATE "C" NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    region TEXT NOT NULL
+);
+CREATE INDEX buckets_by_owner ON buckets (owner, name);
+CREATE TABLE objects (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    key TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified DOUBLE PRECISION NOT NULL,
+    content_type TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT,
+    checksum_value TEXT,
+    parts_count INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'ok',
+    segments TEXT NOT NULL,
+    inline BYTEA,  -- small objects: the bytes themselves, committed with their metadata
+    PRIMARY KEY (bucket, key)
+);
+-- Damaged objects, for status: a partial index holds only them.
+CREATE INDEX objects_damaged ON objects (bucket, key) WHERE state <> 'ok';
+CREATE TABLE uploads (
+    upload_id TEXT COLLATE "C" PRIMARY KEY,
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    key TEXT COLLATE "C" NOT NULL,
+    owner TEXT COLLATE "C" NOT NULL,
+    initiated DOUBLE PRECISION NOT NULL,
+    content_type TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT
+);
+CREATE INDEX uploads_by_key ON uploads (bucket, key, initiated, upload_id);
+CREATE TABLE parts (
+    upload_id TEXT COLLATE "C" NOT NULL,
+    part_number INTEGER NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    md5 BYTEA NOT NULL,
+    checksum BYTEA,
+    last_modified DOUBLE PRECISION NOT NULL,
+    segment TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+);
+-- Every blob that committed metadata refers to (the orphan sweeper relies on it).
+CREATE TABLE live_blobs (blob_id TEXT COLLATE "C" PRIMARY KEY);
+-- Blobs no longer referenced, deleted by the GC once not_before has passed.
+CREATE TABLE gc_queue (
+    blob_id TEXT COLLATE "C" PRIMARY KEY,
+    stores TEXT NOT NULL,
+    not_before DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX gc_due ON gc_queue (not_before);
+CREATE TABLE drives (
+    store_id TEXT COLLATE "C" PRIMARY KEY,
+    uuid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    added DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE bucket_policies (
+    bucket TEXT COLLATE "C" PRIMARY KEY,
+    copies INTEGER NOT NULL,
+    min_copies INTEGER NOT NULL
+);
+CREATE TABLE repair_queue (
+    blob_id TEXT COLLATE "C" NOT NULL,
+    store_id TEXT COLLATE "C" NOT NULL,
+    op TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    segment TEXT,
+    ref TEXT,
+    size BIGINT NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before DOUBLE PRECISION NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (blob_id, store_id)
+);
+CREATE INDEX repair_due ON repair_queue (store_id, not_before);
+CREATE TABLE bucket_totals (
+    bucket TEXT COLLATE "C" NOT NULL,
+    slot SMALLINT NOT NULL,
+    objects BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    stored_bytes BIGINT NOT NULL,
+    not_ok BIGINT NOT NULL,
+    PRIMARY KEY (bucket, slot)
+);
+CREATE FUNCTION holdfast_count_objects() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s SMALLINT := pg_backend_pid() % {TOTAL_SLOTS};
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE bucket_totals SET
+            objects = objects - 1,
+            bytes = bytes - OLD.size,
+            stored_bytes = stored_bytes - {_STORED.format("OLD")},
+            not_ok = not_ok - (OLD.state <> 'ok')::int
+        WHERE bucket = OLD.bucket AND slot = s;
+        IF NOT FOUND THEN
+            INSERT INTO bucket_totals VALUES (OLD.bucket, s, -1, -OLD.size,
+                -{_STORED.format("OLD")}, -(OLD.state <> 'ok')::int);
+        END IF;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO bucket_totals VALUES (NEW.bucket, s, 1, NEW.size, {_STORED.format("NEW")},
+            (NEW.state <> 'ok')::int)
+        ON CONFLICT (bucket, slot) DO UPDATE SET
+            objects = bucket_totals.objects + 1,
+            bytes = bucket_totals.bytes + EXCLUDED.bytes,
+            stored_bytes = bucket_totals.stored_bytes + EXCLUDED.stored_bytes,
+            not_ok = bucket_totals.not_ok + EXCLUDED.not_ok;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER objects_totals AFTER INSERT OR UPDATE OR DELETE ON objects
+    FOR EACH ROW EXECUTE FUNCTION holdfast_count_objects();
+"""
+
+# (version, SQL): append only; a released step is never edited.
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+async def migrate(conn: psycopg.AsyncConnection) -> int:
+    """Bring the database up to :data:`SCHEMA_VERSION` in one transaction; the version it
+    is at afterwards. SchemaTooNew if a newer Holdfast migrated it."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (MIGRATION_LOCK,))
+        cur = await conn.execute("SELECT to_regclass('meta') IS NOT NULL")
+        (has_meta,) = await cur.fetchone()
+        version = 0
+        if has_meta:
+            cur = await conn.execute("SELECT value FROM meta WHERE name = 'schema_version'")
+            row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the index was migrated to schema {version} by a newer Holdfast; this one "
+                f"knows up to {SCHEMA_VERSION}: upgrade Holdfast on this node"
+            )
+        for step, sql in MIGRATIONS:
+            if step > version:
+                log.info("index schema %d -> %d", version, step)
+                await conn.execute(sql)
+                version = step
+        await conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            (str(version),),
+        )
+    return version

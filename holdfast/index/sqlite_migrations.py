@@ -1,0 +1,139 @@
+"""The SQLite index's schema, as a list of numbered migrations run at start.
+
+The index records the number of the last migration applied (``meta.schema_version``). At
+start each process takes the index's write lock (the flock every writer queues on, then
+BEGIN IMMEDIATE), reads the number again inside that transaction and applies whatever is
+missing, each migration in its own transaction with the new number: of several processes
+starting at once exactly one migrates, the others find the work done. A crash mid-migration
+leaves the previous version whole. An index migrated by a newer Holdfast (a number past the
+end of this list) is refused rather than touched.
+
+A new schema change is a new entry at the end; entries are never edited once released.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from holdfast.index.errors import SchemaTooNew
+from holdfast.index.totals import TOTALS_SCHEMA, TOTALS_TRIGGERS, rebuild_totals
+
+log = logging.getLogger("holdfast.index")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    summary: str
+    apply: Callable[[sqlite3.Connection], None]  # runs inside the migration's transaction
+
+
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Execute several statements inside the caller's transaction (``executescript`` would
+    commit it first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                db.execute(statement)
+            statement = ""
+    if statement.strip(" \n;"):
+        db.execute(statement)
+
+
+def current_version(db: sqlite3.Connection) -> int:
+    has_meta = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _base_tables(db: sqlite3.Connection) -> None:
+    from holdfast.index.sqlite import BASE_SCHEMA
+
+    run_script(db, BASE_SCHEMA)
+
+
+def _rowid_objects_and_totals(db: sqlite3.Connection) -> None:
+    """Objects became a rowid table (see sqlite.OBJECTS_TABLE); bucket_totals kept by
+    triggers (holdfast/index/totals.py), counted once here."""
+    from holdfast.index.sqlite import OBJECTS_TABLE
+
+    row = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='objects'"
+    ).fetchone()
+    if row is not None and "WITHOUT ROWID" in row[0].upper():
+        started = time.monotonic()
+        log.warning("index upgrade: rebuilding the objects table (one pass over it)")
+        for trigger in TOTALS_TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        db.execute("DROP INDEX IF EXISTS objects_damaged")
+        db.execute("ALTER TABLE objects RENAME TO objects_v1")
+        db.execute(OBJECTS_TABLE)
+        db.execute("INSERT INTO objects SELECT * FROM objects_v1")
+        db.execute("DROP TABLE objects_v1")
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS objects_damaged ON objects (bucket, key) WHERE state<>'ok'"
+        )
+        log.warning("index upgrade: objects table rebuilt in %.1f s", time.monotonic() - started)
+    run_script(db, TOTALS_SCHEMA)
+    log.info("index schema -> 2: counting objects per bucket once")
+    rebuild_totals(db)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
+    ),
+    Migration(
+        2, "objects as a rowid table; per-bucket totals kept by triggers", _rowid_objects_and_totals
+    ),
+    # Holdfast before the migration list created tables it added later at every start,
+    # without a new version number: make sure a version-2 index has all of them.
+    Migration(
+        3, "tables added without a version number before migrations were listed", _base_tables
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(db: sqlite3.Connection, lock: Callable[[], object]) -> list[int]:
+    """Apply the missing migrations; the versions applied (empty when up to date). ``lock``
+    is the index's cross-process write lock (a context manager factory)."""
+    applied: list[int] = []
+    if current_version(db) == SCHEMA_VERSION:  # the common case: no lock, no transaction
+        return applied
+    with lock():  # type: ignore[attr-defined]
+        for migration in MIGRATIONS:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = current_version(db)
+                if version > SCHEMA_VERSION:
+                    raise SchemaTooNew(
+                        f"the index is at schema version {version}, this Holdfast knows up to "
+                        f"{SCHEMA_VERSION}: run the newer Holdfast that migrated it"
+                    )
+                if version >= migration.version:
+                    db.execute("ROLLBACK")
+                    continue
+                log.info("index migration %d: %s", migration.version, migration.summary)
+                migration.apply(db)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(migration.version),),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            applied.append(migration.version)
+    return applied

@@ -1,0 +1,149 @@
+"""The core of the e2e suite, always on PostgreSQL (whatever HOLDFAST_TEST_INDEX says):
+objects, listing, multipart, buckets and conditional writes, through boto3 against a real
+``holdfast serve --index-dsn``. The tests are the SQLite suite's own, imported here and
+given a server on PostgreSQL through this module's ``server`` fixture; the whole suite runs
+on PostgreSQL with HOLDFAST_TEST_INDEX=postgres.
+
+Then what only a network engine can do: stop PostgreSQL under a serving node, which answers
+503 ServiceUnavailable quickly (never hangs), keeps its status page, and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from holdfast.index.postgres.devserver import DevPostgres
+from tests.conftest import Server, start_server, unique
+from tests.e2e.ops_helpers import status as ops_status
+from tests.e2e.ops_helpers import wait_for
+from tests.e2e.test_buckets import (  # noqa: F401 - collected here, on PostgreSQL
+    test_create_bucket_returns_location,
+    test_delete_bucket_aborts_unfinished_uploads,
+    test_delete_bucket_not_empty_then_empty,
+    test_delete_missing_bucket,
+)
+from tests.e2e.test_conditional_range import (  # noqa: F401
+    test_put_if_match,
+    test_put_if_none_match_star,
+)
+from tests.e2e.test_listing import (  # noqa: F401
+    test_keys_come_back_in_binary_utf8_order,
+    test_marker_that_is_a_common_prefix_does_not_repeat_it,
+    test_pagination_while_another_client_writes,
+    test_prefix_and_delimiter,
+    test_start_after_and_continuation_token_v2,
+    test_unicode_prefix_and_delimiter,
+)
+from tests.e2e.test_multipart import (  # noqa: F401
+    test_complete_with_a_subset_of_parts,
+    test_create_upload_complete_get,
+    test_list_multipart_uploads,
+    test_reuploading_a_part_replaces_it_and_entity_too_small,
+)
+from tests.e2e.test_objects import (  # noqa: F401
+    test_delete_objects_quiet,
+    test_overwrite_replaces_body_and_attributes,
+    test_put_get_head_delete,
+    test_similar_keys_are_distinct,
+)
+
+
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    """One node on PostgreSQL for this module (HTTP; the SQLite suite covers HTTPS bodies)."""
+    node = start_server(tmp_path_factory.mktemp("pg-core"), index="postgres")
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def version(request):
+    return getattr(request, "param", 2)
+
+
+def test_the_core_server_is_on_postgres(server: Server):
+    assert server.index_dsn
+    wait_for(lambda: ops_status(server, timeout=5)["index"].get("state") == "ok", 10, "status")
+
+
+# -- the engine goes away --------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_postgres(postgres):
+    pg = DevPostgres(Path(tempfile.mkdtemp(prefix="holdfast-test-pg-own-"))).start()
+    yield pg
+    pg.stop()
+
+
+def _timed(call):
+    started = time.monotonic()
+    with pytest.raises(ClientError) as e:
+        call()
+    return time.monotonic() - started, e.value.response
+
+
+def test_engine_stopped_means_503_fast_then_recovery(tmp_path, own_postgres):
+    dsn = own_postgres.create_database("node")
+    node = start_server(tmp_path, index_dsn=dsn)
+    try:
+        # No retries: each call is measured on its own.
+        s3 = node.client(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30)
+        s3.create_bucket(Bucket="engine")
+        s3.put_object(Bucket="engine", Key="k", Body=b"before")
+        wait_for(lambda: ops_status(node, timeout=5)["index"].get("state") == "ok", 10, "status")
+        own_postgres.stop()
+        for call in (
+            lambda: s3.get_object(Bucket="engine", Key="k"),
+            lambda: s3.put_object(Bucket="engine", Key="k2", Body=b"x"),
+            lambda: s3.list_objects_v2(Bucket="engine"),
+        ):
+            took, response = _timed(call)
+            assert response["ResponseMetadata"]["HTTPStatusCode"] == 503, response
+            assert response["Error"]["Code"] == "ServiceUnavailable"
+            assert took < 2.2, (took, response["ResponseMetadata"])
+        # The status page answers, from the node's memory, and says why.
+        deadline = time.monotonic() + 10
+        while True:
+            index = ops_status(node, timeout=5)["index"]
+            if index.get("state") != "ok" or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert index.get("state") != "ok", index
+        assert index.get("error"), index
+        own_postgres.start()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                body = s3.get_object(Bucket="engine", Key="k")["Body"].read()
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, "the node did not recover"
+                time.sleep(0.3)
+        assert body == b"before"
+        s3.put_object(Bucket="engine", Key="k3", Body=b"after")
+        assert s3.get_object(Bucket="engine", Key="k3")["Body"].read() == b"after"
+    finally:
+        node.stop()
+
+
+def test_boto3_with_default_retries_rides_out_a_short_outage(tmp_path, own_postgres):
+    """An engine restart is a few seconds of 503s: boto3's default retries carry a client
+    through it."""
+    dsn = own_postgres.create_database("node")
+    node = start_server(tmp_path, index_dsn=dsn)
+    try:
+        s3 = node.client(retries={"max_attempts": 10, "mode": "standard"})
+        s3.create_bucket(Bucket="restart")
+        own_postgres.stop()
+        own_postgres.start()
+        key = unique()
+        s3.put_object(Bucket="restart", Key=key, Body=b"through")
+        assert s3.get_object(Bucket="restart", Key=key)["Body"].read() == b"through"
+    finally:
+        node.stop()
