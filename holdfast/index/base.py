@@ -173,6 +173,10 @@ class Index(ABC):
         """One transaction for a whole DeleteObjects batch; absent keys are no error."""
 
     @abstractmethod
+    async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        """Replace the current version's tags (empty: none); False if there is no such key."""
+
+    @abstractmethod
     async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         """Set the state of the version with this etag only (never a newer one)."""
 
@@ -356,6 +360,18 @@ class Index(ABC):
         self, bucket: str, copies: int | None, min_copies: int | None
     ) -> None:
         """Set, or with ``copies`` None clear, a bucket's placement policy."""
+
+    # -- bucket configurations ---------------------------------------------------------------
+
+    @abstractmethod
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        """One configuration document of a bucket (``name``: "tagging", ...; the text is the
+        service's), or None when it has none."""
+
+    @abstractmethod
+    async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        """Set, or with None remove, one configuration document; False if the bucket does
+        not exist (checked in the same transaction). DeleteBucket removes them all."""
 
     # -- meta ---------------------------------------------------------------------------------
 

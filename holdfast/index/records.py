@@ -42,6 +42,16 @@ class Segment:
         return cls(d["id"], d["size"], d["bs"], base64.b64decode(d["crc"]), tuple(d["st"]))
 
 
+def tags_to_text(tags: list[tuple[str, str]]) -> str | None:
+    """Tags as stored: None (SQL NULL) for none, the common case, so untagged rows cost
+    nothing and reading them parses nothing."""
+    return json.dumps(tags, separators=(",", ":")) if tags else None
+
+
+def tags_from_text(text: str | None) -> list[tuple[str, str]]:
+    return [] if not text else [(k, v) for k, v in json.loads(text)]
+
+
 def segments_to_text(segments: list[Segment]) -> str:
     return json.dumps([s.to_json() for s in segments], separators=(",", ":"))
 
@@ -77,6 +87,8 @@ class ObjectRecord:
     # Small objects keep their bytes in the index row: one transaction (one fsync) makes data
     # and metadata durable together. Their single segment has no stores.
     inline: bytes | None = None
+    # Object tags, in the order given (holdfast/s3/tagging.py keeps S3's limits).
+    tags: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +120,7 @@ class UploadRecord:
     meta: dict[str, str]
     checksum_algorithm: str | None
     checksum_type: str | None
+    tags: list[tuple[str, str]] = field(default_factory=list)  # given the object at completion
 
 
 @dataclass

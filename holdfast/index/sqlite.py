@@ -48,6 +48,8 @@ from holdfast.index.records import (
     UserRecord,
     segments_from_text,
     segments_to_text,
+    tags_from_text,
+    tags_to_text,
 )
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
 from holdfast.index.totals import TOTALS_SCHEMA
@@ -164,7 +166,11 @@ SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags"
+)
+_UPLOAD_COLUMNS = (
+    "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
+    "checksum_algorithm, checksum_type, tags"
 )
 # The same columns qualified for the GET/HEAD join with buckets (built once, not per request).
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
@@ -563,6 +569,7 @@ class SqliteIndex(IntegrityIndex):
             ]
             for upload_id in uploads:
                 self._drop_upload(db, upload_id, keep=())
+            db.execute("DELETE FROM bucket_configs WHERE bucket=?", (name,))
             if db.execute("DELETE FROM buckets WHERE name=?", (name,)).rowcount == 0:
                 raise NotFound(name)
 
@@ -626,7 +633,7 @@ class SqliteIndex(IntegrityIndex):
 
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
-            "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 obj.bucket,
                 obj.key,
@@ -643,6 +650,7 @@ class SqliteIndex(IntegrityIndex):
                 obj.state,
                 segments_to_text(obj.segments),
                 obj.inline,
+                tags_to_text(obj.tags),
             ),
         )
 
@@ -716,6 +724,45 @@ class SqliteIndex(IntegrityIndex):
 
         return self._transact(op)
 
+    def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        """Replace the current version's tags; False if there is no such key."""
+
+        def op(db: sqlite3.Connection):
+            cur = db.execute(
+                "UPDATE objects SET tags=? WHERE bucket=? AND key=?",
+                (tags_to_text(tags), bucket, key),
+            )
+            return cur.rowcount > 0
+
+        return self._transact(op)
+
+    def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM bucket_configs WHERE bucket=? AND name=?", (bucket, name))
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        """Set (or with None remove) one configuration document of a bucket; False if the
+        bucket does not exist (checked in the same transaction)."""
+
+        def op(db: sqlite3.Connection):
+            if not db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone():
+                return False
+            if value is None:
+                db.execute(
+                    "DELETE FROM bucket_configs WHERE bucket=? AND name=?", (bucket, name)
+                )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO bucket_configs VALUES (?,?,?)", (bucket, name, value)
+                )
+            return True
+
+        return self._transact(op)
+
     def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         """Only the version that was read gets marked, never a newer one written meanwhile."""
 
@@ -749,7 +796,7 @@ class SqliteIndex(IntegrityIndex):
     def create_upload(self, up: UploadRecord) -> None:
         def op(db: sqlite3.Connection):
             db.execute(
-                "INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     up.upload_id,
                     up.bucket,
@@ -761,6 +808,7 @@ class SqliteIndex(IntegrityIndex):
                     _json(up.meta),
                     up.checksum_algorithm,
                     up.checksum_type,
+                    tags_to_text(up.tags),
                 ),
             )
 
@@ -770,8 +818,7 @@ class SqliteIndex(IntegrityIndex):
         row = (
             self._conn()
             .execute(
-                "SELECT upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
-                "checksum_algorithm, checksum_type FROM uploads WHERE upload_id=?",
+                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id=?",
                 (upload_id,),
             )
             .fetchone()
@@ -799,8 +846,7 @@ class SqliteIndex(IntegrityIndex):
                 args.append(key_marker)
         args.append(limit)
         rows = self._conn().execute(
-            "SELECT upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
-            f"checksum_algorithm, checksum_type FROM uploads WHERE {' AND '.join(clauses)} "
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE {' AND '.join(clauses)} "
             "ORDER BY key, initiated, upload_id LIMIT ?",
             args,
         )
@@ -929,6 +975,7 @@ def _object_from_row(row: tuple) -> ObjectRecord:
         state=row[12],
         segments=segments_from_text(row[13]),
         inline=row[14],
+        tags=tags_from_text(row[15]),
     )
 
 
@@ -956,6 +1003,7 @@ def _upload_from_row(r: tuple) -> UploadRecord:
         meta=json.loads(r[7]),
         checksum_algorithm=r[8],
         checksum_type=r[9],
+        tags=tags_from_text(r[10]),
     )
 
 

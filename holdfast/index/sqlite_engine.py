@@ -274,6 +274,9 @@ class SqliteEngine(Index):
     async def delete_objects(self, bucket: str, keys: list[str]) -> None:
         await self._write(self.core.delete_objects, bucket, keys)
 
+    async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        return await self._write(self.core.set_object_tags, bucket, key, tags)
+
     async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         await self._write(self.core.mark_object_state, bucket, key, etag, state)
 
@@ -445,6 +448,12 @@ class SqliteEngine(Index):
         self, bucket: str, copies: int | None, min_copies: int | None
     ) -> None:
         await self._write(self.core.set_bucket_policy, bucket, copies, min_copies)
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        return await self._lookup(self.core.get_bucket_config, bucket, name)
+
+    async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        return await self._write(self.core.set_bucket_config, bucket, name, value)
 
     # -- meta --------------------------------------------------------------------------------
 

@@ -89,6 +89,27 @@ def _rowid_objects_and_totals(db: sqlite3.Connection) -> None:
     rebuild_totals(db)
 
 
+BUCKET_CONFIGS = """
+CREATE TABLE IF NOT EXISTS bucket_configs (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+) WITHOUT ROWID;
+"""
+
+
+def _tags_and_bucket_configs(db: sqlite3.Connection) -> None:
+    """Object and upload tags (a nullable column: untagged rows, the common case, store
+    nothing), and one table of per-bucket configuration documents (bucket tags today;
+    versioning, object lock and lifecycle use it next)."""
+    for table in ("objects", "uploads"):
+        columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if "tags" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN tags TEXT")
+    run_script(db, BUCKET_CONFIGS)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -101,6 +122,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         3, "tables added without a version number before migrations were listed", _base_tables
     ),
+    Migration(4, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -537,3 +537,50 @@ async def test_a_job_has_one_leader(index, make_index) -> None:
         await other_job.release()
     finally:
         await other.close()
+
+
+# -- tags and bucket configurations --------------------------------------------------------------
+
+
+async def test_object_tags_are_kept_replaced_and_go_with_the_version(index) -> None:
+    await bucket(index)
+    assert (await index.get_object("b", "k")) is None
+    assert not await index.set_object_tags("b", "k", [("a", "1")])  # no such key
+    await index.put_object(obj("b", "k", tags=[("z", "1"), ("a", "")]))
+    assert (await index.get_object("b", "k")).tags == [("z", "1"), ("a", "")]
+    assert (await index.get_object_in("b", "k"))[1].tags == [("z", "1"), ("a", "")]
+    assert await index.set_object_tags("b", "k", [("x", "y")])
+    assert (await index.get_object("b", "k")).tags == [("x", "y")]
+    assert await index.set_object_tags("b", "k", [])
+    assert (await index.get_object("b", "k")).tags == []
+    await index.put_object(obj("b", "k", tags=[("n", "2")]))
+    await index.put_object(obj("b", "k"))  # a new version without tags has none
+    assert (await index.get_object("b", "k")).tags == []
+    [scanned] = await index.scan_objects(None, 10)
+    assert scanned.key == "k"
+
+
+async def test_upload_tags_are_kept(index) -> None:
+    await bucket(index)
+    up = UploadRecord("u1", "b", "k", "alice", time.time(), "t", {}, {}, None, None, [("a", "b")])
+    await index.create_upload(up)
+    assert (await index.get_upload("u1")).tags == [("a", "b")]
+    assert (await index.list_uploads("b", "", None, None, 10))[0].tags == [("a", "b")]
+    await index.complete_upload("u1", obj("b", "k", tags=[("a", "b")]))
+    assert (await index.get_object("b", "k")).tags == [("a", "b")]
+
+
+async def test_bucket_configs(index) -> None:
+    assert not await index.set_bucket_config("b", "tagging", "[]")  # no such bucket
+    await bucket(index)
+    assert await index.get_bucket_config("b", "tagging") is None
+    assert await index.set_bucket_config("b", "tagging", '[["a","1"]]')
+    assert await index.set_bucket_config("b", "tagging", '[["a","2"]]')
+    assert await index.set_bucket_config("b", "other", "x")
+    assert await index.get_bucket_config("b", "tagging") == '[["a","2"]]'
+    assert await index.set_bucket_config("b", "other", None)
+    assert await index.get_bucket_config("b", "other") is None
+    await index.delete_bucket("b")  # configurations go with the bucket
+    assert not await index.set_bucket_config("b", "tagging", None)
+    await bucket(index)
+    assert await index.get_bucket_config("b", "tagging") is None

@@ -62,7 +62,8 @@ def _make_version_1(path) -> None:
         "UNIQUE (bucket, key)\n)", "PRIMARY KEY (bucket, key)\n) WITHOUT ROWID"
     )
     db.execute(old)
-    db.execute("INSERT INTO objects_v1 SELECT * FROM objects")
+    columns = ", ".join(r[1] for r in db.execute("PRAGMA table_info(objects_v1)"))
+    db.execute(f"INSERT INTO objects_v1 SELECT {columns} FROM objects")
     db.execute("DROP TABLE objects")
     db.execute("ALTER TABLE objects_v1 RENAME TO objects")
     db.execute("CREATE INDEX objects_damaged ON objects (bucket, key) WHERE state<>'ok'")

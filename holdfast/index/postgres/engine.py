@@ -64,6 +64,8 @@ from holdfast.index.records import (
     UserRecord,
     segments_from_text,
     segments_to_text,
+    tags_from_text,
+    tags_to_text,
 )
 
 T = TypeVar("T")
@@ -85,22 +87,22 @@ _SOCKET_OPTIONS = {
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags"
 )
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
-    "checksum_algorithm, checksum_type"
+    "checksum_algorithm, checksum_type, tags"
 )
 _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
 )
-_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})"
+_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
 _UPDATE_OBJECT = (
     "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
     "meta=%s, checksum_algorithm=%s, checksum_type=%s, checksum_value=%s, parts_count=%s, "
-    "state=%s, segments=%s, inline=%s WHERE bucket=%s AND key=%s"
+    "state=%s, segments=%s, inline=%s, tags=%s WHERE bucket=%s AND key=%s"
 )
 _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
@@ -473,6 +475,7 @@ class PostgresIndex(Index):
             for (upload_id,) in await cur.fetchall():
                 await self._drop_upload(conn, upload_id, keep=())
             await conn.execute("DELETE FROM bucket_totals WHERE bucket=%s", (name,))
+            await conn.execute("DELETE FROM bucket_configs WHERE bucket=%s", (name,))
             await conn.execute("DELETE FROM buckets WHERE name=%s", (name,))
 
         await self._write(fn)
@@ -590,6 +593,16 @@ class PostgresIndex(Index):
 
         await self._write(fn)
 
+    async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "UPDATE objects SET tags=%s WHERE bucket=%s AND key=%s",
+                (tags_to_text(tags), bucket, key),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(fn)
+
     async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
         async def fn(conn: Conn):
             cur = await conn.execute(
@@ -661,7 +674,7 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             try:
                 await conn.execute(
-                    f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})",
+                    f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
                     (
                         up.upload_id,
                         up.bucket,
@@ -673,6 +686,7 @@ class PostgresIndex(Index):
                         _json(up.meta),
                         up.checksum_algorithm,
                         up.checksum_type,
+                        tags_to_text(up.tags),
                     ),
                 )
             except pg_errors.ForeignKeyViolation:
@@ -1142,6 +1156,36 @@ class PostgresIndex(Index):
 
         await self._write(fn)
 
+    # -- bucket configurations ---------------------------------------------------------------
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        row = await self._one(
+            "SELECT value FROM bucket_configs WHERE bucket=%s AND name=%s", (bucket, name)
+        )
+        return row[0] if row else None
+
+    async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
+        async def fn(conn: Conn):
+            if value is None:
+                cur = await conn.execute("SELECT 1 FROM buckets WHERE name=%s", (bucket,))
+                if await cur.fetchone() is None:
+                    return False
+                await conn.execute(
+                    "DELETE FROM bucket_configs WHERE bucket=%s AND name=%s", (bucket, name)
+                )
+                return True
+            try:
+                await conn.execute(
+                    "INSERT INTO bucket_configs VALUES (%s,%s,%s) ON CONFLICT (bucket, name) "
+                    "DO UPDATE SET value=EXCLUDED.value",
+                    (bucket, name, value),
+                )
+            except pg_errors.ForeignKeyViolation:
+                return False
+            return True
+
+        return await self._write(fn)
+
     # -- meta --------------------------------------------------------------------------------
 
     async def get_meta(self, name: str) -> str | None:
@@ -1285,6 +1329,7 @@ def _object_values(obj: ObjectRecord) -> tuple:
         obj.state,
         segments_to_text(obj.segments),
         obj.inline,
+        tags_to_text(obj.tags),
     )
 
 
@@ -1305,6 +1350,7 @@ def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
         state=row[12],
         segments=segments_from_text(row[13]),
         inline=row[14],
+        tags=tags_from_text(row[15]),
     )
 
 
@@ -1320,6 +1366,7 @@ def _upload_from_row(r: Sequence[Any]) -> UploadRecord:
         meta=json.loads(r[7]),
         checksum_algorithm=r[8],
         checksum_type=r[9],
+        tags=tags_from_text(r[10]),
     )
 
 

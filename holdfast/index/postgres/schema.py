@@ -175,8 +175,21 @@ CREATE TRIGGER objects_totals AFTER INSERT OR UPDATE OR DELETE ON objects
     FOR EACH ROW EXECUTE FUNCTION holdfast_count_objects();
 """
 
+# Object and upload tags (NULL for none, the common case), and per-bucket configuration
+# documents (bucket tags today; versioning, object lock and lifecycle use it next).
+_V2 = """
+ALTER TABLE objects ADD COLUMN tags TEXT;
+ALTER TABLE uploads ADD COLUMN tags TEXT;
+CREATE TABLE bucket_configs (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    name TEXT COLLATE "C" NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
