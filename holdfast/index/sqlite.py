@@ -752,9 +752,7 @@ class SqliteIndex(IntegrityIndex):
             if not db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone():
                 return False
             if value is None:
-                db.execute(
-                    "DELETE FROM bucket_configs WHERE bucket=? AND name=?", (bucket, name)
-                )
+                db.execute("DELETE FROM bucket_configs WHERE bucket=? AND name=?", (bucket, name))
             else:
                 db.execute(
                     "INSERT OR REPLACE INTO bucket_configs VALUES (?,?,?)", (bucket, name, value)

@@ -32,7 +32,7 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
-from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects
+from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects, sse
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -72,6 +72,9 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.GET_OBJECT_ATTRIBUTES: attributes.get_object_attributes,
     Operation.PUT_OBJECT_ACL: objects.put_object_acl,
     **configs.HANDLERS,
+    Operation.PUT_BUCKET_ENCRYPTION: sse.put_bucket_encryption,
+    Operation.GET_BUCKET_ENCRYPTION: sse.get_bucket_encryption,
+    Operation.DELETE_BUCKET_ENCRYPTION: sse.delete_bucket_encryption,
 }
 
 

@@ -108,6 +108,8 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
 class UserNotCached(Exception):
     """The signature check needs a user the lookup cache does not hold (fresh)."""
 
