@@ -168,7 +168,7 @@ class Users:
     def secret_for(self, access_key: str) -> str | None:
         """The secret key for a signature check, which is synchronous: from the lookup
         cache, or UserNotCached when the index must be asked first (``await lookup``)."""
-        if secrets.compare_digest(access_key, self.root.access_key):
+        if same(access_key, self.root.access_key):
             return self.root.secret_key
         hit = self._cache.get(access_key)
         if hit is None or time.monotonic() - hit[0] >= self.ttl:
@@ -177,7 +177,7 @@ class Users:
 
     def cached_secret(self, access_key: str) -> str | None:
         """As :meth:`secret_for`, right after a lookup: whatever it found, however old."""
-        if secrets.compare_digest(access_key, self.root.access_key):
+        if same(access_key, self.root.access_key):
             return self.root.secret_key
         hit = self._cache.get(access_key)
         return hit[1].secret_key if hit is not None and hit[1] is not None else None

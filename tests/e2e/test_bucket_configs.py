@@ -96,7 +96,6 @@ DELETES = [
     "delete_bucket_cors",
     "delete_bucket_lifecycle",
     "delete_bucket_tagging",
-    "delete_bucket_encryption",
     "delete_bucket_website",
     "delete_public_access_block",
     "delete_bucket_ownership_controls",
@@ -127,11 +126,6 @@ PUTS = {
         }
     },
     "put_bucket_tagging": {"Tagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
-    "put_bucket_encryption": {
-        "ServerSideEncryptionConfiguration": {
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        }
-    },
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_object_lock_configuration": {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}},
     "put_public_access_block": {
