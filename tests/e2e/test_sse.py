@@ -339,3 +339,37 @@ def test_aws_cli_sse_s3_and_sse_c(https_server, tmp_path):
     )
     assert down.read_bytes() == data
     assert stored_anywhere(https_server, data[:32]) == []
+
+
+def test_sse_s3_objects_survive_a_master_key_rotation(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="bkt")
+        data = marker_data(150_000)
+        s3.put_object(Bucket="bkt", Key="k", Body=data, ServerSideEncryption="AES256")
+        server.stop()
+        rotated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "holdfast.cli",
+                "key",
+                "rotate",
+                "--data",
+                str(server.data_dirs[0]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        server.start()
+        assert server.client().get_object(Bucket="bkt", Key="k")["Body"].read() == data
+    finally:
+        server.stop()
