@@ -299,6 +299,8 @@ def test_sse_s3_multipart(server, s3, bucket):
     got = s3.get_object(Bucket=bucket, Key="mp")
     assert got["ServerSideEncryption"] == "AES256"
     assert got["Body"].read() == b"".join(parts)
+    second = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2)
+    assert second["Body"].read() == parts[1] and second["ContentLength"] == len(parts[1])
     assert stored_anywhere(server, parts[0][:32]) == []
 
 

@@ -211,8 +211,10 @@ def _part_bounds(ctx: Context, obj: ObjectRecord) -> tuple[int, int] | None:
         )
     if not obj.parts_count:
         return 0, obj.size
-    start = sum(s.size for s in obj.segments[: number - 1])
-    return start, start + obj.segments[number - 1].size
+    enc = Encryption.from_headers(obj.headers)
+    sizes = [plain_size(s.size, enc.plain_block) if enc else s.size for s in obj.segments]
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1]
 
 
 def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, int]:
