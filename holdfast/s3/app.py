@@ -32,7 +32,7 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
-from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects, sse
+from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects, post, sse
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -232,6 +232,8 @@ class S3App:
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
+        if post.is_post_object(request):  # signed by its form's policy, not by headers
+            return await post.post_object(Context(service, request, None))
         try:
             auth = self._authenticate(request, service, service.users.secret_for)
         except UserNotCached as e:  # the index is read off the signature check's path
