@@ -157,3 +157,17 @@ def test_post_to_a_bucket_the_policy_does_not_name_is_denied(server, s3, bucket)
     assert r.status_code == 403
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="k")
+
+
+def test_post_follows_the_bucket_default_encryption(server, s3, signer, bucket):
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    data = b"FORM-PLAINTEXT-" + os.urandom(8).hex().encode()
+    post = signer.generate_presigned_post(bucket, "enc")
+    assert _post(server, post, content=data).status_code == 204
+    got = s3.get_object(Bucket=bucket, Key="enc")
+    assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == data

@@ -142,7 +142,7 @@ async def put_object(ctx: Context) -> Response:
     body = IncomingBody(
         ctx.request, ctx.auth, expected, MAX_PUT_SIZE, default_algorithm=DEFAULT_ALGORITHM
     )
-    sealing = await _sealing(ctx, body)
+    sealing = await sealing_for(ctx, body)
     if sealing is not None or _check_before_body(ctx, body.declared):
         await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     received = await receive(ctx, body, body.declared, sealing)
@@ -164,7 +164,7 @@ class Sealing:
     body: EncryptingBody
 
 
-async def _sealing(ctx: Context, body, bucket_checked: bool = False) -> Sealing | None:
+async def sealing_for(ctx: Context, body, bucket_checked: bool = False) -> Sealing | None:
     """The encryption this write asks for (headers, else the bucket's default)."""
     if not bucket_checked:
         # The bucket's default is read from the bucket: it must be the caller's first.
@@ -429,7 +429,7 @@ async def copy_object(ctx: Context) -> Response:
         source.checksum_algorithm or DEFAULT_ALGORITHM
     )
     body = CopiedBody(source_bytes(ctx, source, 0, source.size), algorithm)
-    sealing = await _sealing(ctx, body, bucket_checked=True)
+    sealing = await sealing_for(ctx, body, bucket_checked=True)
     received = await receive(ctx, body, source.size, sealing)
     record = new_record(ctx, received, attrs, sealing)
     await ctx.service.objects.commit(record, if_absent, if_etag)

@@ -32,7 +32,7 @@ from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Request, Response
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import MAX_METADATA_BYTES, MAX_PUT_SIZE, Context, validate_key
-from holdfast.s3.ops.objects import DEFAULT_ALGORITHM, new_record, receive
+from holdfast.s3.ops.objects import DEFAULT_ALGORITHM, new_record, receive, sealing_for
 
 MAX_FIELDS_BYTES = 64 * 1024  # every field before the file, the policy (S3: 20 KiB) included
 # Fields that need no condition in the policy (S3's list).
@@ -374,8 +374,9 @@ async def post_object(ctx: Context) -> Response:
         meta=meta,
     )
     body = FormBody(form, low, high)
-    received = await receive(ctx, body, None, None)
-    record = new_record(ctx, received, attrs)
+    sealing = await sealing_for(ctx, body, bucket_checked=True)  # the bucket's default
+    received = await receive(ctx, body, None, sealing)
+    record = new_record(ctx, received, attrs, sealing)
     await ctx.service.objects.commit(record, owner=user)
     return _answer(ctx, fields, record)
 
