@@ -171,3 +171,34 @@ def test_post_follows_the_bucket_default_encryption(server, s3, signer, bucket):
     assert _post(server, post, content=data).status_code == 204
     got = s3.get_object(Bucket=bucket, Key="enc")
     assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == data
+
+
+def test_malformed_forms_are_client_errors(server, s3, bucket):
+    url = f"{server.endpoint}/{bucket}"
+    verify = server.ca_path or False
+    cases = [
+        ("multipart/form-data", b"garbage"),
+        ("multipart/form-data; boundary=XX", b"garbage without any boundary"),
+        (
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="key"\r\n\r\nk\r\n--XX--\r\n',
+        ),
+        (
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\ncut',
+        ),
+        (
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="policy"\r\n\r\n!!notbase64\r\n--XX\r\nContent-Disposition: form-data; name="signature"\r\n\r\nx\r\n--XX\r\nContent-Disposition: form-data; name="AWSAccessKeyId"\r\n\r\nnobody\r\n--XX\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\nabc\r\n--XX--\r\n',
+        ),
+        (
+            "multipart/form-data; boundary=XX",
+            b'--XX\r\nContent-Disposition: form-data; name="big"\r\n\r\n'
+            + b"x" * 70_000
+            + b"\r\n--XX--\r\n",
+        ),
+    ]
+    for ctype, body in cases:
+        r = requests.post(url, data=body, headers={"Content-Type": ctype}, verify=verify)
+        assert 400 <= r.status_code < 500 and "<Code>" in r.text, (body[:60], r.status_code, r.text)
+    assert keys(s3, bucket) == []
