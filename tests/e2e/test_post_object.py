@@ -202,3 +202,15 @@ def test_malformed_forms_are_client_errors(server, s3, bucket):
         r = requests.post(url, data=body, headers={"Content-Type": ctype}, verify=verify)
         assert 400 <= r.status_code < 500 and "<Code>" in r.text, (body[:60], r.status_code, r.text)
     assert keys(s3, bucket) == []
+
+
+def test_post_with_the_sse_field(server, s3, signer, bucket):
+    fields = {"x-amz-server-side-encryption": "AES256"}
+    post = signer.generate_presigned_post(bucket, "sse", Fields=fields, Conditions=[fields])
+    assert _post(server, post, content=b"secret form").status_code == 204
+    got = s3.get_object(Bucket=bucket, Key="sse")
+    assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == b"secret form"
+    c = {"x-amz-server-side-encryption-customer-algorithm": "AES256"}
+    post = signer.generate_presigned_post(bucket, "ssec", Fields=c, Conditions=[c])
+    assert _post(server, post).status_code == 501
+    assert keys(s3, bucket) == ["sse"]

@@ -373,8 +373,14 @@ async def post_object(ctx: Context) -> Response:
         headers={n: fields[n] for n in STORED_FIELDS if n in fields},
         meta=meta,
     )
+    if any(n.startswith("x-amz-server-side-encryption-") for n in fields):
+        raise S3Error(
+            "NotImplemented", "SSE-C and SSE-KMS fields in POST forms are not implemented."
+        )
+    if "x-amz-server-side-encryption" in fields:  # read as the PUT header is
+        ctx.request.headers["x-amz-server-side-encryption"] = fields["x-amz-server-side-encryption"]
     body = FormBody(form, low, high)
-    sealing = await sealing_for(ctx, body, bucket_checked=True)  # the bucket's default
+    sealing = await sealing_for(ctx, body, bucket_checked=True)  # the field, else the default
     received = await receive(ctx, body, None, sealing)
     record = new_record(ctx, received, attrs, sealing)
     await ctx.service.objects.commit(record, owner=user)
