@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 
 from holdfast import __version__, filemodes
+from holdfast.cluster import commands as cluster_commands
+from holdfast.cluster import node as cluster_node
 from holdfast.config import DEFAULT_DATA, DEFAULT_LISTEN, Config, parse_listen
 from holdfast.index.blocking import BlockingIndex, open_blocking
 from holdfast.index.errors import Conflict, IndexError_, NotEmpty
@@ -17,6 +20,7 @@ from holdfast.masterkey import ENV as MASTER_KEY_ENV
 from holdfast.masterkey import Keyring, MasterKeyError, encode_key, load_keyring, write_key_file
 from holdfast.masterkey import key_file as master_key_file
 from holdfast.masterkey import new_key as new_master_key
+from holdfast.net import commands as net_commands
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.service.integrity import node_name
@@ -27,10 +31,13 @@ from holdfast.service.users import (
     load_root_credentials,
     seal_secrets,
     sealed_key_ids,
+    validate_user_name,
 )
 from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
 from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def _add_data_arg(p: argparse.ArgumentParser) -> None:
@@ -50,16 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run a node")
     _add_data_arg(serve)
-    serve.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT")
+    serve.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address to serve S3, the admin UI and status on (default {DEFAULT_LISTEN})",
+    )
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     serve.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
-    serve.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
-    serve.add_argument("--region", default="us-east-1")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"worker processes (default: one per core, {os.cpu_count() or 1} here)",
+    )
+    serve.add_argument(
+        "--region",
+        default=Config.region,
+        help=f"the region the node reports and accepts in signatures (default {Config.region})",
+    )
     serve.add_argument(
         "--domain",
         action="append",
         metavar="NAME",
-        help="domain for virtual-host-style addressing (<bucket>.NAME); may repeat",
+        help="domain for virtual-host-style addressing (<bucket>.NAME); may repeat "
+        "(default localhost)",
     )
 
     serve.add_argument(
@@ -67,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=4096,
         metavar="N",
-        help="presigned URLs remembered after a successful check, per worker (0: off)",
+        help="presigned URLs remembered after a successful check, per worker "
+        "(0: off; default 4096)",
     )
     serve.add_argument(
         "--orphan-age",
@@ -85,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ops_commands.add_serve_args(serve)
     add_integrity_flags(serve)
+    cluster_node.add_serve_flags(serve)  # --cluster-listen, --node-cert, ... (docs/cluster.md)
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -112,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.add_admin_args(sub)
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
+    cluster = sub.add_parser(
+        "cluster",
+        help="the cluster: CA and certificates, layout, nodes, a dev cluster (docs/cluster.md)",
+    )
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    net_commands.register(cluster_sub)
+    cluster_commands.register(cluster_sub, _add_data_arg)
     return parser
 
 
@@ -143,6 +175,8 @@ def banner(config: Config, creds: RootCredentials) -> str:
         f"  node: {config.node_name}   data: {', '.join(config.data_dirs)}   "
         f"workers: {config.worker_count()}",
         f"  region: {config.region}",
+        f"  admin UI: {config.endpoint}/_holdfast/ui/   (or open {config.endpoint}/ in a browser)",
+        f"  status:   {config.endpoint}/_holdfast/status   health: {config.endpoint}/_holdfast/health",
     ]
     if config.index_dsn:
         from holdfast.index.postgres.engine import public_location
@@ -176,6 +210,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from holdfast.server import PortInUse, listen, serve
 
     config = config_from_args(args)
+    identity = cluster_node.apply_serve_flags(args, config)  # None: not a cluster node
     try:
         # First of all: a port held by anything else fails the start before any file changes.
         sock = listen(config)
@@ -221,6 +256,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"Holdfast, re-sealed {resealed} under the current master key ({keyring.source})",
             file=sys.stderr,
         )
+    if identity is not None:
+        # A cluster node registers nothing itself: its name must be in the layout already.
+        asyncio.run(cluster_node.check_layout(config))
     remember_index(config)
     _, node_lock = prepare_node(config)  # boot record, metrics dir; before any worker starts
     print(banner(config, creds), flush=True)
@@ -347,9 +385,11 @@ def _user_command(args: argparse.Namespace, index: BlockingIndex, users: Users) 
     if args.user_command in ("disable", "enable", "remove"):
         return _change_user(index, users, args)
     if args.user_command == "add":
-        if args.name == ROOT_USER:
-            print("holdfast: 'root' is reserved", file=sys.stderr)
-            return 2
+        try:
+            validate_user_name(args.name)
+        except ValueError as e:
+            print(f"holdfast: {e}", file=sys.stderr)
+            return ops_commands.EXIT_USAGE
         try:
             user = index.run(users.add(args.name))
         except Conflict:
@@ -357,20 +397,30 @@ def _user_command(args: argparse.Namespace, index: BlockingIndex, users: Users) 
             return 1
         print(f"user: {user.name}\naccess key: {user.access_key}\nsecret key: {user.secret_key}")
         return 0
-    records = index.list_users()
+    # Root first, marked: it is a user like the others to whoever reads the list, even
+    # though its keys live outside the index.
+    rows = [
+        {"name": ROOT_USER, "access_key": users.root.access_key, "disabled": False, "root": True}
+    ] + [
+        {"name": u.name, "access_key": u.access_key, "disabled": u.disabled, "root": False}
+        for u in index.list_users()
+    ]
     if args.json:
+        print(json.dumps(rows))
+    else:
         print(
-            json.dumps(
+            ops_commands.table(
+                ["NAME", "ACCESS KEY", "STATE"],
                 [
-                    {"name": u.name, "access_key": u.access_key, "disabled": u.disabled}
-                    for u in records
-                ]
+                    [
+                        r["name"],
+                        r["access_key"],
+                        "root" if r["root"] else ("disabled" if r["disabled"] else "enabled"),
+                    ]
+                    for r in rows
+                ],
             )
         )
-    else:
-        print(f"{'NAME':20} {'ACCESS KEY':22} STATE")
-        for u in records:
-            print(f"{u.name:20} {u.access_key:22} {'disabled' if u.disabled else 'enabled'}")
     return 0
 
 
@@ -403,6 +453,21 @@ def _change_user(index: BlockingIndex, users: Users, args: argparse.Namespace) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. Output piped into ``head`` (or anything that stops reading) ends the
+    command quietly with 141, as a shell reports a program stopped by SIGPIPE."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try (also after --help's exit): a closed pipe shows here
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # Everything Holdfast creates is owner-only, whatever the umask it was started with
     # (holdfast/filemodes.py); worker processes inherit it.
@@ -417,6 +482,12 @@ def main(argv: list[str] | None = None) -> int:
         return ops_commands.cmd_admin(args)
     if args.command == "log":
         return ops_commands.cmd_log(args, config_from_args(args))
+    if args.command == "cluster":
+        if args.cluster_command in net_commands.VERBS:
+            return net_commands.run(args)
+        if args.cluster_command == "dev":
+            return cluster_commands.run(args, None)
+        return cluster_commands.run(args, config_from_args(args))
     if args.command in integrity_commands.COMMANDS:
         return integrity_commands.run(args, config_from_args(args))
     return 2

@@ -39,6 +39,8 @@ class Config:
     # The index engine (holdfast/index/flags.py): PostgreSQL at this DSN, shared by the nodes
     # of a cluster; None keeps the embedded SQLite index in the first data directory.
     index_dsn: str | None = None
+    # Heartbeats per second this node sends in total (holdfast/cluster/liveness.py).
+    heartbeat_rate: float = 5.0
     index_timeout_seconds: float = 2.0  # deadline of one index call (then 503 / 500)
     index_pool_size: int = 8  # PostgreSQL connections per worker process
     # A blob finished this long ago that no committed metadata refers to is an orphan.
@@ -47,6 +49,12 @@ class Config:
     # This node's name: store ids are "<node_name>/d0", ... ("" until resolved at start:
     # the name its drives are registered under, else "local"; holdfast/stores/registry.py).
     node_name: str = ""
+    # Node-to-node traffic (holdfast/net/, docs/cluster.md; flags in holdfast/net/flags.py):
+    # its own port and its own mutual TLS under the cluster CA, apart from S3's --tls-cert.
+    cluster_listen: str | None = None  # HOST:PORT; None: not part of a cluster
+    node_cert: str | None = None
+    node_key: str | None = None
+    cluster_ca: str | None = None
     # Integrity and self-healing (docs/integrity.md; flags in holdfast/workers/flags.py).
     copies: int = 0  # copies per object on distinct drives; 0: 2 with >= 2 drives, else 1
     min_copies: int = 1  # the write quorum: copies durable before a write is acknowledged

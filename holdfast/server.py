@@ -39,6 +39,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 STABLE_WORKER_SECONDS = 60.0  # a process that ran this long before dying was not crash-looping
 WORKER_NAME = "holdfast-worker"
 COMMITTER_NAME = COMMITTER_PROCESS_NAME
+AGENT_NAME = "holdfast-cluster"
 BACKLOG = 2048
 # Bytes of request line and headers buffered before the app sees them; the app itself
 # refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.
@@ -258,6 +259,14 @@ def run_index_committer(config_json: str) -> None:
     run_committer_process(config)
 
 
+def run_cluster_agent(config_json: str) -> None:
+    """Entry point of the cluster agent process (holdfast/cluster/agent.py): a cluster node
+    runs one, next to its workers."""
+    from holdfast.cluster.node import run_agent_process
+
+    run_agent_process(config_json)
+
+
 def wants_committer(config: Config) -> bool:
     """One committer serves all the workers; with one worker there is nothing to share.
     HOLDFAST_INDEX_COMMITTER=0 turns it off (each worker then commits its own writes)."""
@@ -278,12 +287,14 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.committer: multiprocessing.process.BaseProcess | None = None
+        self.agent: multiprocessing.process.BaseProcess | None = None  # cluster nodes only
         self.stopping = False
         # Each kind backs off on its own: a crash-looping committer must not slow down the
         # restart of a worker, nor the other way round.
         self.backoff = {
             WORKER_NAME: Backoff(base=0.5, cap=30.0),
             COMMITTER_NAME: Backoff(base=0.5, cap=30.0),
+            AGENT_NAME: Backoff(base=0.5, cap=30.0),
         }
         self.started: dict[int, float] = {}  # process sentinel -> when it was started
         self.restarts: dict[int | str, float] = {}  # worker index or "committer" -> when
@@ -291,6 +302,8 @@ class Supervisor:
     def _spawn(self, target: Callable[[str], None] = run_worker) -> BaseProcess:
         if target is run_worker:
             name, args = WORKER_NAME, (self.config.to_env(), self.sock)
+        elif target is run_cluster_agent:
+            name, args = AGENT_NAME, (self.config.to_env(),)
         else:
             name, args = COMMITTER_NAME, (self.config.to_env(),)
         proc = self.context.Process(target=target, args=args, name=name)
@@ -314,6 +327,8 @@ class Supervisor:
         slots: dict[int | str, BaseProcess] = dict(enumerate(self.workers))
         if self.committer is not None:
             slots["committer"] = self.committer
+        if self.agent is not None:
+            slots["agent"] = self.agent
         return slots
 
     def _schedule_restarts(self) -> None:
@@ -334,6 +349,8 @@ class Supervisor:
             del self.restarts[slot]
             if slot == "committer":
                 self.committer = self._spawn(run_index_committer)
+            elif slot == "agent":
+                self.agent = self._spawn(run_cluster_agent)
             else:
                 self.workers[int(slot)] = self._spawn(run_worker)
 
@@ -360,6 +377,8 @@ class Supervisor:
         if wants_committer(self.config):
             self.committer = self._spawn(run_index_committer)
         self.workers = [self._spawn() for _ in range(self.config.worker_count())]
+        if self.config.cluster_listen:
+            self.agent = self._spawn(run_cluster_agent)
         while not self.stopping:
             self._wait()
             if self.stopping:
@@ -371,7 +390,8 @@ class Supervisor:
     def _shutdown(self) -> None:
         """Workers first (uvicorn's graceful shutdown lets in-flight writes finish through
         the committer), then the committer."""
-        for group in (self.workers, [self.committer] if self.committer is not None else []):
+        agent = [self.agent] if self.agent is not None else []
+        for group in (self.workers + agent, [self.committer] if self.committer is not None else []):
             for proc in group:
                 if proc.is_alive():
                     proc.terminate()  # SIGTERM

@@ -31,10 +31,13 @@ from collections.abc import Callable, Iterable, Sequence
 from holdfast.index.listing import ListPage, PageBuilder
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
+    StagedLayout,
     UploadRecord,
     UserRecord,
 )
@@ -134,6 +137,16 @@ class Index(ABC):
     @abstractmethod
     async def list_buckets(self, owner: str) -> list[BucketRecord]:
         """The owner's buckets, by name."""
+
+    @abstractmethod
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        """Buckets (``owner``'s, or every one), by name, with the object count and sizes the
+        engine keeps per bucket: no count over the objects."""
+
+    @abstractmethod
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """The keys from ``first`` to ``last`` (one listing page) of objects not in state
+        "ok", so a browser can mark them."""
 
     @abstractmethod
     async def delete_bucket(self, name: str) -> None:
@@ -380,6 +393,39 @@ class Index(ABC):
 
     @abstractmethod
     async def set_meta(self, name: str, value: str) -> None: ...
+
+    # -- the cluster layout (authoritative; holdfast/cluster/layout.py) ------------------------
+
+    @abstractmethod
+    async def layout_version(self) -> int:
+        """The current layout version (0: none applied yet): one cheap read, which nodes
+        poll (at most once a second) to follow layout changes."""
+
+    @abstractmethod
+    async def get_layout(self) -> LayoutRecord | None:
+        """The current (last applied) layout, None before the first apply."""
+
+    @abstractmethod
+    async def get_staged_layout(self) -> StagedLayout | None: ...
+
+    @abstractmethod
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        """Replace the staged layout (None: drop it)."""
+
+    @abstractmethod
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
+        """Compare-and-set, one transaction: if the current version is still
+        ``expect_version``, record ``layout`` (its nodes, audit fields) as version
+        ``expect_version + 1`` and drop the staged layout (unless ``drop_staged`` is False: a
+        tool applying a layout of its own leaves an operator's staged change, now stale,
+        alone); the new version. Conflict
+        otherwise (another operator applied meanwhile), and nothing changes."""
+
+    @abstractmethod
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        """Applied versions with their audit records, newest first."""
 
     # -- once per cluster ---------------------------------------------------------------------
 

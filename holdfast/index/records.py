@@ -99,6 +99,17 @@ class BucketRecord:
     region: str
 
 
+@dataclass(frozen=True)
+class BucketUsage:
+    """A bucket with the totals the index keeps for it (holdfast/index/totals.py)."""
+
+    bucket: BucketRecord
+    objects: int
+    bytes: int  # the objects' sizes
+    stored_bytes: int  # every copy counted
+    damaged: int  # objects not in state "ok"
+
+
 @dataclass
 class UserRecord:
     name: str
@@ -168,3 +179,76 @@ class RepairTask:
     @property
     def size(self) -> int:
         return self.segment.size if self.segment is not None else 0
+
+
+# -- the cluster layout (holdfast/cluster/layout.py gives it meaning) -------------------------
+
+NODE_STATES = ("active", "draining", "removed")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node of the layout: its name (the name in its certificate), the S3 endpoint
+    clients use, the internal address other nodes reach it at (HOST:PORT, mutual TLS), its
+    zone, its capacity in bytes (0: not stated) and its state."""
+
+    name: str
+    s3: str
+    cluster: str
+    zone: str = ""
+    capacity: int = 0
+    state: str = "active"
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "s3": self.s3,
+            "cluster": self.cluster,
+            "zone": self.zone,
+            "capacity": self.capacity,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> NodeRecord:
+        return cls(
+            name=str(obj["name"]),
+            s3=str(obj.get("s3", "")),
+            cluster=str(obj.get("cluster", "")),
+            zone=str(obj.get("zone", "")),
+            capacity=int(obj.get("capacity", 0)),
+            state=str(obj.get("state", "active")),
+        )
+
+
+def nodes_to_text(nodes: tuple[NodeRecord, ...]) -> str:
+    return json.dumps([n.to_json() for n in sorted(nodes, key=lambda n: n.name)])
+
+
+def nodes_from_text(text: str) -> tuple[NodeRecord, ...]:
+    return tuple(NodeRecord.from_json(o) for o in json.loads(text))
+
+
+@dataclass(frozen=True)
+class LayoutRecord:
+    """An applied layout version, with its audit record: who applied it, when, the
+    difference from the version before and the blast radius shown to the operator (both
+    JSON text, as the CLI computed them)."""
+
+    version: int
+    nodes: tuple[NodeRecord, ...]
+    applied_at: float = 0.0
+    applied_by: str = ""
+    diff: str = "[]"
+    blast: str = "{}"
+
+
+@dataclass(frozen=True)
+class StagedLayout:
+    """The layout an operator has staged (``holdfast cluster node add|remove``), on top of
+    version ``base_version``: applying it is refused once the current version moved on."""
+
+    base_version: int
+    nodes: tuple[NodeRecord, ...]
+    staged_at: float = 0.0
+    staged_by: str = ""

@@ -39,6 +39,7 @@ from holdfast.index.listing import prefix_upper_bound
 from holdfast.index.queries import PART_COLUMNS, part_from_row, queue_for_gc
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
     ListedEntry,
     ObjectRecord,
     PartRecord,
@@ -51,8 +52,9 @@ from holdfast.index.records import (
     tags_from_text,
     tags_to_text,
 )
+from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
-from holdfast.index.totals import TOTALS_SCHEMA
+from holdfast.index.totals import TOTALS_SCHEMA, bucket_usage, damaged_keys
 
 T = TypeVar("T")
 log = logging.getLogger("holdfast.index")
@@ -161,7 +163,7 @@ CREATE INDEX IF NOT EXISTS gc_due ON gc_queue (not_before);
 # Drives, per-bucket placement policies and the repair queue (holdfast/index/integrity.py).
 BASE_SCHEMA += INTEGRITY_SCHEMA
 # The whole schema as the migrations (holdfast/index/sqlite_migrations.py) leave it.
-SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA
+SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA + LAYOUT_SCHEMA
 
 
 _OBJECT_COLUMNS = (
@@ -218,7 +220,7 @@ def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteIndex(IntegrityIndex):
+class SqliteIndex(IntegrityIndex, SqliteLayout):
     def __init__(self, path: Path, gc_grace_seconds: float = 30.0) -> None:
         self.path = path
         self.gc_grace = gc_grace_seconds
@@ -557,6 +559,16 @@ class SqliteIndex(IntegrityIndex):
             (owner,),
         )
         return [BucketRecord(*r) for r in rows]
+
+    def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        """Buckets (``owner``'s, or every one) with their object count and sizes."""
+        return [
+            BucketUsage(BucketRecord(*r[:4]), *r[4:]) for r in bucket_usage(self._conn(), owner)
+        ]
+
+    def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """Keys between ``first`` and ``last`` whose objects are marked damaged."""
+        return damaged_keys(self._conn(), bucket, first, last)
 
     def delete_bucket(self, name: str) -> None:
         """Refuses while objects remain; unfinished uploads are aborted with the bucket."""

@@ -43,10 +43,13 @@ from holdfast.index.integrity import damaged_objects
 from holdfast.index.listing import ListPage, build_page
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
+    StagedLayout,
     UploadRecord,
     UserRecord,
 )
@@ -247,6 +250,12 @@ class SqliteEngine(Index):
 
     async def list_buckets(self, owner: str) -> list[BucketRecord]:
         return await self._pool(self.core.list_buckets, owner)
+
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        return await self._pool(self.core.bucket_usage, owner)
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        return await self._pool(self.core.damaged_keys, bucket, first, last)
 
     async def delete_bucket(self, name: str) -> None:
         await self._write(self.core.delete_bucket, name)
@@ -463,6 +472,28 @@ class SqliteEngine(Index):
     async def set_meta(self, name: str, value: str) -> None:
         await self._write(self.core.set_meta, name, value)
 
+    # -- the cluster layout ------------------------------------------------------------------
+
+    async def layout_version(self) -> int:
+        return await self._pool(self.core.layout_version)
+
+    async def get_layout(self) -> LayoutRecord | None:
+        return await self._pool(self.core.get_layout)
+
+    async def get_staged_layout(self) -> StagedLayout | None:
+        return await self._pool(self.core.get_staged_layout)
+
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        await self._write(self.core.stage_layout, staged)
+
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
+        return await self._write(self.core.apply_layout, expect_version, layout, drop_staged)
+
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        return await self._pool(self.core.layout_history, limit)
+
     # -- once per node (a SQLite index is one node's: that is the cluster) --------------------
 
     async def try_lead(self, job: str) -> Lease | None:
@@ -523,7 +554,7 @@ def _counts(path: Path, budget: float, examples: int) -> dict:
         raise errors.IndexUnavailable(f"cannot open {path}: {e}") from e
     try:
         buckets = db.execute("SELECT count(*) FROM buckets").fetchone()[0]
-        objects, stored, _, corrupt = object_totals(db)
+        objects, stored, copies, corrupt = object_totals(db)
         gc_queue = db.execute("SELECT count(*) FROM gc_queue").fetchone()[0]
         rows = db.execute(
             "SELECT bucket, key, state FROM objects WHERE state<>'ok' LIMIT ?", (examples,)
@@ -538,6 +569,7 @@ def _counts(path: Path, budget: float, examples: int) -> dict:
         "buckets": buckets,
         "objects": objects,
         "stored_bytes": stored,
+        "copies_bytes": copies,  # every copy of every object: Holdfast's own data on disk
         "gc_queue": gc_queue,
         "corrupt_objects": corrupt,
         "corrupt_examples": [{"bucket": b, "key": k, "state": s} for b, k, s in rows],

@@ -89,6 +89,12 @@ def _rowid_objects_and_totals(db: sqlite3.Connection) -> None:
     rebuild_totals(db)
 
 
+def _layout_tables(db: sqlite3.Connection) -> None:
+    from holdfast.index.sqlite_layout import LAYOUT_SCHEMA
+
+    run_script(db, LAYOUT_SCHEMA)
+
+
 BUCKET_CONFIGS = """
 CREATE TABLE IF NOT EXISTS bucket_configs (
     bucket TEXT NOT NULL,
@@ -122,7 +128,10 @@ MIGRATIONS: list[Migration] = [
     Migration(
         3, "tables added without a version number before migrations were listed", _base_tables
     ),
-    Migration(4, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
+    Migration(
+        4, "the cluster layout: applied versions (with audit) and the staged one", _layout_tables
+    ),
+    Migration(5, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -73,3 +73,26 @@ def object_totals(db: sqlite3.Connection) -> tuple[int, int, int, int]:
         "coalesce(sum(stored_bytes), 0), coalesce(sum(not_ok), 0) FROM bucket_totals"
     ).fetchone()
     return row[0], row[1], row[2], row[3]
+
+
+def bucket_usage(db: sqlite3.Connection, owner: str | None = None) -> list[tuple]:
+    """Each bucket (one owner's, or all) with its totals, by name: one row per bucket read
+    from the small totals table, never a count over the objects."""
+    where, args = ("WHERE b.owner = ?", (owner,)) if owner is not None else ("", ())
+    return db.execute(
+        "SELECT b.name, b.owner, b.created, b.region, coalesce(t.objects, 0), "
+        "coalesce(t.bytes, 0), coalesce(t.stored_bytes, 0), coalesce(t.not_ok, 0) "
+        f"FROM buckets b LEFT JOIN bucket_totals t ON t.bucket = b.name {where} "
+        "ORDER BY b.name",
+        args,
+    ).fetchall()
+
+
+def damaged_keys(db: sqlite3.Connection, bucket: str, first: str, last: str) -> set[str]:
+    """The damaged objects' keys in ``bucket`` between ``first`` and ``last`` (one listing
+    page), read from the partial index that holds damaged objects only."""
+    rows = db.execute(
+        "SELECT key FROM objects WHERE state<>'ok' AND bucket=? AND key>=? AND key<=?",
+        (bucket, first, last),
+    )
+    return {r[0] for r in rows}

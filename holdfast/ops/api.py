@@ -25,12 +25,12 @@ from urllib.parse import unquote
 from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.index.errors import Conflict, IndexUnavailable, NotEmpty
-from holdfast.ops.requestlog import LogQuery, parse_when, search
+from holdfast.ops.requestlog import LogQuery, page_cursor, parse_cursor, parse_when, search
 from holdfast.ops.timeseries import FILE_NAME, chart, load
 from holdfast.ops.ui import session as ui_session
 from holdfast.s3.auth import verify_request
 from holdfast.s3.http import Request, Response, json_response
-from holdfast.service.users import ROOT_USER
+from holdfast.service.users import ROOT_USER, validate_user_name
 
 if TYPE_CHECKING:
     from holdfast.ops.runtime import OpsRuntime
@@ -40,7 +40,6 @@ MAX_BODY = 64 * 1024
 INDEX_TIMEOUT = 10.0
 SEARCH_TIMEOUT = 30.0
 MAX_RESULTS = 1000
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -170,6 +169,7 @@ def log_query(params: dict[str, str]) -> LogQuery:
         limit = int(params.get("limit") or 100)
         since = parse_when(params["since"]) if params.get("since") else None
         until = parse_when(params["until"]) if params.get("until") else None
+        before = parse_cursor(params["before"]) if params.get("before") else None
     except ValueError as e:
         raise ApiError(400, "InvalidArgument", str(e)) from None
     status = params.get("status") or None
@@ -187,13 +187,22 @@ def log_query(params: dict[str, str]) -> LogQuery:
         request_id=params.get("request_id") or None,
         operation=params.get("operation") or None,
         limit=max(1, min(limit, MAX_RESULTS)),
+        before=before,
     )
 
 
 async def requests(request: Request, rt: OpsRuntime) -> Response:
     query = log_query(request.query)
     records = await _in_thread(SEARCH_TIMEOUT, search, rt.log_dir, query)
-    return json_response(200, {"records": records, "count": len(records), "limit": query.limit})
+    return json_response(
+        200,
+        {
+            "records": records,
+            "count": len(records),
+            "limit": query.limit,
+            "next": page_cursor(records, query),  # pass as ``before`` for the next page
+        },
+    )
 
 
 async def alerts(request: Request, rt: OpsRuntime) -> Response:
@@ -271,7 +280,7 @@ async def users(
 
 
 def _check_name(name: str) -> None:
-    if name == ROOT_USER:
-        raise ApiError(400, "InvalidArgument", "'root' is reserved")
-    if not USER_NAME.match(name):
-        raise ApiError(400, "InvalidArgument", "a user name is 1-64 letters, digits and ._@+-")
+    try:
+        validate_user_name(name)
+    except ValueError as e:
+        raise ApiError(400, "InvalidArgument", str(e)) from None

@@ -56,7 +56,12 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         help="size cap of the request log, e.g. 256M (default 256M)",
     )
     ops.add_argument(
-        "--status-refresh", type=float, default=Config.status_refresh_seconds, metavar="SECONDS"
+        "--status-refresh",
+        type=float,
+        default=Config.status_refresh_seconds,
+        metavar="SECONDS",
+        help="how often each worker refreshes the status snapshot "
+        f"(default {Config.status_refresh_seconds:g})",
     )
     ops.add_argument(
         "--metrics-token",
@@ -87,7 +92,11 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
         help="mail alerts through this server, after the webhooks fail (env HOLDFAST_ALERT_SMTP; "
         "credentials from HOLDFAST_ALERT_SMTP_USER / HOLDFAST_ALERT_SMTP_PASSWORD)",
     )
-    ops.add_argument("--alert-smtp-starttls", action="store_true")
+    ops.add_argument(
+        "--alert-smtp-starttls",
+        action="store_true",
+        help="upgrade the SMTP connection with STARTTLS (default: off)",
+    )
     ops.add_argument(
         "--alert-email-to",
         action="append",
@@ -98,30 +107,60 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     ops.add_argument(
         "--alert-email-from",
         default=os.environ.get("HOLDFAST_ALERT_EMAIL_FROM") or Config.alert_email_from,
+        metavar="ADDRESS",
+        help=f"sender of alert mail (env HOLDFAST_ALERT_EMAIL_FROM; default {Config.alert_email_from})",
     )
     ops.add_argument(
-        "--alert-free-percent", type=float, default=Config.alert_free_percent, metavar="PCT"
+        "--alert-free-percent",
+        type=float,
+        default=Config.alert_free_percent,
+        metavar="PCT",
+        help=f"alert when a drive has less free space than this (default {Config.alert_free_percent:g}%%)",
     )
     ops.add_argument(
-        "--alert-error-rate", type=float, default=Config.alert_error_rate, metavar="SHARE"
+        "--alert-error-rate",
+        type=float,
+        default=Config.alert_error_rate,
+        metavar="SHARE",
+        help="alert when this share of requests fails with 5xx over the error window "
+        f"(default {Config.alert_error_rate:g})",
     )
     ops.add_argument(
         "--alert-error-window",
         type=float,
         default=Config.alert_error_window_seconds,
         metavar="SECONDS",
+        help=f"window for --alert-error-rate (default {Config.alert_error_window_seconds:g})",
     )
     ops.add_argument(
-        "--alert-backlog-minutes", type=int, default=Config.alert_backlog_minutes, metavar="N"
+        "--alert-backlog-minutes",
+        type=int,
+        default=Config.alert_backlog_minutes,
+        metavar="N",
+        help="alert when the repair backlog has grown for this many minutes in a row "
+        f"(default {Config.alert_backlog_minutes})",
     )
     ops.add_argument(
-        "--alert-eval-interval", type=float, default=Config.alert_eval_seconds, metavar="SECONDS"
+        "--alert-eval-interval",
+        type=float,
+        default=Config.alert_eval_seconds,
+        metavar="SECONDS",
+        help=f"how often the alert rules run (default {Config.alert_eval_seconds:g})",
     )
     ops.add_argument(
-        "--alert-retry-base", type=float, default=Config.alert_retry_base_seconds, metavar="SECONDS"
+        "--alert-retry-base",
+        type=float,
+        default=Config.alert_retry_base_seconds,
+        metavar="SECONDS",
+        help="first delay before an undelivered alert is retried; doubles each time "
+        f"(default {Config.alert_retry_base_seconds:g})",
     )
     ops.add_argument(
-        "--alert-retry-max", type=float, default=Config.alert_retry_cap_seconds, metavar="SECONDS"
+        "--alert-retry-max",
+        type=float,
+        default=Config.alert_retry_cap_seconds,
+        metavar="SECONDS",
+        help=f"longest delay between alert retries (default {Config.alert_retry_cap_seconds:g})",
     )
 
 
@@ -159,8 +198,11 @@ def add_admin_args(sub: Any) -> None:
     status = admin_sub.add_parser("status", help="the node's status, from /_holdfast/status")
     status.add_argument(
         "--endpoint",
+        type=endpoint_url,
         default=os.environ.get("HOLDFAST_ENDPOINT", DEFAULT_ENDPOINT),
-        help=f"the node's URL (default {DEFAULT_ENDPOINT}, env HOLDFAST_ENDPOINT)",
+        metavar="URL",
+        help="the node's URL, or HOST:PORT for plain HTTP "
+        f"(default {DEFAULT_ENDPOINT}, env HOLDFAST_ENDPOINT)",
     )
     status.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     status.add_argument("--ca-bundle", metavar="PEM", help="CA certificate for an HTTPS endpoint")
@@ -175,6 +217,20 @@ def add_admin_args(sub: Any) -> None:
         "HOLDFAST_ACCESS_KEY/HOLDFAST_SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
     )
     status.add_argument("--region", default="us-east-1", help="the node's region")
+
+
+def endpoint_url(text: str) -> str:
+    """``http://h:p`` or ``https://h:p`` as given; ``h:p`` (as ``--listen`` takes it) means
+    plain HTTP, so the address the server printed can be pasted as is."""
+    text = text.strip()
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise argparse.ArgumentTypeError(f"not an http(s) URL or HOST:PORT: {text!r}")
+        return text
+    if not text or "/" in text:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL or HOST:PORT: {text!r}")
+    return "http://" + text
 
 
 def admin_keys(data: str | None) -> tuple[str, str] | None:

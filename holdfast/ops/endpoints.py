@@ -97,6 +97,41 @@ def observe(request: Request, response: Response) -> Observation | NullObservati
     return runtime.observe(request, response)
 
 
+# -- what a browser asks the S3 port for -----------------------------------------------------
+
+# Query parameters that make a request a signed (SigV4 or V2) S3 request.
+_SIGNED_QUERY = ("X-Amz-Signature", "X-Amz-Credential", "Signature", "AWSAccessKeyId")
+
+
+def browser_shortcut(request: Request) -> Response | None:
+    """A browser pointed at the node gets the admin UI and an icon, not an S3 error.
+
+    Only unsigned GET/HEAD requests qualify, so S3 is unchanged: a signed ``GET /`` is still
+    ListBuckets, and an anonymous S3 client asking ``/`` (no ``text/html`` in Accept) still
+    gets its XML AccessDenied. ``/favicon.ico`` would otherwise be a request for a bucket of
+    that name: every page view logged a 403 that showed in the error charts. A signed request
+    for a bucket called ``favicon.ico`` still reaches it.
+    """
+    if request.method not in ("GET", "HEAD") or "authorization" in request.headers:
+        return None
+    if any(name in request.query for name in _SIGNED_QUERY):
+        return None
+    if request.raw_path == "/favicon.ico":
+        from holdfast.ops.ui import favicon
+
+        return favicon(request)
+    if request.raw_path == "/" and "text/html" in request.headers.get("accept", ""):
+        return Response(
+            302,
+            [
+                ("Location", "/_holdfast/ui/"),
+                ("Content-Length", "0"),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+    return None
+
+
 # -- the paths -------------------------------------------------------------------------------
 
 

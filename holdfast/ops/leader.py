@@ -128,7 +128,8 @@ class OpsLeader:
         snap = self.keeper.snapshot
         gauges = {
             "capacity_total": snap["capacity"]["total_bytes"],
-            "capacity_used": snap["capacity"]["used_bytes"],
+            # Holdfast's data, not the whole filesystem's use (other files share the disk).
+            "capacity_used": snap["capacity"].get("data_bytes"),
             "repair_backlog": snap.get("repair", {}).get("queued"),
             "objects": snap["index"].get("objects"),
         }

@@ -128,8 +128,11 @@ INDEX_WRITES = Counter(
     ["path"],
 )
 INTERNAL_MESSAGES_REJECTED = Counter(
-    "holdfast_internal_messages_rejected",
-    "Internal messages refused for a bad checksum or contents, by the side that refused them",
+    # Worker <-> committer messages; node-to-node ones are holdfast/net/frames.py's
+    # holdfast_internal_messages_rejected_total{peer,kind}.
+    "holdfast_committer_messages_rejected",
+    "Worker <-> committer messages refused for a bad checksum or contents, by the side that "
+    "refused them",
     ["side"],
 )
 

@@ -192,6 +192,9 @@ class LogQuery:
     request_id: str | None = None
     operation: str | None = None
     limit: int = 100
+    # Paging: only records older than this (ts, request_id), the last one a page showed.
+    # A cursor rather than an offset, so records arriving meanwhile do not shift the pages.
+    before: tuple[float, str] | None = None
 
     def needles(self) -> list[str]:
         """Substrings every matching line must contain: a cheap test before json.loads."""
@@ -213,6 +216,8 @@ class LogQuery:
         if self.since is not None and ts < self.since:
             return False
         if self.until is not None and ts > self.until:
+            return False
+        if self.before is not None and (ts, r.get("request_id") or "") >= self.before:
             return False
         if self.bucket and r.get("bucket") != self.bucket:
             return False
@@ -247,7 +252,7 @@ def _lines(path: Path) -> Iterator[str]:
 def search(directory: Path, query: LogQuery) -> list[dict]:
     """The newest ``query.limit`` matching records, newest first. Blocking."""
     needles = query.needles()
-    heap: list[tuple[float, int, dict]] = []
+    heap: list[tuple[float, str, int, dict]] = []
     seq = 0
     for path in segments(directory):
         if query.since is not None:
@@ -266,12 +271,32 @@ def search(directory: Path, query: LogQuery) -> list[dict]:
             if not query.matches(record):
                 continue
             seq += 1
-            item = (record.get("ts", 0.0), seq, record)
+            # Ordered by (ts, request_id), the order the paging cursor follows.
+            item = (record.get("ts", 0.0), record.get("request_id") or "", seq, record)
             if len(heap) < query.limit:
                 heapq.heappush(heap, item)
             elif item > heap[0]:
                 heapq.heapreplace(heap, item)
-    return [r for _, _, r in sorted(heap, reverse=True)]
+    return [r for _, _, _, r in sorted(heap, reverse=True)]
+
+
+def page_cursor(records: list[dict], query: LogQuery) -> str | None:
+    """The ``before`` value for the next (older) page, or None if this page was the last."""
+    if len(records) < query.limit or not records:
+        return None
+    last = records[-1]
+    return f"{last.get('ts', 0.0)!r},{last.get('request_id') or ''}"
+
+
+def parse_cursor(text: str) -> tuple[float, str]:
+    ts, sep, request_id = text.partition(",")
+    try:
+        value = float(ts)
+    except ValueError:
+        value = float("nan")
+    if not sep or value != value:
+        raise ValueError(f"not a paging cursor: {text!r}")
+    return value, request_id
 
 
 # -- time arguments ------------------------------------------------------------------------
@@ -310,6 +335,8 @@ __all__ = [
     "RequestLogWriter",
     "enforce_cap",
     "iso_utc",
+    "page_cursor",
+    "parse_cursor",
     "parse_when",
     "search",
 ]

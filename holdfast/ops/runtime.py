@@ -13,6 +13,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from holdfast.cluster.status import cluster_section
 from holdfast.ops import metrics
 from holdfast.ops.alerts import Outbox, channels_from_config
 from holdfast.ops.leader import OpsLeader
@@ -61,6 +62,7 @@ class OpsRuntime:
             sections={
                 "alerts": lambda: self.outbox.summary(names),
                 "traffic": lambda: read_summary(config.ops_path / FILE_NAME),
+                "cluster": lambda: cluster_section(config),
             },
             workers=lambda: app.workers,
             background_state=self._background_state,

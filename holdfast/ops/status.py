@@ -271,7 +271,10 @@ class StatusKeeper:
         self._counts: dict = {}
         self._durable: dict = {}  # the index's view for the providers: repair queue, damage
         self.snapshot: dict = self._assemble(
-            [], {"readable": False, "error": "not checked yet"}, {}, {name: {} for name in sections}
+            [],
+            {"readable": False, "error": "not checked yet", "state": "unknown"},
+            {},
+            {name: {} for name in sections},
         )
         self.snapshot["refreshed_at"] = 0.0
 
@@ -397,7 +400,9 @@ class StatusKeeper:
             "node": self._node(),
             "index": {k: v for k, v in index.items() if k != "providers"},
             "drives": drives,
-            "capacity": _capacity(drives),
+            # Holdfast's own data (every copy) next to the drives' size and free space, which
+            # count whatever else shares the filesystems.
+            "capacity": {**_capacity(drives), "data_bytes": index.get("copies_bytes")},
             "write_quorum": quorum,
             "repair": _merged(provided, "repair"),
             "scrub": _merged(provided, "scrub"),

@@ -145,6 +145,8 @@ class S3App:
             return
         if request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
             response = await ops_endpoints.handle(request, self)
+        elif (shortcut := self._browser_shortcut(request)) is not None:
+            response = shortcut
         else:
             response = await self._s3(request)
         if request.body_held_back():
@@ -175,6 +177,15 @@ class S3App:
                     await self._service.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _browser_shortcut(self, request: Request) -> Response | None:
+        """A person's browser, not an S3 client: the favicon and the UI for ``/``. Only for
+        path-style requests, so ``<bucket>.<domain>/favicon.ico`` stays an object."""
+        if request.raw_path not in ("/", "/favicon.ico"):
+            return None
+        if host_bucket(request.host, self.config.domains) is not None:
+            return None
+        return ops_endpoints.browser_shortcut(request)
 
     def _request(self, scope: dict, receive: Receive, request_id: str) -> Request:
         raw_path = scope.get("raw_path")

@@ -8,7 +8,7 @@ import time
 
 from holdfast.errors import S3Error
 from holdfast.index.errors import Conflict, NotEmpty, NotFound
-from holdfast.index.records import BucketRecord
+from holdfast.index.records import BucketRecord, BucketUsage
 from holdfast.service.node import Node
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -51,6 +51,16 @@ class Buckets:
 
     async def list(self, owner: str) -> list[BucketRecord]:
         return await self.node.index.list_buckets(owner)
+
+    async def usage(self, owner: str) -> list[BucketUsage]:
+        """``owner``'s buckets with their object counts and sizes (only theirs: one user
+        never learns the size of another's buckets)."""
+        return await self.node.index.bucket_usage(owner)
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        """Which keys of one listing page (``first`` to ``last``) have no good copy, so a
+        browser can mark them."""
+        return await self.node.index.damaged_keys(bucket, first, last)
 
     async def create(self, owner: str, name: str, region: str) -> BucketRecord:
         validate_bucket_name(name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import string
 import time
@@ -28,6 +29,19 @@ from holdfast.masterkey import Keyring, MasterKeyError, is_sealed_text, sealed_k
 ROOT_USER = "root"
 CREDENTIALS_FILE = "root-credentials.json"
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def validate_user_name(name: str) -> None:
+    """One rule for the CLI, the admin API and the UI: names appear in logs, tables and
+    URLs, so they are short and free of spaces, slashes and control characters."""
+    if name == ROOT_USER:
+        raise ValueError("'root' is reserved")
+    if not USER_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid user name {name!r}: 1-64 letters, digits and . _ @ + -, "
+            "starting with a letter or digit"
+        )
 
 
 @dataclass(frozen=True)
@@ -176,13 +190,16 @@ class Users:
         return hit[1].secret_key if hit[1] is not None else None
 
     def cached_secret(self, access_key: str) -> str | None:
-        """As :meth:`secret_for`, right after a lookup: whatever it found, however old."""
+        """As :meth:`secret_for`, right after a lookup: whatever it found, however old (None
+        for a key the lookup does not keep, which is no user's)."""
         if same(access_key, self.root.access_key):
             return self.root.secret_key
         hit = self._cache.get(access_key)
         return hit[1].secret_key if hit is not None and hit[1] is not None else None
 
     async def add(self, name: str) -> UserRecord:
+        """Raises ValueError for a name :func:`validate_user_name` refuses."""
+        validate_user_name(name)
         access, secret = new_key_pair()
         user = UserRecord(name, access, secret, created=time.time())
         if self.keyring is None:

@@ -1,4 +1,4 @@
-"""Admin commands for integrity: ``holdfast bucket policy`` and ``holdfast fsck``.
+"""Admin commands on the index: ``holdfast bucket list|info|policy`` and ``holdfast fsck``.
 
 Both open the node's index directly (SQLite in WAL mode is safe to share with a running
 server), so they work whether or not the server is up.
@@ -10,18 +10,34 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 
 from holdfast.config import Config
 from holdfast.index.base import Index
 from holdfast.placement.policy import Policy
+from holdfast.sizes import format_size
 
 COMMANDS = ("bucket", "fsck")
 
 
 def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
-    bucket = sub.add_parser("bucket", help="bucket administration (placement policy)")
+    bucket = sub.add_parser("bucket", help="buckets: sizes, object counts, placement policy")
     bucket_sub = bucket.add_subparsers(dest="bucket_command", required=True)
+    lst = bucket_sub.add_parser(
+        "list",
+        help="every bucket with its owner, object count and size",
+        description="Sizes come from the totals the index keeps per bucket: no scan.",
+    )
+    add_data(lst)
+    lst.add_argument("--owner", help="only this user's buckets")
+    lst.add_argument("--json", action="store_true")
+    info = bucket_sub.add_parser(
+        "info", help="one bucket: owner, created, objects, size, copies, damaged, policy"
+    )
+    info.add_argument("name")
+    add_data(info)
+    info.add_argument("--json", action="store_true")
     pol = bucket_sub.add_parser(
         "policy",
         help="show or set a bucket's placement policy (copies, write quorum)",
@@ -44,11 +60,111 @@ def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "bucket" and args.bucket_command == "list":
+        return _bucket_list(args, config)
+    if args.command == "bucket" and args.bucket_command == "info":
+        return _bucket_info(args, config)
     if args.command == "bucket":
         return _bucket_policy(args, config)
     from holdfast.workers.fsck import run_fsck
 
     return run_fsck(args, config)
+
+
+def _with_index(config: Config, work: Callable) -> int:
+    """Runs ``await work(index)`` against the node's index (opened as a tool), then closes it."""
+    from holdfast.index import open_index
+
+    index = open_index(config, role="tool")
+    absent = index.absent()
+    if absent is not None:
+        raise SystemExit(f"holdfast: {absent}; pass the server's --data")
+
+    async def run() -> int:
+        await index.start()
+        try:
+            return await work(index)
+        finally:
+            await index.close()
+
+    return asyncio.run(run())
+
+
+def _usage_view(u) -> dict:
+    return {
+        "name": u.bucket.name,
+        "owner": u.bucket.owner,
+        "created": u.bucket.created,
+        "region": u.bucket.region,
+        "objects": u.objects,
+        "bytes": u.bytes,
+        "stored_bytes": u.stored_bytes,
+        "damaged": u.damaged,
+    }
+
+
+def _local_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _bucket_list(args: argparse.Namespace, config: Config) -> int:
+    return _with_index(config, lambda index: _list_buckets(args, index))
+
+
+async def _list_buckets(args: argparse.Namespace, index: Index) -> int:
+    from holdfast.ops.commands import table
+
+    usage = await index.bucket_usage(args.owner)
+    if args.json:
+        print(json.dumps([_usage_view(u) for u in usage]))
+        return 0
+    rows = [
+        [
+            u.bucket.name,
+            u.bucket.owner,
+            u.objects,
+            format_size(u.bytes),
+            _local_time(u.bucket.created),
+            u.damaged or "",
+        ]
+        for u in usage
+    ]
+    print(table(["NAME", "OWNER", "OBJECTS", "SIZE", "CREATED", "DAMAGED"], rows))
+    return 0
+
+
+def _bucket_info(args: argparse.Namespace, config: Config) -> int:
+    return _with_index(config, lambda index: _show_bucket(args, index))
+
+
+async def _show_bucket(args: argparse.Namespace, index: Index) -> int:
+    found = [u for u in await index.bucket_usage() if u.bucket.name == args.name]
+    if not found:
+        print(f"holdfast: no bucket {args.name!r}", file=sys.stderr)
+        return 1
+    view = _usage_view(found[0])
+    stored = (await index.bucket_policies()).get(args.name)
+    view["policy"] = {"copies": stored[0], "min_copies": stored[1]} if stored else None
+    if args.json:
+        print(json.dumps(view))
+        return 0
+    policy = (
+        f"{stored[0]} copies, write quorum {stored[1]}"
+        if stored
+        else "the server's (--copies / --min-copies)"
+    )
+    print(
+        f"bucket    {view['name']}\n"
+        f"owner     {view['owner']}\n"
+        f"created   {_local_time(view['created'])}\n"
+        f"region    {view['region']}\n"
+        f"objects   {view['objects']}\n"
+        f"size      {format_size(view['bytes'])} ({view['bytes']} bytes)\n"
+        f"stored    {format_size(view['stored_bytes'])} with every copy\n"
+        f"damaged   {view['damaged']}\n"
+        f"policy    {policy}"
+    )
+    return 0
 
 
 def _bucket_policy(args: argparse.Namespace, config: Config) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from holdfast.config import Config
-from holdfast.sizes import parse_size
+from holdfast.sizes import format_size, parse_size
 from holdfast.stores.registry import check_node_name
 
 
@@ -31,10 +31,9 @@ FLAGS: list[tuple[str, str, object, str]] = [
         "--node-name",
         "node_name",
         _node_name,
-        "this node's name; its stores are NAME/d0, NAME/d1, ... (default: the name its "
-        "drives were registered under, else 'local')",
+        "this node's name; its stores are NAME/d0, NAME/d1, ...",
     ),
-    ("--copies", "copies", int, "copies per object on distinct drives (default: 2 with 2+ drives)"),
+    ("--copies", "copies", int, "copies per object on distinct drives"),
     (
         "--min-copies",
         "min_copies",
@@ -57,9 +56,27 @@ FLAGS: list[tuple[str, str, object, str]] = [
 ]
 
 
+# Defaults whose stored value is not what applies: shown as they apply.
+DEFAULT_TEXT = {
+    "copies": "1 with one drive, 2 with two or more",
+    "node_name": "the name its drives were registered under, else 'local'",
+}
+
+
+def default_text(field: str, kind: object) -> str:
+    """A flag's default as a person reads it: sizes with units, percentages with %."""
+    if field in DEFAULT_TEXT:
+        return DEFAULT_TEXT[field]
+    value = getattr(Config(), field)
+    if kind is parse_size:
+        return format_size(value) + "/s" if field.endswith("per_second") else format_size(value)
+    if kind is _percent:
+        return f"{value:g}%"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("integrity (docs/integrity.md)")
-    defaults = Config()
     for flag, field, kind, text in FLAGS:
         group.add_argument(
             flag,
@@ -67,7 +84,8 @@ def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
             type=kind,
             default=None,
             metavar="NAME" if kind is _node_name else "N",
-            help=f"{text} [{getattr(defaults, field) or 'resolved at start'}]",
+            # argparse formats help with %: a literal one must be doubled.
+            help=f"{text} (default {default_text(field, kind)})".replace("%", "%%"),
         )
 
 

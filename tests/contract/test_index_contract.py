@@ -152,6 +152,29 @@ async def test_buckets(index) -> None:
     assert await index.get_bucket("b1") is None
 
 
+async def test_bucket_usage_and_damaged_keys(index) -> None:
+    """Per-bucket object counts and sizes (the UI's bucket list, ``holdfast bucket list``),
+    one owner's only when asked, and the damaged keys of one listing page."""
+    await bucket(index, "u1", "alice")
+    await bucket(index, "u2", "alice")
+    await bucket(index, "u3", "bob")
+    await index.put_object(obj("u1", "a", size=100))
+    await index.put_object(obj("u1", "b", size=50, segments=[seg(50, ("d0", "d1"))]))
+    await index.put_object(obj("u1", "c", size=7))
+    await index.put_object(obj("u3", "z", size=1))
+    await index.delete_object("u1", "c")
+    await index.mark_object_state("u1", "b", '"e1"', "corrupt")
+    mine = {u.bucket.name: u for u in await index.bucket_usage("alice")}
+    assert list(mine) == ["u1", "u2"]
+    assert (mine["u1"].objects, mine["u1"].bytes, mine["u1"].damaged) == (2, 150, 1)
+    assert mine["u1"].stored_bytes == 100 + 2 * 50  # every copy counted
+    assert (mine["u2"].objects, mine["u2"].bytes, mine["u2"].damaged) == (0, 0, 0)
+    assert [u.bucket.name for u in await index.bucket_usage()] == ["u1", "u2", "u3"]
+    assert await index.damaged_keys("u1", "a", "b") == {"b"}
+    assert await index.damaged_keys("u1", "a", "a") == set()
+    assert await index.damaged_keys("u3", "a", "z") == set()
+
+
 async def test_deleting_a_bucket_aborts_its_uploads(index) -> None:
     await bucket(index)
     await index.create_upload(_upload("u1"))

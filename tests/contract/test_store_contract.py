@@ -1,10 +1,11 @@
 """The Store contract (holdfast/stores/base.py): every kind of store passes the same tests.
 
-Today's kind is ``"local"`` (a drive of this node). The remote-node kind and the S3 kind
-(issues #17 and #14) add a :class:`Harness` to ``HARNESSES``: how to make a fresh,
-initialized store of that kind, and how to damage a stored copy behind the store's back
-(bit rot, a short copy) the way that medium can be damaged. Everything else here is written
-against the interface only.
+The kinds: ``"local"`` (a drive of this node) and ``"node"`` (a drive on another node: a
+real internal server in its own process, with certificates from ``holdfast cluster init``,
+reached over mutual TLS). The S3 kind (issue #14) adds a :class:`Harness` to ``HARNESSES``:
+how to make a fresh, initialized store of that kind, and how to damage a stored copy behind
+the store's back (bit rot, a short copy) the way that medium can be damaged. Everything else
+here is written against the interface only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from holdfast.stores.base import (
 )
 from holdfast.stores.blocks import BlockChecksummer
 from holdfast.stores.local import LocalStore
+from holdfast.stores.node import NodeStore
 from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copy_state, with_quarantined
+from tests.net import support as net_support
 
 BLOCK = 4096  # small blocks: multi-block blobs stay small
 
@@ -41,6 +44,7 @@ class Harness:
     make: Callable[[Path, str], Store]  # (scratch dir, store name) -> an initialized store
     flip: Callable[[Store, str, int], None]  # flip the byte at an offset of a stored copy
     truncate: Callable[[Store, str, int], None]  # cut a stored copy to a length
+    session: str | None = None  # a fixture the kind needs once per session (its server)
 
 
 def _local_make(tmp: Path, name: str) -> Store:
@@ -63,12 +67,60 @@ def _local_truncate(store: Store, blob_id: str, length: int) -> None:
     os.truncate(store.blob_path(blob_id), length)
 
 
-HARNESSES = {"local": Harness("local", _local_make, _local_flip, _local_truncate)}
+class NodeKind:
+    """Drives of node n2, served by a real internal server process (tests/net/node_server.py)
+    and reached by n1's NodeClient; the copies are damaged on n2's disk directly."""
+
+    server = None
+    client = None
+
+    def make(self, tmp: Path, name: str) -> Store:
+        assert self.client is not None, "the node_server fixture starts the server"
+        store = NodeStore("n2", f"{name}-{uuid.uuid4().hex[:8]}", self.client)
+        store.initialize(str(uuid.uuid4()))
+        return store
+
+    def _blob_path(self, store: Store, blob_id: str) -> Path:
+        assert isinstance(store, NodeStore) and self.server is not None
+        return LocalStore(store.store_id, self.server.root / store.drive).blob_path(blob_id)
+
+    def flip(self, store: Store, blob_id: str, offset: int) -> None:
+        with open(self._blob_path(store, blob_id), "r+b") as f:
+            f.seek(offset)
+            byte = f.read(1)
+            f.seek(offset)
+            f.write(bytes([byte[0] ^ 0x01]))
+
+    def truncate(self, store: Store, blob_id: str, length: int) -> None:
+        os.truncate(self._blob_path(store, blob_id), length)
+
+
+NODE_KIND = NodeKind()
+
+HARNESSES = {
+    "local": Harness("local", _local_make, _local_flip, _local_truncate),
+    "node": Harness("node", NODE_KIND.make, NODE_KIND.flip, NODE_KIND.truncate, "node_server"),
+}
+
+
+@pytest.fixture(scope="session")
+def node_server(tmp_path_factory) -> Iterator[NodeKind]:
+    work = tmp_path_factory.mktemp("node-store")
+    cluster = net_support.cluster_init(work / "cluster")
+    server = net_support.start_node(work / "n2", cluster, "n2")
+    NODE_KIND.server = server
+    NODE_KIND.client = net_support.client_for(cluster, "n1", {"n2": server.port})
+    yield NODE_KIND
+    NODE_KIND.client.close()
+    server.stop()
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request) -> Harness:
-    return HARNESSES[request.param]
+    h = HARNESSES[request.param]
+    if h.session:
+        request.getfixturevalue(h.session)
+    return h
 
 
 @pytest.fixture

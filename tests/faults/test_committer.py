@@ -156,7 +156,9 @@ def test_a_damaged_message_is_counted_refused_and_never_applied(tmp_path) -> Non
 
         def rejected() -> float:
             text = metrics_text(server)
-            return metric_value(text, "holdfast_internal_messages_rejected_total", side="committer")
+            return metric_value(
+                text, "holdfast_committer_messages_rejected_total", side="committer"
+            )
 
         wait_for("the rejection to be counted", lambda: rejected() == 1, 10)
         assert s3.list_objects_v2(Bucket="committer-test").get("KeyCount") == 0

@@ -228,12 +228,14 @@ def test_presigned_cache_is_bounded_in_bytes() -> None:
 
 
 def test_long_access_keys_are_looked_up_but_not_kept() -> None:
+    import asyncio
+
     class Index:
-        def get_user_by_key(self, access_key: str):
+        async def get_user_by_key(self, access_key: str):
             return None
 
     users = Users(Index(), RootCredentials("ROOTKEY", "secret", "test"))  # type: ignore[arg-type]
     for i in range(100):
-        assert users.lookup(f"{i:06d}" + "A" * 16_000) is None
-    assert users.lookup("SHORT") is None
+        assert asyncio.run(users.lookup(f"{i:06d}" + "A" * 16_000)) is None
+    assert asyncio.run(users.lookup("SHORT")) is None
     assert list(users._cache) == ["SHORT"]

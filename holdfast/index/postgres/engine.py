@@ -55,13 +55,18 @@ from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
     BucketRecord,
+    BucketUsage,
+    LayoutRecord,
     ListedEntry,
     ObjectRecord,
     PartRecord,
     RepairTask,
     Segment,
+    StagedLayout,
     UploadRecord,
     UserRecord,
+    nodes_from_text,
+    nodes_to_text,
     segments_from_text,
     segments_to_text,
     tags_from_text,
@@ -108,6 +113,13 @@ _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
     "WHERE bucket=%s AND key>=%s AND (%s::text IS NULL OR key<%s) {start} ORDER BY key LIMIT %s"
 )
+
+
+_LAYOUT_COLUMNS = "version, nodes, applied_at, applied_by, diff, blast"
+
+
+def _layout_record(row: tuple) -> LayoutRecord:
+    return LayoutRecord(row[0], nodes_from_text(row[1]), row[2], row[3], row[4], row[5])
 
 
 class _Phase:
@@ -457,6 +469,28 @@ class PostgresIndex(Index):
             (owner,),
         )
         return [BucketRecord(*r) for r in rows]
+
+    async def bucket_usage(self, owner: str | None = None) -> list[BucketUsage]:
+        where, args = ("WHERE b.owner=%s", (owner,)) if owner is not None else ("", ())
+        rows = await self._all(
+            "SELECT b.name, b.owner, b.created, b.region, coalesce(sum(t.objects), 0), "
+            "coalesce(sum(t.bytes), 0), coalesce(sum(t.stored_bytes), 0), "
+            "coalesce(sum(t.not_ok), 0) FROM buckets b LEFT JOIN bucket_totals t "
+            f"ON t.bucket = b.name {where} GROUP BY b.name, b.owner, b.created, b.region "
+            "ORDER BY b.name",
+            args,
+        )
+        return [
+            BucketUsage(BucketRecord(*r[:4]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+            for r in rows
+        ]
+
+    async def damaged_keys(self, bucket: str, first: str, last: str) -> set[str]:
+        rows = await self._all(
+            "SELECT key FROM objects WHERE state<>'ok' AND bucket=%s AND key>=%s AND key<=%s",
+            (bucket, first, last),
+        )
+        return {r[0] for r in rows}
 
     async def delete_bucket(self, name: str) -> None:
         async def fn(conn: Conn):
@@ -1053,9 +1087,10 @@ class PostgresIndex(Index):
                 "(SELECT coalesce(sum(objects), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(bytes), 0) FROM bucket_totals), "
                 "(SELECT coalesce(sum(not_ok), 0) FROM bucket_totals), "
-                "(SELECT count(*) FROM gc_queue)"
+                "(SELECT count(*) FROM gc_queue), "
+                "(SELECT coalesce(sum(stored_bytes), 0) FROM bucket_totals)"
             )
-            buckets, objects, stored, corrupt, gc = await cur.fetchone()
+            buckets, objects, stored, corrupt, gc, copies = await cur.fetchone()
             found: list[tuple[str, str, str]] = []
             if corrupt:
                 cur = await conn.execute(
@@ -1064,11 +1099,12 @@ class PostgresIndex(Index):
                     (examples,),
                 )
                 found = list(await cur.fetchall())
-            return int(buckets), int(objects), int(stored), int(corrupt), int(gc), found
+            counted = int(buckets), int(objects), int(stored), int(corrupt), int(gc)
+            return (*counted, int(copies), found)
 
         try:
             async with asyncio.timeout(timeout):
-                buckets, objects, stored, corrupt, gc, found = await self._read(fn)
+                buckets, objects, stored, corrupt, gc, copies, found = await self._read(fn)
                 queue = await self.repair_summary()
         except TimeoutError:
             raise IndexUnavailable(f"index did not answer within {timeout:g} s") from None
@@ -1076,6 +1112,7 @@ class PostgresIndex(Index):
             "buckets": buckets,
             "objects": objects,
             "stored_bytes": stored,
+            "copies_bytes": copies,  # every copy of every object: Holdfast's own data
             "gc_queue": gc,
             "corrupt_objects": corrupt,
             "corrupt_examples": [{"bucket": b, "key": k, "state": st} for b, k, st in found],
@@ -1200,6 +1237,74 @@ class PostgresIndex(Index):
             )
 
         await self._write(fn)
+
+    # -- the cluster layout ------------------------------------------------------------------
+
+    async def layout_version(self) -> int:
+        row = await self._one("SELECT coalesce(max(version), 0) FROM layouts")
+        return int(row[0]) if row else 0
+
+    async def get_layout(self) -> LayoutRecord | None:
+        row = await self._one(
+            f"SELECT {_LAYOUT_COLUMNS} FROM layouts ORDER BY version DESC LIMIT 1"
+        )
+        return _layout_record(row) if row else None
+
+    async def get_staged_layout(self) -> StagedLayout | None:
+        row = await self._one("SELECT base_version, nodes, staged_at, staged_by FROM layout_staged")
+        return StagedLayout(row[0], nodes_from_text(row[1]), row[2], row[3]) if row else None
+
+    async def stage_layout(self, staged: StagedLayout | None) -> None:
+        async def fn(conn: Conn):
+            await conn.execute("DELETE FROM layout_staged")
+            if staged is not None:
+                await conn.execute(
+                    "INSERT INTO layout_staged VALUES (1,%s,%s,%s,%s)",
+                    (
+                        staged.base_version,
+                        nodes_to_text(staged.nodes),
+                        staged.staged_at or time.time(),
+                        staged.staged_by,
+                    ),
+                )
+
+        await self._write(fn)
+
+    async def apply_layout(
+        self, expect_version: int, layout: LayoutRecord, drop_staged: bool = True
+    ) -> int:
+        async def fn(conn: Conn) -> int:
+            # Serialise appliers on one lock; then the version read is the one we extend.
+            await conn.execute("LOCK TABLE layouts IN EXCLUSIVE MODE")
+            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM layouts")
+            (current,) = await cur.fetchone()
+            if current != expect_version:
+                raise Conflict(
+                    f"the layout is at version {current}, not {expect_version}: someone "
+                    "applied a change meanwhile"
+                )
+            await conn.execute(
+                f"INSERT INTO layouts ({_LAYOUT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
+                (
+                    expect_version + 1,
+                    nodes_to_text(layout.nodes),
+                    layout.applied_at or time.time(),
+                    layout.applied_by,
+                    layout.diff,
+                    layout.blast,
+                ),
+            )
+            if drop_staged:
+                await conn.execute("DELETE FROM layout_staged")
+            return expect_version + 1
+
+        return await self._write(fn)
+
+    async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
+        rows = await self._all(
+            f"SELECT {_LAYOUT_COLUMNS} FROM layouts ORDER BY version DESC LIMIT %s", (limit,)
+        )
+        return [_layout_record(r) for r in rows]
 
     # -- once per cluster --------------------------------------------------------------------
 

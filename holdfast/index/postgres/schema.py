@@ -175,9 +175,30 @@ CREATE TRIGGER objects_totals AFTER INSERT OR UPDATE OR DELETE ON objects
     FOR EACH ROW EXECUTE FUNCTION holdfast_count_objects();
 """
 
+# The cluster layout: every applied version is a row (nodes as JSON text, and its audit
+# record: who, when, the diff, the blast radius shown), so the history is the table; at most
+# one staged layout. Apply is a compare-and-set on the version (holdfast/index/base.py).
+_V2 = """
+CREATE TABLE layouts (
+    version INTEGER PRIMARY KEY,
+    nodes TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL,
+    applied_by TEXT NOT NULL,
+    diff TEXT NOT NULL,
+    blast TEXT NOT NULL
+);
+CREATE TABLE layout_staged (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    base_version INTEGER NOT NULL,
+    nodes TEXT NOT NULL,
+    staged_at DOUBLE PRECISION NOT NULL,
+    staged_by TEXT NOT NULL
+);
+"""
+
 # Object and upload tags (NULL for none, the common case), and per-bucket configuration
 # documents (bucket tags today; versioning, object lock and lifecycle use it next).
-_V2 = """
+_V3 = """
 ALTER TABLE objects ADD COLUMN tags TEXT;
 ALTER TABLE uploads ADD COLUMN tags TEXT;
 CREATE TABLE bucket_configs (
@@ -189,7 +210,7 @@ CREATE TABLE bucket_configs (
 """
 
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

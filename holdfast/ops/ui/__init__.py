@@ -5,8 +5,8 @@ Paths:
 * ``/_holdfast/ui/`` and ``/_holdfast/ui/static/<file>``: the page and its assets, read
   from ``holdfast/ops/ui_static`` (nothing is loaded from the internet).
 * ``/_holdfast/ui/api/session``: sign in (POST), who am I (GET), sign out (DELETE).
-* ``/_holdfast/ui/api/buckets[/<name>[/objects|/object]]``: buckets and objects, as the
-  signed-in user (objects.py).
+* ``/_holdfast/ui/api/buckets[/<name>[/objects|/object|/info|/preview|/share|/delete]]``:
+  buckets and objects, as the signed-in user (objects.py).
 
 Users, charts, request-log search and alerts come from the admin API (``/_holdfast/api/``),
 which accepts a root UI session (session.api_identity); drives and health come from
@@ -107,6 +107,18 @@ def static(rest: str) -> Response:
     return Response(200, [("Content-Type", ctype), *PAGE_HEADERS], path.read_bytes())
 
 
+def favicon(request: Request) -> Response:
+    """The node's icon, also at ``/favicon.ico`` (see endpoints.browser_shortcut)."""
+    body = (STATIC_DIR / "favicon.ico").read_bytes()
+    headers = [
+        ("Content-Type", "image/x-icon"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "public, max-age=86400"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return Response(200, headers, b"" if request.method == "HEAD" else body)
+
+
 # -- JSON calls ------------------------------------------------------------------------------
 
 
@@ -154,6 +166,17 @@ async def bucket_call(
         return json_response(200, await objects.upload(service, current, bucket, request))
     if what == "object" and method == "DELETE":
         return json_response(200, await objects.delete(service, current, bucket, request))
+    if what == "info" and method == "GET":
+        return json_response(200, await objects.info(service, current, bucket, request))
+    if what == "preview" and method == "GET":
+        return await objects.preview(service, current, bucket, request)
+    if what == "share" and method == "POST":
+        data = await read_json(request, 8192)
+        return json_response(200, await objects.share(service, current, bucket, request, data))
+    if what == "delete" and method == "POST":
+        request.bucket = bucket  # for the request log
+        data = await read_json(request, 2 * 1024 * 1024)
+        return json_response(200, await objects.delete_many(service, current, bucket, data))
     raise UiError(404, "NoSuchEndpoint", f"no {method} {request.raw_path}")
 
 
