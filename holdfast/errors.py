@@ -134,6 +134,14 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The replication configuration was not found",
     ),
     "MalformedPolicy": (400, "The policy is not valid."),
+    # Versioning, tagging, object lock and lifecycle.
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
+    "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
+    "NoSuchObjectLockConfiguration": (
+        404,
+        "The specified object does not have a ObjectLock configuration",
+    ),
     "PolicyTooLarge": (400, "Policy exceeds the maximum allowed document size."),
     "InsufficientStorage": (
         507,

@@ -40,6 +40,8 @@ from holdfast.index.records import (
     StagedLayout,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
 )
 
 
@@ -175,15 +177,57 @@ class Index(ABC):
         (missing=False) if the key exists. ``if_etag``: ConditionFailed unless the current
         version's etag (unquoted) is this one (missing=True when there is none). With
         ``owner``: NotFound if the bucket does not exist, Forbidden if another user owns it.
-        Segments' ``deferred`` copies are queued for repair in the same transaction."""
+        Segments' ``deferred`` copies are queued for repair in the same transaction.
+
+        In a versioned bucket (bucket configuration "versioning": "Enabled" or
+        "Suspended") the replaced version is kept as a noncurrent version (a suspended
+        bucket's "null" version is replaced instead) and the new version's VersionRef is
+        returned; the version number comes from one sequence, taken under the key's lock,
+        so a key's versions are ordered by commit. None in a bucket never versioned."""
 
     @abstractmethod
-    async def delete_object(self, bucket: str, key: str) -> bool:
-        """False if there was no such key."""
+    async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
+        """False if there was no such key. In a versioned bucket, a delete marker becomes
+        the newest version (whether or not the key existed): its VersionRef."""
 
     @abstractmethod
-    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
-        """One transaction for a whole DeleteObjects batch; absent keys are no error."""
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
+        """One transaction for a whole DeleteObjects batch; absent keys are no error. One
+        answer per key, as :meth:`delete_object`'s."""
+
+    # -- versions ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        """One version (``seq`` None: the "null" version), current or not; a delete marker
+        comes back with ``delete_marker`` set. None if there is no such version."""
+
+    @abstractmethod
+    async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        """The delete marker that is ``key``'s newest version, if it is one (GET and HEAD
+        answer 404 with its id)."""
+
+    @abstractmethod
+    async def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        """Remove one version for good, its blobs to the GC queue, in one transaction in
+        which ``check(version)`` may refuse by raising (object lock). Removing the current
+        version makes the newest remaining version current, unless that is a delete marker.
+        The version removed, or None if there was none."""
+
+    @abstractmethod
+    async def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        """Versions and delete markers of keys starting with ``prefix``, key ascending and
+        newest first within a key, strictly after ``after`` = (key, vseq) in that order.
+        Stable under concurrent writes: a version present for the whole listing is returned
+        exactly once."""
 
     @abstractmethod
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
@@ -250,9 +294,10 @@ class Index(ABC):
     ) -> list[PartRecord]: ...
 
     @abstractmethod
-    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
-        """Atomically: the object appears, the upload disappears, parts not in ``obj`` go to
-        the GC queue. False if the upload vanished meanwhile."""
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool | VersionRef:
+        """Atomically: the object appears (as :meth:`put_object` makes it, so a VersionRef
+        in a versioned bucket), the upload disappears, parts not in ``obj`` go to the GC
+        queue. False if the upload vanished meanwhile."""
 
     @abstractmethod
     async def abort_upload(self, upload_id: str) -> bool:
@@ -325,6 +370,14 @@ class Index(ABC):
     async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
         """Objects in (bucket, key) order after ``after``, with the fields verification
         needs (bucket, key, size, etag, state, segments, inline)."""
+
+    @abstractmethod
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        """Noncurrent versions holding data (delete markers have none), in (bucket, key,
+        vseq) order after ``after``, with the fields of :meth:`scan_objects` and ``vseq``:
+        the scrubber and fsck verify their copies too."""
 
     @abstractmethod
     async def totals(self) -> tuple[int, int]:

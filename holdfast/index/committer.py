@@ -74,6 +74,7 @@ WATCH_EVERY = 0.5
 _ALLOWED = {
     ("holdfast.index.records", "ObjectRecord"),
     ("holdfast.index.records", "Segment"),
+    ("holdfast.index.records", "VersionRef"),
     ("holdfast.index.errors", "NotFound"),
     ("holdfast.index.errors", "Forbidden"),
     ("holdfast.index.errors", "Conflict"),

@@ -285,6 +285,30 @@ class IntegrityIndex:
             for r in rows
         ]
 
+    def scan_versions(self, after: tuple[str, str, int] | None, limit: int) -> list[ObjectRecord]:
+        """Noncurrent versions that hold data (not delete markers), in (bucket, key, vseq)
+        order after ``after``: the scrubber's and fsck's second walk."""
+        where, args = ("AND (bucket, key, vseq) > (?, ?, ?)", after) if after else ("", ())
+        rows = self._conn().execute(
+            f"SELECT {_OBJECT_SCAN_COLUMNS}, vseq FROM versions WHERE marker=0 {where} "
+            "ORDER BY bucket, key, vseq LIMIT ?",
+            (*args, limit),
+        )
+        return [
+            ObjectRecord(
+                bucket=r[0],
+                key=r[1],
+                size=r[6],
+                etag=r[2],
+                last_modified=0.0,
+                segments=[Segment.from_json(d) for d in json.loads(r[4])],
+                state=r[3],
+                inline=r[5],
+                vseq=r[7],
+            )
+            for r in rows
+        ]
+
     def scan_parts(self, after: tuple[str, int] | None, limit: int) -> list[PartRecord]:
         """Parts of unfinished multipart uploads, in (upload id, part number) order."""
         where, args = ("WHERE (upload_id, part_number) > (?, ?)", after) if after else ("", ())
@@ -339,6 +363,11 @@ class IntegrityIndex:
             db.execute(
                 "INSERT OR IGNORE INTO temp.referenced SELECT json_extract(j.value, '$.id') "
                 "FROM objects, json_each(objects.segments) j "
+                "WHERE json_array_length(json_extract(j.value, '$.st')) > 0"
+            )
+            db.execute(  # noncurrent versions keep their blobs until they are deleted
+                "INSERT OR IGNORE INTO temp.referenced SELECT json_extract(j.value, '$.id') "
+                "FROM versions, json_each(versions.segments) j "
                 "WHERE json_array_length(json_extract(j.value, '$.st')) > 0"
             )
             db.execute(

@@ -89,6 +89,12 @@ class ObjectRecord:
     inline: bytes | None = None
     # Object tags, in the order given (holdfast/s3/tagging.py keeps S3's limits).
     tags: list[tuple[str, str]] = field(default_factory=list)
+    # The version: its number in the index's commit sequence (0 for a version written while
+    # the bucket was never versioned), and whether its id is "null" (written while
+    # versioning was never enabled or suspended). Set by the index when it commits.
+    vseq: int = 0
+    vnull: bool = True
+    delete_marker: bool = False  # only from the version history (get_version, list)
 
 
 @dataclass
@@ -144,6 +150,28 @@ class PartRecord:
     checksum: bytes | None
     last_modified: float
     segment: Segment
+
+
+class VersionRef(NamedTuple):
+    """What a versioned write made: the new version's number, whether its id is "null",
+    and whether it is a delete marker."""
+
+    seq: int
+    null: bool
+    marker: bool = False
+
+
+class VersionEntry(NamedTuple):
+    """One row of ListObjectVersions: a version or a delete marker."""
+
+    key: str
+    seq: int
+    null: bool
+    marker: bool
+    size: int
+    etag: str
+    last_modified: float
+    latest: bool
 
 
 class ListedEntry(NamedTuple):

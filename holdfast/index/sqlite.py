@@ -47,6 +47,8 @@ from holdfast.index.records import (
     Segment,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
     segments_from_text,
     segments_to_text,
     tags_from_text,
@@ -168,7 +170,7 @@ SCHEMA = BASE_SCHEMA + TOTALS_SCHEMA + LAYOUT_SCHEMA
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline, tags"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull"
 )
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
@@ -576,6 +578,8 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         def op(db: sqlite3.Connection):
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 raise NotEmpty(name)
+            if db.execute("SELECT 1 FROM versions WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                raise NotEmpty(name)
             uploads = [
                 r[0] for r in db.execute("SELECT upload_id FROM uploads WHERE bucket=?", (name,))
             ]
@@ -624,13 +628,13 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         def op(db: sqlite3.Connection):
             if owner is not None:
                 _check_bucket_owner(db, obj.bucket, owner)
-            self._put_object_op(db, obj, if_absent, if_etag)
+            return self._put_object_op(db, obj, if_absent, if_etag)
 
         return self._transact(op)
 
     def _put_object_op(
         self, db: sqlite3.Connection, obj: ObjectRecord, if_absent: bool, if_etag: str | None
-    ) -> None:
+    ) -> VersionRef | None:
         if if_absent or if_etag is not None:
             row = db.execute(
                 "SELECT etag FROM objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
@@ -639,13 +643,178 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                 raise ConditionFailed(missing=False)
             if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
                 raise ConditionFailed(missing=row is None)
-        self._retire_object(db, obj.bucket, obj.key)
+        ref = self._make_room(db, obj.bucket, obj.key, marker=False)
+        if ref is not None:
+            obj.vseq, obj.vnull = ref.seq, ref.null
         self._insert_object(db, obj)
         self._mark_live(db, obj.segments)
+        return ref
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def _versioning(self, db: sqlite3.Connection, bucket: str) -> str | None:
+        row = db.execute(
+            "SELECT value FROM bucket_configs WHERE bucket=? AND name='versioning'", (bucket,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _next_seq(self, db: sqlite3.Connection) -> int:
+        """The next version number: one writer at a time commits, so this order is the
+        commit order."""
+        row = db.execute(
+            "UPDATE meta SET value=CAST(value AS INTEGER)+1 WHERE name='version_seq' "
+            "RETURNING value"
+        ).fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('version_seq', '1')")
+            return 1
+        return int(row[0])
+
+    def _make_room(
+        self, db: sqlite3.Connection, bucket: str, key: str, marker: bool
+    ) -> VersionRef | None:
+        """Before a new current version (or delete marker) of ``key``: in a bucket never
+        versioned, retire the current version (None); otherwise keep it as a noncurrent
+        version, replace the "null" version if the bucket is suspended, and give the new
+        version its number."""
+        state = self._versioning(db, bucket)
+        if state is None:
+            if not marker:
+                self._retire_object(db, bucket, key)
+            return None
+        if state != "Enabled":
+            self._drop_null(db, bucket, key)
+        db.execute(
+            f"INSERT INTO versions ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} FROM objects "
+            "WHERE bucket=? AND key=?",
+            (bucket, key),
+        )
+        db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        return VersionRef(self._next_seq(db), state != "Enabled", marker)
+
+    def _drop_null(self, db: sqlite3.Connection, bucket: str, key: str) -> None:
+        for table in ("objects", "versions"):
+            for (segments,) in db.execute(
+                f"SELECT segments FROM {table} WHERE bucket=? AND key=? AND vnull=1", (bucket, key)
+            ).fetchall():
+                self._queue_gc(db, segments_from_text(segments))
+            db.execute(f"DELETE FROM {table} WHERE bucket=? AND key=? AND vnull=1", (bucket, key))
+
+    def _delete_current(self, db: sqlite3.Connection, bucket: str, key: str) -> bool | VersionRef:
+        ref = self._make_room(db, bucket, key, marker=True)
+        if ref is None:
+            return self._retire_object(db, bucket, key)
+        db.execute(
+            "INSERT INTO versions (bucket, key, vseq, vnull, marker, size, etag, last_modified, "
+            "content_type, headers, meta, segments) VALUES (?,?,?,?,1,0,'',?,'','{}','{}','[]')",
+            (bucket, key, ref.seq, int(ref.null), time.time()),
+        )
+        return ref
+
+    def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        cond, args = _version_cond(bucket, key, seq)
+        db = self._conn()
+        row = db.execute(f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond}", args).fetchone()
+        if row is None:
+            row = db.execute(
+                f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}", args
+            ).fetchone()
+        return None if row is None else _object_from_row(row)
+
+    def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        """The delete marker that is the key's newest version, if it is one."""
+        db = self._conn()
+        if db.execute("SELECT 1 FROM objects WHERE bucket=? AND key=?", (bucket, key)).fetchone():
+            return None
+        row = db.execute(
+            f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE bucket=? AND key=? "
+            "ORDER BY vseq DESC LIMIT 1",
+            (bucket, key),
+        ).fetchone()
+        return None if row is None or not row[-1] else _object_from_row(row)
+
+    def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        """Remove one version for good (its blobs to the GC); removing the current version
+        makes the newest remaining one current (a delete marker stays in the history, and
+        the key then has no current object). ``check`` may refuse (object lock) by raising,
+        inside the transaction. None if there is no such version."""
+
+        def op(db: sqlite3.Connection):
+            cond, args = _version_cond(bucket, key, seq)
+            row = db.execute(
+                f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond}", args
+            ).fetchone()
+            table = "objects"
+            if row is None:
+                row = db.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}", args
+                ).fetchone()
+                table = "versions"
+            if row is None:
+                return None
+            found = _object_from_row(row)
+            if check is not None:
+                check(found)
+            self._queue_gc(db, found.segments)
+            db.execute(f"DELETE FROM {table} WHERE {cond}", args)
+            current = db.execute(
+                "SELECT 1 FROM objects WHERE bucket=? AND key=?", (bucket, key)
+            ).fetchone()
+            if current is None:  # the newest remaining version becomes current
+                newest = db.execute(
+                    "SELECT vseq, marker FROM versions WHERE bucket=? AND key=? "
+                    "ORDER BY vseq DESC LIMIT 1",
+                    (bucket, key),
+                ).fetchone()
+                if newest is not None and not newest[1]:
+                    db.execute(
+                        f"INSERT INTO objects ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} "
+                        "FROM versions WHERE bucket=? AND key=? AND vseq=?",
+                        (bucket, key, newest[0]),
+                    )
+                    db.execute(
+                        "DELETE FROM versions WHERE bucket=? AND key=? AND vseq=?",
+                        (bucket, key, newest[0]),
+                    )
+            return found
+
+        return self._transact(op)
+
+    def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        """Versions and delete markers in (key ascending, newest first) order, strictly
+        after ``after`` = (key, vseq)."""
+        clauses, args = _bucket_prefix_clauses(bucket, prefix)
+        if after is not None:
+            clauses.append("(key>? OR (key=? AND vseq<?))")
+            args += [after[0], after[0], after[1]]
+        where = " AND ".join(clauses)
+        latest_marker = (
+            "(marker=1 AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.bucket=v.bucket AND "
+            "o.key=v.key) AND vseq=(SELECT max(vseq) FROM versions w WHERE w.bucket=v.bucket "
+            "AND w.key=v.key))"
+        )
+        rows = self._conn().execute(
+            f"SELECT key, vseq, vnull, 0, size, etag, last_modified, 1 FROM objects WHERE {where} "
+            f"UNION ALL SELECT key, vseq, vnull, marker, size, etag, last_modified, "
+            f"{latest_marker} FROM versions v WHERE {where} ORDER BY 1, 2 DESC LIMIT ?",
+            [*args, *args, limit],
+        )
+        return [
+            VersionEntry(r[0], r[1], bool(r[2]), bool(r[3]), r[4], r[5], r[6], bool(r[7]))
+            for r in rows
+        ]
 
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
-            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 obj.bucket,
                 obj.key,
@@ -663,6 +832,8 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                 segments_to_text(obj.segments),
                 obj.inline,
                 tags_to_text(obj.tags),
+                obj.vseq,
+                int(obj.vnull),
             ),
         )
 
@@ -721,9 +892,9 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
             raise ValueError(mode)
         self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
 
-    def delete_object(self, bucket: str, key: str) -> bool:
+    def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
         def op(db: sqlite3.Connection):
-            return self._retire_object(db, bucket, key)
+            return self._delete_current(db, bucket, key)
 
         return self._transact(op)
 
@@ -731,8 +902,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         """One transaction for a whole DeleteObjects batch: one fsync, not a thousand."""
 
         def op(db: sqlite3.Connection):
-            for key in keys:
-                self._retire_object(db, bucket, key)
+            return [self._delete_current(db, bucket, key) for key in keys]
 
         return self._transact(op)
 
@@ -911,10 +1081,12 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return False
             self._drop_upload(db, upload_id, keep={s.blob_id for s in obj.segments})
-            self._retire_object(db, obj.bucket, obj.key)
+            ref = self._make_room(db, obj.bucket, obj.key, marker=False)
+            if ref is not None:
+                obj.vseq, obj.vnull = ref.seq, ref.null
             self._insert_object(db, obj)
             self._mark_live(db, obj.segments)
-            return True
+            return ref or True
 
         return self._transact(op)
 
@@ -986,6 +1158,9 @@ def _object_from_row(row: tuple) -> ObjectRecord:
         segments=segments_from_text(row[13]),
         inline=row[14],
         tags=tags_from_text(row[15]),
+        vseq=row[16],
+        vnull=bool(row[17]),
+        delete_marker=bool(row[18]) if len(row) > 18 else False,
     )
 
 
@@ -1015,6 +1190,13 @@ def _upload_from_row(r: tuple) -> UploadRecord:
         checksum_type=r[9],
         tags=tags_from_text(r[10]),
     )
+
+
+def _version_cond(bucket: str, key: str, seq: int | None) -> tuple[str, list[object]]:
+    """One version of a key: by number, or (None) the "null" version."""
+    if seq is None:
+        return "bucket=? AND key=? AND vnull=1", [bucket, key]
+    return "bucket=? AND key=? AND vseq=? AND vnull=0", [bucket, key, seq]
 
 
 def _bucket_prefix_clauses(bucket: str, prefix: str) -> tuple[list[str], list[object]]:

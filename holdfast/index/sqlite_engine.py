@@ -52,6 +52,8 @@ from holdfast.index.records import (
     StagedLayout,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
 )
 from holdfast.index.sqlite import SqliteIndex
 from holdfast.index.sqlite_migrations import current_version
@@ -274,14 +276,34 @@ class SqliteEngine(Index):
         if_absent: bool = False,
         if_etag: str | None = None,
         owner: str | None = None,
-    ) -> None:
-        await self._write(self.core.put_object, obj, if_absent, if_etag, owner)
+    ) -> VersionRef | None:
+        return await self._write(self.core.put_object, obj, if_absent, if_etag, owner)
 
-    async def delete_object(self, bucket: str, key: str) -> bool:
+    async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
         return await self._write(self.core.delete_object, bucket, key)
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
-        await self._write(self.core.delete_objects, bucket, keys)
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
+        return await self._write(self.core.delete_objects, bucket, keys)
+
+    async def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        return await self._lookup(self.core.get_version, bucket, key, seq)
+
+    async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        return await self._lookup(self.core.current_marker, bucket, key)
+
+    async def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        return await self._write(self.core.delete_version, bucket, key, seq, check)
+
+    async def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        return await self._pool(self.core.list_versions, bucket, prefix, after, limit)
 
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         return await self._write(self.core.set_object_tags, bucket, key, tags)
@@ -340,7 +362,7 @@ class SqliteEngine(Index):
     ) -> list[PartRecord]:
         return await self._pool(self.core.list_parts, upload_id, after, limit)
 
-    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool | VersionRef:
         return await self._write(self.core.complete_upload, upload_id, obj)
 
     async def abort_upload(self, upload_id: str) -> bool:
@@ -396,6 +418,11 @@ class SqliteEngine(Index):
         return await self._pool(self.core.repair_summary)
 
     # -- integrity, totals, status -----------------------------------------------------------
+
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        return await self._pool(self.core.scan_versions, after, limit)
 
     async def scan_objects(self, after: tuple[str, str] | None, limit: int) -> list[ObjectRecord]:
         return await self._pool(self.core.scan_objects, after, limit)

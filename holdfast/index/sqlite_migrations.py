@@ -116,6 +116,44 @@ def _tags_and_bucket_configs(db: sqlite3.Connection) -> None:
     run_script(db, BUCKET_CONFIGS)
 
 
+VERSIONS = """
+CREATE TABLE IF NOT EXISTS versions (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    vseq INTEGER NOT NULL,
+    vnull INTEGER NOT NULL,
+    marker INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT,
+    checksum_value TEXT,
+    parts_count INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'ok',
+    segments TEXT NOT NULL,
+    inline BLOB,
+    tags TEXT,
+    PRIMARY KEY (bucket, key, vseq)
+);
+"""
+
+
+def _versions(db: sqlite3.Connection) -> None:
+    """Object versions. ``objects`` keeps exactly the current version of each key that has
+    one (ListObjects and GET read only it, as fast as before); noncurrent versions and
+    delete markers live in ``versions``. vseq orders a key's versions by commit (0 for
+    versions written before the bucket was versioned); vnull marks the "null" version."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(objects)")}
+    if "vseq" not in columns:
+        db.execute("ALTER TABLE objects ADD COLUMN vseq INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE objects ADD COLUMN vnull INTEGER NOT NULL DEFAULT 1")
+    run_script(db, VERSIONS)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -132,6 +170,7 @@ MIGRATIONS: list[Migration] = [
         4, "the cluster layout: applied versions (with audit) and the staged one", _layout_tables
     ),
     Migration(5, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
+    Migration(6, "object versions", _versions),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

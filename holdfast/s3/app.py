@@ -32,7 +32,18 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
-from holdfast.s3.ops import attributes, buckets, configs, listing, multipart, objects, post, sse
+from holdfast.s3.ops import (
+    attributes,
+    buckets,
+    configs,
+    listing,
+    multipart,
+    objects,
+    post,
+    sse,
+    tagging,
+    versions,
+)
 from holdfast.s3.ops.common import Context
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -51,7 +62,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.HEAD_BUCKET: buckets.head_bucket,
     Operation.DELETE_BUCKET: buckets.delete_bucket,
     Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
-    Operation.GET_BUCKET_VERSIONING: buckets.get_bucket_versioning,
     Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
     Operation.LIST_OBJECTS: listing.list_objects,
     Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
@@ -75,6 +85,8 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.PUT_BUCKET_ENCRYPTION: sse.put_bucket_encryption,
     Operation.GET_BUCKET_ENCRYPTION: sse.get_bucket_encryption,
     Operation.DELETE_BUCKET_ENCRYPTION: sse.delete_bucket_encryption,
+    **tagging.HANDLERS,
+    **versions.HANDLERS,
 }
 
 

@@ -23,6 +23,7 @@ class Operation(enum.Enum):
     LIST_OBJECTS = "ListObjects"
     LIST_OBJECTS_V2 = "ListObjectsV2"
     LIST_MULTIPART_UPLOADS = "ListMultipartUploads"
+    LIST_OBJECT_VERSIONS = "ListObjectVersions"
     DELETE_OBJECTS = "DeleteObjects"
     PUT_OBJECT = "PutObject"
     COPY_OBJECT = "CopyObject"
@@ -103,6 +104,7 @@ ARGUMENTS = frozenset(
         "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
         "X-Amz-Content-Sha256", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm",
         "max-buckets", "bucket-region", "AWSAccessKeyId", "Signature", "Expires",
+        "version-id-marker",
     }
 )  # fmt: skip
 
@@ -115,6 +117,7 @@ BUCKET_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", ""): Op.DELETE_BUCKET,
     ("POST", "delete"): Op.DELETE_OBJECTS,
     ("GET", "uploads"): Op.LIST_MULTIPART_UPLOADS,
+    ("GET", "versions"): Op.LIST_OBJECT_VERSIONS,
     ("GET", "location"): Op.GET_BUCKET_LOCATION,
     ("GET", "versioning"): Op.GET_BUCKET_VERSIONING,
     ("PUT", "versioning"): Op.PUT_BUCKET_VERSIONING,
@@ -181,12 +184,15 @@ OBJECT_SUBRESOURCES: dict[tuple[str, str], Operation] = {
 HANDLED = frozenset(sub for _, sub in (*BUCKET_OPERATIONS, *OBJECT_SUBRESOURCES) if sub)
 
 
+# Operations that read or remove one version named by ``versionId``; elsewhere a version id
+# other than ``null`` answers 501 (tags, ACLs and attributes of old versions are not built).
+VERSIONED = frozenset({Operation.GET_OBJECT, Operation.HEAD_OBJECT, Operation.DELETE_OBJECT})
+
+
 def _subresource(query: Mapping[str, str]) -> str | None:
     """The one sub-resource named, '' for none, None when it is one we do not implement.
-    ``versionId`` empty or ``null`` names the only version an unversioned bucket has."""
-    names = [name for name in query if name not in ARGUMENTS]
-    if "versionId" in names and query["versionId"] in ("", "null"):
-        names.remove("versionId")
+    ``versionId`` is an argument (see VERSIONED)."""
+    names = [name for name in query if name not in ARGUMENTS and name != "versionId"]
     if not names:
         return ""
     if len(names) == 1 and names[0] in HANDLED:
@@ -195,6 +201,15 @@ def _subresource(query: Mapping[str, str]) -> str | None:
 
 
 def resolve(
+    method: str, bucket: str | None, key: str | None, query: Mapping[str, str], copy: bool
+) -> Operation:
+    op = _resolve(method, bucket, key, query, copy)
+    if query.get("versionId", "null") not in ("", "null") and op not in VERSIONED:
+        return Operation.NOT_IMPLEMENTED
+    return op
+
+
+def _resolve(
     method: str, bucket: str | None, key: str | None, query: Mapping[str, str], copy: bool
 ) -> Operation:
     sub = _subresource(query)

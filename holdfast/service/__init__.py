@@ -10,6 +10,7 @@ from holdfast.service.multipart import Multipart
 from holdfast.service.node import Node
 from holdfast.service.objects import Objects
 from holdfast.service.users import Users, load_root_credentials
+from holdfast.service.versions import Versions
 
 
 class Service:
@@ -28,6 +29,7 @@ class Service:
         self.buckets = Buckets(self.node)
         self.objects = Objects(self.node)
         self.listing = Listing(self.node)
+        self.versions = Versions(self.node)
         self.multipart = Multipart(self.node, self.objects)
 
     async def start(self) -> None:

@@ -74,6 +74,17 @@ class Buckets:
             raise S3Error("BucketAlreadyExists", BucketName=name) from None
         return record
 
+    async def get_config(self, owner: str, name: str, config: str) -> str | None:
+        """One configuration document of the caller's bucket (None when it has none)."""
+        await self.get_owned(owner, name)
+        return await self.node.index.get_bucket_config(name, config)
+
+    async def set_config(self, owner: str, name: str, config: str, value: str | None) -> None:
+        """Set, or with None remove, one configuration document of the caller's bucket."""
+        await self.get_owned(owner, name)
+        if not await self.node.index.set_bucket_config(name, config, value):
+            raise S3Error("NoSuchBucket", BucketName=name)
+
     async def delete(self, owner: str, name: str) -> None:
         await self.get_owned(owner, name)
         try:

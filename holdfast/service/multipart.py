@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from holdfast import checksums
 from holdfast.errors import S3Error
-from holdfast.index.records import ObjectRecord, PartRecord, UploadRecord
+from holdfast.index.records import ObjectRecord, PartRecord, UploadRecord, VersionRef
 from holdfast.service.encryption import Encryption, cipher_block, cipher_size, plain_size
 from holdfast.service.node import Node
 from holdfast.service.objects import BodySource, EncryptingBody, Objects
@@ -46,6 +46,7 @@ class Multipart:
         meta: dict[str, str],
         checksum_algorithm: str | None,
         checksum_type: str | None,
+        tags: list[tuple[str, str]] | None = None,
     ) -> UploadRecord:
         upload = UploadRecord(
             upload_id=secrets.token_urlsafe(24),
@@ -58,6 +59,7 @@ class Multipart:
             meta=meta,
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
+            tags=tags or [],
         )
         await self.node.index.create_upload(upload)
         return upload
@@ -148,6 +150,7 @@ class Multipart:
             headers=upload.headers,
             meta=upload.meta,
             parts_count=len(chosen),
+            tags=upload.tags,
         )
         if upload.checksum_algorithm:
             record.checksum_algorithm = upload.checksum_algorithm
@@ -157,8 +160,11 @@ class Multipart:
             record.checksum_value = _object_checksum(upload, record.checksum_type, chosen)
         if expected_full_checksum is not None:
             _check_full_checksum(record, *expected_full_checksum)
-        if not await self.node.index.complete_upload(upload.upload_id, record):
+        result = await self.node.index.complete_upload(upload.upload_id, record)
+        if not result:
             raise S3Error("NoSuchUpload", UploadId=upload.upload_id)
+        if isinstance(result, VersionRef):
+            record.vseq, record.vnull = result.seq, result.null
         return record
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from holdfast.errors import S3Error
 from holdfast.index.errors import ConditionFailed, Forbidden, IndexFull, NotFound, OutcomeUnknown
-from holdfast.index.records import ObjectRecord, Segment
+from holdfast.index.records import ObjectRecord, Segment, VersionRef
 from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.encryption import BlockCipher, Encryptor, plain_size
@@ -191,11 +191,12 @@ class Objects:
         if_absent: bool = False,
         if_etag: str | None = None,
         owner: str | None = None,
-    ) -> None:
-        """Make ``record`` visible. With ``owner``, the bucket's existence and ownership are
-        checked in the commit transaction itself (the only check small PUTs get)."""
+    ) -> VersionRef | None:
+        """Make ``record`` visible (in a versioned bucket: a new version, whose VersionRef
+        is returned). With ``owner``, the bucket's existence and ownership are checked in
+        the commit transaction itself (the only check small PUTs get)."""
         try:
-            await self.node.index.put_object(record, if_absent, if_etag, owner)
+            return await self.node.index.put_object(record, if_absent, if_etag, owner)
         except (NotFound, Forbidden) as e:
             await self.discard(record.segments)
             if isinstance(e, NotFound):
@@ -358,15 +359,30 @@ class Objects:
     async def delete(self, bucket: str, key: str) -> None:
         await self._index_write(self.node.index.delete_object, bucket, key)
 
-    async def delete_many(self, bucket: str, keys: list[str]) -> None:
-        await self._index_write(self.node.index.delete_objects, bucket, keys)
+    async def delete_many(self, bucket: str, keys: list[str]) -> list:
+        """One answer per key: a VersionRef where a delete marker was written."""
+        return await self._index_write(self.node.index.delete_objects, bucket, keys)
+
+    async def set_tags(
+        self, owner: str, bucket: str, key: str, tags: list[tuple[str, str]]
+    ) -> None:
+        """Replace the current version's tags (after the bucket and key checks)."""
+        await self.get_owned(owner, bucket, key)
+        try:
+            changed = await self.node.index.set_object_tags(bucket, key, tags)
+        except IndexFull as e:
+            raise _storage_error(e) from None
+        except OutcomeUnknown as e:
+            raise _outcome_unknown(e) from None
+        if not changed:  # deleted since the check
+            raise S3Error("NoSuchKey", Key=key)
 
     async def _index_write(self, fn, *args) -> None:
         """An index write whose drive may be full: InsufficientStorage, not a 500. The
         write reserve normally leaves room for deletes; this covers a drive that something
         else filled."""
         try:
-            await fn(*args)
+            return await fn(*args)
         except IndexFull as e:
             raise _storage_error(e) from None
         except OutcomeUnknown as e:

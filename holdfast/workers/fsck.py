@@ -157,6 +157,7 @@ class Fsck:
         objects, total_bytes = index.totals()
         bar = ProgressBar(total_bytes, objects, self.progress_enabled)
         self._objects(bar)
+        self._versions(bar)
         self._parts(bar)
         bar.close(self._done, r.objects + r.parts)
         self._drives()
@@ -191,6 +192,24 @@ class Fsck:
                 self._done += stored_bytes(obj.segments)
                 bar.update(self._done, self.report.objects)
                 after = (obj.bucket, obj.key)
+            if len(batch) < 100:
+                return
+
+    def _versions(self, bar: ProgressBar) -> None:
+        """Noncurrent versions: their copies checked and (with --repair) repaired too."""
+        after = None
+        while True:
+            batch = self.node.blocking.scan_versions(after, 100)
+            for obj in batch:
+                check = self.checker.check_object(obj)
+                self._faults(check.faults, segments_by_blob(obj.segments))
+                if check.damaged:
+                    self.report.damaged.append(f"{obj.bucket}/{obj.key} (a noncurrent version)")
+                self.report.objects += 1
+                self.report.bytes += check.bytes
+                self._done += stored_bytes(obj.segments)
+                bar.update(self._done, self.report.objects)
+                after = (obj.bucket, obj.key, obj.vseq)
             if len(batch) < 100:
                 return
 

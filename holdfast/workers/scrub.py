@@ -45,7 +45,7 @@ class PassState:
     """Where the walk is, and what this pass has found so far (saved in the index)."""
 
     number: int = 1
-    phase: str = "objects"  # objects | parts | drives | done
+    phase: str = "objects"  # objects | versions | parts | drives | done
     cursor: list | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -130,6 +130,8 @@ class Scrubber:
             if s.cursor is None and s.objects == 0:
                 s.total_objects, s.total_bytes = self.node.blocking.totals()
             self._objects()
+        elif s.phase == "versions":
+            self._versions()
         elif s.phase == "parts":
             self._parts()
         elif s.phase == "drives":
@@ -153,6 +155,23 @@ class Scrubber:
             s.objects += 1
             s.cursor = [obj.bucket, obj.key]
             self.save()  # every few seconds: a restart loses at most that much work
+        if len(batch) < BATCH:
+            s.phase, s.cursor = "versions", None
+
+    def _versions(self) -> None:
+        """Noncurrent versions keep their blobs until they are deleted: verified and
+        repaired like current ones (damage is recorded on current versions only)."""
+        s = self.state
+        after = tuple(s.cursor) if s.cursor else None
+        batch = self.node.blocking.scan_versions(after, BATCH)  # type: ignore[arg-type]
+        for obj in batch:
+            check = self.checker.check_object(obj)
+            self._record(check.faults, check.bytes)
+            s.repairs_queued += self.checker.act(segments_by_blob(obj.segments), check.faults)
+            s.done_bytes += stored_bytes(obj.segments)
+            s.objects += 1
+            s.cursor = [obj.bucket, obj.key, obj.vseq]
+            self.save()
         if len(batch) < BATCH:
             s.phase, s.cursor = "parts", None
 

@@ -607,3 +607,152 @@ async def test_bucket_configs(index) -> None:
     assert not await index.set_bucket_config("b", "tagging", None)
     await bucket(index)
     assert await index.get_bucket_config("b", "tagging") is None
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+async def versioned(index, state: str = "Enabled") -> str:
+    await bucket(index)
+    assert await index.set_bucket_config("b", "versioning", state)
+    return "b"
+
+
+async def test_unversioned_bucket_answers_as_before(index) -> None:
+    await bucket(index)
+    assert await index.put_object(obj("b", "k")) is None
+    assert (await index.get_object("b", "k")).vnull
+    assert (await index.get_version("b", "k", None)).key == "k"
+    assert await index.delete_object("b", "k") is True
+    assert await index.list_versions("b", "", None, 10) == []
+
+
+async def test_versions_kept_ordered_and_listed(index) -> None:
+    await bucket(index)
+    await index.put_object(obj("b", "k", etag='"e0"'))  # the null version, before versioning
+    assert await index.set_bucket_config("b", "versioning", "Enabled")
+    r1 = await index.put_object(obj("b", "k", etag='"e1"'))
+    r2 = await index.put_object(obj("b", "k", etag='"e2"'))
+    assert not r1.null and not r2.null and r2.seq > r1.seq > 0
+    current = await index.get_object("b", "k")
+    assert current.etag == '"e2"' and current.vseq == r2.seq and not current.vnull
+    assert (await index.get_version("b", "k", r1.seq)).etag == '"e1"'
+    assert (await index.get_version("b", "k", None)).etag == '"e0"'
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.key, e.seq, e.null, e.latest) for e in listed] == [
+        ("k", r2.seq, False, True),
+        ("k", r1.seq, False, False),
+        ("k", 0, True, False),
+    ]
+    # Keys list as before: only the current version.
+    assert [e.key for e in await index.list_keys("b", "", None, False, 10)] == ["k"]
+    # Pages: strictly after (key, seq).
+    assert [e.seq for e in await index.list_versions("b", "", ("k", r2.seq), 10)] == [r1.seq, 0]
+    assert await index.list_versions("b", "", ("k", -1), 10) == []
+
+
+async def test_delete_marker_and_deleting_versions(index) -> None:
+    await versioned(index)
+    v1 = obj("b", "k", etag='"e1"')
+    r1 = await index.put_object(v1)
+    r2 = await index.put_object(obj("b", "k", etag='"e2"'))
+    marker = await index.delete_object("b", "k")
+    assert marker.marker and marker.seq > r2.seq
+    assert await index.get_object("b", "k") is None
+    assert (await index.get_object_in("b", "k")) == ("alice", None)
+    assert (await index.current_marker("b", "k")).vseq == marker.seq
+    assert (await index.get_version("b", "k", marker.seq)).delete_marker
+    assert await index.list_keys("b", "", None, False, 10) == []
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.seq, e.marker, e.latest) for e in listed] == [
+        (marker.seq, True, True),
+        (r2.seq, False, False),
+        (r1.seq, False, False),
+    ]
+    # Every version's blobs stay live until that version is deleted.
+    assert await index.is_live(v1.segments[0].blob_id)
+    with pytest.raises(NotEmpty):
+        await index.delete_bucket("b")
+    # Removing the marker uncovers the version before it.
+    assert (await index.delete_version("b", "k", marker.seq)).delete_marker
+    assert (await index.get_object("b", "k")).etag == '"e2"'
+    assert await index.current_marker("b", "k") is None
+    # Removing the current version makes the one before current.
+    assert (await index.delete_version("b", "k", r2.seq)).etag == '"e2"'
+    assert (await index.get_object("b", "k")).vseq == r1.seq
+    assert await index.delete_version("b", "k", r2.seq) is None
+
+    def refuse(version):
+        raise Forbidden("locked")
+
+    with pytest.raises(Forbidden):
+        await index.delete_version("b", "k", r1.seq, refuse)
+    assert (await index.get_object("b", "k")).vseq == r1.seq
+    assert (await index.delete_version("b", "k", r1.seq)).etag == '"e1"'
+    assert not await index.is_live(v1.segments[0].blob_id)
+    assert await index.list_versions("b", "", None, 10) == []
+    await index.delete_bucket("b")
+
+
+async def test_suspended_bucket_replaces_the_null_version(index) -> None:
+    await versioned(index)
+    kept = await index.put_object(obj("b", "k", etag='"kept"'))
+    assert await index.set_bucket_config("b", "versioning", "Suspended")
+    n1 = obj("b", "k", etag='"n1"')
+    r1 = await index.put_object(n1)
+    assert r1.null and r1.seq > kept.seq
+    r2 = await index.put_object(obj("b", "k", etag='"n2"'))
+    assert r2.null
+    assert not await index.is_live(n1.segments[0].blob_id)  # the replaced null version
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.null, e.etag) for e in listed] == [(True, '"n2"'), (False, '"kept"')]
+    marker = await index.delete_object("b", "k")  # a null delete marker replaces n2
+    assert marker.null and marker.marker
+    listed = await index.list_versions("b", "", None, 10)
+    assert [(e.null, e.marker) for e in listed] == [(True, True), (False, False)]
+
+
+async def test_delete_objects_in_a_versioned_bucket_writes_markers(index) -> None:
+    await versioned(index)
+    await index.put_object(obj("b", "a"))
+    answers = await index.delete_objects("b", ["a", "missing"])
+    assert all(a.marker for a in answers)
+    assert [e.key for e in await index.list_versions("b", "", None, 10)] == ["a", "a", "missing"]
+
+
+async def test_fsck_sees_noncurrent_versions(index) -> None:
+    await versioned(index)
+    await index.put_object(obj("b", "k"))
+    await index.put_object(obj("b", "k"))
+    await index.delete_object("b", "k")
+    assert await index.reference_problems() == {"unmarked": [], "unreferenced": []}
+    # The scrubber's and fsck's walk over noncurrent versions: data only, resumable.
+    scanned = await index.scan_versions(None, 10)
+    assert [(v.key, len(v.segments)) for v in scanned] == [("k", 1), ("k", 1)]
+    assert scanned[0].vseq < scanned[1].vseq
+    rest = await index.scan_versions(("b", "k", scanned[0].vseq), 10)
+    assert [v.vseq for v in rest] == [scanned[1].vseq]
+
+
+async def test_concurrent_writers_of_one_key_get_commit_ordered_versions(make_index) -> None:
+    first = await make_index()
+    await first.start()
+    second = await make_index()
+    await second.start()
+    try:
+        await versioned(first)
+
+        async def write(index, n):
+            return await index.put_object(obj("b", "k", etag=f'"{n}"'))
+
+        refs = await asyncio.gather(*(write((first, second)[n % 2], n) for n in range(20)))
+        seqs = sorted(r.seq for r in refs)
+        assert len(set(seqs)) == 20
+        listed = await first.list_versions("b", "", None, 100)
+        assert [e.seq for e in listed] == seqs[::-1]
+        assert [e.latest for e in listed] == [True] + [False] * 19
+        current = await first.get_object("b", "k")
+        assert current.vseq == seqs[-1]
+    finally:
+        await second.close()
+        await first.close()

@@ -995,7 +995,7 @@ HEADER_POOL = [
     ("x-amz-metadata-directive", ["REPLACE", "COPY", "MAYBE"]),
     ("x-amz-meta-fuzz", ["v", "é".encode().decode("latin-1"), "x" * 3000]),
     ("x-amz-acl", ["private", "public-read", ""]),
-    ("x-amz-tagging", ["a=b"]),
+    ("x-amz-tagging", ["a=b", "a=b&a=c", "%ff=1", "aws:x=1", "k=" + "v" * 300]),
     ("x-amz-storage-class", ["STANDARD", "GLACIER", "BOGUS"]),
     ("x-amz-date", ["20000101T000000Z", "garbage"]),
     ("x-amz-content-sha256", ["UNSIGNED-PAYLOAD", "zzz", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"]),

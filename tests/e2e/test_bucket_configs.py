@@ -125,7 +125,6 @@ PUTS = {
             ]
         }
     },
-    "put_bucket_tagging": {"Tagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_object_lock_configuration": {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}},
     "put_public_access_block": {
@@ -134,7 +133,6 @@ PUTS = {
     "put_bucket_ownership_controls": {
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     },
-    "put_bucket_versioning": {"VersioningConfiguration": {"Status": "Enabled"}},
     "put_bucket_acl": {"ACL": "public-read"},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
@@ -492,48 +490,7 @@ def test_object_attributes_xml(server, s3, bucket):
     assert reply.headers.get("last-modified")
 
 
-# -- objects: tags, retention and legal hold ----------------------------------------------------
-
-
-def test_object_tagging_is_empty(s3, other, bucket):
-    """No object can have tags yet (x-amz-tagging on PUT answers 501): the tag set is empty,
-    deleting it is already done, and setting one is not built."""
-    s3.put_object(Bucket=bucket, Key="k", Body=b"keep")
-    got = s3.get_object_tagging(Bucket=bucket, Key="k")
-    assert got["TagSet"] == []
-    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
-    assert s3.get_object_tagging(Bucket=bucket, Key="k", VersionId="null")["TagSet"] == []
-    resp = s3.delete_object_tagging(Bucket=bucket, Key="k")
-    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 204
-    err = client_error(
-        lambda: s3.put_object_tagging(
-            Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
-        )
-    )
-    assert code_status(err) == ("NotImplemented", 501)
-    err = client_error(lambda: s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="a=b"))
-    assert code_status(err) == ("NotImplemented", 501)
-    for call in (s3.get_object_tagging, s3.delete_object_tagging):
-        assert code_status(client_error(lambda c=call: c(Bucket=bucket, Key="nope"))) == (
-            "NoSuchKey",
-            404,
-        )
-        err = client_error(lambda c=call: c(Bucket=bucket_name(), Key="k"))
-        assert code_status(err) == ("NoSuchBucket", 404)
-    for name in ("get_object_tagging", "delete_object_tagging"):
-        err = client_error(lambda n=name: getattr(other, n)(Bucket=bucket, Key="k"))
-        assert code_status(err) == ("AccessDenied", 403)
-    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep"
-    assert "TagCount" not in s3.head_object(Bucket=bucket, Key="k")
-
-
-def test_object_tagging_xml(server, s3, bucket):
-    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    reply = signed_request(server, "GET", f"/{bucket}/k?tagging")
-    assert reply.status == 200
-    doc = ET.fromstring(reply.body)
-    assert doc.tag == f"{S3_NS}Tagging"
-    assert [el.tag for el in doc] == [f"{S3_NS}TagSet"] and len(doc[0]) == 0
+# -- objects: retention and legal hold (tags: tests/e2e/test_tagging.py) ----------------------------------------------------
 
 
 def test_retention_and_legal_hold_need_object_lock(s3, other, bucket):

@@ -1,5 +1,5 @@
 """The core of the e2e suite, always on PostgreSQL (whatever HOLDFAST_TEST_INDEX says):
-objects, listing, multipart, buckets and conditional writes, through boto3 against a real
+objects, listing, multipart, buckets, conditional writes, tags and versions, through boto3 against a real
 ``holdfast serve --index-dsn``. The tests are the SQLite suite's own, imported here and
 given a server on PostgreSQL through this module's ``server`` fixture; the whole suite runs
 on PostgreSQL with HOLDFAST_TEST_INDEX=postgres.
@@ -60,6 +60,21 @@ from tests.e2e.test_sse import (  # noqa: F401
     test_bucket_default_encryption,
     test_sse_s3_multipart,
     test_sse_s3_put_get_range_and_blob_holds_no_plaintext,
+)
+from tests.e2e.test_tagging import (  # noqa: F401
+    test_bucket_tags,
+    test_copy_tagging_directive,
+    test_multipart_create_with_tags,
+    test_object_tags_put_get_delete,
+    test_put_with_tagging_header_and_overwrite,
+)
+from tests.e2e.test_versioning import (  # noqa: F401
+    test_copy_multipart_and_tags_make_versions,
+    test_delete_objects_with_versions_and_delete_bucket,
+    test_list_versions_pagination_while_writing,
+    test_many_writers_on_one_key,
+    test_suspended_bucket_and_the_null_version,
+    test_versions_reads_and_deletes,
 )
 
 

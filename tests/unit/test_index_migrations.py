@@ -58,6 +58,6 @@ def test_a_version_2_index_without_later_tables_gets_them(tmp_path) -> None:
     db.execute("UPDATE meta SET value='2' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    assert index.migrations_applied == [3, 4, 5]  # 4: layout tables, 5: tags, bucket_configs
+    assert index.migrations_applied == [3, 4, 5, 6]  # 4: layout; 5: tags; 6: versions
     assert index.repairs() == []
     assert SqliteIndex(path).migrations_applied == []

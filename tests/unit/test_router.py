@@ -50,7 +50,14 @@ CASES = [
     (("GET", "b", "k", {"versionId": "null"}, False), Op.GET_OBJECT),
     (("GET", "b", "k", {"acl": "", "versionId": "null"}, False), Op.GET_OBJECT_ACL),
     (("GET", "b", "k", {"attributes": "", "versionId": ""}, False), Op.GET_OBJECT_ATTRIBUTES),
-    (("GET", "b", "k", {"versionId": "3HL4kqtJlcpXroDTDmJ"}, False), Op.NOT_IMPLEMENTED),
+    (("GET", "b", "k", {"versionId": "3HL4kqtJlcpXroDTDmJ"}, False), Op.GET_OBJECT),
+    (("DELETE", "b", "k", {"versionId": "3HL4"}, False), Op.DELETE_OBJECT),
+    (("PUT", "b", "k", {"versionId": "3HL4"}, False), Op.NOT_IMPLEMENTED),
+    (("GET", "b", None, {"versions": ""}, False), Op.LIST_OBJECT_VERSIONS),
+    (
+        ("GET", "b", None, {"versions": "", "key-marker": "a", "version-id-marker": "x"}, False),
+        Op.LIST_OBJECT_VERSIONS,
+    ),
     (("GET", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.NOT_IMPLEMENTED),
 ]
 

@@ -65,6 +65,8 @@ from holdfast.index.records import (
     StagedLayout,
     UploadRecord,
     UserRecord,
+    VersionEntry,
+    VersionRef,
     nodes_from_text,
     nodes_to_text,
     segments_from_text,
@@ -92,7 +94,7 @@ _SOCKET_OPTIONS = {
 
 _OBJECT_COLUMNS = (
     "bucket, key, size, etag, last_modified, content_type, headers, meta, checksum_algorithm, "
-    "checksum_type, checksum_value, parts_count, state, segments, inline, tags"
+    "checksum_type, checksum_value, parts_count, state, segments, inline, tags, vseq, vnull"
 )
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
 _UPLOAD_COLUMNS = (
@@ -103,11 +105,11 @@ _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modifie
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
 )
-_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
+_INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
 _UPDATE_OBJECT = (
     "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
     "meta=%s, checksum_algorithm=%s, checksum_type=%s, checksum_value=%s, parts_count=%s, "
-    "state=%s, segments=%s, inline=%s, tags=%s WHERE bucket=%s AND key=%s"
+    "state=%s, segments=%s, inline=%s, tags=%s, vseq=%s, vnull=%s WHERE bucket=%s AND key=%s"
 )
 _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
@@ -500,7 +502,11 @@ class PostgresIndex(Index):
             cur = await conn.execute("SELECT 1 FROM buckets WHERE name=%s FOR UPDATE", (name,))
             if await cur.fetchone() is None:
                 raise NotFound(name)
-            cur = await conn.execute("SELECT 1 FROM objects WHERE bucket=%s LIMIT 1", (name,))
+            cur = await conn.execute(
+                "SELECT 1 FROM objects WHERE bucket=%s UNION ALL "
+                "SELECT 1 FROM versions WHERE bucket=%s LIMIT 1",
+                (name, name),
+            )
             if await cur.fetchone() is not None:
                 raise NotEmpty(name)
             cur = await conn.execute(
@@ -542,11 +548,181 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             if owner is not None:
                 await _check_bucket_owner(conn, obj.bucket, owner)
-            await self._put_object_op(conn, obj, if_absent, if_etag)
+            return await self._put_object_op(conn, obj, if_absent, if_etag)
 
-        await self._write(fn)
+        return await self._write(fn)
 
     async def _put_object_op(
+        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
+    ) -> VersionRef | None:
+        state = await _versioning(conn, obj.bucket)
+        if state is not None:
+            return await self._put_version(conn, obj, if_absent, if_etag, state)
+        await self._replace_object(conn, obj, if_absent, if_etag)
+        return None
+
+    async def _put_version(
+        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None, state: str
+    ) -> VersionRef:
+        await _lock_key(conn, obj.bucket, obj.key)
+        cur = await conn.execute(
+            "SELECT etag FROM objects WHERE bucket=%s AND key=%s", (obj.bucket, obj.key)
+        )
+        row = await cur.fetchone()
+        if if_absent and row is not None:
+            raise ConditionFailed(missing=False)
+        if if_etag is not None and (row is None or row[0].strip('"') != if_etag):
+            raise ConditionFailed(missing=row is None)
+        ref = await self._make_room(conn, obj.bucket, obj.key, state, marker=False)
+        obj.vseq, obj.vnull = ref.seq, ref.null
+        try:
+            await conn.execute(_INSERT_OBJECT, _object_values(obj))
+        except pg_errors.ForeignKeyViolation:
+            raise NotFound(obj.bucket) from None
+        await self._mark_live(conn, obj.segments)
+        return ref
+
+    async def _make_room(
+        self, conn: Conn, bucket: str, key: str, state: str, marker: bool
+    ) -> VersionRef:
+        """Keep the current version as a noncurrent one (a suspended bucket's "null"
+        version is replaced instead) and number the new version: under the key's lock, so
+        numbers follow the commit order of the key's writes."""
+        if state != "Enabled":
+            for table in ("objects", "versions"):
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE bucket=%s AND key=%s AND vnull=1 "
+                    "RETURNING segments",
+                    (bucket, key),
+                )
+                for (text,) in await cur.fetchall():
+                    await self._queue_gc(conn, segments_from_text(text))
+        await conn.execute(
+            f"INSERT INTO versions ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} FROM objects "
+            "WHERE bucket=%s AND key=%s",
+            (bucket, key),
+        )
+        await conn.execute("DELETE FROM objects WHERE bucket=%s AND key=%s", (bucket, key))
+        cur = await conn.execute("SELECT nextval('version_seq')")
+        (seq,) = await cur.fetchone()
+        return VersionRef(seq, state != "Enabled", marker)
+
+    async def _delete_current(self, conn: Conn, bucket: str, key: str) -> bool | VersionRef:
+        state = await _versioning(conn, bucket)
+        if state is None:
+            return await self._retire_object(conn, bucket, key)
+        await _lock_key(conn, bucket, key)
+        ref = await self._make_room(conn, bucket, key, state, marker=True)
+        await conn.execute(
+            "INSERT INTO versions (bucket, key, vseq, vnull, marker, size, etag, last_modified, "
+            "content_type, headers, meta, segments) "
+            "VALUES (%s,%s,%s,%s,1,0,'',%s,'','{}','{}','[]')",
+            (bucket, key, ref.seq, int(ref.null), time.time()),
+        )
+        return ref
+
+    async def get_version(self, bucket: str, key: str, seq: int | None) -> ObjectRecord | None:
+        cond, args = _version_cond(bucket, key, seq)
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond} UNION ALL "
+            f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}",
+            args + args,
+        )
+        return None if row is None else _object_from_row(row)
+
+    async def current_marker(self, bucket: str, key: str) -> ObjectRecord | None:
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE bucket=%s AND key=%s "
+            "AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket=%s AND key=%s) "
+            "ORDER BY vseq DESC LIMIT 1",
+            (bucket, key, bucket, key),
+        )
+        return None if row is None or not row[-1] else _object_from_row(row)
+
+    async def delete_version(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord | None:
+        async def fn(conn: Conn):
+            await _lock_key(conn, bucket, key)
+            cond, args = _version_cond(bucket, key, seq)
+            table = "objects"
+            cur = await conn.execute(f"SELECT {_OBJECT_COLUMNS}, 0 FROM objects WHERE {cond}", args)
+            row = await cur.fetchone()
+            if row is None:
+                table = "versions"
+                cur = await conn.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, marker FROM versions WHERE {cond}", args
+                )
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            found = _object_from_row(row)
+            if check is not None:
+                check(found)
+            await self._queue_gc(conn, found.segments)
+            await conn.execute(f"DELETE FROM {table} WHERE {cond}", args)
+            cur = await conn.execute(
+                "SELECT 1 FROM objects WHERE bucket=%s AND key=%s", (bucket, key)
+            )
+            if await cur.fetchone() is None:  # the newest remaining version becomes current
+                cur = await conn.execute(
+                    "SELECT vseq, marker FROM versions WHERE bucket=%s AND key=%s "
+                    "ORDER BY vseq DESC LIMIT 1",
+                    (bucket, key),
+                )
+                newest = await cur.fetchone()
+                if newest is not None and not newest[1]:
+                    await conn.execute(
+                        f"INSERT INTO objects ({_OBJECT_COLUMNS}) SELECT {_OBJECT_COLUMNS} "
+                        "FROM versions WHERE bucket=%s AND key=%s AND vseq=%s",
+                        (bucket, key, newest[0]),
+                    )
+                    await conn.execute(
+                        "DELETE FROM versions WHERE bucket=%s AND key=%s AND vseq=%s",
+                        (bucket, key, newest[0]),
+                    )
+            return found
+
+        return await self._write(fn)
+
+    async def list_versions(
+        self, bucket: str, prefix: str, after: tuple[str, int] | None, limit: int
+    ) -> list[VersionEntry]:
+        clauses = ["bucket=%s"]
+        args: list[Any] = [bucket]
+        if prefix:
+            clauses.append("key>=%s")
+            args.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                clauses.append("key<%s")
+                args.append(upper)
+        if after is not None:
+            clauses.append("(key>%s OR (key=%s AND vseq<%s))")
+            args += [after[0], after[0], after[1]]
+        where = " AND ".join(clauses)
+        latest_marker = (
+            "(marker=1 AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.bucket=v.bucket AND "
+            "o.key=v.key) AND vseq=(SELECT max(vseq) FROM versions w WHERE w.bucket=v.bucket "
+            "AND w.key=v.key))"
+        )
+        rows = await self._all(
+            f"SELECT key, vseq, vnull, 0, size, etag, last_modified, true FROM objects "
+            f"WHERE {where} UNION ALL SELECT key, vseq, vnull, marker, size, etag, "
+            f"last_modified, {latest_marker} FROM versions v WHERE {where} "
+            "ORDER BY 1, 2 DESC LIMIT %s",
+            [*args, *args, limit],
+        )
+        return [
+            VersionEntry(r[0], r[1], bool(r[2]), bool(r[3]), r[4], r[5], r[6], bool(r[7]))
+            for r in rows
+        ]
+
+    async def _replace_object(
         self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
     ) -> None:
         """Replace or insert the row. The current row, if any, is locked first, so two
@@ -604,19 +780,22 @@ class PostgresIndex(Index):
         await self._queue_gc(conn, segments_from_text(row[0]))
         return True
 
-    async def delete_object(self, bucket: str, key: str) -> bool:
-        return await self._write(lambda conn: self._retire_object(conn, bucket, key))
+    async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
+        return await self._write(lambda conn: self._delete_current(conn, bucket, key))
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> None:
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
         async def fn(conn: Conn):
+            if await _versioning(conn, bucket) is not None:
+                return [await self._delete_current(conn, bucket, k) for k in keys]
             cur = await conn.execute(
                 "DELETE FROM objects WHERE bucket=%s AND key = ANY(%s::text[]) RETURNING segments",
                 (bucket, list(keys)),
             )
             segments = [s for (text,) in await cur.fetchall() for s in segments_from_text(text)]
             await self._queue_gc(conn, segments)
+            return [True] * len(keys)  # no caller tells absent keys apart in a batch
 
-        await self._write(fn)
+        return await self._write(fn)
 
     async def mark_object_state(self, bucket: str, key: str, etag: str, state: str) -> None:
         async def fn(conn: Conn):
@@ -817,7 +996,7 @@ class PostgresIndex(Index):
         )
         return [_part_from_row(r) for r in rows]
 
-    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool:
+    async def complete_upload(self, upload_id: str, obj: ObjectRecord) -> bool | VersionRef:
         async def fn(conn: Conn):
             cur = await conn.execute(
                 "SELECT 1 FROM uploads WHERE upload_id=%s FOR UPDATE", (upload_id,)
@@ -825,8 +1004,7 @@ class PostgresIndex(Index):
             if await cur.fetchone() is None:
                 return False
             await self._drop_upload(conn, upload_id, keep={s.blob_id for s in obj.segments})
-            await self._put_object_op(conn, obj, False, None)
-            return True
+            return await self._put_object_op(conn, obj, False, None) or True
 
         return await self._write(fn)
 
@@ -895,6 +1073,8 @@ class PostgresIndex(Index):
     async def reference_problems(self) -> dict[str, list[str]]:
         referenced = (
             "SELECT e->>'id' AS blob_id FROM objects, jsonb_array_elements(segments::jsonb) e "
+            "WHERE jsonb_array_length(e->'st') > 0 "
+            "UNION SELECT e->>'id' FROM versions, jsonb_array_elements(segments::jsonb) e "
             "WHERE jsonb_array_length(e->'st') > 0 "
             "UNION SELECT segment::jsonb->>'id' FROM parts "
             "WHERE jsonb_array_length(segment::jsonb->'st') > 0"
@@ -1021,6 +1201,30 @@ class PostgresIndex(Index):
                 segments=segments_from_text(r[4]),
                 state=r[3],
                 inline=r[5],
+            )
+            for r in rows
+        ]
+
+    async def scan_versions(
+        self, after: tuple[str, str, int] | None, limit: int
+    ) -> list[ObjectRecord]:
+        where, args = ("AND (bucket, key, vseq) > (%s, %s, %s)", after) if after else ("", ())
+        rows = await self._all(
+            "SELECT bucket, key, etag, state, segments, inline, size, vseq FROM versions "
+            f"WHERE marker=0 {where} ORDER BY bucket, key, vseq LIMIT %s",
+            (*args, limit),
+        )
+        return [
+            ObjectRecord(
+                bucket=r[0],
+                key=r[1],
+                size=r[6],
+                etag=r[2],
+                last_modified=0.0,
+                segments=segments_from_text(r[4]),
+                state=r[3],
+                inline=r[5],
+                vseq=r[7],
             )
             for r in rows
         ]
@@ -1354,6 +1558,28 @@ def _engine_error(e: psycopg.Error, conn: Conn, phase: _Phase) -> Exception:
     return IndexError_(f"index error: {_first_line(e)}")
 
 
+async def _versioning(conn: Conn, bucket: str) -> str | None:
+    cur = await conn.execute(
+        "SELECT value FROM bucket_configs WHERE bucket=%s AND name='versioning'", (bucket,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def _lock_key(conn: Conn, bucket: str, key: str) -> None:
+    """Serialize the versioned writes of one key (until the transaction ends), so version
+    numbers taken after it follow their commit order."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket}/{key}",)
+    )
+
+
+def _version_cond(bucket: str, key: str, seq: int | None) -> tuple[str, list[Any]]:
+    if seq is None:
+        return "bucket=%s AND key=%s AND vnull=1", [bucket, key]
+    return "bucket=%s AND key=%s AND vseq=%s AND vnull=0", [bucket, key, seq]
+
+
 async def _check_bucket_owner(conn: Conn, bucket: str, owner: str) -> None:
     cur = await conn.execute("SELECT owner FROM buckets WHERE name=%s", (bucket,))
     row = await cur.fetchone()
@@ -1435,6 +1661,8 @@ def _object_values(obj: ObjectRecord) -> tuple:
         segments_to_text(obj.segments),
         obj.inline,
         tags_to_text(obj.tags),
+        obj.vseq,
+        int(obj.vnull),
     )
 
 
@@ -1456,6 +1684,9 @@ def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
         segments=segments_from_text(row[13]),
         inline=row[14],
         tags=tags_from_text(row[15]),
+        vseq=row[16],
+        vnull=bool(row[17]),
+        delete_marker=bool(row[18]) if len(row) > 18 else False,
     )
 
 

@@ -209,8 +209,40 @@ CREATE TABLE bucket_configs (
 );
 """
 
+# Object versions: ``objects`` keeps exactly the current version of each key that has one
+# (ListObjects and GET read only it); noncurrent versions and delete markers live in
+# ``versions``. vseq orders a key's versions by commit (0: written before the bucket was
+# versioned), taken from version_seq under a per-key lock; vnull marks the "null" version.
+_V4 = """
+ALTER TABLE objects ADD COLUMN vseq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN vnull SMALLINT NOT NULL DEFAULT 1;
+CREATE SEQUENCE version_seq;
+CREATE TABLE versions (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets (name),
+    key TEXT COLLATE "C" NOT NULL,
+    vseq BIGINT NOT NULL,
+    vnull SMALLINT NOT NULL,
+    marker SMALLINT NOT NULL DEFAULT 0,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified DOUBLE PRECISION NOT NULL,
+    content_type TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    checksum_algorithm TEXT,
+    checksum_type TEXT,
+    checksum_value TEXT,
+    parts_count INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'ok',
+    segments TEXT NOT NULL,
+    inline BYTEA,
+    tags TEXT,
+    PRIMARY KEY (bucket, key, vseq)
+);
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -16,11 +16,16 @@ def xml_response(root: str, children: list, status: int = 200) -> Response:
     return Response(status, [XML_TYPE], xml.render(root, children))
 
 
-async def read_xml_body(ctx: Context, required: bool = True) -> xml.ET.Element | None:
-    """A small XML request body, size-limited, its digests verified before it is parsed."""
+async def read_small_body(ctx: Context) -> bytes:
+    """A small request body (an XML document), size-limited, its digests verified."""
     expected: ExpectedChecksums = expected_from_headers(ctx.request.headers)
     body = IncomingBody(ctx.request, ctx.auth, expected, max_size=xml.MAX_XML_BODY)
-    raw = await body.read_all()
+    return await body.read_all()
+
+
+async def read_xml_body(ctx: Context, required: bool = True) -> xml.ET.Element | None:
+    """A small XML request body, size-limited, its digests verified before it is parsed."""
+    raw = await read_small_body(ctx)
     if not raw.strip():
         if required:
             raise S3Error("MalformedXML")
@@ -97,11 +102,6 @@ async def get_bucket_location(ctx: Context) -> Response:
     # S3 reports us-east-1 as an empty constraint; SDKs map it back.
     value = "" if bucket.region == "us-east-1" else bucket.region
     return Response(200, [XML_TYPE], xml.render("LocationConstraint", [], text=value))
-
-
-async def get_bucket_versioning(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    return xml_response("VersioningConfiguration", [])
 
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"

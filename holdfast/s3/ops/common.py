@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord
+from holdfast.s3 import tagging
 from holdfast.s3.auth import AuthResult
 from holdfast.s3.http import Request, Response, http_date
 from holdfast.service import Service
@@ -28,7 +29,6 @@ STORED_HEADERS = (
 # Request headers that ask for features Holdfast does not have; silently ignoring them would
 # be a wrong success, so they answer NotImplemented.
 UNSUPPORTED_HEADERS = (
-    "x-amz-tagging",
     "x-amz-server-side-encryption-aws-kms-key-id",
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
@@ -104,6 +104,12 @@ def reject_unsupported_headers(request: Request) -> None:
         raise S3Error("NotImplemented", "Only the private canned ACL is implemented.")
 
 
+def request_tags(request: Request) -> list[tuple[str, str]]:
+    """The tags ``x-amz-tagging`` gives a new object (none without the header)."""
+    value = request.headers.get("x-amz-tagging")
+    return [] if value is None else tagging.parse_header(value)
+
+
 def user_metadata(request: Request) -> dict[str, str]:
     meta = {
         name[len("x-amz-meta-") :]: value
@@ -157,6 +163,8 @@ def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -
     enc = Encryption.from_headers(obj.headers)
     if enc is not None:
         response.headers += enc.response_headers()
+    if obj.tags:
+        response.add("x-amz-tagging-count", str(len(obj.tags)))
     if with_checksum and obj.checksum_algorithm and obj.checksum_value:
         response.add(f"x-amz-checksum-{obj.checksum_algorithm.lower()}", obj.checksum_value)
         response.add("x-amz-checksum-type", obj.checksum_type or "FULL_OBJECT")

@@ -17,10 +17,9 @@ Every answer comes after the bucket is found and found to belong to the caller, 
 bucket is ``NoSuchBucket`` and another user's bucket ``AccessDenied``, as for every other
 bucket operation.
 
-Objects likewise: an object has no tags until tagging is built (a PUT with ``x-amz-tagging``
-answers 501), so GetObjectTagging answers an empty tag set; and no bucket can have object
-lock (CreateBucket refuses it), so retention and legal hold answer what S3 answers on a bucket
-without it.
+Objects likewise: no bucket can have object lock (CreateBucket refuses it), so retention and
+legal hold answer what S3 answers on a bucket without it. (Tagging, object and bucket, is
+stored: holdfast/s3/ops/tagging.py.)
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from holdfast.errors import S3Error
 from holdfast.s3 import xml
 from holdfast.s3.http import Response
 from holdfast.s3.ops.buckets import XML_TYPE, xml_response
-from holdfast.s3.ops.common import Context, validate_key
+from holdfast.s3.ops.common import Context
 from holdfast.s3.router import Operation
 
 Handler = Callable[[Context], Awaitable[Response]]
@@ -43,7 +42,6 @@ NOT_CONFIGURED: dict[Operation, str] = {
     Op.GET_BUCKET_POLICY_STATUS: "NoSuchBucketPolicy",
     Op.GET_BUCKET_CORS: "NoSuchCORSConfiguration",
     Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
-    Op.GET_BUCKET_TAGGING: "NoSuchTagSet",
     Op.GET_BUCKET_WEBSITE: "NoSuchWebsiteConfiguration",
     Op.GET_OBJECT_LOCK_CONFIGURATION: "ObjectLockConfigurationNotFoundError",
     Op.GET_PUBLIC_ACCESS_BLOCK: "NoSuchPublicAccessBlockConfiguration",
@@ -56,7 +54,6 @@ NOTHING_TO_DELETE = (
     Op.DELETE_BUCKET_POLICY,
     Op.DELETE_BUCKET_CORS,
     Op.DELETE_BUCKET_LIFECYCLE,
-    Op.DELETE_BUCKET_TAGGING,
     Op.DELETE_BUCKET_WEBSITE,
     Op.DELETE_PUBLIC_ACCESS_BLOCK,
     Op.DELETE_BUCKET_OWNERSHIP_CONTROLS,
@@ -66,11 +63,9 @@ NOTHING_TO_DELETE = (
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
     Op.PUT_BUCKET_ACL,
-    Op.PUT_BUCKET_VERSIONING,
     Op.PUT_BUCKET_POLICY,
     Op.PUT_BUCKET_CORS,
     Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
-    Op.PUT_BUCKET_TAGGING,
     Op.PUT_BUCKET_WEBSITE,
     Op.PUT_OBJECT_LOCK_CONFIGURATION,
     Op.PUT_PUBLIC_ACCESS_BLOCK,
@@ -129,24 +124,6 @@ async def get_bucket_request_payment(ctx: Context) -> Response:
     return xml_response("RequestPaymentConfiguration", [("Payer", "BucketOwner")])
 
 
-async def get_object_tagging(ctx: Context) -> Response:
-    validate_key(ctx.key)
-    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
-    return xml_response("Tagging", [("TagSet", [])])
-
-
-async def delete_object_tagging(ctx: Context) -> Response:
-    validate_key(ctx.key)
-    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
-    return Response(204)
-
-
-async def put_object_tagging(ctx: Context) -> Response:
-    validate_key(ctx.key)
-    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
-    raise S3Error("NotImplemented", "PutObjectTagging is not implemented by Holdfast.")
-
-
 async def no_object_lock(ctx: Context) -> Response:
     """Retention and legal hold, read or written, on a bucket without object lock."""
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
@@ -161,9 +138,6 @@ HANDLERS: dict[Operation, Handler] = {
     Op.GET_BUCKET_NOTIFICATION_CONFIGURATION: get_bucket_notification_configuration,
     Op.GET_BUCKET_ACCELERATE_CONFIGURATION: get_bucket_accelerate_configuration,
     Op.GET_BUCKET_REQUEST_PAYMENT: get_bucket_request_payment,
-    Op.GET_OBJECT_TAGGING: get_object_tagging,
-    Op.PUT_OBJECT_TAGGING: put_object_tagging,
-    Op.DELETE_OBJECT_TAGGING: delete_object_tagging,
     Op.GET_OBJECT_RETENTION: no_object_lock,
     Op.PUT_OBJECT_RETENTION: no_object_lock,
     Op.GET_OBJECT_LEGAL_HOLD: no_object_lock,

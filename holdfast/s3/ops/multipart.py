@@ -17,7 +17,7 @@ from holdfast.index.records import UploadRecord
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops import sse
+from holdfast.s3.ops import sse, versions
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import (
     Context,
@@ -92,6 +92,7 @@ async def create_multipart_upload(ctx: Context) -> Response:
         attrs.meta,
         algorithm,
         checksum_type,
+        attrs.tags,
     )
     response = xml_response(
         "InitiateMultipartUploadResult",
@@ -263,6 +264,7 @@ async def complete_multipart_upload(ctx: Context) -> Response:
     enc = Encryption.from_headers(record.headers)
     if enc is not None:
         response.headers += enc.response_headers()
+    response.headers += versions.read_headers(record)
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -16,10 +17,10 @@ from holdfast.checksums import (
     to_b64,
 )
 from holdfast.errors import S3Error
-from holdfast.index.records import ObjectRecord
+from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
-from holdfast.s3.ops import sse
+from holdfast.s3.ops import sse, versions
 from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
 from holdfast.s3.ops.common import (
     MAX_PUT_SIZE,
@@ -27,6 +28,7 @@ from holdfast.s3.ops.common import (
     content_type,
     object_headers,
     reject_unsupported_headers,
+    request_tags,
     stored_headers,
     user_metadata,
     validate_key,
@@ -91,6 +93,7 @@ def attrs_from_request(ctx: Context) -> ObjectRecord:
         content_type=content_type(ctx.request),
         headers=stored_headers(ctx.request),
         meta=user_metadata(ctx.request),
+        tags=request_tags(ctx.request),
     )
 
 
@@ -122,6 +125,7 @@ def new_record(
         checksum_type="FULL_OBJECT" if verified.algorithm else None,
         checksum_value=verified.checksum_b64,
         inline=received.inline,
+        tags=attrs.tags,
     )
 
 
@@ -147,8 +151,8 @@ async def put_object(ctx: Context) -> Response:
         await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     received = await receive(ctx, body, body.declared, sealing)
     record = new_record(ctx, received, attrs, sealing)
-    await ctx.service.objects.commit(record, if_absent, if_etag, owner=ctx.user)
-    response = Response(200, [("ETag", record.etag)])
+    ref = await ctx.service.objects.commit(record, if_absent, if_etag, owner=ctx.user)
+    response = Response(200, [("ETag", record.etag), *versions.written_headers(ref)])
     verified = received.verified
     response.headers += checksum_response_headers(verified.algorithm, verified.checksum)
     if sealing is not None:
@@ -190,7 +194,22 @@ async def receive(ctx: Context, body, size: int | None, sealing: Sealing | None)
 
 async def _readable(ctx: Context) -> ObjectRecord:
     validate_key(ctx.key)
-    obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    version = ctx.request.query.get("versionId")
+    if version:
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
+        if obj.delete_marker:
+            raise versions.marker_error(obj, "MethodNotAllowed", 405)
+    else:
+        try:
+            obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+        except S3Error as e:
+            if e.code != "NoSuchKey":
+                raise
+            marker = await ctx.service.versions.current_marker(ctx.bucket, ctx.key)
+            if marker is None:
+                raise
+            raise versions.marker_error(marker, "NoSuchKey", 404, Key=ctx.key) from None
     raise_for_read_conditions(ctx.request.headers, obj)
     return obj
 
@@ -262,6 +281,7 @@ async def get_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
     cipher = sse.cipher_for_read(ctx, obj)
     response, start, end = _object_response(ctx, obj)
+    response.headers += versions.read_headers(obj)
     if end <= start:
         response.body = b""
     elif cipher is not None:
@@ -275,6 +295,7 @@ async def head_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
     sse.cipher_for_read(ctx, obj)
     response, _, _ = _object_response(ctx, obj)
+    response.headers += versions.read_headers(obj)
     return response
 
 
@@ -285,8 +306,17 @@ async def delete_object(ctx: Context) -> Response:
         if name in ctx.request.headers:
             raise S3Error("NotImplemented", f"The {name} header is not implemented on DELETE.")
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    await ctx.service.objects.delete(ctx.bucket, ctx.key)
-    return Response(204)
+    version = ctx.request.query.get("versionId")
+    if version:
+        removed = await ctx.service.versions.delete(ctx.bucket, ctx.key, version)
+        headers = [("x-amz-version-id", version)]
+        if removed is not None and removed.delete_marker:
+            headers.append(("x-amz-delete-marker", "true"))
+        return Response(204, headers)
+    marker = await ctx.service.versions.delete_current(ctx.bucket, ctx.key)
+    if marker is None:
+        return Response(204)
+    return Response(204, [("x-amz-delete-marker", "true"), *versions.written_headers(marker)])
 
 
 async def delete_objects(ctx: Context) -> Response:
@@ -300,6 +330,7 @@ async def delete_objects(ctx: Context) -> Response:
     if not objects or len(objects) > 1000:
         raise S3Error("MalformedXML")
     deleted: list[str] = []
+    by_version: list[tuple[str, str]] = []
     errors: list[tuple[str, str, str]] = []
     for item in objects:
         key = item.findtext("Key")
@@ -308,11 +339,34 @@ async def delete_objects(ctx: Context) -> Response:
         if len(key.encode()) > 1024:
             errors.append((key, "KeyTooLongError", "Your key is too long."))
             continue
-        deleted.append(key)
-    await ctx.service.objects.delete_many(ctx.bucket, deleted)
+        version = item.findtext("VersionId")
+        if version:
+            by_version.append((key, version))
+        else:
+            deleted.append(key)
+    results = await ctx.service.objects.delete_many(ctx.bucket, deleted) if deleted else []
+    done: list = []
+    for key, result in zip(deleted, results, strict=False):
+        entry: list = [("Key", key)]
+        if isinstance(result, VersionRef):
+            entry += [
+                ("DeleteMarker", True),
+                ("DeleteMarkerVersionId", versions.version_id(result.seq, result.null)),
+            ]
+        done.append(("Deleted", entry))
+    for key, version in by_version:
+        try:
+            removed = await ctx.service.versions.delete(ctx.bucket, key, version)
+        except S3Error as e:
+            errors.append((key, e.code, e.message))
+            continue
+        entry = [("Key", key), ("VersionId", version)]
+        if removed is not None and removed.delete_marker:
+            entry += [("DeleteMarker", True), ("DeleteMarkerVersionId", version)]
+        done.append(("Deleted", entry))
     children: list = []
     if not quiet:
-        children += [("Deleted", [("Key", key)]) for key in deleted]
+        children += done
     children += [
         ("Error", [("Key", key), ("Code", code), ("Message", message)])
         for key, code, message in errors
@@ -334,11 +388,15 @@ async def put_object_acl(ctx: Context) -> Response:
 # -- copy ------------------------------------------------------------------------------------
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
-    """``/bucket/key`` or ``bucket/key``, URL-encoded, optionally with ?versionId=null."""
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """``/bucket/key`` or ``bucket/key``, URL-encoded, optionally with ``?versionId=``."""
     path, _, query = value.partition("?")
-    if query and query not in ("versionId=null", "versionId="):
-        raise S3Error("NotImplemented", "Copying a specific version is not implemented.")
+    version = None
+    if query:
+        name, _, version = query.partition("=")
+        if name != "versionId" or "&" in version:
+            raise S3Error("InvalidArgument", "Unsupported copy source parameter.")
+        version = unquote(version) or None
     path = unquote(path).lstrip("/")
     bucket, _, key = path.partition("/")
     if not bucket or not key:
@@ -347,7 +405,7 @@ def parse_copy_source(value: str) -> tuple[str, str]:
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
             ArgumentName="x-amz-copy-source",
         )
-    return bucket, key
+    return bucket, key, version
 
 
 class CopiedBody:
@@ -380,10 +438,19 @@ def source_bytes(ctx: Context, source: ObjectRecord, start: int, end: int) -> As
 
 
 async def copy_source(ctx: Context) -> ObjectRecord:
-    src_bucket, src_key = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    src_bucket, src_key, version = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
     validate_key(src_key)
     await ctx.service.buckets.get_owned(ctx.user, src_bucket)
-    source = await ctx.service.objects.get(src_bucket, src_key)
+    if version:
+        source = await ctx.service.versions.get(src_bucket, src_key, version)
+        if source.delete_marker:  # S3: a copy source may not be a delete marker
+            raise S3Error(
+                "InvalidRequest",
+                "The source of a copy request may not specifically "
+                "refer to a delete marker by version id.",
+            )
+    else:
+        source = await ctx.service.objects.get(src_bucket, src_key)
     raise_for_copy_conditions(ctx.request.headers, source)
     return source
 
@@ -408,7 +475,17 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
             "without changing the object's metadata, storage class, website redirect location "
             "or encryption attributes.",
         )
-    return source if directive == "COPY" else attrs_from_request(ctx)
+    attrs = source if directive == "COPY" else attrs_from_request(ctx)
+    tagging = (ctx.request.headers.get("x-amz-tagging-directive") or "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise S3Error(
+            "InvalidArgument",
+            "Unknown tagging directive.",
+            ArgumentName="x-amz-tagging-directive",
+            ArgumentValue=tagging,
+        )
+    tags = list(source.tags) if tagging == "COPY" else request_tags(ctx.request)
+    return dataclasses.replace(attrs, tags=tags)
 
 
 async def copy_object(ctx: Context) -> Response:
@@ -432,7 +509,7 @@ async def copy_object(ctx: Context) -> Response:
     sealing = await sealing_for(ctx, body, bucket_checked=True)
     received = await receive(ctx, body, source.size, sealing)
     record = new_record(ctx, received, attrs, sealing)
-    await ctx.service.objects.commit(record, if_absent, if_etag)
+    ref = await ctx.service.objects.commit(record, if_absent, if_etag)
     children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
     if record.checksum_algorithm and record.checksum_value:
         children += [
@@ -443,4 +520,8 @@ async def copy_object(ctx: Context) -> Response:
     response.add("x-amz-copy-source-last-modified", http_date(source.last_modified))
     if sealing is not None:
         response.headers += sealing.enc.response_headers()
+    response.headers += versions.written_headers(ref)
+    source_version = versions.read_headers(source)
+    if source_version:
+        response.add("x-amz-copy-source-version-id", source_version[0][1])
     return response

@@ -1,0 +1,73 @@
+"""Object and bucket tagging: Put/Get/DeleteObjectTagging and Put/Get/DeleteBucketTagging.
+
+Tags are validated whole (holdfast/s3/tagging.py) before anything is written, so a rejected
+tag set leaves the old one in place. Object tags belong to the object's current version and
+are replaced with it (a PUT without ``x-amz-tagging`` has none); a bucket's tags are one
+configuration document of the bucket, removed with it. Requests naming a version other than
+``null`` are answered by the router (versions are not built yet).
+"""
+
+from __future__ import annotations
+
+import json
+
+from holdfast.errors import S3Error
+from holdfast.s3 import tagging
+from holdfast.s3.http import Response
+from holdfast.s3.ops.buckets import XML_TYPE, read_small_body
+from holdfast.s3.ops.common import Context, validate_key
+from holdfast.s3.router import Operation
+
+BUCKET_CONFIG = "tagging"
+
+
+async def get_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    return Response(200, [XML_TYPE], tagging.render_xml(obj.tags))
+
+
+async def put_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    tags = tagging.parse_xml(await read_small_body(ctx), tagging.OBJECT_TAG_LIMIT)
+    await ctx.service.objects.set_tags(ctx.user, ctx.bucket, ctx.key, tags)
+    return Response(200)
+
+
+async def delete_object_tagging(ctx: Context) -> Response:
+    validate_key(ctx.key)
+    await ctx.service.objects.set_tags(ctx.user, ctx.bucket, ctx.key, [])
+    return Response(204)
+
+
+async def get_bucket_tagging(ctx: Context) -> Response:
+    stored = await ctx.service.buckets.get_config(ctx.user, ctx.bucket, BUCKET_CONFIG)
+    if stored is None:
+        raise S3Error("NoSuchTagSet", BucketName=ctx.bucket)
+    tags = [(k, v) for k, v in json.loads(stored)]
+    return Response(200, [XML_TYPE], tagging.render_xml(tags))
+
+
+async def put_bucket_tagging(ctx: Context) -> Response:
+    """An empty TagSet leaves the bucket without tags (Get then answers NoSuchTagSet)."""
+    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    tags = tagging.parse_xml(await read_small_body(ctx), tagging.BUCKET_TAG_LIMIT)
+    value = json.dumps(tags, separators=(",", ":")) if tags else None
+    await ctx.service.buckets.set_config(ctx.user, ctx.bucket, BUCKET_CONFIG, value)
+    return Response(204)
+
+
+async def delete_bucket_tagging(ctx: Context) -> Response:
+    await ctx.service.buckets.set_config(ctx.user, ctx.bucket, BUCKET_CONFIG, None)
+    return Response(204)
+
+
+Op = Operation
+HANDLERS = {
+    Op.GET_OBJECT_TAGGING: get_object_tagging,
+    Op.PUT_OBJECT_TAGGING: put_object_tagging,
+    Op.DELETE_OBJECT_TAGGING: delete_object_tagging,
+    Op.GET_BUCKET_TAGGING: get_bucket_tagging,
+    Op.PUT_BUCKET_TAGGING: put_bucket_tagging,
+    Op.DELETE_BUCKET_TAGGING: delete_bucket_tagging,
+}
