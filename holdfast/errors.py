@@ -51,6 +51,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
+    "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
     "KeyTooLongError": (400, "Your key is too long."),
     "MalformedXML": (

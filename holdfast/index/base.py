@@ -439,6 +439,14 @@ class Index(ABC):
         """Set, or with None remove, one configuration document; False if the bucket does
         not exist (checked in the same transaction). DeleteBucket removes them all."""
 
+    @abstractmethod
+    async def get_bucket_access(
+        self, bucket: str, names: tuple[str, ...]
+    ) -> tuple[BucketRecord | None, dict[str, str]]:
+        """The bucket and those of its configuration documents named in ``names``, in one
+        read: what the access check needs on every request, current as of this read (so a
+        configuration put on any node is honoured by the next request)."""
+
     # -- meta ---------------------------------------------------------------------------------
 
     @abstractmethod

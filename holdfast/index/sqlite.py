@@ -926,6 +926,24 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         )
         return None if row is None else row[0]
 
+    def get_bucket_access(
+        self, bucket: str, names: tuple[str, ...]
+    ) -> tuple[BucketRecord | None, dict[str, str]]:
+        marks = ",".join("?" * len(names)) or "NULL"
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT b.name, b.owner, b.created, b.region, c.name, c.value FROM buckets b "
+                f"LEFT JOIN bucket_configs c ON c.bucket=b.name AND c.name IN ({marks}) "
+                "WHERE b.name=?",
+                (*names, bucket),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return None, {}
+        return BucketRecord(*rows[0][:4]), {r[4]: r[5] for r in rows if r[4] is not None}
+
     def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         """Set (or with None remove) one configuration document of a bucket; False if the
         bucket does not exist (checked in the same transaction)."""

@@ -488,6 +488,11 @@ class SqliteEngine(Index):
     async def get_bucket_config(self, bucket: str, name: str) -> str | None:
         return await self._lookup(self.core.get_bucket_config, bucket, name)
 
+    async def get_bucket_access(
+        self, bucket: str, names: tuple[str, ...]
+    ) -> tuple[BucketRecord | None, dict[str, str]]:
+        return await self._lookup(self.core.get_bucket_access, bucket, names)
+
     async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         return await self._write(self.core.set_bucket_config, bucket, name, value)
 

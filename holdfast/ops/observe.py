@@ -64,6 +64,7 @@ class Finished(NamedTuple):
     content_length: str | None
     bytes_out: int
     user_agent: str
+    access: str | None  # the access decision's reason (holdfast/s3/access.py)
 
 
 class Observation:
@@ -122,6 +123,7 @@ class Observation:
                 headers.get("content-length") if request.body_requested else None,
                 sent,
                 headers.get("user-agent", ""),
+                request.decision,
             )
         )
         self.request = self.response = None
@@ -230,6 +232,7 @@ class Record(NamedTuple):
     user_agent: str
     aborted: bool
     status_sent: int  # the status line the client got; ``status`` is 500 for an abort
+    access: str | None = None
 
 
 def record_of(f: Finished) -> Record:
@@ -254,6 +257,7 @@ def record_of(f: Finished) -> Record:
         f.user_agent[:200],
         f.aborted,
         f.status,
+        f.access,
     )
 
 
@@ -267,13 +271,14 @@ def encode_line(r: Record, clock: _Clock, pid: int) -> str:
     aborted = (
         f',"outcome":"aborted","status_sent":{r.status_sent},"aborted":true' if r.aborted else ""
     )
+    access = f',"access":{_quote(r.access)}' if r.access else ""
     return (
         f'{{"time":"{clock.iso(r.started)}","ts":{r.started:.6f},"request_id":{_quote(r.request_id)}'
         f',"remote":{_quote(r.remote)},"access_key":{_str(r.access_key)},"user":{_str(r.user)}'
         f',"operation":{_quote(r.operation)},"method":{_quote(r.method)},"bucket":{_str(r.bucket)}'
         f',"key":{_str(r.key)},"status":{r.status},"error_code":{_str(r.error_code)}'
         f',"bytes_in":{r.bytes_in},"bytes_out":{r.bytes_out},"latency_ms":{r.latency * 1000:.3f}'
-        f',"user_agent":{_quote(r.user_agent)}{aborted},"pid":{pid}}}'
+        f',"user_agent":{_quote(r.user_agent)}{aborted}{access},"pid":{pid}}}'
     )
 
 

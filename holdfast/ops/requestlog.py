@@ -58,6 +58,7 @@ FIELDS = (
     "outcome",  # "aborted", only on a response cut short (then also status_sent and aborted)
     "status_sent",
     "aborted",
+    "access",
     "pid",
 )
 

@@ -20,8 +20,8 @@ from holdfast.errors import S3Error
 from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.ops.requestlog import iso_utc
-from holdfast.s3 import xml
-from holdfast.s3.auth import AuthResult, verify_request
+from holdfast.s3 import access, cors, xml
+from holdfast.s3.auth import AuthResult, is_anonymous, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import (
     ABORT_EXTENSION,
@@ -32,6 +32,7 @@ from holdfast.s3.http import (
     parse_headers,
     parse_query,
 )
+from holdfast.s3.ops import access as access_ops
 from holdfast.s3.ops import (
     attributes,
     buckets,
@@ -45,6 +46,7 @@ from holdfast.s3.ops import (
     versions,
 )
 from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.objects import parse_copy_source
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
 from holdfast.service import Service
@@ -62,7 +64,6 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.HEAD_BUCKET: buckets.head_bucket,
     Operation.DELETE_BUCKET: buckets.delete_bucket,
     Operation.GET_BUCKET_LOCATION: buckets.get_bucket_location,
-    Operation.GET_BUCKET_ACL: buckets.get_bucket_acl,
     Operation.LIST_OBJECTS: listing.list_objects,
     Operation.LIST_OBJECTS_V2: listing.list_objects_v2,
     Operation.LIST_MULTIPART_UPLOADS: multipart.list_multipart_uploads,
@@ -87,6 +88,7 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.DELETE_BUCKET_ENCRYPTION: sse.delete_bucket_encryption,
     **tagging.HANDLERS,
     **versions.HANDLERS,
+    **access_ops.HANDLERS,
 }
 
 
@@ -230,9 +232,9 @@ class S3App:
         # that never touch a blob file (inline objects, listings).
         self.service.node.foreground.touch()
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except S3Error as e:
-            return self._error(e, resource, request.request_id)
+            response = self._error(e, resource, request.request_id)
         except DataLost as e:  # before any byte went out (an inline object, a copy's source)
             log_data_lost(e, request, status_sent=500, bytes_sent=0)
             error = S3Error("InternalError", f"The object's stored bytes are damaged: {e}")
@@ -247,30 +249,94 @@ class S3App:
         except Exception:
             log.exception("internal error in %s %s", request.method, resource)
             return self._error(S3Error("InternalError"), resource, request.request_id)
+        return self._with_cors(request, response)
+
+    @staticmethod
+    def _with_cors(request: Request, response: Response) -> Response:
+        """CORS headers on an actual request from an origin that one of the bucket's rules
+        allows (holdfast/s3/cors.py); none otherwise."""
+        origin = request.headers.get("origin")
+        if request.cors is not None and origin:
+            response.headers.extend(cors.actual(request.cors, origin, request.method))
+        return response
+
+    async def _preflight(self, request: Request) -> Response:
+        """An OPTIONS preflight, answered from the bucket's CORS rules (no signature: browsers
+        never sign one). 403 when no rule allows it."""
+        state = await access.load(self.service.node.index, request.bucket or "")
+        headers = cors.preflight(
+            state.docs.get(access.CORS),
+            request.headers.get("origin"),
+            request.headers.get("access-control-request-method"),
+            request.headers.get("access-control-request-headers"),
+        )
+        request.decision = "CORS preflight allowed by the bucket's CORS rules"
+        return Response(200, headers)
 
     async def _dispatch(self, request: Request) -> Response:
         request.bucket, request.key = split_address(
             request.host, request.raw_path, self.config.domains
         )
+        if request.method == "OPTIONS" and request.bucket is not None:
+            return await self._preflight(request)
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
         if post.is_post_object(request):  # signed by its form's policy, not by headers
             return await post.post_object(Context(service, request, None))
-        try:
-            auth = self._authenticate(request, service, service.users.secret_for)
-        except UserNotCached as e:  # the index is read off the signature check's path
-            await service.users.lookup(e.access_key)
-            auth = self._authenticate(request, service, service.users.cached_secret)
-        user = await service.users.lookup(auth.access_key)
-        if user is None:
-            raise S3Error("InvalidAccessKeyId")
-        request.access_key, request.user = auth.access_key, user.name
+        auth: AuthResult | None = None
+        if not is_anonymous(request.headers, request.query):
+            try:
+                auth = self._authenticate(request, service, service.users.secret_for)
+            except UserNotCached as e:  # the index is read off the signature check's path
+                await service.users.lookup(e.access_key)
+                auth = self._authenticate(request, service, service.users.cached_secret)
+            user = await service.users.lookup(auth.access_key)
+            if user is None:
+                raise S3Error("InvalidAccessKeyId")
+            request.access_key, request.user = auth.access_key, user.name
         if op is Operation.NOT_IMPLEMENTED:
             raise S3Error("NotImplemented", "This operation or sub-resource is not implemented.")
         if op is Operation.METHOD_NOT_ALLOWED:
             raise S3Error("MethodNotAllowed", Method=request.method, ResourceType="OBJECT")
+        await self._authorize(request, op, service)
         return await HANDLERS[op](Context(service, request, auth))
+
+    async def _authorize(self, request: Request, op: Operation, service: Service) -> None:
+        """Ask the one access decision (holdfast/s3/access.py) about this request, and about
+        a copy's source; AccessDenied unless it allows. Records the reason for the log."""
+        bucket_access = None
+        if request.bucket is not None and op not in access.NO_BUCKET_OPERATIONS:
+            bucket_access = await access.load(service.node.index, request.bucket)
+            request.owner = bucket_access.owner
+            request.cors = bucket_access.docs.get(access.CORS)
+        decision = access.decide(
+            access.request_of(
+                request,
+                access.action_of(op, request.query),
+                request.bucket,
+                request.key,
+                bucket_access,
+            ),
+            bucket_access,
+        )
+        request.decision = decision.reason
+        if not decision.allowed:
+            raise S3Error("AccessDenied")
+        if op in (Operation.COPY_OBJECT, Operation.UPLOAD_PART_COPY):
+            src_bucket, src_key, src_version = parse_copy_source(
+                request.headers["x-amz-copy-source"]
+            )
+            src_action = "s3:GetObjectVersion" if src_version else "s3:GetObject"
+            source_access = await access.load(service.node.index, src_bucket)
+            request.source_owner = source_access.owner
+            decision = access.decide(
+                access.request_of(request, src_action, src_bucket, src_key, source_access),
+                source_access,
+            )
+            if not decision.allowed:
+                request.decision = f"{decision.reason} (copy source)"
+                raise S3Error("AccessDenied")
 
     def _authenticate(
         self, request: Request, service: Service, secret_for: Callable[[str], str | None]

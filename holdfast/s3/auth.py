@@ -86,6 +86,8 @@ _PRESIGNED_REQUIRED = (
 # Any one of these in the query means the client meant query-string (presigned) auth.
 _PRESIGNED_MARKERS = frozenset(name.encode() for name in _PRESIGNED_REQUIRED)
 _SIGNATURE_PARAM = b"X-Amz-Signature"
+# Any of these in a query makes a request a signed one (SigV4 or SigV2), valid or not.
+_SIGNED_QUERY_NAMES = ("X-Amz-", "AWSAccessKeyId", "Signature")
 _TOKEN_PARAM = b"X-Amz-Security-Token"
 
 # x-amz-* headers that are bound by the string to sign even when a client leaves them out of
@@ -673,3 +675,12 @@ def _request_string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 def _hmac_hex(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def is_anonymous(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+    """True for a request with no signature at all: no Authorization header and no signing
+    parameter in the query. Such a request is decided by the bucket's policy and ACLs; a
+    request that tries to sign and fails is never treated as anonymous."""
+    if "authorization" in headers:
+        return False
+    return not any(name.startswith(_SIGNED_QUERY_NAMES) for name in query)

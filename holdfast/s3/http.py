@@ -40,6 +40,12 @@ class Request:
     key: str | None = None
     access_key: str | None = None
     user: str | None = None
+    # Set by the access decision (holdfast/s3/access.py): the bucket's owner, in whose name
+    # the operation runs, and the decision's reason for the request log.
+    owner: str | None = None
+    source_owner: str | None = None
+    decision: str | None = None
+    cors: str | None = None  # the bucket's CORS rules, for the answer's CORS headers
     started: float = field(default_factory=time.monotonic)
     body_requested: bool = False  # set by the first receive(), which sends 100 Continue
 

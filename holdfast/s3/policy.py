@@ -541,6 +541,7 @@ ACTION_OF: dict[Operation, str] = {
     Op.PUT_BUCKET_ACL: "s3:PutBucketAcl",
     Op.LIST_OBJECTS: "s3:ListBucket",
     Op.LIST_OBJECTS_V2: "s3:ListBucket",
+    Op.LIST_OBJECT_VERSIONS: "s3:ListBucketVersions",
     Op.LIST_MULTIPART_UPLOADS: "s3:ListBucketMultipartUploads",
     Op.DELETE_OBJECTS: "s3:DeleteObject",
     Op.PUT_OBJECT: "s3:PutObject",

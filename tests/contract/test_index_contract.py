@@ -756,3 +756,21 @@ async def test_concurrent_writers_of_one_key_get_commit_ordered_versions(make_in
     finally:
         await second.close()
         await first.close()
+
+
+async def test_bucket_access(index) -> None:
+    """The bucket row and the named configuration documents in one read."""
+    assert await index.get_bucket_access("b", ("policy", "acl")) == (None, {})
+    await bucket(index)
+    record, docs = await index.get_bucket_access("b", ("policy", "acl"))
+    assert record.name == "b" and docs == {}
+    await index.set_bucket_config("b", "policy", "{}")
+    await index.set_bucket_config("b", "tagging", "[]")  # not asked for
+    record, docs = await index.get_bucket_access("b", ("policy", "acl"))
+    assert record.owner == (await index.get_bucket("b")).owner and docs == {"policy": "{}"}
+    await index.set_bucket_config("b", "acl", "x")
+    assert (await index.get_bucket_access("b", ("policy", "acl")))[1] == {
+        "policy": "{}",
+        "acl": "x",
+    }
+    assert (await index.get_bucket_access("b", ()))[1] == {}

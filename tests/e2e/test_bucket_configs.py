@@ -4,7 +4,6 @@ and GetObjectAttributes. boto3 with default settings, over HTTP and HTTPS."""
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -102,17 +101,9 @@ DELETES = [
     "delete_bucket_replication",
 ]
 
-POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}],
-}
-
-# boto3 method -> its arguments besides Bucket: each writes a configuration.
+# boto3 method -> its arguments besides Bucket: each writes a configuration. (Policy, ACL,
+# ownership controls and the public access block are stored: tests/e2e/test_access.py.)
 PUTS = {
-    "put_bucket_policy": {"Policy": json.dumps(POLICY)},
-    "put_bucket_cors": {
-        "CORSConfiguration": {"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}
-    },
     "put_bucket_lifecycle_configuration": {
         "LifecycleConfiguration": {
             "Rules": [
@@ -127,13 +118,6 @@ PUTS = {
     },
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_object_lock_configuration": {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}},
-    "put_public_access_block": {
-        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True}
-    },
-    "put_bucket_ownership_controls": {
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    },
-    "put_bucket_acl": {"ACL": "public-read"},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
@@ -319,11 +303,8 @@ def test_null_version_id_names_the_only_version(s3, bucket):
     "kwargs",
     [
         {"ObjectLockEnabledForBucket": True},
-        {"ObjectOwnership": "BucketOwnerEnforced"},
-        {"ACL": "public-read"},
-        {"GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
     ],
-    ids=["object-lock", "ownership", "acl", "grant"],
+    ids=["object-lock"],
 )
 def test_create_bucket_refuses_what_it_cannot_keep(s3, kwargs):
     name = bucket_name()

@@ -21,6 +21,16 @@ from holdfast.index.postgres.devserver import DevPostgres
 from tests.conftest import Server, start_server, unique
 from tests.e2e.ops_helpers import status as ops_status
 from tests.e2e.ops_helpers import wait_for
+from tests.e2e.test_access import (  # noqa: F401
+    other_user,
+    test_anonymous_read_exactly_where_the_policy_allows,
+    test_bad_policies_change_nothing,
+    test_bucket_acl_canned_and_grants,
+    test_ownership_controls,
+    test_policy_put_get_status_delete,
+    test_public_access_block,
+    test_second_user_by_policy_prefix_and_explicit_deny,
+)
 from tests.e2e.test_buckets import (  # noqa: F401 - collected here, on PostgreSQL
     test_create_bucket_returns_location,
     test_delete_bucket_aborts_unfinished_uploads,
@@ -30,6 +40,11 @@ from tests.e2e.test_buckets import (  # noqa: F401 - collected here, on PostgreS
 from tests.e2e.test_conditional_range import (  # noqa: F401
     test_put_if_match,
     test_put_if_none_match_star,
+)
+from tests.e2e.test_cors import (  # noqa: F401
+    test_bad_cors_changes_nothing,
+    test_cors_put_get_delete,
+    test_preflight_and_actual_headers,
 )
 from tests.e2e.test_listing import (  # noqa: F401
     test_keys_come_back_in_binary_utf8_order,

@@ -159,7 +159,7 @@ def _finished(**kw) -> tuple:
         "aws4_request, SignedHeaders=host, Signature=" + "f" * 64, user=None, method="PUT",
         raw_path='/b/we"ird\u00e9', bucket="b", key='we"ird\u00e9', query=None, copy=False,
         status=403, error_body=b"<Error><Code>SignatureDoesNotMatch</Code></Error>", failure=None,
-        content_length="12", bytes_out=99, user_agent="ua",
+        content_length="12", bytes_out=99, user_agent="ua", access=None,
     )  # fmt: skip
     base.update(kw)
     return tuple(base[f] for f in Finished._fields)
@@ -169,7 +169,13 @@ def test_log_line_is_json_without_signatures():
     record = record_of(Finished._make(_finished()))
     line = encode_line(record, _Clock(), 42)
     data = json.loads(line)
-    assert list(data) == [f for f in FIELDS if f not in ("outcome", "status_sent", "aborted")]
+    skipped = ("outcome", "status_sent", "aborted")
+    assert list(data) == [f for f in FIELDS if f not in (*skipped, "access")]
+    decided = json.loads(
+        encode_line(record_of(Finished._make(_finished(access="denied: x"))), _Clock(), 1)
+    )
+    assert list(decided) == [f for f in FIELDS if f not in skipped]
+    assert decided["access"] == "denied: x"
     assert data["access_key"] == "AKX" and data["key"] == 'we"ird\u00e9'
     assert data["operation"] == "PutObject" and data["error_code"] == "SignatureDoesNotMatch"
     assert data["time"] == "2027-01-15T08:00:00.248Z" or data["time"].endswith("Z")
@@ -187,7 +193,7 @@ def test_a_read_cut_short_is_recorded_as_a_server_failure(tmp_path: Path):
     data = json.loads(encode_line(record, _Clock(), 1))
     assert data["status"] == 500 and data["status_sent"] == 206
     assert data["outcome"] == "aborted" and data["error_code"] == "DataLost"
-    assert list(data) == [f for f in FIELDS]
+    assert list(data) == [f for f in FIELDS if f != "access"]  # no decision in this record
     writer = RequestLogWriter(tmp_path, max_bytes=1 << 20)
     ok = encode_line(record_of(Finished._make(_finished(status=200, error_body=None))), _Clock(), 1)
     writer.write((ok + "\n" + encode_line(record, _Clock(), 1) + "\n").encode())

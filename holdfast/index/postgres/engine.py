@@ -1405,6 +1405,19 @@ class PostgresIndex(Index):
         )
         return row[0] if row else None
 
+    async def get_bucket_access(
+        self, bucket: str, names: tuple[str, ...]
+    ) -> tuple[BucketRecord | None, dict[str, str]]:
+        rows = await self._all(
+            "SELECT b.name, b.owner, b.created, b.region, c.name, c.value FROM buckets b "
+            "LEFT JOIN bucket_configs c ON c.bucket=b.name AND c.name = ANY(%s) "
+            "WHERE b.name=%s",
+            (list(names), bucket),
+        )
+        if not rows:
+            return None, {}
+        return BucketRecord(*rows[0][:4]), {r[4]: r[5] for r in rows if r[4] is not None}
+
     async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         async def fn(conn: Conn):
             if value is None:

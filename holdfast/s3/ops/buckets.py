@@ -64,13 +64,14 @@ def reject_unsupported_bucket_headers(ctx: Context) -> None:
     headers = ctx.request.headers
     if (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true":
         raise S3Error("NotImplemented", "Object lock is not implemented by Holdfast.")
-    if "x-amz-object-ownership" in headers:
-        raise S3Error("NotImplemented", "Object ownership controls are not implemented.")
-    reject_unsupported_headers(ctx.request)
+    reject_unsupported_headers(ctx.request, acls=True)
 
 
 async def create_bucket(ctx: Context) -> Response:
+    from holdfast.s3.ops.access import apply_create_bucket_acl, create_bucket_settings
+
     reject_unsupported_bucket_headers(ctx)
+    create_bucket_settings(ctx)  # validated before the bucket exists
     region = ctx.service.config.region
     config = await read_xml_body(ctx, required=False)
     if config is not None:
@@ -84,6 +85,7 @@ async def create_bucket(ctx: Context) -> Response:
                 status=400,
             )
     await ctx.service.buckets.create(ctx.user, ctx.bucket, region)
+    await apply_create_bucket_acl(ctx)
     return Response(200, [("Location", f"/{ctx.bucket}")])
 
 
@@ -127,8 +129,3 @@ def acl_children(user: str) -> list:
             [("Grant", [("Grantee", grantee_xml(user)), ("Permission", "FULL_CONTROL")])],
         ),
     ]
-
-
-async def get_bucket_acl(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    return xml_response("AccessControlPolicy", acl_children(ctx.user))

@@ -34,6 +34,8 @@ UNSUPPORTED_HEADERS = (
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
     "x-amz-website-redirect-location",
+)
+GRANT_HEADERS = (
     "x-amz-grant-read",
     "x-amz-grant-write",
     "x-amz-grant-full-control",
@@ -50,7 +52,15 @@ class Context:
 
     @property
     def user(self) -> str:
-        assert self.request.user is not None
+        """The account the operation runs in: the bucket's owner once the access decision
+        let the request through (whoever sent it), else the signed caller."""
+        user = self.request.owner or self.request.user
+        assert user is not None
+        return user
+
+    @property
+    def caller(self) -> str | None:
+        """Who sent the request (None: anonymous)."""
         return self.request.user
 
     @property
@@ -95,8 +105,14 @@ def owner_xml(user: str) -> list[tuple[str, str]]:
     return [("ID", owner_id(user)), ("DisplayName", user)]
 
 
-def reject_unsupported_headers(request: Request) -> None:
+def reject_unsupported_headers(request: Request, acls: bool = False) -> None:
+    """``acls``: the operation stores ACLs (x-amz-acl and x-amz-grant-* are its own)."""
     for name in UNSUPPORTED_HEADERS:
+        if name in request.headers:
+            raise S3Error("NotImplemented", f"The {name} header is not implemented by Holdfast.")
+    if acls:
+        return
+    for name in GRANT_HEADERS:
         if name in request.headers:
             raise S3Error("NotImplemented", f"The {name} header is not implemented by Holdfast.")
     acl = request.headers.get("x-amz-acl")

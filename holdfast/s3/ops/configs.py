@@ -19,7 +19,8 @@ bucket operation.
 
 Objects likewise: no bucket can have object lock (CreateBucket refuses it), so retention and
 legal hold answer what S3 answers on a bucket without it. (Tagging, object and bucket, is
-stored: holdfast/s3/ops/tagging.py.)
+stored: holdfast/s3/ops/tagging.py; so are the policy, ACL, ownership controls, public
+access block and CORS rules: holdfast/s3/ops/access.py.)
 """
 
 from __future__ import annotations
@@ -38,38 +39,24 @@ Op = Operation
 
 # Get operation -> the error S3 answers when the bucket has no such configuration.
 NOT_CONFIGURED: dict[Operation, str] = {
-    Op.GET_BUCKET_POLICY: "NoSuchBucketPolicy",
-    Op.GET_BUCKET_POLICY_STATUS: "NoSuchBucketPolicy",
-    Op.GET_BUCKET_CORS: "NoSuchCORSConfiguration",
     Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
     Op.GET_BUCKET_WEBSITE: "NoSuchWebsiteConfiguration",
     Op.GET_OBJECT_LOCK_CONFIGURATION: "ObjectLockConfigurationNotFoundError",
-    Op.GET_PUBLIC_ACCESS_BLOCK: "NoSuchPublicAccessBlockConfiguration",
-    Op.GET_BUCKET_OWNERSHIP_CONTROLS: "OwnershipControlsNotFoundError",
     Op.GET_BUCKET_REPLICATION: "ReplicationConfigurationNotFoundError",
 }
 
 # Deletes of a configuration that cannot have been set: S3 answers 204 for these too.
 NOTHING_TO_DELETE = (
-    Op.DELETE_BUCKET_POLICY,
-    Op.DELETE_BUCKET_CORS,
     Op.DELETE_BUCKET_LIFECYCLE,
     Op.DELETE_BUCKET_WEBSITE,
-    Op.DELETE_PUBLIC_ACCESS_BLOCK,
-    Op.DELETE_BUCKET_OWNERSHIP_CONTROLS,
     Op.DELETE_BUCKET_REPLICATION,
 )
 
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
-    Op.PUT_BUCKET_ACL,
-    Op.PUT_BUCKET_POLICY,
-    Op.PUT_BUCKET_CORS,
     Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
     Op.PUT_BUCKET_WEBSITE,
     Op.PUT_OBJECT_LOCK_CONFIGURATION,
-    Op.PUT_PUBLIC_ACCESS_BLOCK,
-    Op.PUT_BUCKET_OWNERSHIP_CONTROLS,
     Op.PUT_BUCKET_REPLICATION,
     Op.PUT_BUCKET_LOGGING,
     Op.PUT_BUCKET_NOTIFICATION_CONFIGURATION,

@@ -440,7 +440,7 @@ def source_bytes(ctx: Context, source: ObjectRecord, start: int, end: int) -> As
 async def copy_source(ctx: Context) -> ObjectRecord:
     src_bucket, src_key, version = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
     validate_key(src_key)
-    await ctx.service.buckets.get_owned(ctx.user, src_bucket)
+    await ctx.service.buckets.get_owned(ctx.request.source_owner or ctx.user, src_bucket)
     if version:
         source = await ctx.service.versions.get(src_bucket, src_key, version)
         if source.delete_marker:  # S3: a copy source may not be a delete marker
