@@ -17,6 +17,17 @@ from typing import Protocol
 log = logging.getLogger("holdfast.placement")
 
 POLICY_REFRESH_SECONDS = 2.0
+SPREADS = ("drive", "node", "zone")
+
+
+def node_of(store_id: str) -> str:
+    """The node part of a cluster-unique store id (``n2/d0`` -> ``n2``)."""
+    return store_id.rpartition("/")[0]
+
+
+def default_spread(zones: int) -> str:
+    """A cluster's default: distinct zones when the layout sets at least two, else nodes."""
+    return "zone" if zones >= 2 else "node"
 
 
 class NoCapacity(Exception):
@@ -43,15 +54,20 @@ class Policy:
 
     copies: int = 1
     min_copies: int = 1
+    # Copies go to distinct drives ("drive"), nodes ("node") or zones ("zone"). A cluster
+    # node's default is "node" (or "zone" when the layout has zones): see default_spread.
+    spread: str = "drive"
 
     def __post_init__(self) -> None:
         if self.copies < 1 or not 1 <= self.min_copies <= self.copies:
             raise ValueError(f"need 1 <= min_copies <= copies, got {self}")
+        if self.spread not in SPREADS:
+            raise ValueError(f"spread must be one of {SPREADS}, got {self.spread!r}")
 
     def fit(self, stores: int) -> Policy:
         """The policy as this node can honour it: no more copies than drives."""
         copies = max(1, min(self.copies, stores))
-        return Policy(copies, min(self.min_copies, copies))
+        return Policy(copies, min(self.min_copies, copies), self.spread)
 
 
 def default_policy(drives: int, copies: int = 0, min_copies: int = 1) -> Policy:
@@ -74,10 +90,15 @@ def choose_stores(
     policy: Policy,
     size_hint: int,
     writable: Callable[[str], bool] = lambda _sid: True,
+    zone_of: Callable[[str], str] | None = None,
 ) -> Choice:
     """The writable stores with the most free space that can each hold ``size_hint`` more
-    bytes, at most ``policy.copies``; raises NoCapacity when fewer than ``policy.min_copies``
-    qualify. Copies the policy wants beyond those go to ``deferred``."""
+    bytes, at most ``policy.copies`` and at most one per failure domain of
+    ``policy.spread`` (a drive, a node, or a zone: ``zone_of`` maps a node's name to its
+    zone); raises NoCapacity when fewer than ``policy.min_copies`` qualify. Copies the
+    policy wants beyond those go to ``deferred``, on domains not chosen yet (a node that is
+    down gets its copy later, by repair: hinted handoff)."""
+    domain = _domain(policy.spread, zone_of)
     up = [s for s in stores if writable(s.store_id)]
     fitting = []
     for s in up:
@@ -87,17 +108,39 @@ def choose_stores(
             continue
         if free > size_hint:
             fitting.append((free, s))
-    if len(fitting) < policy.min_copies:
-        raise NoCapacity(
-            f"need {policy.min_copies} drive(s) with {size_hint} bytes free: "
-            f"{len(up)} of {len(stores)} drive(s) up, {len(fitting)} with room",
-            full=len(up) >= policy.min_copies,
-        )
     fitting.sort(key=lambda fs: fs[0], reverse=True)
-    targets = [s for _, s in fitting[: policy.copies]]
-    chosen = {s.store_id for s in targets}
-    others = [s.store_id for s in stores if s.store_id not in chosen]
-    return Choice(targets, tuple(others[: policy.copies - len(targets)]))
+    targets, taken = [], set()
+    for _, s in fitting:
+        d = domain(s.store_id)
+        if d in taken or len(targets) >= policy.copies:
+            continue
+        targets.append(s)
+        taken.add(d)
+    if len(targets) < policy.min_copies:
+        domains = {domain(s.store_id) for s in up}
+        raise NoCapacity(
+            f"need {policy.min_copies} drive(s) on distinct {policy.spread}s with "
+            f"{size_hint} bytes free: {len(up)} of {len(stores)} drive(s) up "
+            f"({len(domains)} {policy.spread}s), {len(fitting)} with room",
+            full=len(domains) >= policy.min_copies,
+        )
+    deferred: list[str] = []
+    for s in stores:
+        d = domain(s.store_id)
+        if len(targets) + len(deferred) >= policy.copies:
+            break
+        if d not in taken:
+            deferred.append(s.store_id)
+            taken.add(d)
+    return Choice(targets, tuple(deferred))
+
+
+def _domain(spread: str, zone_of: Callable[[str], str] | None) -> Callable[[str], str]:
+    if spread == "drive":
+        return lambda sid: sid
+    if spread == "zone" and zone_of is not None:
+        return lambda sid: zone_of(node_of(sid)) or node_of(sid)
+    return node_of
 
 
 class Policies:
@@ -107,7 +150,7 @@ class Policies:
 
     def __init__(self, default: Policy, drives: int) -> None:
         self.default = default
-        self.drives = drives
+        self.drives = drives  # the most copies a policy can have (0: no limit)
         self._buckets: dict[str, Policy] = {}
 
     def policy_for(self, bucket: str | None) -> Policy:
@@ -119,14 +162,19 @@ class Policies:
         buckets = {}
         for name, (copies, min_copies) in load().items():
             try:
-                buckets[name] = Policy(copies, min_copies).fit(self.drives)
+                policy = Policy(copies, min_copies, self.default.spread)
+                buckets[name] = policy.fit(self.drives) if self.drives else policy
             except ValueError as e:
                 log.error("ignoring the placement policy of bucket %s: %s", name, e)
         self._buckets = buckets
 
     def as_dict(self) -> dict:
         return {
-            "default": {"copies": self.default.copies, "min_copies": self.default.min_copies},
+            "default": {
+                "copies": self.default.copies,
+                "min_copies": self.default.min_copies,
+                "spread": self.default.spread,
+            },
             "buckets": {
                 b: {"copies": p.copies, "min_copies": p.min_copies}
                 for b, p in sorted(self._buckets.items())

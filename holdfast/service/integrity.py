@@ -74,7 +74,10 @@ class Integrity:
         verdict = self.drives.copy_failed(store_id, seg.blob_id, exc)
         gone = isinstance(exc, (FileNotFoundError, StoreMissing))
         drive_gone = verdict is DriveState.DOWN and gone
-        if drive_gone or store_id not in self.drives.stores:
+        # A copy on another node's drive is queued only when it is known bad: that node's
+        # repair worker remakes it; an unreachable node is not a bad copy.
+        remote = store_id not in self.drives.stores
+        if drive_gone or (remote and not isinstance(exc, CorruptBlock)):
             return
         self.queue(RepairTask(seg.blob_id, store_id, "copy", failure_reason(exc), seg, ref))
 

@@ -20,7 +20,7 @@ from holdfast.config import Config
 from holdfast.index import open_index
 from holdfast.index.base import Index
 from holdfast.index.blocking import BlockingIndex
-from holdfast.placement.policy import Policies, default_policy
+from holdfast.placement.policy import Policies, Policy, default_policy
 from holdfast.service.integrity import Integrity, open_drives
 from holdfast.stores.activity import ForegroundMeter
 from holdfast.stores.health import Drives
@@ -60,13 +60,51 @@ class Node:
         # This node's stores by cluster-unique id (a bare id of an older data directory
         # finds its drive too: holdfast/stores/registry.py).
         self.stores = self.drives.stores
-        self.policies = Policies(
-            default_policy(len(self.stores), self.config.copies, self.config.min_copies),
-            len(self.stores),
-        )
+        # Every store a blob may be placed on or read from: on a cluster node, the other
+        # nodes' drives too (holdfast/cluster/remote.py); else this node's drives.
+        self.all_stores = self.stores
+        self.writable = self.drives.writable
+        self.zone_of = None
+        self.read_rank = None
+        if self.config.cluster_listen and self.config.node_cert:
+            self._open_cluster()
+        else:
+            self.policies = Policies(
+                default_policy(len(self.stores), self.config.copies, self.config.min_copies),
+                len(self.stores),
+            )
         policies = await self.index.bucket_policies()
         self.policies.refresh(lambda: policies)
         self.integrity = Integrity(self.blocking, self.drives)
+
+    def _open_cluster(self) -> None:
+        """A cluster node places copies on distinct zones (nodes, where no zone is set): 2
+        by default, whatever this node's own drive count."""
+        from holdfast.cluster.remote import ClusterStores
+        from holdfast.cluster.state import LivenessView
+        from holdfast.net.client import NodeClient
+        from holdfast.net.tls import NodeIdentity
+
+        config = self.config
+        identity = NodeIdentity.load(config.node_cert, config.node_key, config.cluster_ca)  # type: ignore[arg-type]
+        cluster = ClusterStores(
+            self.stores,
+            self.drives.writable,
+            LivenessView(config.state_dir),
+            lambda peers: NodeClient(identity, peers, timeout=10.0, connect_timeout=1.0),
+        )
+        self.cluster = cluster
+        self.all_stores = cluster
+        self.writable = cluster.writable
+        self.zone_of = cluster.zone_of
+        self.read_rank = cluster.read_rank
+        copies = config.copies or 2
+        self.policies = Policies(Policy(copies, min(config.min_copies, copies), "zone"), 0)
+
+    def read_order(self, store_ids, blob_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+        """Copies to try, best first: this node's readable drives, then peers that are up."""
+        order = self.drives.read_order(store_ids, blob_id)
+        return self.read_rank(order) if self.read_rank is not None else order
 
     def start_blocking(self) -> None:
         """Start on an event loop of this node's own, in a daemon thread: for callers with
@@ -119,6 +157,9 @@ class Node:
 
     async def aclose(self) -> None:
         await self.index.close()
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None:
+            cluster.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

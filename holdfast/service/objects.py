@@ -115,7 +115,11 @@ class Objects:
         self.node.foreground.touch()
         try:
             choice = choose_stores(
-                list(self.node.stores.values()), policy, size or 0, self.node.drives.writable
+                list(self.node.all_stores.values()),
+                policy,
+                size or 0,
+                self.node.writable,
+                self.node.zone_of,
             )
             sink = await self.node.run(
                 BlobSink,
@@ -222,9 +226,12 @@ class Objects:
     async def discard(self, segments: Sequence[Segment]) -> None:
         for seg in segments:
             for store_id in seg.stores:
-                store = self.node.stores.get(store_id)
+                store = self.node.all_stores.get(store_id)
                 if store is not None:
-                    await self.node.run(store.delete, seg.blob_id)
+                    try:
+                        await self.node.run(store.delete, seg.blob_id)
+                    except OSError as e:  # a peer down: the orphan sweep there removes it
+                        log.warning("discard of blob %s on %s: %s", seg.blob_id, store_id, e)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -343,8 +350,8 @@ class Objects:
         def failover() -> None:
             integrity.counters.failovers += 1
 
-        order = self.node.drives.read_order(seg.stores, seg.blob_id)
-        reader = CopyReader(seg, copies_of(order, self.node.stores), failed, failover)
+        order = self.node.read_order(seg.stores, seg.blob_id)
+        reader = CopyReader(seg, copies_of(order, self.node.all_stores), failed, failover)
         try:
             async for chunk in self.node.iterate(
                 lambda: reader.stream(start, end), batch=READ_BATCH_BLOCKS

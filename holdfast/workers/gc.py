@@ -69,13 +69,15 @@ class GarbageCollector:
         return len(due)
 
     def _delete(self, store_id: str, blob_id: str) -> bool:
-        store = self.node.stores.get(store_id)
+        # Any node's GC deletes copies on every node; a peer that is down gets the delete
+        # queued for its drive (its own repair worker replays it when it is back).
+        store = self.node.all_stores.get(store_id)
         if store is None:
             log.error(
                 "blob %s names unknown drive %s; its copy there is not deleted", blob_id, store_id
             )
             return True
-        if not self.node.drives.writable(store_id):
+        if not self.node.writable(store_id):
             return False
         try:
             store.delete(blob_id)

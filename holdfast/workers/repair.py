@@ -114,8 +114,10 @@ class Repairer:
 
     def execute(self, task: RepairTask) -> int:
         """Do ``task``; returns the bytes copied. Raises RepairFailed when it must wait."""
-        store = self.node.stores.get(task.store_id)
-        if store is None or not self.node.drives.writable(task.store_id):
+        # In a cluster one node leads the background work (a lease in the shared index), so
+        # its repairs write to the other nodes' drives too, through NodeStore.
+        store = self.node.all_stores.get(task.store_id)
+        if store is None or not self.node.writable(task.store_id):
             raise TargetDown(f"drive {task.store_id} is not writable")
         if task.op == "delete":
             return self._delete(store, task)
@@ -234,9 +236,11 @@ class Repairer:
         """Every copy that may hold good blocks of ``seg``, best first: the other stores'
         copies, then the target's own (a bad copy's other blocks are good), then every
         quarantined copy."""
-        order = self.node.drives.read_order(seg.stores, seg.blob_id)
-        others = [sid for sid in order if sid != target.store_id and sid in self.node.stores]
-        copies = copies_of(others, self.node.stores) + [Copy(target.store_id, target)]
+        order = self.node.read_order(seg.stores, seg.blob_id)
+        # Copies on other nodes too (a node back from the dead pulls what it missed).
+        stores = self.node.all_stores
+        others = [sid for sid in order if sid != target.store_id and sid in stores]
+        copies = copies_of(others, stores) + [Copy(target.store_id, target)]
         return with_quarantined(seg.blob_id, copies, self.node.stores)
 
 
@@ -328,8 +332,8 @@ class RepairWorker:
         now = time.monotonic()
         targets = [
             sid
-            for sid in self.node.stores
-            if self.node.drives.writable(sid) and self._drive_until.get(sid, 0.0) <= now
+            for sid in self.node.all_stores
+            if self.node.writable(sid) and self._drive_until.get(sid, 0.0) <= now
         ]
         # Rows queued before store ids were qualified carry bare ids: ask for those too.
         rows = await self.node.index.due_repairs(

@@ -67,11 +67,13 @@ class Checker:
         result = SegmentCheck()
         for recorded in seg.stores:
             store_id = self.node.stores.resolve(recorded)
-            store = self.node.stores.get(store_id)
+            # On a cluster node, copies on other nodes' drives are checked through them.
+            store = self.node.all_stores.get(store_id)
             if store is None:
                 result.faults.append(Fault("unknown-drive", seg.blob_id, store_id, ref))
                 continue
-            if not self.node.drives.readable(store_id):
+            local = store_id in self.node.stores
+            if not (self.node.drives.readable(store_id) if local else self.node.writable(store_id)):
                 continue  # its handoff log and its return are the repair worker's business
             result.checked += 1
             fault = self._check_copy(store, seg, ref, result)
@@ -93,7 +95,8 @@ class Checker:
             return None
         except (CorruptBlock, OSError) as e:
             verdict = self.node.drives.copy_failed(store.store_id, seg.blob_id, e)
-            if verdict is DriveState.DOWN and isinstance(e, FileNotFoundError):
+            local = store.store_id in self.node.stores  # a remote copy missing is a fault
+            if local and verdict is DriveState.DOWN and isinstance(e, FileNotFoundError):
                 result.checked -= 1  # the drive went away, not the copy
                 return None
             return Fault(failure_reason(e), seg.blob_id, store.store_id, ref, str(e))
