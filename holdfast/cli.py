@@ -23,6 +23,7 @@ from holdfast.masterkey import new_key as new_master_key
 from holdfast.net import commands as net_commands
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
+from holdfast.placement.policy import default_policy
 from holdfast.service.integrity import node_name
 from holdfast.service.users import (
     ROOT_USER,
@@ -33,9 +34,10 @@ from holdfast.service.users import (
     sealed_key_ids,
     validate_user_name,
 )
+from holdfast.stores.backends import reseal_backends
 from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
-from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags
+from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags, check_stores
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
@@ -242,6 +244,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sealed, resealed = seal_secrets(index, keyring)
         if sealed or resealed:
             index.purge_history()  # no old text left in the engine's log
+        kinds = ["local"] * len(config.data_dirs) + [b.kind for b in index.backend_stores()]
+        unfit = check_stores(config, kinds)
+        if unfit:
+            print(f"holdfast: {unfit}", file=sys.stderr)
+            return 2
+        # Recorded for the admin commands (object where, store remove), which run without
+        # the server's flags.
+        policy = default_policy(len(kinds), config.copies, config.min_copies, config.spread)
+        index.set_meta("default_policy", json.dumps(policy.as_dict()))
     except WrongNode as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 2
@@ -270,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _keyring(config: Config, index: BlockingIndex) -> Keyring:
     """The master key; a new one only where the index holds no sealed secret yet, so a lost
     key is reported (MasterKeyError), never silently replaced."""
-    needed = sealed_key_ids(index.list_users())
+    needed = sealed_key_ids(index.list_users()) or index.backend_stores()
     return load_keyring(config.primary_dir, create=not needed)
 
 
@@ -334,6 +345,7 @@ def cmd_key(args: argparse.Namespace) -> int:
         # opens everything, and running the command again finishes the job.
         write_key_file(path, fresh)
         _, resealed = seal_secrets(index, fresh)
+        resealed += reseal_backends(index, fresh)
         index.purge_history()
         # The old keys stay, open-only: SSE-S3 objects' data keys are sealed under the key
         # current when each object was written, and are not re-sealed yet (docs/security.md).
@@ -364,6 +376,7 @@ def _rotate_env(index: BlockingIndex, keyring: Keyring) -> int:
         )
         return ops_commands.EXIT_FAILED
     _, resealed = seal_secrets(index, keyring)
+    resealed += reseal_backends(index, keyring)
     index.purge_history()
     print(
         f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "

@@ -58,6 +58,11 @@ class Config:
     # Integrity and self-healing (docs/integrity.md; flags in holdfast/workers/flags.py).
     copies: int = 0  # copies per object on distinct drives; 0: 2 with >= 2 drives, else 1
     min_copies: int = 1  # the write quorum: copies durable before a write is acknowledged
+    spread: str = ""  # spread by kind of store, e.g. "kinds=2,s3>=1" (holdfast/placement/)
+    # Flow control toward each external back-end store (holdfast/stores/s3.py), per process.
+    backend_concurrency: int = 16
+    backend_ops_per_second: float = 500.0
+    backend_bytes_per_second: int = 512 * 1024**2
     reserve_percent: float = 1.0  # of each drive, kept free by foreground writes
     repair_reserve_percent: float = 5.0  # of each drive, kept free by repair
     repair_bytes_per_second: int = 64 * 1024**2

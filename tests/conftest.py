@@ -191,6 +191,25 @@ class TLSFiles:
 
 
 @pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """One real SeaweedFS for the whole session (the store contract suite and the back-end
+    e2e tests each use fresh buckets in it): it takes ~10 s to start on a loaded machine."""
+    from tests.backends import SeaweedFS
+
+    weed = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield weed
+    weed.stop(grace=0)  # its data is thrown away: no need to wait on a clean shutdown
+
+
+@pytest.fixture(scope="session")
+def holdfast_backend(tmp_path_factory) -> Iterator[Server]:
+    """A second Holdfast, as an S3 back-end store of the one under test (issue #14)."""
+    server = start_server(tmp_path_factory.mktemp("hf-backend"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def tls_files(tmp_path_factory) -> TLSFiles:
     d = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()

@@ -264,7 +264,7 @@ SCAN_SECONDS = 20.0  # how long the blast radius may scan the index before it sa
 
 async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Plan:
     policies = await index.bucket_policies()
-    plan = rails.Plan(current, staged.nodes, {b: c for b, (c, _m) in policies.items()})
+    plan = rails.Plan(current, staged.nodes, {b: p[0] for b, p in policies.items()})
     if plan.removed:
         plan.copies = await copies_on(index, set(plan.removed))
     return plan

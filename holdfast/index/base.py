@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from holdfast.index.listing import ListPage, PageBuilder
 from holdfast.index.records import (
+    BackendRecord,
     BucketRecord,
     BucketUsage,
     LayoutRecord,
@@ -418,14 +419,36 @@ class Index(ABC):
         transaction, so processes starting together agree on one identity."""
 
     @abstractmethod
-    async def bucket_policies(self) -> dict[str, tuple[int, int]]:
-        """bucket -> (copies, min_copies)."""
+    async def bucket_policies(self) -> dict[str, tuple[int, int, str]]:
+        """bucket -> (copies, min_copies, spread): ``spread`` is the policy's spread by kind
+        of store in the policy language (holdfast/placement/policy.py), "" for none."""
 
     @abstractmethod
     async def set_bucket_policy(
-        self, bucket: str, copies: int | None, min_copies: int | None
+        self, bucket: str, copies: int | None, min_copies: int | None, spread: str = ""
     ) -> None:
         """Set, or with ``copies`` None clear, a bucket's placement policy."""
+
+    # -- back-end stores (``holdfast store add``: holdfast/stores/backends.py) -----------------
+
+    @abstractmethod
+    async def backend_stores(self) -> list[BackendRecord]:
+        """Every back-end store registered, by name."""
+
+    @abstractmethod
+    async def add_backend_store(self, rec: BackendRecord, uuid_: str, location: str) -> None:
+        """Record a back-end store and its identity in one transaction: its row, and its
+        ``drives`` row (store id -> the uuid its marker holds, ``location`` as its path).
+        Conflict when the name is taken (nothing written)."""
+
+    @abstractmethod
+    async def set_backend_secret(self, name: str, secret: bytes) -> None:
+        """Replace a store's sealed credentials (master key rotation)."""
+
+    @abstractmethod
+    async def remove_backend_store(self, name: str) -> bool:
+        """Forget a back-end store: its row, its ``drives`` row and the repairs owed to it,
+        in one transaction. False when no store has that name."""
 
     # -- bucket configurations ---------------------------------------------------------------
 

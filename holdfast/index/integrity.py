@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from holdfast.index.errors import Conflict
 from holdfast.index.queries import PART_COLUMNS, blob_ids_in, part_from_row, queue_for_gc
-from holdfast.index.records import ObjectRecord, PartRecord, RepairTask, Segment
+from holdfast.index.records import BackendRecord, ObjectRecord, PartRecord, RepairTask, Segment
 from holdfast.index.totals import object_totals
 
 T = TypeVar("T")
@@ -63,6 +64,30 @@ CREATE INDEX IF NOT EXISTS repair_due ON repair_queue (store_id, not_before);
 -- every object is fine and finds them without a scan when some are not.
 CREATE INDEX IF NOT EXISTS objects_damaged ON objects (bucket, key) WHERE state<>'ok';
 """
+
+
+# Migration 7 (sqlite_migrations.py): back-end stores and the spread by kind of a policy.
+BACKENDS_SCHEMA = """
+-- Back-end stores (``holdfast store add``): an external S3 service, by name. ``settings`` is
+-- JSON without credentials; ``secret`` holds them sealed with the master key (masterkey.py,
+-- the associated data binding them to the store's name), never in plain text.
+CREATE TABLE IF NOT EXISTS stores (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    store_id TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    added REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def add_spread_column(db: sqlite3.Connection) -> None:
+    """Bucket policies gain their spread by kind (holdfast/placement/policy.py)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(bucket_policies)")}
+    if "spread" not in columns:
+        db.execute("ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT ''")
+
 
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
@@ -178,11 +203,15 @@ class IntegrityIndex:
 
     # -- placement policies -----------------------------------------------------------------
 
-    def bucket_policies(self) -> dict[str, tuple[int, int]]:
-        rows = self._conn().execute("SELECT bucket, copies, min_copies FROM bucket_policies")
-        return {r[0]: (r[1], r[2]) for r in rows}
+    def bucket_policies(self) -> dict[str, tuple[int, int, str]]:
+        rows = self._conn().execute(
+            "SELECT bucket, copies, min_copies, spread FROM bucket_policies"
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-    def set_bucket_policy(self, bucket: str, copies: int | None, min_copies: int | None) -> None:
+    def set_bucket_policy(
+        self, bucket: str, copies: int | None, min_copies: int | None, spread: str = ""
+    ) -> None:
         """Set (or, with ``copies`` None, clear) a bucket's placement policy."""
 
         def op(db: sqlite3.Connection) -> None:
@@ -190,9 +219,54 @@ class IntegrityIndex:
                 db.execute("DELETE FROM bucket_policies WHERE bucket=?", (bucket,))
             else:
                 db.execute(
-                    "INSERT OR REPLACE INTO bucket_policies VALUES (?,?,?)",
-                    (bucket, copies, min_copies if min_copies is not None else 1),
+                    "INSERT OR REPLACE INTO bucket_policies VALUES (?,?,?,?)",
+                    (bucket, copies, min_copies if min_copies is not None else 1, spread),
                 )
+
+        return self._transact(op)
+
+    # -- back-end stores --------------------------------------------------------------------
+
+    def backend_stores(self) -> list[BackendRecord]:
+        rows = self._conn().execute(
+            "SELECT name, kind, store_id, settings, secret, added FROM stores ORDER BY name"
+        )
+        return [BackendRecord(r[0], r[1], r[2], json.loads(r[3]), bytes(r[4]), r[5]) for r in rows]
+
+    def add_backend_store(self, rec: BackendRecord, uuid_: str, location: str) -> None:
+        """Record a back-end store and its identity together (one transaction): the store's
+        row, and its ``drives`` row (store id -> the uuid its marker holds). Conflict when
+        the name is taken."""
+
+        def op(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM stores WHERE name=?", (rec.name,)).fetchone():
+                raise Conflict(f"a store named {rec.name!r} exists")
+            db.execute(
+                "INSERT INTO stores VALUES (?,?,?,?,?,?)",
+                (rec.name, rec.kind, rec.store_id, json.dumps(rec.settings), rec.secret, rec.added),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO drives VALUES (?,?,?,?)",
+                (rec.store_id, uuid_, location, rec.added),
+            )
+
+        self._transact(op)
+
+    def set_backend_secret(self, name: str, secret: bytes) -> None:
+        """Re-sealed credentials (master key rotation)."""
+        self._transact(
+            lambda db: db.execute("UPDATE stores SET secret=? WHERE name=?", (secret, name))
+        )
+
+    def remove_backend_store(self, name: str) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT store_id FROM stores WHERE name=?", (name,)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM stores WHERE name=?", (name,))
+            db.execute("DELETE FROM drives WHERE store_id=?", (row[0],))
+            db.execute("DELETE FROM repair_queue WHERE store_id=?", (row[0],))
+            return True
 
         return self._transact(op)
 

@@ -209,6 +209,22 @@ class RepairTask:
         return self.segment.size if self.segment is not None else 0
 
 
+@dataclass(frozen=True)
+class BackendRecord:
+    """A back-end store as ``holdfast store add`` registered it: ``settings`` hold no
+    credentials; ``secret`` is them sealed with the master key (holdfast/stores/backends.py)."""
+
+    name: str
+    kind: str
+    store_id: str
+    settings: dict
+    secret: bytes
+    added: float
+
+    def __repr__(self) -> str:
+        return f"BackendRecord(name={self.name!r}, kind={self.kind!r}, settings={self.settings!r})"
+
+
 # -- the cluster layout (holdfast/cluster/layout.py gives it meaning) -------------------------
 
 NODE_STATES = ("active", "draining", "removed")

@@ -42,6 +42,7 @@ from holdfast.index.committer import (
 from holdfast.index.integrity import damaged_objects
 from holdfast.index.listing import ListPage, build_page
 from holdfast.index.records import (
+    BackendRecord,
     BucketRecord,
     BucketUsage,
     LayoutRecord,
@@ -477,13 +478,27 @@ class SqliteEngine(Index):
     async def register_drive(self, store_id: str, path: str, adopt: Callable[[str], str]) -> str:
         return await self._pool(self.core.register_drive, store_id, path, adopt)
 
-    async def bucket_policies(self) -> dict[str, tuple[int, int]]:
+    async def bucket_policies(self) -> dict[str, tuple[int, int, str]]:
         return await self._pool(self.core.bucket_policies)
 
     async def set_bucket_policy(
-        self, bucket: str, copies: int | None, min_copies: int | None
+        self, bucket: str, copies: int | None, min_copies: int | None, spread: str = ""
     ) -> None:
-        await self._write(self.core.set_bucket_policy, bucket, copies, min_copies)
+        await self._write(self.core.set_bucket_policy, bucket, copies, min_copies, spread)
+
+    # -- back-end stores ---------------------------------------------------------------------
+
+    async def backend_stores(self) -> list[BackendRecord]:
+        return await self._pool(self.core.backend_stores)
+
+    async def add_backend_store(self, rec: BackendRecord, uuid_: str, location: str) -> None:
+        await self._pool(self.core.add_backend_store, rec, uuid_, location)
+
+    async def set_backend_secret(self, name: str, secret: bytes) -> None:
+        await self._pool(self.core.set_backend_secret, name, secret)
+
+    async def remove_backend_store(self, name: str) -> bool:
+        return await self._pool(self.core.remove_backend_store, name)
 
     async def get_bucket_config(self, bucket: str, name: str) -> str | None:
         return await self._lookup(self.core.get_bucket_config, bucket, name)

@@ -154,6 +154,13 @@ def _versions(db: sqlite3.Connection) -> None:
     run_script(db, VERSIONS)
 
 
+def _backend_stores(db: sqlite3.Connection) -> None:
+    from holdfast.index.integrity import BACKENDS_SCHEMA, add_spread_column
+
+    run_script(db, BACKENDS_SCHEMA)
+    add_spread_column(db)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -171,6 +178,9 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(5, "object and upload tags; bucket configurations", _tags_and_bucket_configs),
     Migration(6, "object versions", _versions),
+    Migration(
+        7, "back-end stores (issue #14); bucket policies gain a spread by kind", _backend_stores
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

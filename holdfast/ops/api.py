@@ -144,6 +144,10 @@ async def route(
         return await alerts(request, rt)
     if parts[0] == "users":
         return await users(request, app, rt, identity, parts[1:])
+    if parts[0] == "objects" and len(parts) == 2:
+        return await objects(request, app, identity, parts[1])
+    if parts == ["stores"] and method == "GET":
+        return await stores(app)
     raise ApiError(404, "NoSuchEndpoint", f"no {method} {request.raw_path}")
 
 
@@ -284,3 +288,51 @@ def _check_name(name: str) -> None:
         validate_user_name(name)
     except ValueError as e:
         raise ApiError(400, "InvalidArgument", str(e)) from None
+
+
+# -- copies of objects: where / push (docs/stores.md) --------------------------------------
+
+
+async def objects(request: Request, app: S3App, identity: Identity, op: str) -> Response:
+    """``GET objects/where?bucket=B&key=K[&verify=0]``: every copy of an object and whether
+    it meets its policy; ``POST objects/push`` with ``{"bucket", "key"}`` or ``{"bucket",
+    "prefix"}``: re-check and re-make every copy at the repair rate."""
+    from holdfast.workers.store_commands import push, where
+
+    node = app.service.node
+    if op == "where" and request.method == "GET":
+        bucket, key = request.query.get("bucket"), request.query.get("key")
+        if not bucket or key is None:
+            raise ApiError(400, "InvalidArgument", "give bucket and key")
+        verify = request.query.get("verify", "1") != "0"
+        try:
+            found = await asyncio.wait_for(
+                node.run(where, node.config, node.blocking, bucket, key, verify, node.stores),
+                SEARCH_TIMEOUT,
+            )
+        except LookupError as e:
+            raise ApiError(404, "NoSuchKey", str(e)) from None
+        except TimeoutError:
+            raise ApiError(503, "Timeout", "the copies did not answer in time") from None
+        return json_response(200, found)
+    if op == "push" and request.method == "POST":
+        body = await read_json(request, identity)
+        bucket, key, prefix = body.get("bucket"), body.get("key"), body.get("prefix")
+        if not isinstance(bucket, str) or (key is None) == (prefix is None):
+            raise ApiError(400, "InvalidArgument", "give bucket and one of key or prefix")
+        try:
+            result = await asyncio.wait_for(
+                node.run(push, node.blocking, bucket, key, prefix), SEARCH_TIMEOUT
+            )
+        except LookupError as e:
+            raise ApiError(404, "NoSuchKey", str(e)) from None
+        except TimeoutError:
+            raise ApiError(503, "IndexUnavailable", "the index did not answer in time") from None
+        return json_response(202, result)
+    raise ApiError(404, "NoSuchEndpoint", f"no {request.method} {request.raw_path}")
+
+
+async def stores(app: S3App) -> Response:
+    """The node's stores, their kind, where they are and their health (never credentials)."""
+    snapshot = app.service.node.drives.snapshot
+    return json_response(200, {"stores": await asyncio.to_thread(snapshot)})

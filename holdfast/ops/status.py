@@ -394,6 +394,29 @@ class StatusKeeper:
                         and d["state"] == "ok"
                     ):
                         d.update(state=state["state"], reason=state.get("reason"))
+            # Stores the filesystem checks cannot see (an external S3 back-end: its health
+            # is this process's circuit breaker, its capacity its quota).
+            known = {d["id"] for d in drives}
+            for name, state in (data.get("drives") or {}).items():
+                if name in known or "kind" not in state:
+                    continue
+                total, free = state.get("total_bytes"), state.get("free_bytes")
+                drives.append(
+                    {
+                        "id": name,
+                        "kind": state["kind"],
+                        "path": state.get("path"),
+                        "state": "ok" if state.get("state") in HEALTHY else state.get("state"),
+                        "reason": state.get("reason") if state.get("state") != "up" else None,
+                        "total_bytes": total,
+                        "free_bytes": free,
+                        "used_bytes": total - free
+                        if total is not None and free is not None
+                        else None,
+                        "free_percent": round(100.0 * free / total, 2) if total else None,
+                    }
+                )
+                known.add(name)
             quorum = max(quorum, int(data.get("write_quorum", 1)))
         snap = {
             "refreshed_at": time.time(),

@@ -3,21 +3,30 @@ acknowledged.
 
 Kept apart from the index (which records where blobs are) and from the stores (which hold
 bytes), as in DESIGN.md. It checks free capacity before choosing, and fails fast with a clear
-error when nothing fits: it never waits or retries. The same code will place copies on other
-nodes and S3 back-ends once those are stores too.
+error when nothing fits: it never waits or retries. The same code places copies on local
+drives, other nodes' drives and external S3 back-ends (store kinds ``local``, ``node``,
+``s3``).
+
+**Spread by kind (iwhd).** A bug is in every copy of the same code, so copies kept only by
+one kind of store share its failure modes (the EBS lesson). A policy can therefore ask for
+copies on several kinds of store: ``kinds=2`` (the copies span at least two kinds) and
+``s3>=1`` (at least one copy on an ``s3`` store), written together as a *spread*:
+``kinds=2,s3>=1``. The language, with examples, is in docs/stores.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger("holdfast.placement")
 
 POLICY_REFRESH_SECONDS = 2.0
-SPREADS = ("drive", "node", "zone")
+DOMAINS = ("drive", "node", "zone")  # failure domains a policy spreads copies over
 
 
 def node_of(store_id: str) -> str:
@@ -25,7 +34,7 @@ def node_of(store_id: str) -> str:
     return store_id.rpartition("/")[0]
 
 
-def default_spread(zones: int) -> str:
+def default_domain(zones: int) -> str:
     """A cluster's default: distinct zones when the layout sets at least two, else nodes."""
     return "zone" if zones >= 2 else "node"
 
@@ -43,37 +52,188 @@ class NoCapacity(Exception):
 
 class CapacityStore(Protocol):
     store_id: str
+    kind: str
 
     def free_bytes(self) -> int: ...
 
 
+KINDS = ("local", "node", "s3")
+_KIND_RULE = re.compile(r"([a-z][a-z0-9-]*)>=([0-9]+)")
+
+
+class Unmeetable(ValueError):
+    """The stores there are cannot satisfy the policy, whatever their state (set-time)."""
+
+
 @dataclass(frozen=True)
 class Policy:
-    """``copies`` on distinct drives; a write is acknowledged once ``min_copies`` of them
-    are durable (the write quorum), the rest being queued for repair."""
+    """``copies`` on distinct stores; a write is acknowledged once ``min_copies`` of them
+    are durable (the write quorum), the rest being queued for repair. ``kinds``: the copies
+    span at least that many kinds of store; ``at_least``: (kind, n) pairs, at least n copies
+    on stores of that kind."""
 
     copies: int = 1
     min_copies: int = 1
+    kinds: int = 1
+    at_least: tuple[tuple[str, int], ...] = ()
     # Copies go to distinct drives ("drive"), nodes ("node") or zones ("zone"). A cluster
-    # node's default is "node" (or "zone" when the layout has zones): see default_spread.
-    spread: str = "drive"
+    # node's default is "zone", which is "node" where no zones are set: see default_domain.
+    domain: str = "drive"
 
     def __post_init__(self) -> None:
         if self.copies < 1 or not 1 <= self.min_copies <= self.copies:
             raise ValueError(f"need 1 <= min_copies <= copies, got {self}")
-        if self.spread not in SPREADS:
-            raise ValueError(f"spread must be one of {SPREADS}, got {self.spread!r}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
+        if not 1 <= self.kinds <= self.copies:
+            raise ValueError(f"kinds={self.kinds} needs 1 <= kinds <= copies ({self.copies})")
+        for kind, n in self.at_least:
+            if kind not in KINDS:
+                raise ValueError(f"unknown store kind {kind!r} (kinds: {', '.join(KINDS)})")
+            if n < 1:
+                raise ValueError(f"{kind}>={n}: at least 1")
+        named = sum(n for _, n in self.at_least)
+        if named > self.copies:
+            raise ValueError(
+                f"{self.spread()} asks for {named} copies, the policy has {self.copies}"
+            )
+
+    def spread(self) -> str:
+        """The spread in the policy language ("" when there is none)."""
+        parts = [f"kinds={self.kinds}"] if self.kinds > 1 else []
+        parts += [f"{k}>={n}" for k, n in self.at_least]
+        return ",".join(parts)
+
+    def describe(self) -> str:
+        text = f"{self.copies} copies, write quorum {self.min_copies}"
+        return text + (f", spread {self.spread()}" if self.spread() else "")
+
+    def as_dict(self) -> dict:
+        out = {"copies": self.copies, "min_copies": self.min_copies, "spread": self.spread()}
+        if self.domain != "drive":  # a cluster's policy names its failure domain
+            out["domain"] = self.domain
+        return out
 
     def fit(self, stores: int) -> Policy:
-        """The policy as this node can honour it: no more copies than drives."""
+        """The policy as this node can honour it: no more copies than stores."""
         copies = max(1, min(self.copies, stores))
-        return Policy(copies, min(self.min_copies, copies), self.spread)
+        if copies == self.copies:
+            return self
+        return Policy(
+            copies,
+            min(self.min_copies, copies),
+            min(self.kinds, copies),
+            self.at_least,
+            self.domain,
+        )
+
+    def with_spread(self, spread: str) -> Policy:
+        kinds, at_least = parse_spread(spread)
+        return Policy(self.copies, self.min_copies, kinds, at_least, self.domain)
+
+    # -- what a set of copies lacks --------------------------------------------------------
+
+    def shortfall(self, copy_kinds: Iterable[str]) -> list[str]:
+        """Why copies on stores of these kinds (one entry per copy) do not meet the policy;
+        [] when they do."""
+        kinds = list(copy_kinds)
+        count = Counter(kinds)
+        out = []
+        if len(kinds) < self.copies:
+            out.append(f"{len(kinds)} of {self.copies} copies")
+        if len(count) < self.kinds:
+            out.append(f"copies on {len(count)} kind(s) of store, the policy wants {self.kinds}")
+        for kind, n in self.at_least:
+            if count[kind] < n:
+                out.append(f"{count[kind]} copies on {kind} stores, the policy wants {n}")
+        return out
+
+    def unmeetable(self, store_kinds: Iterable[str]) -> str | None:
+        """Why stores of these kinds (one entry per store) can never hold the policy's
+        copies, or None when they can (when all are up and have room)."""
+        kinds = list(store_kinds)
+        try:
+            picked = _pick(self, [(k, k) for k in kinds])
+        except ValueError as e:
+            return str(e)
+        lack = self.shortfall(picked)
+        if not lack:
+            return None
+        have = ", ".join(f"{n} {k}" for k, n in sorted(Counter(kinds).items())) or "none"
+        return f"{'; '.join(lack)} (stores: {have})"
 
 
-def default_policy(drives: int, copies: int = 0, min_copies: int = 1) -> Policy:
-    """The server's policy: ``copies`` 0 means 2 with two or more drives, else 1."""
+def parse_spread(text: str) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """``kinds=N`` and ``KIND>=N`` terms, comma separated ("" for none)."""
+    kinds = 1
+    at_least: dict[str, int] = {}
+    for term in (t.strip() for t in text.split(",")):
+        if not term:
+            continue
+        if term.startswith("kinds="):
+            value = term[len("kinds=") :]
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"kinds=N needs a whole number >= 1, got {term!r}")
+            kinds = int(value)
+            continue
+        m = _KIND_RULE.fullmatch(term)
+        if not m:
+            raise ValueError(
+                f"not a spread term: {term!r} (use kinds=N or KIND>=N, e.g. kinds=2,s3>=1)"
+            )
+        at_least[m.group(1)] = int(m.group(2))
+    return kinds, tuple(sorted(at_least.items()))
+
+
+def default_policy(drives: int, copies: int = 0, min_copies: int = 1, spread: str = "") -> Policy:
+    """The server's policy: ``copies`` 0 means 2 with two or more stores, else 1."""
     copies = copies or (2 if drives >= 2 else 1)
-    return Policy(copies, min(min_copies, copies)).fit(drives)
+    policy = Policy(copies, min(min_copies, copies)).fit(drives)
+    return policy.with_spread(spread) if spread else policy
+
+
+def _pick(
+    policy: Policy,
+    ordered: Sequence[tuple[object, str]],
+    domain: Callable[[object], object] | None = None,
+) -> list:
+    """Up to ``policy.copies`` items from ``ordered`` ((item, kind) pairs, best first),
+    chosen to satisfy the spread: first the ``KIND>=N`` terms, then one of each further
+    kind until ``kinds`` kinds are in, then the best of the rest. Returns the items."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+    domains: set = set()  # at most one copy per failure domain (drive, node or zone)
+
+    def take(i: int) -> None:
+        chosen.append(i)
+        taken.add(i)
+        if domain is not None:
+            domains.add(domain(ordered[i][0]))
+
+    def free(i: int) -> bool:
+        if i in taken:
+            return False
+        return domain is None or domain(ordered[i][0]) not in domains
+
+    for kind, n in policy.at_least:
+        for i, (_, k) in enumerate(ordered):
+            if n <= 0:
+                break
+            if k == kind and free(i):
+                take(i)
+                n -= 1
+    while len({ordered[i][1] for i in chosen}) < policy.kinds and len(chosen) < policy.copies:
+        have = {ordered[i][1] for i in chosen}
+        nxt = next((i for i, (_, k) in enumerate(ordered) if free(i) and k not in have), None)
+        if nxt is None:
+            break
+        take(nxt)
+    for i in range(len(ordered)):
+        if len(chosen) >= policy.copies:
+            break
+        if free(i):
+            take(i)
+    return [ordered[i][0] for i in chosen]
 
 
 @dataclass(frozen=True)
@@ -94,11 +254,12 @@ def choose_stores(
 ) -> Choice:
     """The writable stores with the most free space that can each hold ``size_hint`` more
     bytes, at most ``policy.copies`` and at most one per failure domain of
-    ``policy.spread`` (a drive, a node, or a zone: ``zone_of`` maps a node's name to its
-    zone); raises NoCapacity when fewer than ``policy.min_copies`` qualify. Copies the
-    policy wants beyond those go to ``deferred``, on domains not chosen yet (a node that is
-    down gets its copy later, by repair: hinted handoff)."""
-    domain = _domain(policy.spread, zone_of)
+    ``policy.domain`` (a drive, a node, or a zone: ``zone_of`` maps a node's name to its
+    zone), spread over kinds as the policy says; raises
+    NoCapacity when fewer than ``policy.min_copies`` qualify. The stores the policy wants
+    that cannot be written now (down, full) go to ``deferred``: the write is acknowledged at
+    the quorum and repair makes those copies (a down S3 back-end of a ``kinds=2`` policy
+    gets its copy when it is back, not a second local one in its place)."""
     up = [s for s in stores if writable(s.store_id)]
     fitting = []
     for s in up:
@@ -109,38 +270,33 @@ def choose_stores(
         if free > size_hint:
             fitting.append((free, s))
     fitting.sort(key=lambda fs: fs[0], reverse=True)
-    targets, taken = [], set()
-    for _, s in fitting:
-        d = domain(s.store_id)
-        if d in taken or len(targets) >= policy.copies:
-            continue
-        targets.append(s)
-        taken.add(d)
+    usable = {id(s) for _, s in fitting}
+    ordered = [(s, _kind(s)) for _, s in fitting]
+    ordered += [(s, _kind(s)) for s in stores if id(s) not in usable]
+    of = _domain(policy.domain, zone_of)
+    picked = _pick(policy, ordered, lambda s: of(s.store_id))  # type: ignore[attr-defined]
+    targets = [s for s in picked if id(s) in usable]
     if len(targets) < policy.min_copies:
-        domains = {domain(s.store_id) for s in up}
+        domains = {of(s.store_id) for s in up}
         raise NoCapacity(
-            f"need {policy.min_copies} drive(s) on distinct {policy.spread}s with "
-            f"{size_hint} bytes free: {len(up)} of {len(stores)} drive(s) up "
-            f"({len(domains)} {policy.spread}s), {len(fitting)} with room",
+            f"need {policy.min_copies} store(s) on distinct {policy.domain}s with "
+            f"{size_hint} bytes free: {len(up)} of {len(stores)} store(s) up "
+            f"({len(domains)} {policy.domain}s), {len(fitting)} with room",
             full=len(domains) >= policy.min_copies,
         )
-    deferred: list[str] = []
-    for s in stores:
-        d = domain(s.store_id)
-        if len(targets) + len(deferred) >= policy.copies:
-            break
-        if d not in taken:
-            deferred.append(s.store_id)
-            taken.add(d)
-    return Choice(targets, tuple(deferred))
+    return Choice(targets, tuple(s.store_id for s in picked if id(s) not in usable))
 
 
-def _domain(spread: str, zone_of: Callable[[str], str] | None) -> Callable[[str], str]:
-    if spread == "drive":
+def _domain(domain: str, zone_of: Callable[[str], str] | None) -> Callable[[str], str]:
+    if domain == "drive":
         return lambda sid: sid
-    if spread == "zone" and zone_of is not None:
+    if domain == "zone" and zone_of is not None:
         return lambda sid: zone_of(node_of(sid)) or node_of(sid)
     return node_of
+
+
+def _kind(store: object) -> str:
+    return getattr(store, "kind", "local")
 
 
 class Policies:
@@ -158,25 +314,22 @@ class Policies:
             return self.default
         return self._buckets.get(bucket, self.default)
 
-    def refresh(self, load: Callable[[], dict[str, tuple[int, int]]]) -> None:
+    def refresh(self, load: Callable[[], Mapping[str, tuple]]) -> None:
+        """``load`` gives bucket -> (copies, min_copies[, spread])."""
         buckets = {}
-        for name, (copies, min_copies) in load().items():
+        for name, row in load().items():
+            copies, min_copies = row[0], row[1]
+            spread = row[2] if len(row) > 2 and row[2] else ""
             try:
-                policy = Policy(copies, min_copies, self.default.spread)
-                buckets[name] = policy.fit(self.drives) if self.drives else policy
+                policy = Policy(copies, min_copies, domain=self.default.domain)
+                policy = policy.fit(self.drives) if self.drives else policy
+                buckets[name] = policy.with_spread(spread) if spread else policy
             except ValueError as e:
                 log.error("ignoring the placement policy of bucket %s: %s", name, e)
         self._buckets = buckets
 
     def as_dict(self) -> dict:
         return {
-            "default": {
-                "copies": self.default.copies,
-                "min_copies": self.default.min_copies,
-                "spread": self.default.spread,
-            },
-            "buckets": {
-                b: {"copies": p.copies, "min_copies": p.min_copies}
-                for b, p in sorted(self._buckets.items())
-            },
+            "default": self.default.as_dict(),
+            "buckets": {b: p.as_dict() for b, p in sorted(self._buckets.items())},
         }

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from holdfast.config import Config
 from holdfast.index.blocking import BlockingIndex
 from holdfast.index.records import ObjectRecord, RepairTask, Segment
-from holdfast.stores.base import StoreMissing
+from holdfast.masterkey import load_keyring
+from holdfast.stores.backends import open_backend
+from holdfast.stores.base import Store, StoreMissing
 from holdfast.stores.blocks import CorruptBlock
 from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
 from holdfast.stores.local import drive_identities, local_drives
 from holdfast.stores.registry import StoreMap, resolve_node_name
+from holdfast.stores.s3 import LimitSettings
 from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.integrity")
@@ -151,6 +154,22 @@ def node_name(config: Config, registered: dict[str, str]) -> str:
     )
 
 
+def backend_stores(config: Config, index: BlockingIndex) -> list[Store]:
+    """The back-end stores registered with ``holdfast store add``, their credentials opened
+    with the master key (docs/stores.md). Nothing remote is touched here: the probe that
+    follows finds out whether each answers."""
+    records = index.backend_stores()
+    if not records:
+        return []
+    keyring = load_keyring(config.primary_dir)
+    limits = LimitSettings(
+        concurrency=config.backend_concurrency,
+        ops_per_second=config.backend_ops_per_second,
+        bytes_per_second=config.backend_bytes_per_second,
+    )
+    return [open_backend(r, keyring, limits) for r in records]
+
+
 def open_drives(config: Config, index: BlockingIndex) -> Drives:
     """The node's drives, registered in the index (adopting blank ones) and probed once,
     so a node starts with a correct picture: a pulled drive is down from the first request.
@@ -158,7 +177,8 @@ def open_drives(config: Config, index: BlockingIndex) -> Drives:
     registered = index.drives()
     config.node_name = name = node_name(config, registered)
     stores = StoreMap(
-        local_drives(name, config.data_dirs, config.reserve_percent, config.repair_reserve_percent),
+        local_drives(name, config.data_dirs, config.reserve_percent, config.repair_reserve_percent)
+        + backend_stores(config, index),
         name,
     )
     known = {stores.resolve(sid): u for sid, u in registered.items()}

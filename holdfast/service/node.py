@@ -70,7 +70,12 @@ class Node:
             self._open_cluster()
         else:
             self.policies = Policies(
-                default_policy(len(self.stores), self.config.copies, self.config.min_copies),
+                default_policy(
+                    len(self.stores),
+                    self.config.copies,
+                    self.config.min_copies,
+                    self.config.spread,
+                ),
                 len(self.stores),
             )
         policies = await self.index.bucket_policies()
@@ -99,7 +104,8 @@ class Node:
         self.zone_of = cluster.zone_of
         self.read_rank = cluster.read_rank
         copies = config.copies or 2
-        self.policies = Policies(Policy(copies, min(config.min_copies, copies), "zone"), 0)
+        policy = Policy(copies, min(config.min_copies, copies), domain="zone")
+        self.policies = Policies(policy.with_spread(config.spread) if config.spread else policy, 0)
 
     def read_order(self, store_ids, blob_id: str) -> list[str]:  # type: ignore[no-untyped-def]
         """Copies to try, best first: this node's readable drives, then peers that are up."""

@@ -30,6 +30,7 @@ from holdfast.stores.registry import StoreMap
 log = logging.getLogger("holdfast.drives")
 
 RECENT_FAILED_COPIES = 4096
+READ_COST = {"local": 0, "node": 1, "s3": 2}  # read_order: nearest copies first
 
 
 class DriveState(StrEnum):
@@ -132,16 +133,20 @@ class Drives:
 
     def read_order(self, store_ids: Sequence[str], blob_id: str) -> list[str]:
         """Copies to try, best first: readable drives whose copy has not just failed, then
-        copies that failed recently, then drives that are down (a last resort: a pulled
+        copies that failed recently, then drives that are down, each group nearest first (a last resort: a pulled
         drive answers ENOENT at once, so trying it costs little)."""
         store_ids = [self.stores.resolve(sid) for sid in store_ids]
         if len(store_ids) < 2:
             return store_ids
 
-        def rank(sid: str) -> int:
+        def rank(sid: str) -> tuple[int, int]:
+            store = self.stores.get(sid)
+            # Among equally healthy copies the nearest first: a local drive, then another
+            # node's, then an external service (slower, and maybe paid per request).
+            cost = READ_COST.get(store.kind, 3) if store is not None else 3
             if not self.readable(sid):
-                return 2
-            return 1 if (blob_id, sid) in self._failed_copies else 0
+                return 2, cost
+            return (1 if (blob_id, sid) in self._failed_copies else 0), cost
 
         return sorted(store_ids, key=rank)
 

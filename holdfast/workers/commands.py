@@ -18,7 +18,7 @@ from holdfast.index.base import Index
 from holdfast.placement.policy import Policy
 from holdfast.sizes import format_size
 
-COMMANDS = ("bucket", "fsck")
+COMMANDS = ("bucket", "fsck", "store", "object")
 
 
 def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
@@ -54,9 +54,17 @@ def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
     pol.add_argument("--clear", action="store_true", help="use the server's policy again")
     pol.add_argument("--json", action="store_true")
 
+    pol.add_argument(
+        "--spread",
+        dest="policy_spread",
+        help="spread over kinds of store, e.g. kinds=2 or kinds=2,s3>=1 ('' for none)",
+    )
+
+    from holdfast.workers import store_commands
     from holdfast.workers.fsck import add_fsck_parser
 
     add_fsck_parser(sub, add_data)
+    store_commands.register(sub, add_data)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -66,6 +74,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return _bucket_info(args, config)
     if args.command == "bucket":
         return _bucket_policy(args, config)
+    if args.command in ("store", "object"):
+        from holdfast.workers import store_commands
+
+        return store_commands.run(args, config)
     from holdfast.workers.fsck import run_fsck
 
     return run_fsck(args, config)
@@ -144,12 +156,15 @@ async def _show_bucket(args: argparse.Namespace, index: Index) -> int:
         return 1
     view = _usage_view(found[0])
     stored = (await index.bucket_policies()).get(args.name)
-    view["policy"] = {"copies": stored[0], "min_copies": stored[1]} if stored else None
+    view["policy"] = (
+        {"copies": stored[0], "min_copies": stored[1], "spread": stored[2]} if stored else None
+    )
     if args.json:
         print(json.dumps(view))
         return 0
     policy = (
         f"{stored[0]} copies, write quorum {stored[1]}"
+        + (f", spread {stored[2]}" if stored[2] else "")
         if stored
         else "the server's (--copies / --min-copies)"
     )
@@ -189,34 +204,44 @@ async def _apply_policy(args: argparse.Namespace, config: Config, index: Index) 
     if await index.get_bucket(args.name) is None:
         print(f"holdfast: no bucket {args.name!r}", file=sys.stderr)
         return 1
-    drives = len(config.data_dirs)
+    kinds = ["local"] * len(config.data_dirs) + [b.kind for b in await index.backend_stores()]
+    drives = len(kinds)
     if args.clear:
         await index.set_bucket_policy(args.name, None, None)
     elif args.policy_copies is not None:
         try:
             policy = Policy(args.policy_copies, args.policy_min_copies or 1)
+            if args.policy_spread:
+                policy = policy.with_spread(args.policy_spread)
         except ValueError as e:
             print(f"holdfast: {e}", file=sys.stderr)
             return 2
         if policy.copies > drives:
             print(
-                f"holdfast: {policy.copies} copies need {policy.copies} drives; "
-                f"{drives} given with --data",
+                f"holdfast: {policy.copies} copies need {policy.copies} stores; "
+                f"{drives} there ({len(config.data_dirs)} given with --data, "
+                f"{drives - len(config.data_dirs)} back-end)",
                 file=sys.stderr,
             )
             return 2
-        await index.set_bucket_policy(args.name, policy.copies, policy.min_copies)
+        reason = policy.unmeetable(kinds)
+        if reason:
+            print(f"holdfast: refused: the stores cannot meet it: {reason}", file=sys.stderr)
+            return 2
+        await index.set_bucket_policy(args.name, policy.copies, policy.min_copies, policy.spread())
     stored = (await index.bucket_policies()).get(args.name)
     shown = {
         "bucket": args.name,
         "copies": stored[0] if stored else None,
         "min_copies": stored[1] if stored else None,
+        "spread": stored[2] if stored else None,
         "source": "bucket" if stored else "server",
     }
     if args.json:
         print(json.dumps(shown))
     elif stored:
-        print(f"{args.name}: {stored[0]} copies, write quorum {stored[1]}")
+        spread = f", spread {stored[2]}" if stored[2] else ""
+        print(f"{args.name}: {stored[0]} copies, write quorum {stored[1]}{spread}")
     else:
         print(f"{args.name}: the server's policy (--copies / --min-copies)")
     return 0

@@ -40,6 +40,15 @@ FLAGS: list[tuple[str, str, object, str]] = [
         int,
         "write quorum: durable copies before a PUT is acknowledged",
     ),
+    (
+        "--spread",
+        "spread",
+        str,
+        "spread copies over kinds of store, e.g. kinds=2 or kinds=2,s3>=1 (docs/stores.md)",
+    ),
+    ("--backend-concurrency", "backend_concurrency", int, "requests in flight per back-end"),
+    ("--backend-ops", "backend_ops_per_second", float, "requests per second per back-end"),
+    ("--backend-rate", "backend_bytes_per_second", parse_size, "bytes per second per back-end"),
     ("--reserve", "reserve_percent", _percent, "percent of each drive kept free by writes"),
     ("--repair-reserve", "repair_reserve_percent", _percent, "percent kept free by repair"),
     ("--repair-rate", "repair_bytes_per_second", parse_size, "repair bytes per second"),
@@ -102,15 +111,38 @@ def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
         raise SystemExit("holdfast: --copies must be >= 1 and --min-copies >= 1")
     if config.copies and config.min_copies > config.copies:
         raise SystemExit("holdfast: --min-copies cannot exceed --copies")
-    if config.min_copies > drives:
-        raise SystemExit(
-            f"holdfast: --min-copies {config.min_copies} needs that many --data drives"
+    if config.spread:
+        from holdfast.placement.policy import parse_spread
+
+        try:
+            parse_spread(config.spread)
+        except ValueError as e:
+            raise SystemExit(f"holdfast: --spread: {e}") from None
+    _ = drives  # counted with the back-end stores once the index is open: check_stores
+
+
+def check_stores(config: Config, kinds: list[str]) -> str | None:
+    """Whether the server's policy fits the stores there are (``kinds``: one per store, the
+    local drives and the registered back-ends): the reason it does not, or None."""
+    from holdfast.placement.policy import Policy
+
+    stores = len(kinds)
+    if config.min_copies > stores:
+        return f"--min-copies {config.min_copies} needs that many stores ({stores} there)"
+    if config.copies > stores:
+        return (
+            f"--copies {config.copies} needs {config.copies} stores, {stores} there "
+            "(add --data DIR once per drive, or holdfast store add)"
         )
-    if config.copies > drives:
-        raise SystemExit(
-            f"holdfast: --copies {config.copies} needs {config.copies} drives, "
-            f"{drives} given (add --data DIR once per drive)"
-        )
+    if not config.spread:
+        return None
+    copies = config.copies or (2 if stores >= 2 else 1)
+    try:
+        policy = Policy(copies, min(config.min_copies, copies)).with_spread(config.spread)
+    except ValueError as e:
+        return f"--spread: {e}"
+    reason = policy.unmeetable(kinds)
+    return f"--spread {config.spread}: {reason}" if reason else None
     if config.repair_concurrency < 1 or config.repair_ops_per_second <= 0:
         raise SystemExit("holdfast: --repair-concurrency and --repair-ops must be positive")
     if config.repair_bytes_per_second <= 0:

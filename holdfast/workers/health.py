@@ -202,6 +202,16 @@ class IntegrityProvider:
             # the drives it checks; the store id (node/drive) is in the integrity status.
             "drives": {
                 d["drive"]: {"state": d["state"], "reason": d["reason"]}
+                | (
+                    {}  # a local drive: the ops page checks its filesystem itself
+                    if d["kind"] == "local"
+                    else {
+                        "kind": d["kind"],
+                        "path": d["path"],
+                        "total_bytes": d.get("total_bytes"),
+                        "free_bytes": d.get("free_bytes"),
+                    }
+                )
                 for d in service.node.drives.snapshot()
             },
             "write_quorum": service.node.policies.default.min_copies,

@@ -19,6 +19,7 @@ from holdfast.index.errors import (
     NotFound,
 )
 from holdfast.index.records import (
+    BackendRecord,
     BucketRecord,
     ObjectRecord,
     PartRecord,
@@ -535,9 +536,78 @@ async def test_drives_and_policies(index) -> None:
     assert await index.register_drive("d0", "/data/0", adopt) == first  # known: kept
     assert adopted == [first] and await index.drives() == {"d0": first}
     await index.set_bucket_policy("b", 2, 1)
-    assert await index.bucket_policies() == {"b": (2, 1)}
+    assert await index.bucket_policies() == {"b": (2, 1, "")}
     await index.set_bucket_policy("b", None, None)
     assert await index.bucket_policies() == {}
+
+
+async def test_policies_keep_their_spread_by_kind(index) -> None:
+    await index.set_bucket_policy("b", 3, 2, "kinds=2,s3>=1")
+    await index.set_bucket_policy("c", 2, 1)
+    assert await index.bucket_policies() == {"b": (3, 2, "kinds=2,s3>=1"), "c": (2, 1, "")}
+    await index.set_bucket_policy("b", 2, 1, "kinds=2")  # replaced whole
+    await index.set_bucket_policy("c", 2, 2, "")
+    assert await index.bucket_policies() == {"b": (2, 1, "kinds=2"), "c": (2, 2, "")}
+
+
+# -- back-end stores -----------------------------------------------------------------------------
+
+
+def backend(name: str, secret: bytes = b"sealed-1") -> BackendRecord:
+    settings = {"endpoint": "http://127.0.0.1:1", "bucket": "bkt", "prefix": f"{name}/"}
+    return BackendRecord(name, "s3", f"@s3/{name}", settings, secret, time.time())
+
+
+async def test_backend_stores_are_recorded_with_their_identity(index) -> None:
+    assert await index.backend_stores() == []
+    await index.register_drive("d0", "/data/0", lambda u: u)
+    ext = backend("ext")
+    await index.add_backend_store(ext, "uuid-ext", "http://127.0.0.1:1/bkt/ext/")
+    await index.add_backend_store(backend("another"), "uuid-another", "x")
+    # Listed by name, settings and sealed credentials as given.
+    listed = await index.backend_stores()
+    assert [r.name for r in listed] == ["another", "ext"]
+    assert listed[1] == ext and isinstance(listed[1].secret, bytes)
+    drives = await index.drives()
+    assert drives["@s3/ext"] == "uuid-ext" and drives["@s3/another"] == "uuid-another"
+    assert "d0" in drives
+
+
+async def test_a_backend_store_name_is_taken_once(index) -> None:
+    await index.add_backend_store(backend("ext"), "uuid-1", "x")
+    with pytest.raises(Conflict):
+        await index.add_backend_store(backend("ext", b"other"), "uuid-2", "y")
+    (kept,) = await index.backend_stores()
+    assert kept.secret == b"sealed-1"  # nothing of the refused add written
+    assert (await index.drives())["@s3/ext"] == "uuid-1"
+
+
+async def test_backend_secret_is_replaced(index) -> None:
+    await index.add_backend_store(backend("ext"), "uuid-1", "x")
+    await index.add_backend_store(backend("other"), "uuid-2", "y")
+    await index.set_backend_secret("ext", b"resealed")
+    secrets = {r.name: r.secret for r in await index.backend_stores()}
+    assert secrets == {"ext": b"resealed", "other": b"sealed-1"}
+
+
+async def test_removing_a_backend_store_forgets_its_drive_and_repairs(index) -> None:
+    await bucket(index)
+    live = obj("b", "k", segments=[seg(100, ("d0", "@s3/ext"))])
+    await index.put_object(live)
+    s = live.segments[0]
+    await index.register_drive("d0", "/data/0", lambda u: u)
+    await index.add_backend_store(backend("ext"), "uuid-1", "x")
+    await index.queue_repairs(
+        [
+            RepairTask(s.blob_id, "@s3/ext", "copy", "deferred", s, "b/k"),
+            RepairTask(s.blob_id, "d0", "copy", "corrupt", s, "b/k"),
+        ]
+    )
+    assert await index.remove_backend_store("ext")
+    assert not await index.remove_backend_store("ext")
+    assert await index.backend_stores() == []
+    assert "@s3/ext" not in await index.drives() and "d0" in await index.drives()
+    assert [(t.store_id, t.op) for t in await index.repairs()] == [("d0", "copy")]
 
 
 # -- once per cluster ----------------------------------------------------------------------------

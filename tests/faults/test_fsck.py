@@ -97,7 +97,7 @@ def test_bucket_policy_command(tmp_path):
         s3.create_bucket(Bucket="double")
         shown = _cli(server, "bucket", "policy", "single", "--copies", "1", "--json")
         assert json.loads(shown.stdout) == {
-            "bucket": "single", "copies": 1, "min_copies": 1, "source": "bucket",
+            "bucket": "single", "copies": 1, "min_copies": 1, "spread": "", "source": "bucket",
         }  # fmt: skip
         assert _cli(server, "bucket", "policy", "double", "--copies", "3").returncode == 2
         assert _cli(server, "bucket", "policy", "nope", "--copies", "1").returncode == 1

@@ -58,6 +58,28 @@ def test_a_version_2_index_without_later_tables_gets_them(tmp_path) -> None:
     db.execute("UPDATE meta SET value='2' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    assert index.migrations_applied == [3, 4, 5, 6]  # 4: layout; 5: tags; 6: versions
+    # 4: layout; 5: tags; 6: versions; 7: back-end stores, a policy's spread by kind
+    assert index.migrations_applied == [3, 4, 5, 6, 7]
     assert index.repairs() == []
     assert SqliteIndex(path).migrations_applied == []
+
+
+def test_a_version_6_index_gains_backend_stores_and_spread(tmp_path) -> None:
+    """Migration 7 (issue #14): the ``stores`` table, and ``spread`` on bucket policies set
+    before it (kept, with no spread)."""
+    path = tmp_path / "index.db"
+    SqliteIndex(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE stores")
+    db.execute("DROP TABLE bucket_policies")
+    db.execute(
+        "CREATE TABLE bucket_policies (bucket TEXT PRIMARY KEY, copies INTEGER NOT NULL,"
+        " min_copies INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO bucket_policies VALUES ('b', 2, 1)")
+    db.execute("UPDATE meta SET value='6' WHERE name='schema_version'")
+    db.close()
+    index = SqliteIndex(path)
+    assert index.migrations_applied == [7]
+    assert index.bucket_policies() == {"b": (2, 1, "")}
+    assert index.backend_stores() == []

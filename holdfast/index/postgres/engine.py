@@ -54,6 +54,7 @@ from holdfast.index.errors import (
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
+    BackendRecord,
     BucketRecord,
     BucketUsage,
     LayoutRecord,
@@ -1378,24 +1379,67 @@ class PostgresIndex(Index):
 
         return await self._call_long(fn)
 
-    async def bucket_policies(self) -> dict[str, tuple[int, int]]:
-        rows = await self._all("SELECT bucket, copies, min_copies FROM bucket_policies")
-        return {r[0]: (r[1], r[2]) for r in rows}
+    async def bucket_policies(self) -> dict[str, tuple[int, int, str]]:
+        rows = await self._all("SELECT bucket, copies, min_copies, spread FROM bucket_policies")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     async def set_bucket_policy(
-        self, bucket: str, copies: int | None, min_copies: int | None
+        self, bucket: str, copies: int | None, min_copies: int | None, spread: str = ""
     ) -> None:
         async def fn(conn: Conn):
             if copies is None:
                 await conn.execute("DELETE FROM bucket_policies WHERE bucket=%s", (bucket,))
             else:
                 await conn.execute(
-                    "INSERT INTO bucket_policies VALUES (%s,%s,%s) ON CONFLICT (bucket) DO "
-                    "UPDATE SET copies=EXCLUDED.copies, min_copies=EXCLUDED.min_copies",
-                    (bucket, copies, min_copies if min_copies is not None else 1),
+                    "INSERT INTO bucket_policies VALUES (%s,%s,%s,%s) ON CONFLICT (bucket) DO "
+                    "UPDATE SET copies=EXCLUDED.copies, min_copies=EXCLUDED.min_copies, "
+                    "spread=EXCLUDED.spread",
+                    (bucket, copies, min_copies if min_copies is not None else 1, spread),
                 )
 
         await self._write(fn)
+
+    # -- back-end stores ---------------------------------------------------------------------
+
+    async def backend_stores(self) -> list[BackendRecord]:
+        rows = await self._all(
+            "SELECT name, kind, store_id, settings, secret, added FROM stores ORDER BY name"
+        )
+        return [BackendRecord(r[0], r[1], r[2], json.loads(r[3]), bytes(r[4]), r[5]) for r in rows]
+
+    async def add_backend_store(self, rec: BackendRecord, uuid_: str, location: str) -> None:
+        async def fn(conn: Conn):
+            cur = await conn.execute(
+                "INSERT INTO stores VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO NOTHING",
+                (rec.name, rec.kind, rec.store_id, json.dumps(rec.settings), rec.secret, rec.added),
+            )
+            if cur.rowcount == 0:
+                raise Conflict(f"a store named {rec.name!r} exists")
+            await conn.execute(
+                "INSERT INTO drives VALUES (%s,%s,%s,%s) ON CONFLICT (store_id) DO UPDATE SET "
+                "uuid=EXCLUDED.uuid, path=EXCLUDED.path, added=EXCLUDED.added",
+                (rec.store_id, uuid_, location, rec.added),
+            )
+
+        await self._write(fn)
+
+    async def set_backend_secret(self, name: str, secret: bytes) -> None:
+        async def fn(conn: Conn):
+            await conn.execute("UPDATE stores SET secret=%s WHERE name=%s", (secret, name))
+
+        await self._write(fn)
+
+    async def remove_backend_store(self, name: str) -> bool:
+        async def fn(conn: Conn) -> bool:
+            cur = await conn.execute("DELETE FROM stores WHERE name=%s RETURNING store_id", (name,))
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            await conn.execute("DELETE FROM drives WHERE store_id=%s", (row[0],))
+            await conn.execute("DELETE FROM repair_queue WHERE store_id=%s", (row[0],))
+            return True
+
+        return await self._write(fn)
 
     # -- bucket configurations ---------------------------------------------------------------
 

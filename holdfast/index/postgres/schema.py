@@ -241,8 +241,23 @@ CREATE TABLE versions (
 );
 """
 
+# Back-end stores (issue #14, ``holdfast store add``): settings as JSON text without
+# credentials, ``secret`` the credentials sealed with the master key; and a bucket policy's
+# spread by kind of store (holdfast/placement/policy.py).
+_V5 = """
+CREATE TABLE stores (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    store_id TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    secret BYTEA NOT NULL,
+    added DOUBLE PRECISION NOT NULL
+);
+ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT '';
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
