@@ -347,10 +347,9 @@ def cmd_key(args: argparse.Namespace) -> int:
         _, resealed = seal_secrets(index, fresh)
         resealed += reseal_backends(index, fresh)
         index.purge_history()
-        write_key_file(
-            path,
-            Keyring({fresh.current_id: fresh.keys[fresh.current_id]}, fresh.current_id, old.source),
-        )
+        # The old keys stay, open-only: SSE-S3 objects' data keys are sealed under the key
+        # current when each object was written, and are not re-sealed yet (docs/security.md).
+        write_key_file(path, fresh)
     except MasterKeyError as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return ops_commands.EXIT_FAILED
@@ -358,7 +357,10 @@ def cmd_key(args: argparse.Namespace) -> int:
         index.close()
         lock.release()
     print(f"rotated the master key: {', '.join(sorted(old.keys))} -> {fresh.current_id}")
-    print(f"re-sealed {resealed} user secret(s); back up {path} now: the old key is gone")
+    print(
+        f"re-sealed {resealed} user secret(s); back up {path} now. The old key stays in it, "
+        "used only to open the data keys of SSE-S3 objects written before"
+    )
     return ops_commands.EXIT_OK
 
 
@@ -378,7 +380,8 @@ def _rotate_env(index: BlockingIndex, keyring: Keyring) -> int:
     index.purge_history()
     print(
         f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "
-        "HOLDFAST_MASTER_KEY); set HOLDFAST_MASTER_KEY to that key alone from now on"
+        "HOLDFAST_MASTER_KEY); keep the older keys after it while SSE-S3 objects written "
+        "before may remain (their data keys are sealed under them)"
     )
     return ops_commands.EXIT_OK
 

@@ -45,6 +45,10 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The list of parts was not in ascending order. Parts must be ordered by part number.",
     ),
+    "InvalidEncryptionAlgorithmError": (
+        400,
+        "The encryption request you specified is not valid. The valid value is AES256.",
+    ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
@@ -58,6 +62,18 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The request contained trailing data that was not well-formed or did not conform to "
         "our published schema.",
+    ),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
+    "MaxPostPreDataLengthExceeded": (
+        400,
+        "Your POST request fields preceding the upload file were too large.",
     ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

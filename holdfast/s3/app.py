@@ -41,6 +41,8 @@ from holdfast.s3.ops import (
     multipart,
     objectlock,
     objects,
+    post,
+    sse,
     tagging,
     versions,
 )
@@ -82,6 +84,9 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.GET_OBJECT_ATTRIBUTES: attributes.get_object_attributes,
     Operation.PUT_OBJECT_ACL: objects.put_object_acl,
     **configs.HANDLERS,
+    Operation.PUT_BUCKET_ENCRYPTION: sse.put_bucket_encryption,
+    Operation.GET_BUCKET_ENCRYPTION: sse.get_bucket_encryption,
+    Operation.DELETE_BUCKET_ENCRYPTION: sse.delete_bucket_encryption,
     **tagging.HANDLERS,
     **versions.HANDLERS,
     **access_ops.HANDLERS,
@@ -279,6 +284,8 @@ class S3App:
         copy = "x-amz-copy-source" in request.headers
         op = resolve(request.method, request.bucket, request.key, request.query, copy)
         service = self.service
+        if post.is_post_object(request):  # signed by its form's policy, not by headers
+            return await post.post_object(Context(service, request, None))
         auth: AuthResult | None = None
         if not is_anonymous(request.headers, request.query):
             try:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from holdfast import checksums
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, PartRecord, UploadRecord, VersionRef
+from holdfast.service.encryption import Encryption, cipher_block, cipher_size, plain_size
 from holdfast.service.node import Node
-from holdfast.service.objects import BodySource, Objects
+from holdfast.service.objects import BodySource, EncryptingBody, Objects
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
@@ -70,19 +71,37 @@ class Multipart:
         return upload
 
     async def upload_part(
-        self, upload: UploadRecord, number: int, body: BodySource, size_hint: int
+        self,
+        upload: UploadRecord,
+        number: int,
+        body: BodySource,
+        size_hint: int,
+        sealed: EncryptingBody | None = None,
     ) -> PartRecord:
+        """Receive one part; with ``sealed`` (``body`` wrapped to encrypt it, see
+        holdfast/service/encryption.py) the part's size is its plaintext's, and an SSE-C
+        part's ETag is the MD5 of what was stored, as on S3."""
         check_part_number(number)
+        block_size = None
+        if sealed is not None:
+            pbs = sealed.encryptor.cipher.plain_block
+            body, size_hint, block_size = sealed, cipher_size(size_hint, pbs), cipher_block(pbs)
         received = await self.objects.receive(
-            body, size_hint, allow_inline=False, bucket=upload.bucket
+            body, size_hint, allow_inline=False, bucket=upload.bucket, block_size=block_size
         )
         segment, verified = received.segment, received.verified
+        size, md5 = segment.size, verified.md5
+        if sealed is not None:
+            size = plain_size(segment.size, sealed.encryptor.cipher.plain_block)
+            enc = Encryption.from_headers(upload.headers)
+            if enc is not None and enc.kind == "C":
+                md5 = sealed.cipher_md5.digest()
         part = PartRecord(
             upload_id=upload.upload_id,
             part_number=number,
-            size=segment.size,
-            etag=f'"{verified.md5.hex()}"',
-            md5=verified.md5,
+            size=size,
+            etag=f'"{md5.hex()}"',
+            md5=md5,
             checksum=verified.checksum,
             last_modified=time.time(),
             segment=segment,

@@ -12,6 +12,7 @@ Receiving overlaps network and disk: while one buffer is hashed and written in a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from holdfast.index.errors import ConditionFailed, Forbidden, IndexFull, NotFoun
 from holdfast.index.records import ObjectRecord, Segment, VersionRef
 from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
+from holdfast.service.encryption import BlockCipher, Encryptor, plain_size
 from holdfast.service.node import Node
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
 from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copies_of
@@ -97,6 +99,7 @@ class Objects:
         size: int | None,
         allow_inline: bool = True,
         bucket: str | None = None,
+        block_size: int | None = None,
     ) -> Received:
         """Take in ``body`` (``size`` bytes if known): small ones are kept in memory to be
         committed inline with their metadata; others stream into a new durable blob, not yet
@@ -108,7 +111,7 @@ class Objects:
         policy = self.node.policies.policy_for(bucket)
         if allow_inline and policy.copies == 1 and self.fits_inline(size):
             self._check_index_room(size or 0)
-            return await self._receive_inline(body)
+            return await self._receive_inline(body, block_size)
         self.node.foreground.touch()
         try:
             choice = choose_stores(
@@ -121,7 +124,7 @@ class Objects:
             sink = await self.node.run(
                 BlobSink,
                 choice.targets,
-                self.node.config.block_size,
+                block_size or self.node.config.block_size,
                 self.node.drives,
                 policy.min_copies,
                 choice.deferred,
@@ -169,7 +172,7 @@ class Objects:
         if free is not None and free < size + INDEX_ROW_SLACK:
             raise _storage_error(NoCapacity(f"the index drive has {free} bytes free", full=True))
 
-    async def _receive_inline(self, body: BodySource) -> Received:
+    async def _receive_inline(self, body: BodySource, block_size: int | None = None) -> Received:
         """Hashing a few KiB is cheaper than a thread hop, so this stays on the event loop."""
         buf = bytearray()
         async for piece in body.chunks():
@@ -181,7 +184,7 @@ class Objects:
         for lo in range(0, len(data), HASH_SLICE_BYTES):
             body.update(view[lo : lo + HASH_SLICE_BYTES])
         verified = body.finish()
-        blocks = BlockChecksummer(self.node.config.block_size)
+        blocks = BlockChecksummer(block_size or self.node.config.block_size)
         blocks.update(data)
         segment = Segment("inline", len(data), blocks.block_size, blocks.finish(), ())
         return Received(segment, verified, data)
@@ -289,6 +292,40 @@ class Objects:
             await self._lost(obj, start, [f"inline: {e}"])
         return obj.inline[start:end]
 
+    async def read_decrypted(
+        self, obj: ObjectRecord, cipher: BlockCipher, start: int, end: int
+    ) -> AsyncIterator[bytes]:
+        """Plaintext bytes [start, end) of an encrypted object: only the ciphertext blocks
+        that hold them are read (verified and failed over like any read), then decrypted."""
+        pbs, cbs = cipher.plain_block, cipher.cipher_block
+        offset = 0
+        for seg in obj.segments:
+            plain = plain_size(seg.size, pbs)
+            lo, hi = max(start - offset, 0), min(end - offset, plain)
+            if lo < hi:
+                first, last = lo // pbs, (hi - 1) // pbs + 1
+                clo, chi = first * cbs, min(last * cbs, seg.size)
+                if obj.inline is not None:
+                    source = _once(await self.read_inline(obj, clo, chi))
+                else:
+                    source = self._read_segment(obj, seg, clo, chi)
+                buf = bytearray()
+                block, pos = first, first * pbs
+                async for chunk in source:
+                    buf += chunk
+                    done = 0
+                    while len(buf) - done >= cbs:
+                        text = cipher.decrypt(block, memoryview(buf)[done : done + cbs])
+                        yield text[max(lo - pos, 0) : hi - pos]
+                        block, pos, done = block + 1, pos + len(text), done + cbs
+                    del buf[:done]
+                if buf:
+                    text = cipher.decrypt(block, buf)
+                    yield text[max(lo - pos, 0) : hi - pos]
+            offset += plain
+            if offset >= end:
+                return
+
     async def _lost(self, obj: ObjectRecord, pos: int, failures: list[str]) -> None:
         # Not announced here: the front logs the one line for the request that met it.
         await self.node.run(self.node.integrity.object_damaged, obj, pos, failures, False)
@@ -357,3 +394,35 @@ class Objects:
             raise _storage_error(e) from None
         except OutcomeUnknown as e:
             raise _outcome_unknown(e) from None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class EncryptingBody:
+    """A body source whose chunks are the ciphertext blocks of ``inner``'s: ``inner`` digests
+    the plaintext (checksums at the edge are the client's), the sink stores ciphertext, and
+    ``cipher_md5`` is the MD5 of what was stored (the ETag S3 gives an SSE-C object is not the
+    MD5 of its data)."""
+
+    def __init__(self, inner: BodySource, encryptor: Encryptor) -> None:
+        self.inner = inner
+        self.encryptor = encryptor
+        self.cipher_md5 = hashlib.md5()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for piece in self.inner.chunks():
+            self.inner.update(piece)
+            out = self.encryptor.feed(piece)
+            if out:
+                yield out
+        out = self.encryptor.close()
+        if out:
+            yield out
+
+    def update(self, data: bytes) -> None:
+        self.cipher_md5.update(data)
+
+    def finish(self) -> object:
+        return self.inner.finish()

@@ -95,7 +95,6 @@ DELETES = [
     "delete_bucket_cors",
     "delete_bucket_lifecycle",
     "delete_bucket_tagging",
-    "delete_bucket_encryption",
     "delete_bucket_website",
     "delete_public_access_block",
     "delete_bucket_ownership_controls",
@@ -115,11 +114,6 @@ PUTS = {
                     "Expiration": {"Days": 1},
                 }
             ]
-        }
-    },
-    "put_bucket_encryption": {
-        "ServerSideEncryptionConfiguration": {
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         }
     },
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},

@@ -75,6 +75,16 @@ from tests.e2e.test_objects import (  # noqa: F401
     test_put_get_head_delete,
     test_similar_keys_are_distinct,
 )
+from tests.e2e.test_post_object import (  # noqa: F401
+    signer,
+    test_presigned_post_by_curl,
+    test_violations_store_nothing,
+)
+from tests.e2e.test_sse import (  # noqa: F401
+    test_bucket_default_encryption,
+    test_sse_s3_multipart,
+    test_sse_s3_put_get_range_and_blob_holds_no_plaintext,
+)
 from tests.e2e.test_tagging import (  # noqa: F401
     test_bucket_tags,
     test_copy_tagging_directive,

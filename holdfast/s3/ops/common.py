@@ -11,6 +11,7 @@ from holdfast.s3 import tagging
 from holdfast.s3.auth import AuthResult
 from holdfast.s3.http import Request, Response, http_date
 from holdfast.service import Service
+from holdfast.service.encryption import META_HEADER, Encryption
 
 MAX_METADATA_BYTES = 2048
 MAX_KEY_BYTES = 1024
@@ -28,8 +29,6 @@ STORED_HEADERS = (
 # Request headers that ask for features Holdfast does not have; silently ignoring them would
 # be a wrong success, so they answer NotImplemented.
 UNSUPPORTED_HEADERS = (
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-aws-kms-key-id",
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
@@ -181,9 +180,13 @@ def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -
     response.add("Content-Type", obj.content_type)
     response.add("Accept-Ranges", "bytes")
     for name, value in obj.headers.items():
-        response.add(name, value)
+        if name != META_HEADER:  # how the object is encrypted: never sent
+            response.add(name, value)
     for name, value in obj.meta.items():
         response.add(f"x-amz-meta-{name}", value)
+    enc = Encryption.from_headers(obj.headers)
+    if enc is not None:
+        response.headers += enc.response_headers()
     if obj.tags:
         response.add("x-amz-tagging-count", str(len(obj.tags)))
     if with_checksum and obj.checksum_algorithm and obj.checksum_value:

@@ -17,7 +17,7 @@ from holdfast.index.records import UploadRecord
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops import versions
+from holdfast.s3.ops import sse, versions
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import (
     Context,
@@ -30,9 +30,19 @@ from holdfast.s3.ops.objects import (
     attrs_from_request,
     checksum_response_headers,
     copy_source,
+    source_bytes,
+)
+from holdfast.service.encryption import (
+    META_HEADER,
+    BlockCipher,
+    Encryption,
+    Encryptor,
+    WrongKey,
+    open_data_key,
 )
 from holdfast.service.listing import common_prefix
 from holdfast.service.multipart import RequestedPart, check_part_number
+from holdfast.service.objects import EncryptingBody
 
 MAX_PART_SIZE = 5 * 1024**3
 
@@ -69,12 +79,16 @@ async def create_multipart_upload(ctx: Context) -> Response:
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     attrs = attrs_from_request(ctx)
     algorithm, checksum_type = _requested_checksum(ctx)
+    chosen = await sse.for_write(ctx)
+    headers = dict(attrs.headers)
+    if chosen is not None:  # kept wrapped with the upload; every part opens it
+        headers[META_HEADER] = chosen[0].to_header()
     upload = await ctx.service.multipart.create(
         ctx.user,
         ctx.bucket,
         ctx.key,
         attrs.content_type,
-        attrs.headers,
+        headers,
         attrs.meta,
         algorithm,
         checksum_type,
@@ -87,7 +101,36 @@ async def create_multipart_upload(ctx: Context) -> Response:
     if algorithm:
         response.add("x-amz-checksum-algorithm", algorithm)
         response.add("x-amz-checksum-type", checksum_type)
+    if chosen is not None:
+        response.headers += chosen[0].response_headers()
     return response
+
+
+def _part_sealing(ctx: Context, upload: UploadRecord, body) -> EncryptingBody | None:
+    """An encrypted upload's parts are encrypted under its data key; SSE-C parts must each
+    carry the upload's key."""
+    enc = Encryption.from_headers(upload.headers)
+    key = sse.customer_key(ctx.request)
+    if enc is None:
+        if key is not None:
+            raise S3Error(
+                "InvalidRequest", "The encryption parameters are not applicable to this upload."
+            )
+        return None
+    if enc.kind == "C" and key is None:
+        raise S3Error(
+            "InvalidRequest",
+            "The multipart upload initiate requested encryption. Subsequent part requests "
+            "must include the appropriate encryption parameters.",
+        )
+    try:
+        data_key = open_data_key(enc, ctx.service.users.keyring, key)
+    except WrongKey:
+        raise S3Error(
+            "InvalidRequest",
+            "The provided encryption parameters did not match the ones used originally.",
+        ) from None
+    return EncryptingBody(body, Encryptor(BlockCipher(data_key, enc.plain_block)))
 
 
 def _part_number(ctx: Context) -> int:
@@ -118,8 +161,11 @@ async def upload_part(ctx: Context) -> Response:
         MAX_PART_SIZE,
         default_algorithm=upload.checksum_algorithm,
     )
-    part = await ctx.service.multipart.upload_part(upload, number, body, body.declared or 0)
+    sealed = _part_sealing(ctx, upload, body)
+    part = await ctx.service.multipart.upload_part(upload, number, body, body.declared or 0, sealed)
     response = Response(200, [("ETag", part.etag)])
+    if sealed is not None:
+        response.headers += Encryption.from_headers(upload.headers).response_headers()
     response.headers += checksum_response_headers(upload.checksum_algorithm, part.checksum)
     return response
 
@@ -134,8 +180,9 @@ async def upload_part_copy(ctx: Context) -> Response:
         start, end = _copy_range(header, source.size)
     if end - start > MAX_PART_SIZE:
         raise S3Error("InvalidRequest", "The specified copy range is larger than a part may be.")
-    body = CopiedBody(ctx.service.objects.read(source, start, end), upload.checksum_algorithm)
-    part = await ctx.service.multipart.upload_part(upload, number, body, end - start)
+    body = CopiedBody(source_bytes(ctx, source, start, end), upload.checksum_algorithm)
+    sealed = _part_sealing(ctx, upload, body)
+    part = await ctx.service.multipart.upload_part(upload, number, body, end - start, sealed)
     children: list = [("ETag", part.etag), ("LastModified", iso8601(part.last_modified))]
     if upload.checksum_algorithm and part.checksum:
         children.append((f"Checksum{upload.checksum_algorithm}", to_b64(part.checksum)))
@@ -214,6 +261,9 @@ async def complete_multipart_upload(ctx: Context) -> Response:
             ("ChecksumType", record.checksum_type),
         ]
     response = xml_response("CompleteMultipartUploadResult", children)
+    enc = Encryption.from_headers(record.headers)
+    if enc is not None:
+        response.headers += enc.response_headers()
     response.headers += versions.read_headers(record)
     return response
 

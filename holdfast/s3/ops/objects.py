@@ -6,6 +6,7 @@ import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from holdfast.checksums import (
@@ -19,7 +20,7 @@ from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
-from holdfast.s3.ops import objectlock, versions
+from holdfast.s3.ops import objectlock, sse, versions
 from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
 from holdfast.s3.ops.common import (
     MAX_PUT_SIZE,
@@ -37,7 +38,16 @@ from holdfast.s3.ops.conditions import (
     raise_for_copy_conditions,
     raise_for_read_conditions,
 )
-from holdfast.service.objects import Received
+from holdfast.service.encryption import (
+    META_HEADER,
+    BlockCipher,
+    Encryption,
+    Encryptor,
+    cipher_block,
+    cipher_size,
+    plain_size,
+)
+from holdfast.service.objects import EncryptingBody, Received
 
 # S3 now computes a CRC64NVME for every upload that names no checksum; so does Holdfast, so
 # that every object can be checked end to end with x-amz-checksum-mode.
@@ -87,18 +97,29 @@ def attrs_from_request(ctx: Context) -> ObjectRecord:
     )
 
 
-def new_record(ctx: Context, received: Received, attrs: ObjectRecord) -> ObjectRecord:
-    """The record for a freshly received single-blob (or inline) object."""
+def new_record(
+    ctx: Context, received: Received, attrs: ObjectRecord, sealed: Sealing | None = None
+) -> ObjectRecord:
+    """The record for a freshly received single-blob (or inline) object; ``sealed`` when it
+    was stored encrypted (its size is the plaintext's; an SSE-C object's ETag is the MD5 of
+    what was stored, not of its data, as on S3)."""
     segment, verified = received.segment, received.verified
+    headers = sse.public_headers(attrs.headers)
+    size, etag = segment.size, verified.etag
+    if sealed is not None:
+        headers[META_HEADER] = sealed.enc.to_header()
+        size = plain_size(segment.size, sealed.enc.plain_block)
+        if sealed.enc.kind == "C":
+            etag = f'"{sealed.body.cipher_md5.hexdigest()}"'
     return ObjectRecord(
         bucket=ctx.bucket,
         key=ctx.key,
-        size=segment.size,
-        etag=verified.etag,
+        size=size,
+        etag=etag,
         last_modified=time.time(),
         segments=[segment],
         content_type=attrs.content_type,
-        headers=attrs.headers,
+        headers=headers,
         meta=attrs.meta,
         checksum_algorithm=verified.algorithm,
         checksum_type="FULL_OBJECT" if verified.algorithm else None,
@@ -129,15 +150,50 @@ async def put_object(ctx: Context) -> Response:
     body = IncomingBody(
         ctx.request, ctx.auth, expected, MAX_PUT_SIZE, default_algorithm=DEFAULT_ALGORITHM
     )
-    if _check_before_body(ctx, body.declared):
+    sealing = await sealing_for(ctx, body)
+    if sealing is not None or _check_before_body(ctx, body.declared):
         await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    received = await ctx.service.objects.receive(body, body.declared, bucket=ctx.bucket)
-    record = new_record(ctx, received, attrs)
+    received = await receive(ctx, body, body.declared, sealing)
+    record = new_record(ctx, received, attrs, sealing)
     ref = await ctx.service.objects.commit(record, if_absent, if_etag, owner=ctx.user)
     response = Response(200, [("ETag", record.etag), *versions.written_headers(ref)])
     verified = received.verified
     response.headers += checksum_response_headers(verified.algorithm, verified.checksum)
+    if sealing is not None:
+        response.headers += sealing.enc.response_headers()
     return response
+
+
+@dataclass
+class Sealing:
+    """One object being written encrypted: how, and the body that encrypts it."""
+
+    enc: Encryption
+    body: EncryptingBody
+
+
+async def sealing_for(ctx: Context, body, bucket_checked: bool = False) -> Sealing | None:
+    """The encryption this write asks for (headers, else the bucket's default)."""
+    if not bucket_checked:
+        # The bucket's default is read from the bucket: it must be the caller's first.
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    chosen = await sse.for_write(ctx)
+    if chosen is None:
+        return None
+    enc, data_key, _ = chosen
+    return Sealing(enc, EncryptingBody(body, Encryptor(BlockCipher(data_key, enc.plain_block))))
+
+
+async def receive(ctx: Context, body, size: int | None, sealing: Sealing | None) -> Received:
+    if sealing is None:
+        return await ctx.service.objects.receive(body, size, bucket=ctx.bucket)
+    pbs = sealing.enc.plain_block
+    return await ctx.service.objects.receive(
+        sealing.body,
+        cipher_size(size, pbs) if size is not None else None,
+        bucket=ctx.bucket,
+        block_size=cipher_block(pbs),
+    )
 
 
 async def _readable(ctx: Context) -> ObjectRecord:
@@ -178,8 +234,10 @@ def _part_bounds(ctx: Context, obj: ObjectRecord) -> tuple[int, int] | None:
         )
     if not obj.parts_count:
         return 0, obj.size
-    start = sum(s.size for s in obj.segments[: number - 1])
-    return start, start + obj.segments[number - 1].size
+    enc = Encryption.from_headers(obj.headers)
+    sizes = [plain_size(s.size, enc.plain_block) if enc else s.size for s in obj.segments]
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1]
 
 
 def _object_response(ctx: Context, obj: ObjectRecord) -> tuple[Response, int, int]:
@@ -225,15 +283,22 @@ def _header_value(param: str, value: str) -> str:
 
 async def get_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
+    cipher = sse.cipher_for_read(ctx, obj)
     response, start, end = _object_response(ctx, obj)
     response.headers += versions.read_headers(obj)
     response.headers += objectlock.read_headers(obj)
-    response.body = await ctx.service.objects.body(obj, start, end) if end > start else b""
+    if end <= start:
+        response.body = b""
+    elif cipher is not None:
+        response.body = ctx.service.objects.read_decrypted(obj, cipher, start, end)
+    else:
+        response.body = await ctx.service.objects.body(obj, start, end)
     return response
 
 
 async def head_object(ctx: Context) -> Response:
     obj = await _readable(ctx)
+    sse.cipher_for_read(ctx, obj)
     response, _, _ = _object_response(ctx, obj)
     response.headers += versions.read_headers(obj)
     response.headers += objectlock.read_headers(obj)
@@ -373,6 +438,15 @@ class CopiedBody:
         return self.verifier.finish({})
 
 
+def source_bytes(ctx: Context, source: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
+    """The copy source's plaintext [start, end): an SSE-C source needs its key in the
+    x-amz-copy-source-server-side-encryption-customer-* headers."""
+    cipher = sse.cipher_for_read(ctx, source, sse.COPY_C_PREFIX)
+    if cipher is not None:
+        return ctx.service.objects.read_decrypted(source, cipher, start, end)
+    return ctx.service.objects.read(source, start, end)
+
+
 async def copy_source(ctx: Context) -> ObjectRecord:
     src_bucket, src_key, version = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
     validate_key(src_key)
@@ -401,7 +475,10 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
             ArgumentValue=directive,
         )
     same = source.bucket == ctx.bucket and source.key == ctx.key
-    if same and directive == "COPY":
+    changes_encryption = (
+        sse.SSE in ctx.request.headers or sse.C_PREFIX + "key" in ctx.request.headers
+    )
+    if same and directive == "COPY" and not changes_encryption:
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -442,9 +519,10 @@ async def copy_object(ctx: Context) -> Response:
     algorithm = (ctx.request.headers.get("x-amz-checksum-algorithm") or "").upper() or (
         source.checksum_algorithm or DEFAULT_ALGORITHM
     )
-    body = CopiedBody(ctx.service.objects.read(source, 0, source.size), algorithm)
-    received = await ctx.service.objects.receive(body, source.size, bucket=ctx.bucket)
-    record = new_record(ctx, received, attrs)
+    body = CopiedBody(source_bytes(ctx, source, 0, source.size), algorithm)
+    sealing = await sealing_for(ctx, body, bucket_checked=True)
+    received = await receive(ctx, body, source.size, sealing)
+    record = new_record(ctx, received, attrs, sealing)
     ref = await ctx.service.objects.commit(record, if_absent, if_etag)
     children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
     if record.checksum_algorithm and record.checksum_value:
@@ -454,6 +532,8 @@ async def copy_object(ctx: Context) -> Response:
         ]
     response = xml_response("CopyObjectResult", children)
     response.add("x-amz-copy-source-last-modified", http_date(source.last_modified))
+    if sealing is not None:
+        response.headers += sealing.enc.response_headers()
     response.headers += versions.written_headers(ref)
     source_version = versions.read_headers(source)
     if source_version:
