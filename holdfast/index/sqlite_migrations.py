@@ -159,6 +159,8 @@ def _backend_stores(db: sqlite3.Connection) -> None:
 
     run_script(db, BACKENDS_SCHEMA)
     add_spread_column(db)
+
+
 def _version_locks(db: sqlite3.Connection) -> None:
     """Object lock: a version's retention and legal hold, one nullable JSON column on
     ``objects`` and ``versions`` (NULL, the common case, for a version nothing locks)."""
