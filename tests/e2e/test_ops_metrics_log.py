@@ -218,7 +218,9 @@ def test_users_via_api_and_cli(node):
     added = holdfast("user", "add", "dave", "--data", data)
     assert added.returncode == 0
     lst = holdfast("user", "list", "--data", data, "--json")
-    assert {u["name"]: u["disabled"] for u in json.loads(lst.stdout)} == {
+    listed = json.loads(lst.stdout)
+    assert listed[0]["name"] == "root"  # root comes first, marked as such (issue 18)
+    assert {u["name"]: u["disabled"] for u in listed[1:]} == {
         "carol": True,
         "dave": False,
     }
