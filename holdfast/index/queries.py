@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
-from holdfast.index.records import PartRecord, Segment
+from holdfast.index.rows import part_from_row  # noqa: F401  (re-exported: the engines' callers)
 
 PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
 
@@ -22,11 +21,6 @@ def blob_ids_in(db: sqlite3.Connection, table: str, blob_ids: list[str]) -> set[
             for r in db.execute(f"SELECT blob_id FROM {table} WHERE blob_id IN ({marks})", chunk)
         )
     return found
-
-
-def part_from_row(r: tuple) -> PartRecord:
-    """A ``parts`` row selected as :data:`PART_COLUMNS`."""
-    return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
 
 
 def queue_for_gc(db: sqlite3.Connection, blob_id: str, stores: str, due: float) -> None:

@@ -49,14 +49,14 @@ from holdfast.index.records import (
     UserRecord,
     VersionEntry,
     VersionRef,
-    lock_from_text,
     lock_to_text,
     object_lock_text,
     segments_from_text,
     segments_to_text,
-    tags_from_text,
     tags_to_text,
 )
+from holdfast.index.rows import object_from_row as _object_from_row
+from holdfast.index.rows import upload_from_row as _upload_from_row
 from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
 from holdfast.index.totals import TOTALS_SCHEMA, bucket_usage, damaged_keys
@@ -1188,62 +1188,12 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         return self._transact(op)
 
 
-def _object_from_row(row: tuple) -> ObjectRecord:
-    return ObjectRecord(
-        bucket=row[0],
-        key=row[1],
-        size=row[2],
-        etag=row[3],
-        last_modified=row[4],
-        content_type=row[5],
-        headers=_json_dict(row[6]),
-        meta=_json_dict(row[7]),
-        checksum_algorithm=row[8],
-        checksum_type=row[9],
-        checksum_value=row[10],
-        parts_count=row[11],
-        state=row[12],
-        segments=segments_from_text(row[13]),
-        inline=row[14],
-        tags=tags_from_text(row[15]),
-        vseq=row[16],
-        vnull=bool(row[17]),
-        delete_marker=bool(row[19]) if len(row) > 19 else False,
-        **_lock_fields(row[18]),
-    )
-
-
-def _lock_fields(text: str | None) -> dict:
-    mode, until, hold = lock_from_text(text)
-    return {"retention_mode": mode, "retain_until": until, "legal_hold": hold}
-
-
-def _json_dict(text: str) -> dict:
-    return {} if text == "{}" else json.loads(text)
-
-
 def _check_bucket_owner(db: sqlite3.Connection, bucket: str, owner: str) -> None:
     row = db.execute("SELECT owner FROM buckets WHERE name=?", (bucket,)).fetchone()
     if row is None:
         raise NotFound(bucket)
     if row[0] != owner:
         raise Forbidden(bucket)
-
-
-def _upload_from_row(r: tuple) -> UploadRecord:
-    return UploadRecord(
-        upload_id=r[0],
-        bucket=r[1],
-        key=r[2],
-        owner=r[3],
-        initiated=r[4],
-        content_type=r[5],
-        headers=json.loads(r[6]),
-        meta=json.loads(r[7]),
-        checksum_algorithm=r[8],
-        checksum_type=r[9],
-        tags=tags_from_text(r[10]),
-    )
 
 
 def _version_cond(bucket: str, key: str, seq: int | None) -> tuple[str, list[object]]:

@@ -68,16 +68,17 @@ from holdfast.index.records import (
     UserRecord,
     VersionEntry,
     VersionRef,
-    lock_from_text,
     lock_to_text,
     nodes_from_text,
     nodes_to_text,
     object_lock_text,
     segments_from_text,
     segments_to_text,
-    tags_from_text,
     tags_to_text,
 )
+from holdfast.index.rows import object_from_row as _object_from_row
+from holdfast.index.rows import part_from_row as _part_from_row
+from holdfast.index.rows import upload_from_row as _upload_from_row
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection
@@ -1725,10 +1726,6 @@ def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
-def _json_dict(text: str) -> dict:
-    return {} if text == "{}" else json.loads(text)
-
-
 def _object_values(obj: ObjectRecord) -> tuple:
     return (
         obj.bucket,
@@ -1751,56 +1748,6 @@ def _object_values(obj: ObjectRecord) -> tuple:
         int(obj.vnull),
         object_lock_text(obj),
     )
-
-
-def _object_from_row(row: Sequence[Any]) -> ObjectRecord:
-    return ObjectRecord(
-        bucket=row[0],
-        key=row[1],
-        size=row[2],
-        etag=row[3],
-        last_modified=row[4],
-        content_type=row[5],
-        headers=_json_dict(row[6]),
-        meta=_json_dict(row[7]),
-        checksum_algorithm=row[8],
-        checksum_type=row[9],
-        checksum_value=row[10],
-        parts_count=row[11],
-        state=row[12],
-        segments=segments_from_text(row[13]),
-        inline=row[14],
-        tags=tags_from_text(row[15]),
-        vseq=row[16],
-        vnull=bool(row[17]),
-        delete_marker=bool(row[19]) if len(row) > 19 else False,
-        **_lock_fields(row[18]),
-    )
-
-
-def _lock_fields(text: str | None) -> dict:
-    mode, until, hold = lock_from_text(text)
-    return {"retention_mode": mode, "retain_until": until, "legal_hold": hold}
-
-
-def _upload_from_row(r: Sequence[Any]) -> UploadRecord:
-    return UploadRecord(
-        upload_id=r[0],
-        bucket=r[1],
-        key=r[2],
-        owner=r[3],
-        initiated=r[4],
-        content_type=r[5],
-        headers=json.loads(r[6]),
-        meta=json.loads(r[7]),
-        checksum_algorithm=r[8],
-        checksum_type=r[9],
-        tags=tags_from_text(r[10]),
-    )
-
-
-def _part_from_row(r: Sequence[Any]) -> PartRecord:
-    return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
 
 
 def _task_from_row(r: Sequence[Any]) -> RepairTask:

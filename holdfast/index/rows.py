@@ -1,0 +1,80 @@
+"""Rows in the index's common column order, decoded into records.
+
+Both engines select objects, uploads and parts in the same column order (the order of their
+schemas), so one decoder per record serves SQLite and PostgreSQL alike; an engine that
+changes a column list changes it here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from holdfast.index.records import (
+    ObjectRecord,
+    PartRecord,
+    Segment,
+    UploadRecord,
+    lock_from_text,
+    segments_from_text,
+    tags_from_text,
+)
+
+
+def json_dict(text: str) -> dict:
+    """A stored JSON object; "{}", the common case, without the parser."""
+    return {} if text == "{}" else json.loads(text)
+
+
+def lock_fields(text: str | None) -> dict:
+    mode, until, hold = lock_from_text(text)
+    return {"retention_mode": mode, "retain_until": until, "legal_hold": hold}
+
+
+def object_from_row(row: Sequence[Any]) -> ObjectRecord:
+    """An ``objects`` (or ``versions``) row; a 20th column, when selected, is the
+    delete-marker flag."""
+    return ObjectRecord(
+        bucket=row[0],
+        key=row[1],
+        size=row[2],
+        etag=row[3],
+        last_modified=row[4],
+        content_type=row[5],
+        headers=json_dict(row[6]),
+        meta=json_dict(row[7]),
+        checksum_algorithm=row[8],
+        checksum_type=row[9],
+        checksum_value=row[10],
+        parts_count=row[11],
+        state=row[12],
+        segments=segments_from_text(row[13]),
+        inline=row[14],
+        tags=tags_from_text(row[15]),
+        vseq=row[16],
+        vnull=bool(row[17]),
+        delete_marker=bool(row[19]) if len(row) > 19 else False,
+        **lock_fields(row[18]),
+    )
+
+
+def upload_from_row(r: Sequence[Any]) -> UploadRecord:
+    return UploadRecord(
+        upload_id=r[0],
+        bucket=r[1],
+        key=r[2],
+        owner=r[3],
+        initiated=r[4],
+        content_type=r[5],
+        headers=json.loads(r[6]),
+        meta=json.loads(r[7]),
+        checksum_algorithm=r[8],
+        checksum_type=r[9],
+        tags=tags_from_text(r[10]),
+    )
+
+
+def part_from_row(r: Sequence[Any]) -> PartRecord:
+    """A ``parts`` row selected as ``PART_COLUMNS`` (holdfast/index/queries.py)."""
+    return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
