@@ -60,3 +60,12 @@ def verify_block(data: bytes, expected_len: int, crcs: bytes, block: int, blob_i
         raise CorruptBlock(blob_id, block, "no checksum recorded")
     if crc32c.crc32c(data) != block_crc(crcs, block):
         raise CorruptBlock(blob_id, block, "checksum mismatch")
+
+
+def first_mismatch(received: bytes, expected: bytes) -> int:
+    """The index of the first block whose 4-byte CRC32C differs between two packed CRC
+    lists (either may be shorter), or -1 when they agree."""
+    for i in range(0, max(len(received), len(expected)), 4):
+        if received[i : i + 4] != expected[i : i + 4]:
+            return i // 4
+    return -1

@@ -46,7 +46,7 @@ from holdfast.stores.base import (
     new_blob_id,
     qualify_store_id,
 )
-from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
+from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, first_mismatch, verify_block
 
 MARKER = ".holdfast-drive"
 
@@ -90,14 +90,7 @@ class LocalBlobWriter(BlobWriter):
         received = self._blocks.finish()
         if received != crcs:
             self.abort_quietly()
-            bad = next(
-                (
-                    i // 4
-                    for i in range(0, max(len(received), len(crcs)), 4)
-                    if received[i : i + 4] != crcs[i : i + 4]
-                ),
-                -1,
-            )
+            bad = first_mismatch(received, crcs)
             raise CorruptBlock(blob_id, bad, "received bytes do not match their checksum")
 
     def _sync_and_close(self) -> None:

@@ -82,7 +82,7 @@ from holdfast.stores.base import (
     blob_hour,
     is_blob_id,
 )
-from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
+from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, first_mismatch, verify_block
 from holdfast.workers.limits import TokenBucket, jittered_delay
 
 log = logging.getLogger("holdfast.stores.s3")
@@ -358,14 +358,7 @@ class S3BlobWriter(BlobWriter):
         received = self._blocks.finish()
         if received != crcs:
             self.abort_quietly()
-            bad = next(
-                (
-                    i // 4
-                    for i in range(0, max(len(received), len(crcs)), 4)
-                    if received[i : i + 4] != crcs[i : i + 4]
-                ),
-                -1,
-            )
+            bad = first_mismatch(received, crcs)
             raise CorruptBlock(blob_id, bad, "received bytes do not match their checksum")
 
     def finish(self, blob_id: str, crcs: bytes) -> None:
