@@ -162,12 +162,50 @@ def backend_stores(config: Config, index: BlockingIndex) -> list[Store]:
     if not records:
         return []
     keyring = load_keyring(config.primary_dir)
-    limits = LimitSettings(
+    return [open_backend(r, keyring, _backend_limits(config)) for r in records]
+
+
+def sync_backends(config: Config, index: BlockingIndex, drives: Drives) -> tuple[list, list]:
+    """Bring this process's back-end stores in line with the index: a store added with
+    ``holdfast store add`` is opened and probed, one removed is let go, without a restart
+    (the drive monitor calls this every couple of seconds). Returns (added, removed) ids.
+    A store whose credentials cannot be opened (say, the master key was replaced) is
+    logged and left out, as at start-up it would stop the server."""
+    from holdfast.stores.backends import BACKEND_PREFIX
+
+    records = {r.store_id: r for r in index.backend_stores()}
+    have = {sid for sid in drives.health if sid.startswith(BACKEND_PREFIX)}
+    new_ids = [sid for sid in records if sid not in have]
+    gone = [sid for sid in have if sid not in records]
+    if not new_ids and not gone:
+        return [], []
+    added: dict[str, tuple[Store, str]] = {}
+    if new_ids:
+        keyring = load_keyring(config.primary_dir)
+        registered = index.drives()
+        for sid in new_ids:
+            try:
+                store = open_backend(records[sid], keyring, _backend_limits(config))
+            except Exception as e:
+                log.error("back-end store %s not taken in: %s", sid, e)
+                continue
+            known = register_drives([store], dict(registered), index.register_drive)
+            if sid in known:
+                added[sid] = (store, known[sid])
+    drives.change(added, gone)
+    for sid in added:
+        log.warning("back-end store %s taken in while serving", sid)
+    for sid in gone:
+        log.warning("back-end store %s let go: it was removed from the index", sid)
+    return list(added), gone
+
+
+def _backend_limits(config: Config) -> LimitSettings:
+    return LimitSettings(
         concurrency=config.backend_concurrency,
         ops_per_second=config.backend_ops_per_second,
         bytes_per_second=config.backend_bytes_per_second,
     )
-    return [open_backend(r, keyring, limits) for r in records]
 
 
 def open_drives(config: Config, index: BlockingIndex) -> Drives:

@@ -21,7 +21,7 @@ from holdfast.index import open_index
 from holdfast.index.base import Index
 from holdfast.index.blocking import BlockingIndex
 from holdfast.placement.policy import Policies, Policy, default_policy
-from holdfast.service.integrity import Integrity, open_drives
+from holdfast.service.integrity import Integrity, open_drives, sync_backends
 from holdfast.stores.activity import ForegroundMeter
 from holdfast.stores.health import Drives
 from holdfast.stores.registry import StoreMap
@@ -81,6 +81,21 @@ class Node:
         policies = await self.index.bucket_policies()
         self.policies.refresh(lambda: policies)
         self.integrity = Integrity(self.blocking, self.drives)
+
+    def sync_backends(self) -> None:
+        """Blocking: take in back-end stores added (or let go of ones removed) since start,
+        and refit the single-node default policy to the new store count (a cluster node's
+        policy does not depend on its own store count)."""
+        added, removed = sync_backends(self.config, self.blocking, self.drives)
+        if (added or removed) and not hasattr(self, "cluster"):
+            count = len(self.stores)
+            try:
+                self.policies.default = default_policy(
+                    count, self.config.copies, self.config.min_copies, self.config.spread
+                )
+            except ValueError as e:  # --spread the stores can no longer hold
+                log.error("the default placement policy is unchanged: %s", e)
+            self.policies.drives = count
 
     def _open_cluster(self) -> None:
         """A cluster node places copies on distinct zones (nodes, where no zone is set): 2

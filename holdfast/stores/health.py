@@ -249,7 +249,22 @@ class Drives:
         return state
 
     def probe_all(self) -> None:
-        for sid in self.health:
+        for sid in list(self.health):
+            self.probe(sid)
+
+    def change(self, added: dict[str, tuple[Store, str]], removed: Iterable[str]) -> None:
+        """Take in stores registered while serving (``added``: id -> (store, uuid)) and let
+        go of unregistered ones. Both maps are replaced, not mutated, so the data paths
+        iterating them meanwhile see the old set or the new one, never half of each. A new
+        store starts down and is probed before anything is placed on it."""
+        gone = set(removed)
+        with self._lock:
+            health = {sid: h for sid, h in self.health.items() if sid not in gone}
+            for sid, (store, uuid_) in added.items():
+                health[sid] = DriveHealth(store, uuid_)
+            self.stores.replace(h.store for h in health.values())
+            self.health = health
+        for sid in added:
             self.probe(sid)
 
     def _set(self, h: DriveHealth, state: DriveState, reason: str) -> None:

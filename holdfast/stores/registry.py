@@ -79,6 +79,11 @@ class StoreMap(Mapping[str, Store]):
         self._by_id = {s.store_id: s for s in stores}
         self.node = node
 
+    def replace(self, stores: Iterable[Store]) -> None:
+        """Swap in a new set of stores (a back-end added or removed while serving). The
+        dict is replaced, never mutated, so a request iterating the old one is unharmed."""
+        self._by_id = {s.store_id: s for s in stores}
+
     def resolve(self, store_id: str) -> str:
         """The cluster-unique id for an id read from the index."""
         if self.node is None or is_qualified(store_id):

@@ -6,6 +6,7 @@ Runs in every worker process (each has its own circuit breakers, see stores/heal
 * drives that are up get their identity marker checked every second (a stat, so a pulled
   drive is noticed even while no request touches it) and a full probe, including a small
   fsync'd write, every ``FULL_PROBE_SECONDS`` (a drive remounted read-only);
+* back-end stores added or removed with ``holdfast store`` are taken in or let go;
 * the per-bucket placement policies are reloaded from the index.
 
 Probes run in the node's thread pool and are bounded by the breaker's backoff: a dead drive
@@ -53,6 +54,7 @@ class DriveMonitor:
         if time.monotonic() - self._last_policy >= POLICY_SECONDS:
             self._last_policy = time.monotonic()
             try:
+                self.node.sync_backends()
                 self.node.policies.refresh(self.node.blocking.bucket_policies)
             except Exception as e:  # the index may be busy or down: keep the last view
                 log.debug("placement policies not refreshed: %s", e)

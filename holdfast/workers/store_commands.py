@@ -3,8 +3,8 @@
 
 Like ``holdfast bucket policy`` they open the node's index engine directly (SQLite in WAL
 mode is safe to share with a running server; PostgreSQL is shared anyway), through the
-blocking adapter (holdfast/index/blocking.py). A store added here is picked up by servers when they
-start (its credentials are opened with the master key then); ``push`` queues repairs that the
+blocking adapter (holdfast/index/blocking.py). A store added here is taken in by running servers
+within about two seconds (their drive monitor, holdfast/workers/monitor.py); ``push`` queues repairs that the
 running server's repair worker carries out at the repair rate.
 """
 
@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction, add_data: Callable) -> None:
         help="register an S3-compatible service as a store",
         description="Connects first (lists, writes, reads back and removes a small object): "
         "a wrong URL, refused credentials, a missing bucket or a service that does not speak "
-        "S3 is refused with the reason and nothing is registered. Servers use the store "
-        "from their next start.",
+        "S3 is refused with the reason and nothing is registered. Running servers take "
+        "the store in within about two seconds.",
     )
     add.add_argument("name")
     add.add_argument("--s3", dest="endpoint", required=True, metavar="URL")
@@ -162,7 +162,7 @@ def _add(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
         raise BackendRefused(str(e)) from None
     print(
         f"added store {name} ({record.store_id}): s3 {store.location()}, quota "
-        f"{args.quota} bytes; servers use it from their next start"
+        f"{args.quota} bytes; running servers take it in within about 2 s"
     )
     return 0
 
@@ -269,7 +269,7 @@ def _remove(args: argparse.Namespace, config: Config, index: BlockingIndex) -> i
         return 2
     index.remove_backend_store(args.name)
     if not args.json:
-        print(f"removed store {args.name}; servers stop using it at their next start")
+        print(f"removed store {args.name}; running servers let it go within about 2 s")
     return 0
 
 

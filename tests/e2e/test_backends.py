@@ -345,3 +345,37 @@ def test_store_remove_shows_its_blast_radius_and_an_unmeetable_policy_is_refused
     )
     shown = json.loads(holdfast_cli("bucket", "policy", "both", "--json", "--data", drive).stdout)
     assert shown["spread"] == "kinds=2" and shown["copies"] == 2
+
+
+def test_a_store_added_or_removed_while_serving_is_used_without_a_restart(
+    weed: SeaweedFS, tmp_path: Path
+):
+    """``store add`` on a running node: every serving process takes the store in within a
+    couple of seconds (the drive monitor), the default policy grows to 2 copies, and new
+    objects land on it; ``store remove`` lets it go the same way. No restart either time."""
+    n = Node(tmp_path, weed.endpoint, WEED_AK, WEED_SK, weed.client())
+    n.server = Server(data_dirs=[n.drive], port=free_port(), extra_args=[])
+    n.server.start()
+    try:
+        s3 = n.server.client()
+        s3.create_bucket(Bucket="data")
+        s3.put_object(Bucket="data", Key="before", Body=secrets.token_bytes(100_000))
+        assert [c["kind"] for c in n.where("data", "before")["segments"][0]["copies"]] == ["local"]
+        assert n.add_store().returncode == 0
+
+        def kinds_of_new_object() -> set[str]:
+            key = f"after-{uuid.uuid4().hex[:6]}"
+            s3.put_object(Bucket="data", Key=key, Body=secrets.token_bytes(100_000))
+            return {c["kind"] for c in n.where("data", key)["segments"][0]["copies"]}
+
+        # Both serving processes (each PUT may land on either) take it in.
+        wait_for(lambda: all(kinds_of_new_object() == {"local", "s3"} for _ in range(6)), 20)
+        r = api(n.server, "GET", "/_holdfast/api/stores")
+        assert any(s["kind"] == "s3" and s["state"] == "up" for s in r.json()["stores"]), r.text
+
+        holdfast_cli("store", "remove", "ext", "--force", "--data", str(n.drive))
+        wait_for(lambda: all(kinds_of_new_object() == {"local"} for _ in range(6)), 20)
+        r = api(n.server, "GET", "/_holdfast/api/stores")
+        assert [s["kind"] for s in r.json()["stores"]] == ["local"], r.text
+    finally:
+        n.server.stop()
