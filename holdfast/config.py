@@ -63,6 +63,7 @@ class Config:
     backend_concurrency: int = 16
     backend_ops_per_second: float = 500.0
     backend_bytes_per_second: int = 512 * 1024**2
+    backend_slow_seconds: float = 10.0  # a request slower than this counts against the breaker
     reserve_percent: float = 1.0  # of each drive, kept free by foreground writes
     repair_reserve_percent: float = 5.0  # of each drive, kept free by repair
     repair_bytes_per_second: int = 64 * 1024**2

@@ -205,6 +205,7 @@ def _backend_limits(config: Config) -> LimitSettings:
         concurrency=config.backend_concurrency,
         ops_per_second=config.backend_ops_per_second,
         bytes_per_second=config.backend_bytes_per_second,
+        slow_seconds=config.backend_slow_seconds,
     )
 
 

@@ -225,6 +225,12 @@ class Store(ABC):
         """The store came back (re-inserted, reconnected): drop anything cached about it."""
         return None
 
+    def take_slow(self) -> list[str]:
+        """Requests that succeeded but too slowly since the last call (one reason each), for
+        the health breaker: a store that answers, but at a crawl, holds every request that
+        waits for it, so slowness counts like failure. Local drives report none."""
+        return []
+
     # -- capacity ---------------------------------------------------------------------------
 
     @abstractmethod

@@ -176,6 +176,13 @@ class Drives:
             self.report(store_id, verdict, str(exc), decisive or isinstance(exc, StoreMissing))
         return verdict
 
+    def note_slow(self) -> None:
+        """Count each store's slow requests since the last look against its breaker, as
+        errors (not decisive: a few slow answers in a burst of load are not an outage)."""
+        for sid, h in list(self.health.items()):
+            for reason in h.store.take_slow():
+                self.report(sid, DriveState.DOWN, reason)
+
     def copy_repaired(self, store_id: str, blob_id: str) -> None:
         store_id = self.stores.resolve(store_id)
         with self._lock:

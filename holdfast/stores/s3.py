@@ -51,6 +51,7 @@ import os
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,6 +103,11 @@ BACKEND_BYTES = Counter(
     "holdfast_backend_bytes_total",
     "Bytes sent to (out) and received from (in) external S3 back-end stores.",
     ["store", "direction"],
+)
+BACKEND_SLOW = Counter(
+    "holdfast_backend_slow_requests_total",
+    "Requests to external S3 back-ends that succeeded too slowly (counted by the breaker).",
+    ["store", "op"],
 )
 BACKEND_RETRIES = Counter(
     "holdfast_backend_retries_total",
@@ -158,6 +164,13 @@ class LimitSettings:
     backoff_base: float = 0.1
     backoff_cap: float = 5.0
     timeout: float = 30.0  # connect and read timeout of one request
+    # A request that succeeds after more than this (plus 1 s per SLOW_ALLOWANCE bytes it
+    # sent) is slow: counted against the store's breaker like a failure (take_slow).
+    slow_seconds: float = 10.0
+
+
+SLOW_ALLOWANCE = 1024**2  # bytes per second of allowance a request's body earns
+SLOW_REMEMBERED = 100  # slow events kept between two looks by the drive monitor
 
 
 RETRYABLE_CODES = frozenset(
@@ -228,6 +241,19 @@ class Limits:
         self._ops = TokenBucket(settings.ops_per_second)
         self._bytes = TokenBucket(settings.bytes_per_second, burst=settings.bytes_per_second)
         self.in_flight = 0
+        self._slow: deque[str] = deque(maxlen=SLOW_REMEMBERED)
+
+    def take_slow(self) -> list[str]:
+        out = []
+        while self._slow:
+            out.append(self._slow.popleft())
+        return out
+
+    def _timed(self, op: str, started: float, nbytes: int) -> None:
+        took = time.monotonic() - started
+        if took > self.settings.slow_seconds + nbytes / SLOW_ALLOWANCE:
+            BACKEND_SLOW.labels(self.store_id, op).inc()
+            self._slow.append(f"{self.store_id}: {op} took {took:.1f}s (slow)")
 
     def call(self, op: str, fn: Callable[[], Any], nbytes: int = 0) -> Any:
         """Run one request under the caps, retrying what can be retried. Raises OSError."""
@@ -238,6 +264,7 @@ class Limits:
                 self._bytes.take_sync(nbytes)
             with self._slots:
                 self.in_flight += 1
+                started = time.monotonic()
                 try:
                     result = fn()
                 except ClientError as e:
@@ -249,6 +276,7 @@ class Limits:
                     error = e
                 else:
                     BACKEND_REQUESTS.labels(self.store_id, op, "ok").inc()
+                    self._timed(op, started, nbytes)
                     return result
                 finally:
                     self.in_flight -= 1
@@ -627,6 +655,12 @@ class S3Store(Store):
             ),
         )
         self.limits.call("probe", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        slow = self.limits.take_slow()
+        if slow:  # still crawling: it stays down until it answers in time
+            raise BackendError(errno.ETIMEDOUT, slow[-1])
+
+    def take_slow(self) -> list[str]:
+        return self.limits.take_slow()
 
     def forget_cached_state(self) -> None:
         self._used = None

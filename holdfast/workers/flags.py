@@ -49,6 +49,12 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--backend-concurrency", "backend_concurrency", int, "requests in flight per back-end"),
     ("--backend-ops", "backend_ops_per_second", float, "requests per second per back-end"),
     ("--backend-rate", "backend_bytes_per_second", parse_size, "bytes per second per back-end"),
+    (
+        "--backend-slow",
+        "backend_slow_seconds",
+        float,
+        "a back-end request slower than this (s, beyond 1 s per MiB sent) counts as a failure",
+    ),
     ("--reserve", "reserve_percent", _percent, "percent of each drive kept free by writes"),
     ("--repair-reserve", "repair_reserve_percent", _percent, "percent kept free by repair"),
     ("--repair-rate", "repair_bytes_per_second", parse_size, "repair bytes per second"),

@@ -39,6 +39,7 @@ class DriveMonitor:
     def tick(self) -> None:
         """One round (blocking)."""
         drives = self.node.drives
+        drives.note_slow()
         for store_id in drives.due():
             drives.probe(store_id)
         full = time.monotonic() - self._last_full >= FULL_PROBE_SECONDS

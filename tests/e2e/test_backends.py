@@ -379,3 +379,105 @@ def test_a_store_added_or_removed_while_serving_is_used_without_a_restart(
         assert [s["kind"] for s in r.json()["stores"]] == ["local"], r.text
     finally:
         n.server.stop()
+
+
+class SlowProxy:
+    """A TCP proxy on loopback that holds each chunk coming back from the back-end for
+    ``delay`` seconds: a back-end that answers, but at a crawl."""
+
+    def __init__(self, upstream: str) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        u = urlsplit(upstream)
+        self.target = (u.hostname, u.port)
+        self.delay = 0.0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, up, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, None), daemon=True).start()
+
+    def _pump(self, src, dst, fixed: float | None) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                time.sleep(self.delay if fixed is None else fixed)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with_suppressed_close(s)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+def with_suppressed_close(sock) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
+    weed: SeaweedFS, tmp_path: Path
+):
+    """A back-end that answers every request, but slowly (past --backend-slow), is taken out
+    like a failing drive: its breaker opens after a few slow answers, writes are acknowledged
+    at min_copies with its copies queued, and once it answers in time again the probe brings
+    it back and repair makes the missing copies."""
+    proxy = SlowProxy(weed.endpoint)
+    n = Node(tmp_path, proxy.endpoint, WEED_AK, WEED_SK, weed.client())
+    assert n.add_store().returncode == 0
+    n.start("--backend-slow", "0.4")
+    try:
+        s3 = n.server.client()
+        s3.create_bucket(Bucket="data")
+        proxy.delay = 0.8
+        written = {}
+
+        def store_state() -> dict:
+            r = api(n.server, "GET", "/_holdfast/api/stores")
+            return next(s for s in r.json()["stores"] if s["kind"] == "s3")
+
+        def tripped() -> bool:
+            key = f"k{len(written)}"
+            written[key] = secrets.token_bytes(50_000 + len(written))
+            s3.put_object(Bucket="data", Key=key, Body=written[key])
+            return store_state()["state"] == "down"
+
+        wait_for(tripped, timeout=60, step=0.1)
+        assert "slow" in store_state()["reason"], store_state()
+        text = metrics_text(n.server)
+        assert (
+            metric_value(text, "holdfast_backend_slow_requests_total", store="@s3/ext", op="put")
+            >= 1
+        )
+        # Down: a new object is acknowledged with its local copy, the back-end's queued.
+        s3.put_object(Bucket="data", Key="while-down", Body=b"x" * 70_000)
+        (seg,) = n.where("data", "while-down")["segments"]
+        assert next(c for c in seg["copies"] if c["kind"] == "s3")["repair_queued"], seg
+        proxy.delay = 0.0
+        wait_for(lambda: store_state()["state"] == "up", timeout=60)
+        wait_for(lambda: n.where("data", "while-down")["meets_policy"], timeout=60)
+        for key, body in written.items():
+            assert s3.get_object(Bucket="data", Key=key)["Body"].read() == body
+    finally:
+        n.server.stop()
+        proxy.close()
