@@ -216,6 +216,10 @@ def test_back_end_down_writes_continue_at_the_quorum_and_repair_catches_up(
         s3 = n.server.client()
         s3.create_bucket(Bucket="data")
         weed.stop()
+        down_at = time.monotonic()
+        sent_before = metric_value(
+            metrics_text(n.server), "holdfast_backend_requests_total", store="@s3/ext"
+        )
         bodies = {f"k{i}": secrets.token_bytes(200_000 + i) for i in range(4)}
         for k, body in bodies.items():
             s3.put_object(Bucket="data", Key=k, Body=body)  # acknowledged at min_copies 1
@@ -226,6 +230,14 @@ def test_back_end_down_writes_continue_at_the_quorum_and_repair_catches_up(
         (seg,) = state["segments"]
         s3_copy = next(c for c in seg["copies"] if c["kind"] == "s3")
         assert s3_copy["repair_queued"], seg
+        time.sleep(10)  # a while down, for the retry bound below to mean something
+        # No storm while it is down: the breaker's probes (backing off to --drive-probe-cap)
+        # and the first writes' bounded retries, not a retry per queued copy per tick.
+        sent = (
+            metric_value(metrics_text(n.server), "holdfast_backend_requests_total", store="@s3/ext")
+            - sent_before
+        )
+        assert sent <= 20 + 6 * (time.monotonic() - down_at), sent
         weed.start()
         for k, body in bodies.items():
             blob = n.where("data", k)["segments"][0]["blob_id"]
