@@ -78,7 +78,7 @@ class Server:
         cmd += ["--workers", str(self.workers), *self.extra_args]
         return cmd
 
-    def start(self, timeout: float = 20.0) -> Server:
+    def start(self, timeout: float = 60.0) -> Server:
         env = {
             **os.environ,
             "HOLDFAST_ACCESS_KEY": ROOT_AK,

@@ -417,7 +417,11 @@ class SlowProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
-            up = socket.create_connection(self.target)
+            try:
+                up = socket.create_connection(self.target)
+            except OSError:  # the back-end is not there: so the client sees
+                with_suppressed_close(client)
+                continue
             threading.Thread(target=self._pump, args=(client, up, 0.0), daemon=True).start()
             threading.Thread(target=self._pump, args=(up, client, None), daemon=True).start()
 
@@ -457,11 +461,11 @@ def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
     proxy = SlowProxy(weed.endpoint)
     n = Node(tmp_path, proxy.endpoint, WEED_AK, WEED_SK, weed.client())
     assert n.add_store().returncode == 0
-    n.start("--backend-slow", "0.4")
+    n.start("--backend-slow", "1.5")
     try:
         s3 = n.server.client()
         s3.create_bucket(Bucket="data")
-        proxy.delay = 0.8
+        proxy.delay = 3.0
         written = {}
 
         def store_state() -> dict:
@@ -474,7 +478,7 @@ def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
             s3.put_object(Bucket="data", Key=key, Body=written[key])
             return store_state()["state"] == "down"
 
-        wait_for(tripped, timeout=60, step=0.1)
+        wait_for(tripped, timeout=90, step=0.1)
         assert "slow" in store_state()["reason"], store_state()
         text = metrics_text(n.server)
         assert (
@@ -486,8 +490,8 @@ def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
         (seg,) = n.where("data", "while-down")["segments"]
         assert next(c for c in seg["copies"] if c["kind"] == "s3")["repair_queued"], seg
         proxy.delay = 0.0
-        wait_for(lambda: store_state()["state"] == "up", timeout=60)
-        wait_for(lambda: n.where("data", "while-down")["meets_policy"], timeout=60)
+        wait_for(lambda: store_state()["state"] == "up", timeout=90)
+        wait_for(lambda: n.where("data", "while-down")["meets_policy"], timeout=90)
         for key, body in written.items():
             assert s3.get_object(Bucket="data", Key=key)["Body"].read() == body
     finally:
