@@ -245,6 +245,14 @@ class Index(ABC):
         None if there is no such version."""
 
     @abstractmethod
+    async def add_copies(
+        self, bucket: str, key: str, etag: str, extra: dict[str, list[str]]
+    ) -> int:
+        """Add stores (blob id -> store ids) to the current version's segments and queue
+        the copies they are owed, in one transaction, if the object still has ``etag``
+        (``holdfast object push`` under a policy set after the write). How many queued."""
+
+    @abstractmethod
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags (empty: none); False if there is no such key."""
 

@@ -319,3 +319,23 @@ class StagedLayout:
     nodes: tuple[NodeRecord, ...]
     staged_at: float = 0.0
     staged_by: str = ""
+
+
+def with_new_copies(
+    segments: list[Segment], extra: dict[str, list[str]], ref: str, reason: str = "push"
+) -> tuple[list[Segment], list[RepairTask]]:
+    """The segments with ``extra`` (blob id -> store ids) added to their store lists, and the
+    "copy" repair rows that make those copies: what both engines commit together when a
+    copy is owed to a store the write did not place it on (a policy set after the write).
+    A store a segment already lists is not added twice."""
+    out: list[Segment] = []
+    tasks: list[RepairTask] = []
+    for seg in segments:
+        adding = [s for s in extra.get(seg.blob_id, ()) if s not in seg.stores]
+        if not adding:
+            out.append(seg)
+            continue
+        grown = Segment(seg.blob_id, seg.size, seg.block_size, seg.crcs, seg.stores + tuple(adding))
+        out.append(grown)
+        tasks += [RepairTask(seg.blob_id, sid, "copy", reason, grown, ref) for sid in adding]
+    return out, tasks

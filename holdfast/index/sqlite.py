@@ -54,6 +54,7 @@ from holdfast.index.records import (
     segments_from_text,
     segments_to_text,
     tags_to_text,
+    with_new_copies,
 )
 from holdfast.index.rows import object_from_row as _object_from_row
 from holdfast.index.rows import upload_from_row as _upload_from_row
@@ -933,6 +934,30 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                     db.execute(f"UPDATE {table} SET objlock=? WHERE {cond}", [text, *args])
                     return found
             return None
+
+        return self._transact(op)
+
+    def add_copies(self, bucket: str, key: str, etag: str, extra: dict[str, list[str]]) -> int:
+        """Add stores to the current version's segments (blob id -> store ids) and queue
+        the copies they are owed, in one transaction; only while the object is still the
+        one with ``etag``. Returns how many copies were queued."""
+
+        def op(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT segments FROM objects WHERE bucket=? AND key=? AND etag=?",
+                (bucket, key, etag),
+            ).fetchone()
+            if row is None:
+                return 0
+            segments, tasks = with_new_copies(segments_from_text(row[0]), extra, f"{bucket}/{key}")
+            if not tasks:
+                return 0
+            db.execute(
+                "UPDATE objects SET segments=? WHERE bucket=? AND key=?",
+                (segments_to_text(segments), bucket, key),
+            )
+            queue_repair_rows(db, tasks)
+            return len(tasks)
 
         return self._transact(op)
 

@@ -315,6 +315,11 @@ class SqliteEngine(Index):
     ) -> ObjectRecord | None:
         return await self._write(self.core.set_version_lock, bucket, key, seq, change)
 
+    async def add_copies(
+        self, bucket: str, key: str, etag: str, extra: dict[str, list[str]]
+    ) -> int:
+        return await self._write(self.core.add_copies, bucket, key, etag, extra)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         return await self._write(self.core.set_object_tags, bucket, key, tags)
 

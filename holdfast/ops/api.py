@@ -322,7 +322,16 @@ async def objects(request: Request, app: S3App, identity: Identity, op: str) -> 
             raise ApiError(400, "InvalidArgument", "give bucket and one of key or prefix")
         try:
             result = await asyncio.wait_for(
-                node.run(push, node.blocking, bucket, key, prefix), SEARCH_TIMEOUT
+                node.run(
+                    push,
+                    node.blocking,
+                    bucket,
+                    key,
+                    prefix,
+                    node.stores,
+                    node.policies.policy_for,
+                ),
+                SEARCH_TIMEOUT,
             )
         except LookupError as e:
             raise ApiError(404, "NoSuchKey", str(e)) from None

@@ -287,6 +287,24 @@ def choose_stores(
     return Choice(targets, tuple(s.store_id for s in picked if id(s) not in usable))
 
 
+def more_copies(
+    policy: Policy,
+    have: Sequence[object],
+    candidates: Sequence[object],
+    zone_of: Callable[[str], str] | None = None,
+) -> list:
+    """The stores (from ``candidates``, best first) to add to a blob's copies on ``have`` so
+    that together they meet ``policy``: what ``holdfast object push`` owes an object written
+    before its policy asked for more (a copy on another kind of store, say). The copies it
+    has count first; none is given up. [] when they already meet it, or nothing can help."""
+    held = {s.store_id for s in have}  # type: ignore[attr-defined]
+    ordered = [(s, _kind(s)) for s in have]
+    ordered += [(s, _kind(s)) for s in candidates if s.store_id not in held]  # type: ignore[attr-defined]
+    of = _domain(policy.domain, zone_of)
+    picked = _pick(policy, ordered, lambda s: of(s.store_id))  # type: ignore[attr-defined]
+    return [s for s in picked if s.store_id not in held]  # type: ignore[attr-defined]
+
+
 def _domain(domain: str, zone_of: Callable[[str], str] | None) -> Callable[[str], str]:
     if domain == "drive":
         return lambda sid: sid

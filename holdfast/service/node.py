@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -96,6 +97,8 @@ class Node:
             except ValueError as e:  # --spread the stores can no longer hold
                 log.error("the default placement policy is unchanged: %s", e)
             self.policies.drives = count
+            # What the admin commands (object where/push, store remove) read as the default.
+            self.blocking.set_meta("default_policy", json.dumps(self.policies.default.as_dict()))
 
     def _open_cluster(self) -> None:
         """A cluster node places copies on distinct zones (nodes, where no zone is set): 2

@@ -402,10 +402,20 @@ def _policy_args(d: dict) -> dict:
     }
 
 
-def push(index: BlockingIndex, bucket: str, key: str | None, prefix: str | None) -> dict:
+def push(
+    index: BlockingIndex,
+    bucket: str,
+    key: str | None,
+    prefix: str | None,
+    stores=None,  # type: ignore[no-untyped-def]
+    policy_for: Callable[[str], Policy] | None = None,
+) -> dict:
     """Queue a "copy" repair for every copy the index lists of the object (or of every
     object under the prefix): the repair worker re-checks each and re-makes any that is
-    missing or bad, at the repair rate. Shared by the CLI and the admin API."""
+    missing or bad, at the repair rate. Given the ``stores`` this process knows and the
+    policies, a blob whose copies fall short of its bucket's policy now (one set after the
+    write) is also given new copies on stores that make it whole, recorded in the index
+    with their repair rows in one transaction. Shared by the CLI and the admin API."""
     objects: list[ObjectRecord] = []
     if key is not None:
         obj = index.get_object(bucket, key)
@@ -434,15 +444,53 @@ def push(index: BlockingIndex, bucket: str, key: str | None, prefix: str | None)
                     )
                 )
     queued = index.queue_repairs(tasks)
-    return {"objects": len(objects), "copies": len(tasks), "queued": queued}
+    added = 0
+    if stores is not None and policy_for is not None:
+        for obj in objects:
+            added += _add_owed_copies(index, obj, stores, policy_for(obj.bucket))
+    return {"objects": len(objects), "copies": len(tasks), "queued": queued, "added": added}
+
+
+def _add_owed_copies(index: BlockingIndex, obj: ObjectRecord, stores, policy: Policy) -> int:  # type: ignore[no-untyped-def]
+    from holdfast.placement.policy import more_copies
+
+    def free(s) -> int:  # type: ignore[no-untyped-def]
+        try:
+            return s.space()[0]
+        except OSError:
+            return -1
+
+    candidates = sorted(stores.values(), key=free, reverse=True)
+    extra: dict[str, list[str]] = {}
+    for seg in obj.segments:
+        if any(sid not in stores for sid in seg.stores):
+            continue  # a copy on a store this process cannot see (another node's): no verdict
+        have = [stores[sid] for sid in seg.stores]
+        if not policy.shortfall(s.kind for s in have):
+            continue
+        fits = [s for s in candidates if free(s) > seg.size]
+        new = more_copies(policy, have, fits)
+        if new:
+            extra[seg.blob_id] = [s.store_id for s in new]
+    if not extra:
+        return 0
+    return index.add_copies(obj.bucket, obj.key, obj.etag, extra)
 
 
 def _push(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     if (args.key is None) == (args.prefix is None):
         print("holdfast: give a KEY or --prefix P", file=sys.stderr)
         return 2
+    stores = _open_stores(config, index)
     try:
-        result = push(index, args.bucket, args.key, args.prefix)
+        result = push(
+            index,
+            args.bucket,
+            args.key,
+            args.prefix,
+            stores,
+            _policies(config, index, len(stores)),
+        )
     except LookupError as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 1
@@ -450,8 +498,9 @@ def _push(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int
         print(json.dumps(result))
     else:
         print(
-            f"queued {result['queued']} copy check(s) of {result['objects']} object(s); "
-            "the repair worker makes them at the repair rate"
+            f"queued {result['queued']} copy check(s) of {result['objects']} object(s) and "
+            f"{result['added']} new copies their policy now wants; the repair worker makes "
+            "them at the repair rate"
         )
     return 0
 

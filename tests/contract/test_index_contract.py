@@ -493,6 +493,28 @@ async def test_deferred_copies_are_queued_with_the_commit(index) -> None:
     ]
 
 
+async def test_copies_added_after_the_write_are_recorded_with_their_repairs(index) -> None:
+    await bucket(index)
+    s = seg(100, ("d0",))
+    await index.put_object(obj("b", "k", segments=[s]))
+    # Only while the object is the one the caller looked at (same etag).
+    assert await index.add_copies("b", "k", '"other"', {s.blob_id: ["@s3/ext"]}) == 0
+    assert await index.add_copies("b", "k", '"e1"', {s.blob_id: ["@s3/ext"]}) == 1
+    assert (await index.get_object("b", "k")).segments[0].stores == ("d0", "@s3/ext")
+    (task,) = await index.repairs()
+    assert (task.blob_id, task.store_id, task.op, task.reason, task.ref) == (
+        s.blob_id,
+        "@s3/ext",
+        "copy",
+        "push",
+        "b/k",
+    )
+    assert task.segment.stores == ("d0", "@s3/ext")
+    # Asked again: nothing new (the store is listed already).
+    assert await index.add_copies("b", "k", '"e1"', {s.blob_id: ["@s3/ext"]}) == 0
+    assert await index.add_copies("b", "nope", '"e1"', {s.blob_id: ["@s3/ext"]}) == 0
+
+
 # -- integrity walk, totals, references ----------------------------------------------------------
 
 

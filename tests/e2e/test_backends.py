@@ -384,6 +384,14 @@ def test_a_store_added_or_removed_while_serving_is_used_without_a_restart(
         wait_for(lambda: all(kinds_of_new_object() == {"local", "s3"} for _ in range(6)), 20)
         r = api(n.server, "GET", "/_holdfast/api/stores")
         assert any(s["kind"] == "s3" and s["state"] == "up" for s in r.json()["stores"]), r.text
+        # The object written before falls short of the policy now (2 copies): push gives it
+        # the copy it is owed on the new store, through the repair queue.
+        assert not n.where("data", "before")["meets_policy"]
+        out = holdfast_cli("object", "push", "data", "before", "--json", "--data", str(n.drive))
+        assert json.loads(out.stdout)["added"] == 1, out.stdout
+        wait_for(lambda: n.where("data", "before")["meets_policy"], 60)
+        copies = n.where("data", "before")["segments"][0]["copies"]
+        assert {(c["kind"], c["state"]) for c in copies} == {("local", "ok"), ("s3", "ok")}
 
         holdfast_cli("store", "remove", "ext", "--force", "--data", str(n.drive))
         wait_for(lambda: all(kinds_of_new_object() == {"local"} for _ in range(6)), 20)

@@ -49,3 +49,22 @@ def test_credentials_are_sealed_bound_and_resealed(tmp_path: Path) -> None:
     assert settings_of(stored, only_new).secret_key == SECRET
     assert index.remove_backend_store("ext") and not index.remove_backend_store("ext")
     assert index.backend_stores() == [] and "@s3/ext" not in index.drives()
+
+
+def test_new_copies_grow_the_store_list_and_come_with_their_repair_rows() -> None:
+    from holdfast.index.records import Segment, with_new_copies
+
+    one = Segment("b1", 10, 4, b"\0" * 12, ("n/d0",))
+    two = Segment("b2", 5, 4, b"\0" * 8, ("n/d0", "@s3/ext"))
+    segs, tasks = with_new_copies([one, two], {"b1": ["@s3/ext"], "b2": ["@s3/ext"]}, "bk/k")
+    assert segs[0].stores == ("n/d0", "@s3/ext") and segs[1] is two  # already there
+    ((t),) = tasks
+    assert (t.blob_id, t.store_id, t.op, t.reason, t.ref) == (
+        "b1",
+        "@s3/ext",
+        "copy",
+        "push",
+        "bk/k",
+    )
+    assert t.segment == segs[0]
+    assert with_new_copies([one], {}, "bk/k") == ([one], [])

@@ -13,6 +13,7 @@ from holdfast.placement.policy import (
     Policy,
     choose_stores,
     default_policy,
+    more_copies,
     parse_spread,
 )
 
@@ -144,3 +145,20 @@ def test_every_store_class_declares_a_kind_placement_and_reads_know() -> None:
     assert tuple(c.kind for c in classes) == KINDS == ("local", "node", "s3")
     assert [READ_COST[c.kind] for c in classes] == sorted(READ_COST[c.kind] for c in classes)
     assert len({READ_COST[c.kind] for c in classes}) == 3
+
+
+def test_more_copies_adds_only_what_a_later_policy_wants() -> None:
+    a, b = FakeStore("n/d0", "local"), FakeStore("n/d1", "local")
+    ext, ext2 = FakeStore("@s3/ext", "s3"), FakeStore("@s3/two", "s3")
+    everything = [a, b, ext, ext2]
+    # Written under "2 copies" on two drives; the policy now wants one copy on s3.
+    policy = Policy(2, 1).with_spread("s3>=1")
+    assert ids(more_copies(policy, [a, b], everything)) == ["@s3/ext"]
+    # Already whole: nothing to add, whatever the candidates.
+    assert more_copies(Policy(2, 1).with_spread("kinds=2"), [a, ext], everything) == []
+    # One copy, the policy now wants 2 on 2 kinds: the s3 one, not a second local.
+    assert ids(more_copies(Policy(2, 1).with_spread("kinds=2"), [a], [b, ext])) == ["@s3/ext"]
+    # 3 copies: two more, never a store it already holds a copy on.
+    assert ids(more_copies(Policy(3, 1), [ext], everything)) == ["n/d0", "n/d1"]
+    # Nothing that can help: nothing added.
+    assert ids(more_copies(Policy(1, 1).with_spread("s3>=1"), [a], [b])) == []

@@ -75,6 +75,7 @@ from holdfast.index.records import (
     segments_from_text,
     segments_to_text,
     tags_to_text,
+    with_new_copies,
 )
 from holdfast.index.rows import object_from_row as _object_from_row
 from holdfast.index.rows import part_from_row as _part_from_row
@@ -834,6 +835,29 @@ class PostgresIndex(Index):
                     await conn.execute(f"UPDATE {table} SET objlock=%s WHERE {cond}", [text, *args])
                     return found
             return None
+
+        return await self._write(fn)
+
+    async def add_copies(
+        self, bucket: str, key: str, etag: str, extra: dict[str, list[str]]
+    ) -> int:
+        async def fn(conn: Conn) -> int:
+            cur = await conn.execute(
+                "SELECT segments FROM objects WHERE bucket=%s AND key=%s AND etag=%s FOR UPDATE",
+                (bucket, key, etag),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return 0
+            segments, tasks = with_new_copies(segments_from_text(row[0]), extra, f"{bucket}/{key}")
+            if not tasks:
+                return 0
+            await conn.execute(
+                "UPDATE objects SET segments=%s WHERE bucket=%s AND key=%s",
+                (segments_to_text(segments), bucket, key),
+            )
+            await _queue_repair_rows(conn, tasks)
+            return len(tasks)
 
         return await self._write(fn)
 
