@@ -73,6 +73,7 @@ class Config:
     repair_backoff_cap_seconds: float = 300.0
     scrub_bytes_per_second: int = 16 * 1024**2  # 0 turns the scrubber off (not advised)
     scrub_interval_seconds: float = 3600.0  # pause between the end of a pass and the next
+    anti_entropy_interval_seconds: float = 3600.0  # full anti-entropy pass (0: only on return)
     drive_error_threshold: int = 3  # errors within drive_error_window that mark a drive down
     drive_error_window_seconds: float = 30.0
     drive_probe_base_seconds: float = 1.0

@@ -474,6 +474,16 @@ def _op_list(srv: InternalServer, a: dict) -> Any:
     return {"blobs": [info_json(b) for b in page.blobs], "cursor": page.cursor}
 
 
+def _op_digests(srv: InternalServer, a: dict) -> Any:
+    """Anti-entropy: the drive's hash-tree digests, built here so only they travel."""
+    hour = a.get("hour")
+    return srv.store(a).tree_digests(None if hour is None else str(hour))
+
+
+def _op_leaf(srv: InternalServer, a: dict) -> Any:
+    return srv.store(a).leaf_blobs(str(a["hour"]), str(a["leaf"]))
+
+
 def _op_quarantine(srv: InternalServer, a: dict) -> Any:
     return srv.store(a).quarantine(str(a["blob_id"]))
 
@@ -555,6 +565,8 @@ _OPS: dict[str, Callable[[InternalServer, dict], Any]] = {
     "delete": _op_delete,
     "hours": _op_hours,
     "list": _op_list,
+    "digests": _op_digests,
+    "leaf": _op_leaf,
     "quarantine": _op_quarantine,
     "quarantined": _op_quarantined,
     "stale_temporary": _op_stale_temporary,

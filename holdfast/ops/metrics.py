@@ -101,6 +101,15 @@ REQUEST_LOG_DROPPED = Counter(
 
 REPAIRS = Counter("holdfast_repairs", "Repairs finished, by result", ["result"])
 REPAIR_BYTES = Counter("holdfast_repair_bytes", "Bytes copied by repair")
+ANTI_ENTROPY_RANGES = Counter(
+    "holdfast_anti_entropy_ranges_compared", "Hash-tree ranges compared by anti-entropy"
+)
+ANTI_ENTROPY_BLOBS = Counter(
+    "holdfast_anti_entropy_blobs_resynced", "Blobs anti-entropy found missing and queued"
+)
+ANTI_ENTROPY_BYTES = Counter(
+    "holdfast_anti_entropy_bytes_resynced", "Bytes of the blobs anti-entropy queued"
+)
 SCRUB_BYTES = Counter("holdfast_scrub_bytes", "Bytes verified by the scrubber")
 SCRUB_BLOBS = Counter("holdfast_scrub_blobs", "Blobs verified by the scrubber")
 CORRUPTIONS_FOUND = Counter(

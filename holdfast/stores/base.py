@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from holdfast.merkle import Tree, leaf_of
 from holdfast.stores.blocks import CorruptBlock
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)  # an OSError that means "no room", not "broken"
@@ -296,6 +297,31 @@ class Store(ABC):
     @abstractmethod
     def list_blobs(self, hour: str, cursor: str | None = None, limit: int = 1000) -> BlobPage:
         """A page of the blobs finished in ``hour``; pass the page's cursor for the next."""
+
+    # -- anti-entropy digests (holdfast/merkle.py; needs Capability.LISTING) ----------------
+
+    def tree_digests(self, hour: str | None = None) -> dict[str, str]:
+        """Digests of what the drive holds: one per finishing hour, or, given ``hour``, one
+        per leaf of that hour. Built from the listing (names and lengths, no data read); a
+        ``node`` store has its node build them, so only the digests cross the network."""
+        tree = Tree()
+        for h in [hour] if hour is not None else self.hours():
+            for blob_id, size in self._listing(h):
+                tree.add(blob_id, size)
+        return tree.subs(hour) if hour is not None else tree.hours()
+
+    def leaf_blobs(self, hour: str, leaf: str) -> dict[str, int]:
+        """The blobs of one leaf of one hour, with their lengths."""
+        return {b: n for b, n in self._listing(hour) if leaf_of(b) == leaf}
+
+    def _listing(self, hour: str) -> Iterator[tuple[str, int]]:
+        cursor: str | None = None
+        while True:
+            page = self.list_blobs(hour, cursor, 10_000)
+            yield from ((b.blob_id, b.size) for b in page.blobs if is_blob_id(b.blob_id))
+            cursor = page.cursor
+            if cursor is None:
+                return
 
     # -- quarantine (Capability.QUARANTINE) --------------------------------------------------
 

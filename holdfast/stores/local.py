@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from holdfast.stores.base import (
+    BLOB_ID_CHARS,
     FULL_ERRNOS,
     BlobInfo,
     BlobLayout,
@@ -377,6 +378,23 @@ class LocalStore(Store):
                 remaining = [s for s in subs if s > sub]
                 return BlobPage(out, sub if remaining else None)
         return BlobPage(out, None)
+
+    def leaf_blobs(self, hour: str, leaf: str) -> dict[str, int]:
+        """One sub-directory: a leaf is exactly one directory of this layout."""
+        if len(hour) != 8 or len(leaf) != 2 or not all(c in BLOB_ID_CHARS for c in hour + leaf):
+            raise ValueError(f"not a blob hour and leaf: {hour!r} {leaf!r}")
+        out: dict[str, int] = {}
+        try:
+            entries = list(os.scandir(self.root / "blobs" / hour / leaf))
+        except FileNotFoundError:
+            return out
+        for entry in entries:
+            try:
+                if is_blob_id(entry.name):
+                    out[entry.name] = entry.stat().st_size
+            except FileNotFoundError:
+                continue  # deleted while we looked
+        return out
 
     # -- quarantine --------------------------------------------------------------------------
 

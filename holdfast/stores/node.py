@@ -345,6 +345,12 @@ class NodeStore(Store):
         page = self.call("list", hour=hour, cursor=cursor, limit=limit)
         return BlobPage([b for b in map(_info, page["blobs"]) if b], page["cursor"])
 
+    def tree_digests(self, hour: str | None = None) -> dict[str, str]:
+        return dict(self.call("digests", hour=hour))
+
+    def leaf_blobs(self, hour: str, leaf: str) -> dict[str, int]:
+        return {str(b): int(n) for b, n in self.call("leaf", hour=hour, leaf=leaf).items()}
+
     # -- quarantine, leftovers --------------------------------------------------------------
 
     def quarantine(self, blob_id: str) -> str | None:

@@ -64,6 +64,12 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--repair-backoff-cap", "repair_backoff_cap_seconds", float, "longest retry delay (s)"),
     ("--scrub-rate", "scrub_bytes_per_second", parse_size, "scrubber bytes per second (0: off)"),
     ("--scrub-interval", "scrub_interval_seconds", float, "pause between scrub passes (s)"),
+    (
+        "--anti-entropy-interval",
+        "anti_entropy_interval_seconds",
+        float,
+        "seconds between anti-entropy passes over every drive (0: only drives coming back)",
+    ),
     ("--drive-errors", "drive_error_threshold", int, "errors that mark a drive down"),
     ("--drive-error-window", "drive_error_window_seconds", float, "... within this many seconds"),
     ("--drive-probe-cap", "drive_probe_cap_seconds", float, "longest wait between probes (s)"),

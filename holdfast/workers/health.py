@@ -48,6 +48,7 @@ def background_view(workers: Any) -> dict:
     return {
         "repair": workers.repair.snapshot(),
         "scrub": workers.scrubber.snapshot(),
+        "anti_entropy": workers.anti_entropy.snapshot(),
         "gc": asdict(workers.gc.stats),
     }
 

@@ -20,6 +20,7 @@ import os
 
 from holdfast.index.base import Lease
 from holdfast.service import Service
+from holdfast.workers.antientropy import AntiEntropy
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
 from holdfast.workers.repair import RepairWorker
@@ -40,6 +41,7 @@ class BackgroundWorkers:
         self.gc = GarbageCollector(node)
         self.repair = RepairWorker(node)
         self.scrubber = Scrubber(node)
+        self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
         self.monitor = DriveMonitor(node)
         self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
@@ -64,7 +66,11 @@ class BackgroundWorkers:
             self.leader = True
             log.info("process %d runs the background workers", os.getpid())
             work = asyncio.gather(
-                self.gc.run(), self.repair.run(), self.scrubber.run(), self._publish()
+                self.gc.run(),
+                self.repair.run(),
+                self.scrubber.run(),
+                self.anti_entropy.run(),
+                self._publish(),
             )
             try:
                 # A lease can be lost (a shared engine's connection dropped): the jobs stop
@@ -103,6 +109,7 @@ class BackgroundWorkers:
                 await asyncio.gather(task, return_exceptions=True)
         self.repair.close()
         self.scrubber.close()
+        self.anti_entropy.close()
         if self._lease is not None:
             await self._lease.release()
             self._lease = None
