@@ -33,9 +33,11 @@ def test_lost_copies_are_found_and_only_they_are_copied(tmp_path):
         passes = wait_for("a clean pass", lambda: _ae(server).get("passes", 0) >= 1, 30)
         first = wait_for(
             "the first pass recorded",
-            lambda: (a := _ae(server)).get("passes", 0) >= passes
-            and len(a.get("drives", {})) == 2
-            and a,
+            lambda: (
+                (a := _ae(server)).get("passes", 0) >= passes
+                and len(a.get("drives", {})) == 2
+                and a
+            ),
             30,
         )
         assert first["blobs_resynced"] == 0, first
@@ -68,7 +70,9 @@ def test_lost_copies_are_found_and_only_they_are_copied(tmp_path):
             30,
         )
         ratio = copied / lost_bytes
-        print(f"\nanti-entropy re-sync: lost {lost_bytes} bytes, copied {copied}, ratio {ratio:.3f}")
+        print(
+            f"\nanti-entropy re-sync: lost {lost_bytes} bytes, copied {copied}, ratio {ratio:.3f}"
+        )
         assert a["blobs_resynced"] == 7 and a["bytes_resynced"] == lost_bytes, a
         assert ratio <= 1.1, (copied, lost_bytes)
         assert copied == lost_bytes
