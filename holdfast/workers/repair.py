@@ -15,9 +15,10 @@ Flow control (EBS, 2011: the re-mirroring storm), every number configurable:
   (bounded, so repair still progresses under constant load);
 * a failing row backs off exponentially with jitter, capped, and durably (its attempt count
   and next time live in the index, so a restart does not reset it);
-* a target drive without room (repair stops at the repair reserve, never filling a drive)
-  is backed off as a whole: while it is, exactly one of its rows is tried per backoff
-  interval, so its retry rate is bounded however many rows wait for it.
+* a target drive without room (repair stops at the repair reserve, never filling a drive),
+  or one that fails as a whole (a node that is up but accepts nothing, or flaps), is backed
+  off as a whole: while it is, exactly one of its rows is tried per backoff interval, so
+  its retry rate is bounded however many rows wait for it.
 
 A copy is rebuilt block by block from every copy that still has that block right: other
 drives first, then the target's own (bad) copy and quarantined copies, so a blob whose
@@ -267,8 +268,14 @@ class RepairWorker:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
-    def wake(self) -> None:
-        """Look at the queue now (a drive came back: replay its handoff log at once)."""
+    def wake(self, store_id: str | None = None) -> None:
+        """Look at the queue now (a drive came back: replay its handoff log at once). A
+        local drive the drive monitor found back (its probes have their own backoff) also
+        loses its repair backoff; a peer's drive keeps it, so a flapping node is not
+        retried at each flap."""
+        if store_id is not None:
+            self._drive_backoff.pop(store_id, None)
+            self._drive_until.pop(store_id, None)
         self._wake.set()
 
     def limits(self) -> dict:
@@ -347,7 +354,7 @@ class RepairWorker:
             if key in self._inflight:
                 continue
             if drive in self._drive_backoff:
-                # A drive that failed for lack of room: one probe at a time.
+                # A drive that failed (no room, or down as a whole): one probe at a time.
                 if drive in probing or any(k[1] == drive for k in self._inflight):
                     continue
                 probing.add(drive)
@@ -374,7 +381,10 @@ class RepairWorker:
             self._drive_backoff.pop(drive, None)
             self._drive_until.pop(drive, None)
             gauge("BACKOFF_SECONDS", 0.0, "repair")
-        except TargetFull as e:
+        except (TargetFull, TargetDown) as e:
+            # The drive, not the row, is the problem (full, or its node accepts nothing):
+            # back off the drive as a whole, so however many rows wait for it, one probe
+            # per interval is all the traffic it gets (EBS, 2011: a storm of retries).
             self._failed(task, e)
             backoff = self._drive_backoff.setdefault(drive, Backoff(self.base, self.cap))
             delay = backoff.next_delay()

@@ -58,7 +58,7 @@ class BackgroundWorkers:
     def _drive_up(self, store_id: str) -> None:
         """A probe (in a pool thread) found a drive back: replay its handoff log now."""
         if self._loop is not None and self.leader:
-            self._loop.call_soon_threadsafe(self.repair.wake)
+            self._loop.call_soon_threadsafe(self.repair.wake, store_id)
 
     async def _run(self) -> None:
         while True:

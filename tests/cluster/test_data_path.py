@@ -283,6 +283,26 @@ def _owed_to(dev, node: dict) -> dict[str, int]:
     return index_call(dev.doc["index"]["dsn"], scan)
 
 
+def _three_copy_bucket(dev, prefix: str) -> str:
+    """A new bucket whose policy is one copy on each of the three nodes, once every
+    worker process has loaded that policy."""
+    nodes = dev.doc["nodes"]
+    bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    index_call(dev.doc["index"]["dsn"], lambda ix: ix.set_bucket_policy(bucket, 3, 1))
+    deadline = time.monotonic() + 30
+    while True:
+        spread = []
+        for n in nodes:
+            dev.s3(n).put_object(Bucket=bucket, Key="probe", Body=b"p" * 70_000)
+            (stores,) = stores_of(dev, bucket, "probe")
+            spread.append(len({s.split("/")[0] for s in stores}))
+        if spread == [3, 3, 3]:
+            return bucket
+        assert time.monotonic() < deadline, f"the 3-copy policy never applied: {spread}"
+        time.sleep(0.5)
+
+
 def test_node_back_without_its_hint_log_gets_only_what_it_missed(dev):
     """Issue 13's re-sync measure: a node away during N writes, its hint log deleted, then
     back. Anti-entropy (hash trees of the index and its drive) finds what it lacks; the bytes
@@ -292,19 +312,8 @@ def test_node_back_without_its_hint_log_gets_only_what_it_missed(dev):
     nodes = dev.doc["nodes"]
     victim, others = nodes[2], nodes[:2]
     dsn = dev.doc["index"]["dsn"]
-    bucket = f"ae-{uuid.uuid4().hex[:8]}"
-    dev.s3(others[0]).create_bucket(Bucket=bucket)
     # Three copies, one per node: every write while the victim is away is one it misses.
-    index_call(dsn, lambda ix: ix.set_bucket_policy(bucket, 3, 1))
-    deadline = time.monotonic() + 30
-    while True:
-        for n in others:
-            dev.s3(n).put_object(Bucket=bucket, Key="probe", Body=b"p" * 70_000)
-        (stores,) = stores_of(dev, bucket, "probe")
-        if len({s.split("/")[0] for s in stores}) == 3:
-            break
-        assert time.monotonic() < deadline, f"the 3-copy policy never applied: {stores}"
-        time.sleep(0.5)
+    bucket = _three_copy_bucket(dev, "ae")
     # Whatever earlier tests left owed is made first, so the count below is this test's.
     deadline = time.monotonic() + 60
     while _owed_to(dev, victim):
@@ -351,3 +360,55 @@ def test_node_back_without_its_hint_log_gets_only_what_it_missed(dev):
     assert resynced >= missed_bytes
     for i in range(0, 24, 5):
         assert dev.s3(victim).get_object(Bucket=bucket, Key=f"m{i}")["Body"].read()
+
+
+def test_a_node_that_accepts_nothing_gets_a_bounded_number_of_retries(dev):
+    """No re-mirroring storm (EBS, 2011): a node that is up (heartbeats fine) but whose
+    drive accepts no write is owed a copy of each of 30 objects. However many rows wait
+    for it, its drive is backed off as a whole: one probe per backoff interval (with
+    jitter), not one attempt per row. Counted in attempts, from the repair metrics; once
+    the drive takes writes again, every copy is made."""
+    from holdfast.config import Config
+    from holdfast.workers.limits import max_attempts
+
+    nodes = dev.doc["nodes"]
+    victim, others = nodes[2], nodes[:2]
+    bucket = _three_copy_bucket(dev, "storm")
+    deadline = time.monotonic() + 60
+    while _owed_to(dev, victim):
+        assert time.monotonic() < deadline, "earlier copies never made"
+        time.sleep(1)
+
+    def failed() -> float:
+        return sum(
+            _metric(dev, n, 'holdfast_repairs_total{result="failed-target-down"}')
+            + _metric(dev, n, 'holdfast_repairs_total{result="failed-error"}')
+            for n in nodes
+        )
+
+    tmp = next(Path(victim["data"]).glob("*/tmp"))
+    before = failed()
+    started = time.monotonic()
+    tmp.rename(tmp.with_name("tmp.away"))
+    tmp.write_bytes(b"")  # a file where the drive's tmp/ should be: every write fails
+    try:
+        for i in range(30):
+            dev.s3(others[i % 2]).put_object(Bucket=bucket, Key=f"s{i}", Body=os.urandom(50_000))
+        owed = _owed_to(dev, victim)
+        assert len(owed) >= 30, len(owed)
+        time.sleep(10)
+        attempts = failed() - before
+        window = time.monotonic() - started
+    finally:
+        tmp.unlink()
+        tmp.with_name("tmp.away").rename(tmp)
+    cfg = Config()
+    bound = max_attempts(cfg.repair_backoff_base_seconds, cfg.repair_backoff_cap_seconds, window)
+    bound += cfg.repair_concurrency  # in flight when the first one failed
+    print(f"\nstorm: {len(owed)} rows owed, {attempts:.0f} failed attempts in {window:.0f}s "
+          f"(bound {bound})")  # fmt: skip
+    assert 0 < attempts <= bound, (attempts, bound)
+    deadline = time.monotonic() + 180
+    while left := _owed_to(dev, victim):
+        assert time.monotonic() < deadline, f"{len(left)} copies never made once healed"
+        time.sleep(1)
