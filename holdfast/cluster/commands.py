@@ -73,12 +73,22 @@ def register(
         metavar="NAME",
         help="the name --force asks for; recorded by the first apply only (default: holdfast)",
     )
+    rules = layout_sub.add_parser(
+        "rules",
+        help="show or set the numbers of the safety rules (headroom floor, capacity share, "
+        "interval between removals)",
+        description="Kept in the index engine for the whole cluster; 0 turns a rule off. "
+        "Without options, shows them.",
+    )
+    for flag, field, _parse, text in rails.SETTINGS:
+        default = getattr(rails.Settings(), field)
+        rules.add_argument(flag, dest=field, metavar="N", help=f"{text} (default {default:g})")
     revert = layout_sub.add_parser("revert", help="drop the staged change")
     history = layout_sub.add_parser(
         "history", help="applied versions: who, when, the difference, the blast radius shown"
     )
     history.add_argument("--limit", type=int, default=20, metavar="N", help="newest N (default 20)")
-    for p in (show, apply, revert, history):
+    for p in (show, apply, rules, revert, history):
         add_index_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -166,6 +176,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             "apply": layout_apply,
             "revert": layout_revert,
             "history": layout_history,
+            "rules": layout_rules,
         }[args.layout_command](index, args)
     finally:
         await index.close()
@@ -265,9 +276,39 @@ SCAN_SECONDS = 20.0  # how long the blast radius may scan the index before it sa
 async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Plan:
     policies = await index.bucket_policies()
     plan = rails.Plan(current, staged.nodes, {b: p[0] for b, p in policies.items()})
+    plan.settings = rails.Settings.from_text(await index.get_meta(rails.SETTINGS_META))
     if plan.removed:
         plan.copies = await copies_on(index, set(plan.removed))
+    if plan.removes_capacity:
+        plan.used_bytes = sum(u.stored_bytes for u in await index.bucket_usage(None))
+        for r in await index.layout_history(1000):  # newest first
+            if rails.removed_capacity(json.loads(r.blast or "{}")):
+                plan.last_removal = (r.version, r.applied_at)
+                break
     return plan
+
+
+async def layout_rules(index: Index, args: argparse.Namespace) -> int:
+    settings = rails.Settings.from_text(await index.get_meta(rails.SETTINGS_META))
+    changed = False
+    for flag, field, parse, _text in rails.SETTINGS:
+        value = getattr(args, field)
+        if value is None:
+            continue
+        try:
+            setattr(settings, field, parse(value))
+        except ValueError as e:
+            raise LayoutError(f"{flag}: {e}") from None
+        changed = True
+    if changed:
+        await index.set_meta(rails.SETTINGS_META, settings.to_text())
+    if args.json:
+        print(settings.to_text())
+        return EXIT_OK
+    for flag, field, _parse, text in rails.SETTINGS:
+        value = getattr(settings, field)
+        print(f"{flag[2:]:20} {value:g}{'  (off)' if not value else ''}   {text}")
+    return EXIT_OK
 
 
 async def copies_on(index: Index, removed: set[str], budget: float = SCAN_SECONDS) -> dict:
@@ -333,6 +374,11 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
             f"{blast['capacity_before']} -> {blast['capacity_after']} bytes, policies need "
             f"{blast['copies_needed']} nodes"
         )
+        if blast["free_after"] is not None:
+            print(
+                f"  headroom after: {blast['free_after']} of {blast['capacity_after']} bytes "
+                f"free ({blast['used_bytes']} used)"
+            )
         if blast["objects_losing_copies"] is not None:
             bound = "" if blast["scan_complete"] else " at least (scan cut short)"
             print(

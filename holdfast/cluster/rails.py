@@ -5,19 +5,86 @@ far more servers than intended).
 one, their difference, the blast radius), prints it, then runs every rule of :data:`RULES`
 on it. A rule returns a :class:`Refusal` naming itself, why, and what to do instead; any
 refusal stops the apply unless it is forced (``--force`` and the cluster's name typed).
-A new rule (free headroom floor, share of capacity, interval since the last removal) is a
-function added to :data:`RULES`; the plan is where it finds what it needs.
+A rule is a function in :data:`RULES`; the plan is where it finds what it needs.
+
+Three rules take a number the operator sets once per cluster (:data:`SETTINGS`, kept in the
+index engine, shown and changed with ``holdfast cluster layout rules``): the free headroom
+floor, the largest share of capacity one change may remove, and the least time between two
+changes that remove capacity (Swift's ``min_part_hours``).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from holdfast.cluster.layout import MEMBER_STATES, Layout, diff
 from holdfast.index.records import NodeRecord
 
 DEFAULT_CLUSTER_COPIES = 2  # a cluster's default policy: 2 copies on 2 distinct nodes
+SETTINGS_META = "layout_rules"
+
+
+def _percent(text: str) -> float:
+    value = float(str(text).rstrip("%"))
+    if not 0 <= value <= 100:
+        raise ValueError(f"not a percentage from 0 to 100: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """Seconds, or a number with s, m, h or d."""
+    text = str(text).strip()
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:].lower())
+    value = float(text[:-1] if unit else text) * (unit or 1)
+    if value < 0 or value != value:
+        raise ValueError(f"not a duration: {text!r}")
+    return value
+
+
+@dataclass
+class Settings:
+    """The rules' numbers, one cluster-wide value each (0 turns a rule off)."""
+
+    headroom_floor_percent: float = 10.0
+    max_capacity_share_percent: float = 34.0
+    min_interval_seconds: float = 3600.0
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Settings:
+        if not text:
+            return cls()
+        known = {k: v for k, v in json.loads(text).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_text(self) -> str:
+        return json.dumps(asdict(self))
+
+
+# (flag of 'holdfast cluster layout rules', Settings field, parser, help): the one place each
+# number is declared.
+SETTINGS: list[tuple[str, str, Callable[[str], float], str]] = [
+    (
+        "--headroom-floor",
+        "headroom_floor_percent",
+        _percent,
+        "percent of the capacity that must stay free after a change that removes capacity",
+    ),
+    (
+        "--max-capacity-share",
+        "max_capacity_share_percent",
+        _percent,
+        "the most percent of the capacity one change may remove",
+    ),
+    (
+        "--min-interval",
+        "min_interval_seconds",
+        _seconds,
+        "the least time between two changes that remove capacity (e.g. 3600, 90m, 1h)",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +105,10 @@ class Plan:
     default_copies: int = DEFAULT_CLUSTER_COPIES
     # What the removed nodes hold, from the index (:func:`copies_on`); None: not scanned.
     copies: dict | None = None
+    settings: Settings = field(default_factory=Settings)
+    used_bytes: int | None = None  # every copy of every object, from the index's totals
+    last_removal: tuple[int, float] | None = None  # (version, applied_at) of the last one
+    now: float = field(default_factory=time.time)
 
     @property
     def changes(self) -> list[dict]:
@@ -60,6 +131,22 @@ class Plan:
                 need, who = copies, f"bucket {bucket!r}'s policy"
         return need, who
 
+    @property
+    def capacity_known(self) -> bool:
+        """Whether every active node, before and after, has a capacity (else the capacity
+        rules cannot judge and say nothing)."""
+        nodes = self.current.active + self.after.active
+        return bool(nodes) and all(n.capacity > 0 for n in nodes)
+
+    @property
+    def removes_capacity(self) -> bool:
+        return bool(self.removed) or self.after.capacity < self.current.capacity
+
+    def free_after(self) -> int | None:
+        if self.used_bytes is None or not self.capacity_known:
+            return None
+        return self.after.capacity - self.used_bytes
+
     def blast_radius(self) -> dict:
         """What the change takes away, shown before anything is done and kept in the audit
         record: nodes, capacity, zones, and from the index what the removed nodes hold
@@ -74,6 +161,8 @@ class Plan:
             "zones_after": sorted(after.zones),
             "capacity_before": before.capacity,
             "capacity_after": after.capacity,
+            "used_bytes": self.used_bytes,
+            "free_after": self.free_after(),
             "copies_needed": self.needed_nodes[0],
             "objects_losing_copies": copies.get("objects_losing_copies"),
             "objects_without_copies": copies.get("objects_without_copies"),
@@ -144,7 +233,80 @@ def no_last_copy(plan: Plan) -> Refusal | None:
     )
 
 
-RULES: list[Rule] = [one_node_per_step, enough_nodes, enough_zones, no_last_copy]
+def headroom_floor(plan: Plan) -> Refusal | None:
+    """After a change that removes capacity, at least the floor's share must stay free
+    (EBS, 2011: re-mirroring ran out of space). Capacities are the layout's; the bytes used
+    are every copy the index counts, which would have to fit in what is left."""
+    floor = plan.settings.headroom_floor_percent
+    free = plan.free_after()
+    if not floor or free is None or not plan.removes_capacity:
+        return None
+    capacity = plan.after.capacity
+    percent = 100.0 * free / capacity if capacity > 0 else 0.0
+    if percent >= floor:
+        return None
+    return Refusal(
+        "headroom-floor",
+        f"after it {percent:.1f}% of the capacity would be free ({plan.used_bytes} bytes "
+        f"used of {capacity}), below the floor of {floor:g}%",
+        "add capacity or delete data first, or lower the floor with 'holdfast cluster layout "
+        "rules --headroom-floor'",
+    )
+
+
+def capacity_share(plan: Plan) -> Refusal | None:
+    """One change may remove at most a set share of the capacity."""
+    share = plan.settings.max_capacity_share_percent
+    before, after = plan.current.capacity, plan.after.capacity
+    if not share or not plan.capacity_known or after >= before or before <= 0:
+        return None
+    removed = 100.0 * (before - after) / before
+    if removed <= share:
+        return None
+    return Refusal(
+        "capacity-share",
+        f"this change removes {removed:.1f}% of the capacity ({before} -> {after} bytes); at "
+        f"most {share:g}% may go in one change",
+        "remove less capacity per change, or raise the share with 'holdfast cluster layout "
+        "rules --max-capacity-share'",
+    )
+
+
+def min_interval(plan: Plan) -> Refusal | None:
+    """Changes that remove capacity come at least a set time apart, so each one's data has
+    moved and been checked before the next (Swift's min_part_hours)."""
+    interval = plan.settings.min_interval_seconds
+    if not interval or plan.last_removal is None or not plan.removes_capacity:
+        return None
+    version, at = plan.last_removal
+    waited = plan.now - at
+    if waited >= interval:
+        return None
+    ready = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at + interval))
+    return Refusal(
+        "min-interval",
+        f"layout version {version} removed capacity {waited:.0f}s ago; changes that remove "
+        f"capacity must be {interval:g}s apart",
+        f"wait until {ready}, or change the interval with 'holdfast cluster layout rules "
+        "--min-interval'",
+    )
+
+
+def removed_capacity(blast: dict) -> bool:
+    """Whether an applied change (its recorded blast radius) removed capacity."""
+    before, after = blast.get("capacity_before") or 0, blast.get("capacity_after") or 0
+    return bool(blast.get("nodes_removed")) or after < before
+
+
+RULES: list[Rule] = [
+    one_node_per_step,
+    enough_nodes,
+    enough_zones,
+    no_last_copy,
+    headroom_floor,
+    capacity_share,
+    min_interval,
+]
 
 
 def count_copies(objects, removed: set[str], into: dict) -> None:
