@@ -200,3 +200,43 @@ def test_bad_dsn_and_unreachable_engine(pg_dsn):
     r = hf(dead, "layout", "show", process=True)
     refused(r, "cannot reach the index engine", "--index-dsn")
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_capacity_rules_through_the_cli(pg_dsn):
+    """Capacity share and the interval between removals, with their numbers set by
+    'layout rules': each refusal names its rule, says what to do, and changes nothing."""
+    for i in range(1, 5):
+        ok(pg_dsn, "node", "add", f"n{i}", f"127.0.0.1:74{i:02d}", "--capacity", "1T")
+    ok(pg_dsn, "layout", "apply", "--cluster-name", "prod-east")
+    assert json.loads(ok(pg_dsn, "layout", "rules", "--json")) == {
+        "headroom_floor_percent": 10.0,
+        "max_capacity_share_percent": 34.0,
+        "min_interval_seconds": 3600.0,
+    }
+    ok(pg_dsn, "layout", "rules", "--max-capacity-share", "20%")
+    assert "max-capacity-share   20" in ok(pg_dsn, "layout", "rules")
+    ok(pg_dsn, "node", "remove", "n4")
+    r = hf(pg_dsn, "layout", "apply", process=True)
+    refused(r, "capacity-share", "removes 25.0% of the capacity", "at most 20%", "nothing changed")
+    assert "headroom after:" in r.stdout  # the blast radius shows the headroom left
+    assert state(pg_dsn)["version"] == 1
+    ok(pg_dsn, "layout", "rules", "--max-capacity-share", "30")
+    assert "applied: layout version 2" in ok(pg_dsn, "layout", "apply")
+    # A second removal right after the first: the interval rule.
+    ok(pg_dsn, "node", "remove", "n3")
+    r = hf(pg_dsn, "layout", "apply")
+    refused(r, "min-interval", "layout version 2 removed capacity", "3600s apart", "wait until")
+    assert state(pg_dsn)["version"] == 2
+    out = ok(pg_dsn, "layout", "apply", "--force", stdin="prod-east\n")
+    assert "applied: layout version 3" in out
+    # Bad numbers: one line, exit 2, nothing changed.
+    before = ok(pg_dsn, "layout", "rules", "--json")
+    for flag, value in (
+        ("--headroom-floor", "150"),
+        ("--min-interval", "-5"),
+        ("--max-capacity-share", "lots"),
+    ):
+        r = hf(pg_dsn, "layout", "rules", flag, value)
+        assert r.returncode == 2 and flag in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert ok(pg_dsn, "layout", "rules", "--json") == before
