@@ -21,6 +21,7 @@ from holdfast.cluster.layout import (
     add_node,
     describe_change,
     diff,
+    drain_node,
     parse_address,
     parse_capacity,
     remove_node,
@@ -116,7 +117,13 @@ def register(
         "remove", help="stage a node's removal (apply refuses removing more than one per step)"
     )
     remove.add_argument("name", metavar="NAME")
-    for p in (add, remove):
+    drain = node_sub.add_parser(
+        "drain",
+        help="stage draining a node: once applied it takes no new copies and its copies move "
+        "to other nodes at the drain rate ('layout rules --drain-rate'); remove it after",
+    )
+    drain.add_argument("name", metavar="NAME")
+    for p in (add, remove, drain):
         add_index_args(p)
 
     dev = cluster_sub.add_parser(
@@ -170,7 +177,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
     await index.start()
     try:
         if args.cluster_command == "node":
-            return await (node_add if args.node_command == "add" else node_remove)(index, args)
+            verb = {"add": node_add, "remove": node_remove, "drain": node_drain}
+            return await verb[args.node_command](index, args)
         return await {
             "show": layout_show,
             "apply": layout_apply,
@@ -222,6 +230,14 @@ async def node_remove(index: Index, args: argparse.Namespace) -> int:
     nodes = remove_node(staged_nodes(current, staged), args.name)
     await _stage(index, current, nodes, staged)
     print(f"staged: remove node {args.name}; 'holdfast cluster layout apply' applies it")
+    return EXIT_OK
+
+
+async def node_drain(index: Index, args: argparse.Namespace) -> int:
+    current, staged = await _state(index)
+    nodes = drain_node(staged_nodes(current, staged), args.name)
+    await _stage(index, current, nodes, staged)
+    print(f"staged: drain node {args.name}; 'holdfast cluster layout apply' applies it")
     return EXIT_OK
 
 

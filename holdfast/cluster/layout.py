@@ -139,6 +139,19 @@ def remove_node(nodes: tuple[NodeRecord, ...], name: str) -> tuple[NodeRecord, .
     return tuple(replace(n, state="removed") if n.name == name else n for n in nodes)
 
 
+def drain_node(nodes: tuple[NodeRecord, ...], name: str) -> tuple[NodeRecord, ...]:
+    """The node stays a member (its copies are still read) but takes no new copies, and
+    the leading node moves its copies elsewhere at the drain rate; then remove it."""
+    old = next((n for n in nodes if n.name == name), None)
+    if old is None or old.state != "active":
+        known = ", ".join(n.name for n in nodes if n.state == "active") or "none"
+        raise LayoutError(
+            f"no active node {name!r} to drain (active: {known}); see 'holdfast cluster "
+            "layout show'"
+        )
+    return tuple(replace(n, state="draining") if n.name == name else n for n in nodes)
+
+
 def staged_nodes(current: Layout, staged: StagedLayout | None) -> tuple[NodeRecord, ...]:
     """What the next staging edit starts from: the staged nodes, else the current ones."""
     return staged.nodes if staged is not None else current.nodes

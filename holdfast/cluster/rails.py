@@ -44,6 +44,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    from holdfast.sizes import parse_size
+
+    try:
+        value = float(parse_size(str(text).removesuffix("/s")))
+    except Exception as e:  # parse_size raises argparse's error type
+        raise ValueError(str(e)) from None
+    if value <= 0:
+        raise ValueError(f"a rate must be above 0 bytes/s: {text!r}")
+    return value
+
+
 @dataclass
 class Settings:
     """The rules' numbers, one cluster-wide value each (0 turns a rule off)."""
@@ -51,6 +63,8 @@ class Settings:
     headroom_floor_percent: float = 10.0
     max_capacity_share_percent: float = 34.0
     min_interval_seconds: float = 3600.0
+    # Not a rule: how fast a drain moves copies (bytes/s), for the whole cluster.
+    drain_bytes_per_second: float = 32 * 1024**2
 
     @classmethod
     def from_text(cls, text: str | None) -> Settings:
@@ -83,6 +97,12 @@ SETTINGS: list[tuple[str, str, Callable[[str], float], str]] = [
         "min_interval_seconds",
         _seconds,
         "the least time between two changes that remove capacity (e.g. 3600, 90m, 1h)",
+    ),
+    (
+        "--drain-rate",
+        "drain_bytes_per_second",
+        _rate,
+        "bytes per second a drain moves, for the whole cluster (e.g. 32M)",
     ),
 ]
 

@@ -54,6 +54,7 @@ class ClusterStores(Mapping[str, Store]):
         self.clock = clock
         self._remote: dict[str, NodeStore] = {}
         self._zones: dict[str, str] = {}
+        self._draining: set[str] = set()
         self._synced: float | None = None
         self._lock = threading.Lock()
 
@@ -71,6 +72,7 @@ class ClusterStores(Mapping[str, Store]):
                 self.layout_view.layout = layout
             members = {n.name: n for n in self.layout_view.layout.members}
             self._zones = {name: n.zone for name, n in members.items()}
+            self._draining = {name for name, n in members.items() if n.state == "draining"}
             remote = {sid: s for sid, s in self._remote.items() if s.node in members}
             for peer, info in (state.get("peers") or {}).items():
                 if peer == self.node or peer not in members:
@@ -91,13 +93,22 @@ class ClusterStores(Mapping[str, Store]):
     # -- the questions the data paths ask ---------------------------------------------------
 
     def writable(self, store_id: str) -> bool:
+        """Whether new copies may go there: not on a node being drained (its copies are
+        moving off it), nor on a drive or peer that is down."""
+        self.sync()
+        if store_id.partition("/")[0] in self._draining:
+            return False
         if store_id in self.local:
             return self.local_writable(store_id)
-        self.sync()
         store = self._remote.get(store_id)
         if store is None or not self.view.alive(store.node):
             return False
         return self.view.free_space(store_id) is not None
+
+    def draining(self) -> set[str]:
+        """Nodes the layout has in state "draining"."""
+        self.sync()
+        return set(self._draining)
 
     def zone_of(self, node: str) -> str:
         return self._zones.get(node, "")

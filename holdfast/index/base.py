@@ -261,6 +261,14 @@ class Index(ABC):
         """Set the state of the version with this etag only (never a newer one)."""
 
     @abstractmethod
+    async def move_copy(
+        self, bucket: str, key: str, vseq: int | None, blob_id: str, old: str, new: str
+    ) -> bool:
+        """Record that the copy of ``blob_id`` on store ``old`` is now on ``new``, in the
+        current object (``vseq`` None) or noncurrent version ``vseq``, as a compare-and-set
+        on the row's segments: False (nothing changed) if the row no longer has that copy."""
+
+    @abstractmethod
     async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
         """Change one version's state only if it still is ``old``; whether it changed."""
 

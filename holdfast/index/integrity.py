@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 
 from holdfast.index.errors import Conflict
 from holdfast.index.queries import PART_COLUMNS, blob_ids_in, part_from_row, queue_for_gc
-from holdfast.index.records import BackendRecord, ObjectRecord, PartRecord, RepairTask, Segment
+from holdfast.index.records import (
+    BackendRecord,
+    ObjectRecord,
+    PartRecord,
+    RepairTask,
+    Segment,
+    move_copy_text,
+)
 from holdfast.index.totals import object_totals
 
 T = TypeVar("T")
@@ -406,6 +413,28 @@ class IntegrityIndex:
 
     def damaged_objects(self, limit: int = 100) -> tuple[int, list[tuple[str, str]]]:
         return damaged_objects(self._conn(), limit)
+
+    def move_copy(
+        self, bucket: str, key: str, vseq: int | None, blob_id: str, old: str, new: str
+    ) -> bool:
+        table, where, args = (
+            ("objects", "bucket=? AND key=?", (bucket, key))
+            if vseq is None
+            else ("versions", "bucket=? AND key=? AND vseq=?", (bucket, key, vseq))
+        )
+
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute(f"SELECT segments FROM {table} WHERE {where}", args).fetchone()
+            text = move_copy_text(row[0], blob_id, old, new) if row else None
+            if text is None:
+                return False
+            cur = db.execute(
+                f"UPDATE {table} SET segments=? WHERE {where} AND segments=?",
+                (text, *args, row[0]),
+            )
+            return cur.rowcount > 0
+
+        return self._transact(op)
 
     def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
         """Change one object version's state only if it still is ``old`` (clearing a damage

@@ -74,6 +74,18 @@ def segments_to_text(segments: list[Segment]) -> str:
     return json.dumps([s.to_json() for s in segments], separators=(",", ":"))
 
 
+def move_copy_text(text: str, blob_id: str, old: str, new: str) -> str | None:
+    """A row's segments text with blob ``blob_id``'s copy on store ``old`` said to be on
+    ``new`` instead (a drain moved it); None when the row has no such copy (or already one
+    on ``new``), so the caller changes nothing."""
+    entries = json.loads(text)
+    for d in entries:
+        if d.get("id") == blob_id and old in d.get("st", ()) and new not in d["st"]:
+            d["st"] = [new if s == old else s for s in d["st"]]
+            return json.dumps(entries, separators=(",", ":"))
+    return None
+
+
 def segments_from_text(text: str) -> list[Segment]:
     return list(_parse_segments(text))
 

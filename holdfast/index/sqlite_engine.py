@@ -329,6 +329,11 @@ class SqliteEngine(Index):
     async def set_state_if(self, bucket: str, key: str, etag: str, old: str, new: str) -> bool:
         return await self._write(self.core.set_state_if, bucket, key, etag, old, new)
 
+    async def move_copy(
+        self, bucket: str, key: str, vseq: int | None, blob_id: str, old: str, new: str
+    ) -> bool:
+        return await self._write(self.core.move_copy, bucket, key, vseq, blob_id, old, new)
+
     async def list_keys(
         self, bucket: str, prefix: str, start: str | None, inclusive: bool, limit: int
     ) -> list[ListedEntry]:

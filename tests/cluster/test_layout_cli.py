@@ -212,6 +212,7 @@ def test_capacity_rules_through_the_cli(pg_dsn):
         "headroom_floor_percent": 10.0,
         "max_capacity_share_percent": 34.0,
         "min_interval_seconds": 3600.0,
+        "drain_bytes_per_second": 32 * 1024**2,
     }
     ok(pg_dsn, "layout", "rules", "--max-capacity-share", "20%")
     assert "max-capacity-share   20" in ok(pg_dsn, "layout", "rules")

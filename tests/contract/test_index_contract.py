@@ -299,6 +299,25 @@ async def test_object_states(index) -> None:
     assert await index.damaged_objects(10) == (0, [])
 
 
+async def test_move_copy_is_a_compare_and_set(index) -> None:
+    """A drain records a moved copy only if the row still has it where it was."""
+    await bucket(index)
+    s = seg(stores=("n1/d0", "n3/d0"))
+    await index.put_object(obj("b", "k", segments=[s]))
+    assert await index.move_copy("b", "k", None, s.blob_id, "n3/d0", "n2/d0") is True
+    assert (await index.get_object("b", "k")).segments[0].stores == ("n1/d0", "n2/d0")
+    # Again: the copy is no longer on n3, so nothing changes.
+    assert await index.move_copy("b", "k", None, s.blob_id, "n3/d0", "n2/d0") is False
+    # Not onto a store that already holds a copy, nor for another blob, nor a missing row.
+    assert await index.move_copy("b", "k", None, s.blob_id, "n1/d0", "n2/d0") is False
+    assert await index.move_copy("b", "k", None, "nope", "n1/d0", "n4/d0") is False
+    assert await index.move_copy("b", "gone", None, s.blob_id, "n1/d0", "n4/d0") is False
+    assert (await index.get_object("b", "k")).segments[0].stores == ("n1/d0", "n2/d0")
+    # The bucket's totals do not change: as many copies as before.
+    usage = {u.bucket.name: u for u in await index.bucket_usage(None)}
+    assert usage["b"].stored_bytes == 2 * s.size
+
+
 # -- listing -------------------------------------------------------------------------------------
 
 KEYS = ["a", "a/b", "a/c/d", "b", "é", "z", "\U0001f600", "\ufffd", "a b", "A", "~"]

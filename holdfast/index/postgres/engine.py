@@ -69,6 +69,7 @@ from holdfast.index.records import (
     VersionEntry,
     VersionRef,
     lock_to_text,
+    move_copy_text,
     nodes_from_text,
     nodes_to_text,
     object_lock_text,
@@ -867,6 +868,26 @@ class PostgresIndex(Index):
                 "UPDATE objects SET tags=%s WHERE bucket=%s AND key=%s",
                 (tags_to_text(tags), bucket, key),
             )
+            return cur.rowcount > 0
+
+        return await self._write(fn)
+
+    async def move_copy(
+        self, bucket: str, key: str, vseq: int | None, blob_id: str, old: str, new: str
+    ) -> bool:
+        table, where, args = (
+            ("objects", "bucket=%s AND key=%s", (bucket, key))
+            if vseq is None
+            else ("versions", "bucket=%s AND key=%s AND vseq=%s", (bucket, key, vseq))
+        )
+
+        async def fn(conn: Conn):
+            cur = await conn.execute(f"SELECT segments FROM {table} WHERE {where} FOR UPDATE", args)
+            row = await cur.fetchone()
+            text = move_copy_text(row[0], blob_id, old, new) if row else None
+            if text is None:
+                return False
+            cur = await conn.execute(f"UPDATE {table} SET segments=%s WHERE {where}", (text, *args))
             return cur.rowcount > 0
 
         return await self._write(fn)
