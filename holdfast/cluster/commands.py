@@ -241,6 +241,28 @@ async def node_drain(index: Index, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DRAIN_META = "drain_state"  # written by holdfast/workers/drain.py
+
+
+def describe_drain(d: dict) -> str:
+    """One line of drain progress, from the leading node's saved state."""
+    nodes = ", ".join(d.get("nodes") or []) or "-"
+    phase = d.get("phase")
+    if phase == "idle":
+        return "drain: nothing draining"
+    moved, total = d.get("bytes_moved", 0), d.get("bytes_to_move", 0)
+    pct = f" ({100 * moved / total:.0f}%)" if total else ""
+    line = (
+        f"drain of {nodes}: {phase}, {d.get('copies_moved', 0)} of {d.get('copies_to_move', 0)} "
+        f"copies, {moved} of {total} bytes moved{pct} at {d.get('rate', 0):.0f} bytes/s"
+    )
+    if d.get("failed") or d.get("changed_meanwhile"):
+        line += f"; {d.get('failed', 0)} failed, {d.get('changed_meanwhile', 0)} to look at again"
+    if phase == "done" and not d.get("failed") and not d.get("changed_meanwhile"):
+        line += f"; 'holdfast cluster node remove {nodes}' may follow"
+    return line
+
+
 def _node_rows(nodes: tuple[NodeRecord, ...]) -> list[str]:
     rows = [f"  {'NAME':16} {'STATE':9} {'CLUSTER ADDR':22} {'ZONE':10} {'CAPACITY':>14}  S3"]
     for n in nodes:
@@ -255,9 +277,11 @@ async def layout_show(index: Index, args: argparse.Namespace) -> int:
     current, staged = await _state(index)
     changes = diff(current.nodes, staged.nodes) if staged else []
     if args.json:
+        drain = await index.get_meta(DRAIN_META)
         print(
             json.dumps(
                 {
+                    "drain": json.loads(drain) if drain else None,
                     "version": current.version,
                     "nodes": [n.to_json() for n in current.nodes],
                     "staged": None
@@ -276,6 +300,9 @@ async def layout_show(index: Index, args: argparse.Namespace) -> int:
     print(f"layout version {current.version}" + ("" if current.nodes else " (empty)"))
     if current.nodes:
         print("\n".join(_node_rows(current.nodes)))
+    drain = await index.get_meta(DRAIN_META)
+    if drain:
+        print(describe_drain(json.loads(drain)))
     if staged is None:
         print("staged: nothing")
     else:

@@ -110,6 +110,8 @@ ANTI_ENTROPY_BLOBS = Counter(
 ANTI_ENTROPY_BYTES = Counter(
     "holdfast_anti_entropy_bytes_resynced", "Bytes of the blobs anti-entropy queued"
 )
+DRAIN_BYTES = Counter("holdfast_drain_bytes", "Bytes moved off draining nodes")
+DRAIN_COPIES = Counter("holdfast_drain_copies", "Copies moved off draining nodes")
 SCRUB_BYTES = Counter("holdfast_scrub_bytes", "Bytes verified by the scrubber")
 SCRUB_BLOBS = Counter("holdfast_scrub_blobs", "Blobs verified by the scrubber")
 CORRUPTIONS_FOUND = Counter(

@@ -49,6 +49,7 @@ def background_view(workers: Any) -> dict:
         "repair": workers.repair.snapshot(),
         "scrub": workers.scrubber.snapshot(),
         "anti_entropy": workers.anti_entropy.snapshot(),
+        "drain": workers.drainer.snapshot(),
         "gc": asdict(workers.gc.stats),
     }
 

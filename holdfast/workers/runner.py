@@ -21,6 +21,7 @@ import os
 from holdfast.index.base import Lease
 from holdfast.service import Service
 from holdfast.workers.antientropy import AntiEntropy
+from holdfast.workers.drain import Drainer
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
 from holdfast.workers.repair import RepairWorker
@@ -42,6 +43,7 @@ class BackgroundWorkers:
         self.repair = RepairWorker(node)
         self.scrubber = Scrubber(node)
         self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
+        self.drainer = Drainer(node)
         self.monitor = DriveMonitor(node)
         self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
@@ -70,6 +72,7 @@ class BackgroundWorkers:
                 self.repair.run(),
                 self.scrubber.run(),
                 self.anti_entropy.run(),
+                self.drainer.run(),
                 self._publish(),
             )
             try:
@@ -110,6 +113,7 @@ class BackgroundWorkers:
         self.repair.close()
         self.scrubber.close()
         self.anti_entropy.close()
+        self.drainer.close()
         if self._lease is not None:
             await self._lease.release()
             self._lease = None

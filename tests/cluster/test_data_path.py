@@ -422,3 +422,77 @@ def test_a_node_that_accepts_nothing_gets_a_bounded_number_of_retries(dev):
     while left := _owed_to(dev, victim):
         assert time.monotonic() < deadline, f"{len(left)} copies never made once healed"
         time.sleep(1)
+
+
+def test_drain_moves_a_nodes_copies_at_the_drain_rate(dev, capsys):
+    """'cluster node drain' then 'layout apply': every copy on the drained node moves to
+    another node (still one copy per node), nothing else moves, and the bytes moved never
+    run ahead of the cluster's drain rate (counted from the drain counter, sampled: the
+    bytes between any two samples are at most rate x time + the bucket's burst)."""
+    from holdfast.cli import main
+
+    nodes = dev.doc["nodes"]
+    victim = nodes[2]
+    dsn = dev.doc["index"]["dsn"]
+    bucket = f"dr-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    bodies = {}
+    for i in range(12):
+        bodies[f"d{i}"] = os.urandom(300_000 + i)
+        dev.s3(nodes[i % 3]).put_object(Bucket=bucket, Key=f"d{i}", Body=bodies[f"d{i}"])
+    deadline = time.monotonic() + 60
+    while True:
+        spread = {k: stores_of(dev, bucket, k)[0] for k in bodies}
+        two = all(len({s.split("/")[0] for s in st}) == 2 for st in spread.values())
+        if two and not any(_owed_to(dev, n) for n in nodes):
+            break
+        assert time.monotonic() < deadline, spread
+        time.sleep(1)
+    on_victim = [k for k, st in spread.items() if any(s.startswith("n3/") for s in st)]
+    assert on_victim
+    to_move = sum(len(bodies[k]) for k in on_victim)
+    moved_blobs = {
+        index_call(dsn, lambda ix, k=k: ix.get_object(bucket, k)).segments[0].blob_id
+        for k in on_victim
+    }
+    rate, burst = 256 * 1024, 1024 * 1024  # the Pacer's burst: max(rate, 1 MiB)
+
+    def moved() -> float:
+        return sum(_metric(dev, n, "holdfast_drain_bytes_total") for n in nodes)
+
+    base = moved()
+    assert main(["cluster", "layout", "rules", "--drain-rate", "256K", "--index-dsn", dsn]) == 0
+    assert main(["cluster", "node", "drain", victim["name"], "--index-dsn", dsn]) == 0
+    assert main(["cluster", "layout", "apply", "--index-dsn", dsn]) == 0
+    samples = [(time.monotonic(), 0.0)]
+    deadline = time.monotonic() + 180
+    while samples[-1][1] < to_move:
+        assert time.monotonic() < deadline, f"moved {samples[-1][1]} of {to_move} bytes"
+        time.sleep(0.5)
+        samples.append((time.monotonic(), moved() - base))
+    for i, (t0, b0) in enumerate(samples):
+        for t1, b1 in samples[i + 1 :]:
+            assert b1 - b0 <= rate * (t1 - t0) + burst, (b1 - b0, t1 - t0)
+    took = samples[-1][0] - samples[0][0]
+    with capsys.disabled():
+        print(f"\ndrain: {to_move} bytes in {took:.1f}s at a limit of {rate} bytes/s")
+    assert samples[-1][1] == to_move  # only the drained node's copies moved
+    assert took >= (to_move - burst) / rate * 0.9
+    for k in bodies:
+        (st,) = stores_of(dev, bucket, k)
+        assert len({s.split("/")[0] for s in st}) == 2 and not any(s.startswith("n3/") for s in st)
+        for n in nodes:
+            assert dev.s3(n).get_object(Bucket=bucket, Key=k)["Body"].read() == bodies[k]
+    held = {p.name for p in Path(victim["data"]).glob("**/blobs/*/*/*")}
+    assert not held & moved_blobs  # the drained node's copies are deleted
+    # Progress through the CLI.
+    capsys.readouterr()
+    deadline = time.monotonic() + 30
+    while True:
+        assert main(["cluster", "layout", "show", "--index-dsn", dsn]) == 0
+        out = capsys.readouterr().out
+        if "drain of n3: done" in out:
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(1)
+    assert f"{len(on_victim)} of {len(on_victim)} copies" in out and "(100%)" in out
