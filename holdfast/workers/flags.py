@@ -130,6 +130,15 @@ def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
             parse_spread(config.spread)
         except ValueError as e:
             raise SystemExit(f"holdfast: --spread: {e}") from None
+    # A rate of zero would stall repair for good, a negative one is meaningless (issue 13).
+    if config.repair_concurrency < 1 or config.repair_ops_per_second <= 0:
+        raise SystemExit("holdfast: --repair-concurrency and --repair-ops must be positive")
+    if config.repair_bytes_per_second <= 0:
+        raise SystemExit("holdfast: --repair-rate must be positive")
+    if config.anti_entropy_interval_seconds < 0:
+        raise SystemExit(
+            "holdfast: --anti-entropy-interval must be 0 (only drives coming back) or more"
+        )
     _ = drives  # counted with the back-end stores once the index is open: check_stores
 
 
@@ -155,7 +164,3 @@ def check_stores(config: Config, kinds: list[str]) -> str | None:
         return f"--spread: {e}"
     reason = policy.unmeetable(kinds)
     return f"--spread {config.spread}: {reason}" if reason else None
-    if config.repair_concurrency < 1 or config.repair_ops_per_second <= 0:
-        raise SystemExit("holdfast: --repair-concurrency and --repair-ops must be positive")
-    if config.repair_bytes_per_second <= 0:
-        raise SystemExit("holdfast: --repair-rate must be positive")

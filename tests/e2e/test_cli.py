@@ -114,3 +114,13 @@ def test_admin_status_takes_host_port_as_well_as_a_url(http_server):
         assert json.loads(proc.stdout)["drives"]
     bad = holdfast("admin", "status", "--endpoint", "ftp://x:1", check=False)
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+def test_serve_refuses_a_repair_rate_of_zero_or_below(tmp_path):
+    """Issue 13, bad input: a rate that would stall repair for good, or a negative one, is
+    one clear line before anything starts."""
+    for flag, value in (("--repair-rate", "0"), ("--anti-entropy-interval", "-1")):
+        proc = holdfast("serve", "--data", str(tmp_path / "d"), flag, value, check=False)
+        assert proc.returncode != 0, (flag, value, proc.stderr)
+        assert flag in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "d" / "index").exists()  # nothing was started or created
