@@ -35,12 +35,13 @@ from holdfast.merkle import Tree, descend, diff_leaf, hour_of, leaf_of
 from holdfast.service.node import Node
 from holdfast.stores.base import Capability
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Backoff
+from holdfast.workers.limits import Backoff, TokenBucket
 
 log = logging.getLogger("holdfast.antientropy")
 
 STATE_KEY = "anti_entropy_state"
 SCAN_BATCH = 500
+SCAN_ROWS_PER_SECOND = 5000.0  # the index walk's pace (rows of objects, versions, parts)
 WATCH_SECONDS = 1.0  # how often drives coming back are looked for
 KINDS = ("local", "node")  # stores whose listed length is the blob's length
 
@@ -77,11 +78,14 @@ class State:
 
 def index_segments(node: Node) -> Iterator[tuple[Segment, str]]:
     """Every segment the index holds live, with a reference for the repair row: objects,
-    noncurrent versions, parts of unfinished uploads. A batch at a time, each batch after
-    a short lull in foreground requests (bounded), so the walk yields to clients."""
+    noncurrent versions, parts of unfinished uploads. A batch at a time, at most
+    SCAN_ROWS_PER_SECOND rows a second, each batch after a short lull in foreground
+    requests (bounded), so the walk yields to clients."""
     cfg = node.config
+    pace = TokenBucket(SCAN_ROWS_PER_SECOND, burst=SCAN_BATCH)
 
     def lull() -> None:
+        pace.take_sync(SCAN_BATCH)
         node.foreground.wait_quiet_sync(
             cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
         )
