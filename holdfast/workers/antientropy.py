@@ -43,6 +43,7 @@ STATE_KEY = "anti_entropy_state"
 SCAN_BATCH = 500
 SCAN_ROWS_PER_SECOND = 5000.0  # the index walk's pace (rows of objects, versions, parts)
 WATCH_SECONDS = 1.0  # how often drives coming back are looked for
+MIN_GAP_SECONDS = 60.0  # between two comparisons of one drive (a flapping node), or the interval
 KINDS = ("local", "node")  # stores whose listed length is the blob's length
 
 
@@ -301,7 +302,13 @@ class AntiEntropy:
                     self.state.pending = sorted(
                         set(self.state.pending) | {s for s in self.node.all_stores}
                     )
-                todo = [sid for sid in self.state.pending if self.eligible(sid)]
+                gap = min(MIN_GAP_SECONDS, self.interval) if self.interval > 0 else MIN_GAP_SECONDS
+                todo = [
+                    sid
+                    for sid in self.state.pending
+                    if self.eligible(sid)
+                    and now - (self.state.last.get(sid) or {}).get("finished", 0.0) >= gap
+                ]
                 if todo and time.monotonic() >= self._retry_at:
                     self.running = todo
                     results = await loop.run_in_executor(self._pool, self.compare, todo)
