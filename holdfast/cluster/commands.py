@@ -322,6 +322,8 @@ async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Pl
     plan.settings = rails.Settings.from_text(await index.get_meta(rails.SETTINGS_META))
     if plan.removed:
         plan.copies = await copies_on(index, set(plan.removed))
+    if plan.draining:
+        plan.drained = await copies_on(index, set(plan.draining))
     if plan.removes_capacity:
         plan.used_bytes = sum(u.stored_bytes for u in await index.bucket_usage(None))
         for r in await index.layout_history(1000):  # newest first
@@ -417,6 +419,18 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
             f"{blast['capacity_before']} -> {blast['capacity_after']} bytes, policies need "
             f"{blast['copies_needed']} nodes"
         )
+        if blast["nodes_draining"]:
+            print(
+                f"  draining {', '.join(blast['nodes_draining'])}: "
+                f"{(plan.drained or {}).get('objects_losing_copies', 0)} objects have a copy to "
+                "move"
+            )
+        if blast["seconds_at_drain_rate"] is not None:
+            print(
+                f"  {blast['bytes_to_move']} bytes to move: about "
+                f"{blast['seconds_at_drain_rate']:.0f} s at the drain rate of "
+                f"{blast['drain_bytes_per_second']:.0f} bytes/s"
+            )
         if blast["free_after"] is not None:
             print(
                 f"  headroom after: {blast['free_after']} of {blast['capacity_after']} bytes "

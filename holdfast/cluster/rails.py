@@ -125,6 +125,7 @@ class Plan:
     default_copies: int = DEFAULT_CLUSTER_COPIES
     # What the removed nodes hold, from the index (:func:`copies_on`); None: not scanned.
     copies: dict | None = None
+    drained: dict | None = None  # the same tally for the nodes this change starts draining
     settings: Settings = field(default_factory=Settings)
     used_bytes: int | None = None  # every copy of every object, from the index's totals
     last_removal: tuple[int, float] | None = None  # (version, applied_at) of the last one
@@ -141,6 +142,16 @@ class Plan:
     @property
     def removed(self) -> list[str]:
         return [c["node"] for c in self.changes if c["change"] == "removed"]
+
+    @property
+    def draining(self) -> list[str]:
+        """Nodes this change starts draining (their copies will move, none is lost)."""
+        before = {n.name: n.state for n in self.current.nodes}
+        return [
+            n.name
+            for n in self.staged
+            if n.state == "draining" and before.get(n.name) != "draining"
+        ]
 
     @property
     def needed_nodes(self) -> tuple[int, str]:
@@ -173,6 +184,10 @@ class Plan:
         (objects that lose copies, objects left with none, bytes that must move)."""
         before, after = self.current, self.after
         copies = self.copies or {}
+        moving = copies.get("bytes_to_move")
+        if self.drained is not None:
+            moving = (moving or 0) + (self.drained.get("bytes_to_move") or 0)
+        rate = self.settings.drain_bytes_per_second
         return {
             "nodes_removed": self.removed,
             "nodes_before": len(before.members),
@@ -186,8 +201,11 @@ class Plan:
             "copies_needed": self.needed_nodes[0],
             "objects_losing_copies": copies.get("objects_losing_copies"),
             "objects_without_copies": copies.get("objects_without_copies"),
-            "bytes_to_move": copies.get("bytes_to_move"),
-            "scan_complete": copies.get("complete"),
+            "bytes_to_move": moving,
+            "scan_complete": copies.get("complete", (self.drained or {}).get("complete")),
+            "nodes_draining": self.draining,
+            "drain_bytes_per_second": rate,
+            "seconds_at_drain_rate": round(moving / rate, 1) if moving and rate else None,
         }
 
 

@@ -133,3 +133,19 @@ def test_all_rules_report_together():
 def test_settings_default(text):
     assert Settings.from_text(text) == Settings()
     assert Settings.from_text(Settings(1, 2, 3).to_text()) == Settings(1, 2, 3)
+
+
+def test_blast_radius_of_a_drain_gives_the_time_at_the_drain_rate():
+    from holdfast.cluster.layout import drain_node
+
+    current = layout(T, T, T)
+    plan = Plan(current, drain_node(current.nodes, "n3"), settings=Settings())
+    assert plan.draining == ["n3"] and plan.removed == []
+    assert plan.removes_capacity  # a draining node takes no new copies
+    plan.drained = {"objects_losing_copies": 4, "bytes_to_move": 64 * 1024**2, "complete": True}
+    blast = plan.blast_radius()
+    assert blast["nodes_draining"] == ["n3"] and blast["bytes_to_move"] == 64 * 1024**2
+    assert blast["seconds_at_drain_rate"] == 2.0  # at the default 32 MiB/s
+    # Already draining: not counted again.
+    again = Plan(Layout(2, plan.staged), plan.staged)
+    assert again.draining == []
