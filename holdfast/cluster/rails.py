@@ -226,7 +226,8 @@ def one_node_per_step(plan: Plan) -> Refusal | None:
 
 
 def enough_nodes(plan: Plan) -> Refusal | None:
-    if not plan.removed:
+    """Removing or draining a node must leave a node for every copy a policy asks for."""
+    if not plan.removed and not plan.draining:
         return None
     need, who = plan.needed_nodes
     left = len(plan.after.active)

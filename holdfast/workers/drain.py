@@ -118,9 +118,15 @@ class Drainer:
             nodes=nodes, phase="counting", passes=self.state.passes + 1, started=time.time()
         )
         self.state.rate = rate
-        self._pacer = Pacer(self.node, rate)
-        self._repairer = Repairer(self.node, self._pacer)
+        self._pace(rate)
         log.info("draining %s at %d bytes/s", ", ".join(nodes), rate)
+
+    def _pace(self, rate: float) -> None:
+        """One token bucket for as long as the process leads (a new pass, or a new rate,
+        does not hand out a fresh burst)."""
+        if self._pacer is None or self._pacer.bucket.rate != rate:
+            self._pacer = Pacer(self.node, rate)
+            self._repairer = Repairer(self.node, self._pacer)
 
     def _rows(self, phase: str, after):
         if phase == "versions":
@@ -136,8 +142,7 @@ class Drainer:
             return False
         if self._repairer is None:  # resumed after a restart
             s.rate = self._rate()
-            self._pacer = Pacer(self.node, s.rate)
-            self._repairer = Repairer(self.node, self._pacer)
+            self._pace(s.rate)
         phase = "objects" if s.phase == "counting" else s.phase
         after = tuple(s.cursor) if s.cursor else None
         rows, keys = self._rows(phase, after)
