@@ -473,6 +473,19 @@ def test_drain_moves_a_nodes_copies_at_the_drain_rate(dev, capsys):
     def moved() -> float:
         return sum(_metric(dev, n, "holdfast_drain_bytes_total") for n in nodes)
 
+    async def largest_on_victim(ix):
+        out, after = 0, None
+        while True:
+            batch = await ix.scan_objects(after, 500)
+            for obj in batch:
+                for seg in obj.segments:
+                    if any(s.startswith("n3/") for s in seg.stores):
+                        out = max(out, seg.size)
+            if len(batch) < 500:
+                return out
+            after = (batch[-1].bucket, batch[-1].key)
+
+    biggest = index_call(dsn, largest_on_victim)
     base = moved()
     assert main(["cluster", "layout", "rules", "--drain-rate", "1M", "--index-dsn", dsn]) == 0
     assert main(["cluster", "node", "drain", victim["name"], "--index-dsn", dsn]) == 0
@@ -489,9 +502,12 @@ def test_drain_moves_a_nodes_copies_at_the_drain_rate(dev, capsys):
         assert time.monotonic() < deadline, f"moved {samples[-1][1]} of {to_move} bytes"
         time.sleep(0.5)
         samples.append((time.monotonic(), moved() - base))
+    # The counter counts a copy when it is finished, and its bytes were paced block by
+    # block before: a window may see one copy begun before it, whole.
+    slack = burst + biggest
     for i, (t0, b0) in enumerate(samples):
         for t1, b1 in samples[i + 1 :]:
-            assert b1 - b0 <= rate * (t1 - t0) + burst, (b1 - b0, t1 - t0)
+            assert b1 - b0 <= rate * (t1 - t0) + slack, (b1 - b0, t1 - t0, slack)
     took = samples[-1][0] - samples[0][0]
     with capsys.disabled():
         print(f"\ndrain: {to_move} bytes in {took:.1f}s at a limit of {rate} bytes/s")
