@@ -205,7 +205,7 @@ class AntiEntropy:
         for sid, store in stores.items():
             try:
                 held_hours[sid] = store.tree_digests()
-            except OSError as e:
+            except Exception as e:  # a peer down, or one too old to know the "digests" op
                 log.warning("anti-entropy: cannot list drive %s: %s", sid, e)
         if not held_hours:
             return []
@@ -259,7 +259,7 @@ class AntiEntropy:
             for (hour, leaf), items in sorted(leaves.items()):
                 try:
                     held = stores[sid].leaf_blobs(hour, leaf)
-                except OSError as e:
+                except Exception as e:
                     log.warning("anti-entropy: cannot list %s %s/%s: %s", sid, hour, leaf, e)
                     continue
                 diff = diff_leaf({b: seg.size for b, (seg, _) in items.items()}, held)
