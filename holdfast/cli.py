@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="domain for virtual-host-style addressing (<bucket>.NAME); may repeat "
         "(default localhost)",
     )
+    serve.add_argument(
+        "--website-domain",
+        action="append",
+        metavar="NAME",
+        help="serve buckets with a website configuration as static sites at <bucket>.NAME on "
+        f"the same port; may repeat (default {Config().website_domains[0]})",
+    )
 
     serve.add_argument(
         "--presign-cache",
@@ -161,6 +168,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.region = getattr(args, "region", None) or config.region
     if getattr(args, "domain", None):
         config.domains = args.domain
+    if getattr(args, "website_domain", None):
+        config.website_domains = args.website_domain
     config.presign_cache_size = getattr(args, "presign_cache", config.presign_cache_size)
     config.orphan_age_seconds = getattr(args, "orphan_age", config.orphan_age_seconds)
     config.sweep_interval_seconds = getattr(args, "sweep_interval", config.sweep_interval_seconds)

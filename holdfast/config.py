@@ -28,6 +28,9 @@ class Config:
     region: str = "us-east-1"
     # Virtual-host-style addressing: requests to <bucket>.<domain> name the bucket in the host.
     domains: list[str] = field(default_factory=lambda: ["localhost", "s3.localhost"])
+    # Static websites (docs/websites.md): <bucket>.<website domain> on the same port serves
+    # the bucket as a site. Checked before ``domains``, so it may be a sub-domain of one.
+    website_domains: list[str] = field(default_factory=lambda: ["s3-website.localhost"])
     max_header_bytes: int = 16 * 1024
     max_object_size: int = 5 * 1024**4
     block_size: int = 1024 * 1024

@@ -33,12 +33,13 @@ import json
 from dataclasses import dataclass
 
 from holdfast.errors import S3Error
-from holdfast.index.records import BucketRecord
+from holdfast.index.records import BucketRecord, ObjectRecord
 from holdfast.s3 import acl as acls
 from holdfast.s3 import xml
 from holdfast.s3.http import Request
 from holdfast.s3.policy import (
     ACTION_OF,
+    TAG_KEY_PREFIX,
     Decision,
     Effect,
     Policy,
@@ -49,13 +50,15 @@ from holdfast.s3.policy import (
 )
 from holdfast.s3.policy import authorize as policy_authorize
 from holdfast.s3.router import Operation
+from holdfast.service.versions import parse_version_id
 
 POLICY = "policy"
 ACL = "acl"
 PUBLIC_ACCESS_BLOCK = "public-access-block"
 OWNERSHIP = "ownership"
 CORS = "cors"
-DOCUMENTS = (POLICY, ACL, PUBLIC_ACCESS_BLOCK, OWNERSHIP, CORS)
+WEBSITE = "website"
+DOCUMENTS = (POLICY, ACL, PUBLIC_ACCESS_BLOCK, OWNERSHIP, CORS, WEBSITE)
 
 # Operations that name no existing bucket to decide by (CreateBucket names one to be).
 NO_BUCKET_OPERATIONS = frozenset({Operation.LIST_BUCKETS, Operation.CREATE_BUCKET})
@@ -84,6 +87,20 @@ OBJECT_PERMISSION = {
     "s3:GetObjectAcl": "READ_ACP",
     "s3:PutObjectAcl": "WRITE_ACP",
 }
+# The object actions S3 gives the s3:ExistingObjectTag/<key> condition keys for: the tags of
+# the object (version) the request names go into the evaluator's context.
+TAG_CONDITION_ACTIONS = frozenset(
+    {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:GetObjectAcl",
+        "s3:GetObjectAttributes",
+        "s3:GetObjectTagging",
+        "s3:PutObjectTagging",
+        "s3:DeleteObjectTagging",
+        "s3:PutObjectAcl",
+    }
+)
 # A request naming a version id asks for the version action (as on S3).
 VERSION_ACTIONS = {
     "s3:GetObject": "s3:GetObjectVersion",
@@ -228,6 +245,19 @@ class BucketAccess:
     def acls_enabled(self) -> bool:
         return self.ownership != "BucketOwnerEnforced"
 
+    @property
+    def tag_conditions(self) -> bool:
+        """Does the policy test s3:ExistingObjectTag/<key> anywhere (then object actions need
+        the object's tags; otherwise nobody reads them for the decision)?"""
+        text = self.docs.get(POLICY)
+        return text is not None and _uses_tags(text, self.bucket.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _uses_tags(text: str, bucket: str) -> bool:
+    policy, _ = _policy(text, bucket)
+    return any(c.key.startswith(TAG_KEY_PREFIX) for s in policy.statements for c in s.conditions)
+
 
 # -- the decision --------------------------------------------------------------------------------
 
@@ -307,9 +337,12 @@ def request_of(
     bucket: str | None,
     key: str | None,
     access: BucketAccess | None = None,
+    object_tags: list[tuple[str, str]] | None = None,
 ) -> RequestContext:
     """What the decision sees of one S3 request. The condition keys are only gathered when
-    the bucket has a policy to test them against (the hot path without one skips it)."""
+    the bucket has a policy to test them against (the hot path without one skips it).
+    ``object_tags``: the tags of the object an object action names (see
+    :func:`needs_object`)."""
     principal = principal_of(request.user, request.access_key)
     if access is None or POLICY not in access.docs:
         return RequestContext(action, bucket or "", key, principal, {})
@@ -321,5 +354,74 @@ def request_of(
         headers=request.headers,
         query=request.query,
         listing=action in LISTING_ACTIONS,
+        object_tags=dict(object_tags) if object_tags else None,
     )
     return RequestContext(action, bucket or "", key, principal, context)
+
+
+def needs_tags(action: str, key: str | None, access: BucketAccess | None) -> bool:
+    """Must the decision see the object's tags first (a policy testing
+    s3:ExistingObjectTag, an action S3 gives those keys for)?"""
+    return (
+        key is not None
+        and access is not None
+        and action in TAG_CONDITION_ACTIONS
+        and access.tag_conditions
+    )
+
+
+def may_need_object_acl(decision: Decision, action: str, access: BucketAccess | None) -> bool:
+    """Could the object's own ACL turn this refusal into an allow? Only for a refusal that
+    no explicit Deny made, of an action an object ACL grants, while ACLs are enabled: the
+    hot path (the owner, or an allow) never reads the object for it."""
+    return (
+        not decision.allowed
+        and not decision.reason.startswith("denied by")
+        and action in OBJECT_PERMISSION
+        and access is not None
+        and access.acls_enabled
+    )
+
+
+async def _object(index, bucket: str, key: str, version: str | None) -> ObjectRecord | None:
+    """The object (version) a request names, None when there is none (its handler answers
+    for that)."""
+    if not version:
+        return await index.get_object(bucket, key)
+    try:
+        seq = parse_version_id(version)
+    except S3Error:
+        return None
+    obj = await index.get_version(bucket, key, seq)
+    return None if obj is None or obj.delete_marker else obj
+
+
+async def decide_object(
+    index,
+    request: Request,
+    action: str,
+    bucket: str | None,
+    key: str | None,
+    access: BucketAccess | None,
+    version: str | None = None,
+) -> Decision:
+    """:func:`decide` for one request (``version``: the version id it names), reading the object it names when (and only when) the
+    decision depends on it: its tags for a policy testing s3:ExistingObjectTag, its ACL for
+    a caller no policy or bucket ACL lets through."""
+    obj: ObjectRecord | None = None
+    read = False
+    tags = None
+    if needs_tags(action, key, access):
+        assert key is not None and bucket is not None
+        obj, read = await _object(index, bucket, key, version), True
+        tags = obj.tags if obj is not None else None
+    context = request_of(request, action, bucket, key, access, tags)
+    decision = decide(context, access)
+    if may_need_object_acl(decision, action, access):
+        assert key is not None and bucket is not None
+        if not read:
+            obj = await _object(index, bucket, key, version)
+        object_acl = acls.of_object(obj.headers) if obj is not None else None
+        if object_acl is not None:
+            decision = decide(context, access, object_acl)
+    return decision

@@ -213,3 +213,15 @@ def render(acl: Acl, owner: str, names: dict[str, str]) -> bytes:
         grants.append(("Grant", [("Grantee", grantee), ("Permission", g.permission)]))
     owner_part = [("ID", canonical_id(owner)), ("DisplayName", owner)]
     return xml.render("AccessControlPolicy", [("Owner", owner_part), ("AccessControlList", grants)])
+
+
+# An object's ACL travels with its version in the object's stored-header map under this
+# name (as its encryption does, holdfast/service/encryption.py): both index engines hold it
+# with the version, a new version starts with its own, and it is never sent to clients.
+# Absent: the private ACL (FULL_CONTROL to the bucket's owner), the common case.
+STORED_HEADER = "x-holdfast-acl"
+
+
+def of_object(headers: dict[str, str]) -> Acl | None:
+    text = headers.get(STORED_HEADER)
+    return None if text is None else Acl.from_json(text)

@@ -21,6 +21,7 @@ from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
 from holdfast.ops.requestlog import iso_utc
 from holdfast.s3 import access, cors, xml
+from holdfast.s3 import website as website_pages
 from holdfast.s3.auth import AuthResult, is_anonymous, verify_request
 from holdfast.s3.auth_v2 import is_v2, verify_v2
 from holdfast.s3.http import (
@@ -45,6 +46,7 @@ from holdfast.s3.ops import (
     sse,
     tagging,
     versions,
+    website,
 )
 from holdfast.s3.ops.common import Context
 from holdfast.s3.ops.objects import parse_copy_source
@@ -90,6 +92,7 @@ HANDLERS: dict[Operation, Handler] = {
     **tagging.HANDLERS,
     **versions.HANDLERS,
     **access_ops.HANDLERS,
+    **website.HANDLERS,
     **objectlock.HANDLERS,
 }
 
@@ -159,7 +162,10 @@ class S3App:
             response.headers.append(("Connection", "close"))
             await self._send(send, response, "GET", request_id)
             return
-        if request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
+        site = website.website_bucket(request.host, self.config.website_domains)
+        if site is not None:  # a static website: every path is the site's
+            response = await self._website(request, site)
+        elif request.raw_path.startswith("/_holdfast/") or request.raw_path == "/_holdfast":
             response = await ops_endpoints.handle(request, self)
         elif (shortcut := self._browser_shortcut(request)) is not None:
             response = shortcut
@@ -253,6 +259,21 @@ class S3App:
             return self._error(S3Error("InternalError"), resource, request.request_id)
         return self._with_cors(request, response)
 
+    async def _website(self, request: Request, bucket: str) -> Response:
+        """A website endpoint request (holdfast/s3/ops/website.py): HTML errors, even for
+        the failures of the index that S3 requests answer in XML."""
+        self.service.node.foreground.touch()
+        try:
+            return await website.serve(self.service, request, bucket)
+        except IndexUnavailable as e:
+            log.warning("index unavailable in website %s %s: %s", request.method, bucket, e)
+            status, code, message = 503, "ServiceUnavailable", "The index is unavailable; retry."
+        except Exception:
+            log.exception("internal error in website %s %s", request.method, bucket)
+            status, code, message = 500, "InternalError", "We encountered an internal error."
+        body = website_pages.error_page(status, code, message, request.request_id)
+        return Response(status, [website.HTML_TYPE], body)
+
     @staticmethod
     def _with_cors(request: Request, response: Response) -> Response:
         """CORS headers on an actual request from an origin that one of the bucket's rules
@@ -312,15 +333,14 @@ class S3App:
             bucket_access = await access.load(service.node.index, request.bucket)
             request.owner = bucket_access.owner
             request.cors = bucket_access.docs.get(access.CORS)
-        decision = access.decide(
-            access.request_of(
-                request,
-                access.action_of(op, request.query),
-                request.bucket,
-                request.key,
-                bucket_access,
-            ),
+        decision = await access.decide_object(
+            service.node.index,
+            request,
+            access.action_of(op, request.query),
+            request.bucket,
+            request.key,
             bucket_access,
+            request.query.get("versionId"),
         )
         request.decision = decision.reason
         if not decision.allowed:
@@ -332,9 +352,14 @@ class S3App:
             src_action = "s3:GetObjectVersion" if src_version else "s3:GetObject"
             source_access = await access.load(service.node.index, src_bucket)
             request.source_owner = source_access.owner
-            decision = access.decide(
-                access.request_of(request, src_action, src_bucket, src_key, source_access),
+            decision = await access.decide_object(
+                service.node.index,
+                request,
+                src_action,
+                src_bucket,
+                src_key,
                 source_access,
+                src_version,
             )
             if not decision.allowed:
                 request.decision = f"{decision.reason} (copy source)"

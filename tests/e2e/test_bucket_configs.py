@@ -102,7 +102,8 @@ DELETES = [
 ]
 
 # boto3 method -> its arguments besides Bucket: each writes a configuration. (Policy, ACL,
-# ownership controls and the public access block are stored: tests/e2e/test_access.py.)
+# ownership controls and the public access block are stored: tests/e2e/test_access.py; the
+# website configuration: tests/e2e/test_website.py.)
 PUTS = {
     "put_bucket_lifecycle_configuration": {
         "LifecycleConfiguration": {
@@ -116,7 +117,6 @@ PUTS = {
             ]
         }
     },
-    "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord
+from holdfast.s3 import acl as acls
 from holdfast.s3 import tagging
 from holdfast.s3.auth import AuthResult
 from holdfast.s3.http import Request, Response, http_date
@@ -14,6 +15,8 @@ from holdfast.service import Service
 from holdfast.service.encryption import META_HEADER, Encryption
 
 MAX_METADATA_BYTES = 2048
+# Kept in an object's stored-header map, never sent: its encryption and its ACL.
+INTERNAL_HEADERS = frozenset({META_HEADER, acls.STORED_HEADER})
 MAX_KEY_BYTES = 1024
 MAX_PUT_SIZE = 5 * 1024**3
 
@@ -24,6 +27,7 @@ STORED_HEADERS = (
     "content-language",
     "cache-control",
     "expires",
+    "x-amz-website-redirect-location",  # where the website endpoint sends a request for it
 )
 
 # Request headers that ask for features Holdfast does not have; silently ignoring them would
@@ -33,7 +37,6 @@ UNSUPPORTED_HEADERS = (
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
-    "x-amz-website-redirect-location",
 )
 GRANT_HEADERS = (
     "x-amz-grant-read",
@@ -159,6 +162,14 @@ def stored_headers(request: Request) -> dict[str, str]:
             if not codings:
                 continue
             value = ",".join(codings)
+        if name == "x-amz-website-redirect-location" and (
+            not value.startswith(("/", "http://", "https://")) or len(value) > 2048
+        ):
+            raise S3Error(
+                "InvalidRedirectLocation",
+                "The website redirect location must have a prefix of 'http://' or 'https://' "
+                "or '/'.",
+            )
         headers[name] = value
     return headers
 
@@ -180,7 +191,7 @@ def object_headers(obj: ObjectRecord, response: Response, with_checksum: bool) -
     response.add("Content-Type", obj.content_type)
     response.add("Accept-Ranges", "bytes")
     for name, value in obj.headers.items():
-        if name != META_HEADER:  # how the object is encrypted: never sent
+        if name not in INTERNAL_HEADERS:  # how it is encrypted, its ACL: never sent
             response.add(name, value)
     for name, value in obj.meta.items():
         response.add(f"x-amz-meta-{name}", value)

@@ -40,7 +40,6 @@ Op = Operation
 # Get operation -> the error S3 answers when the bucket has no such configuration.
 NOT_CONFIGURED: dict[Operation, str] = {
     Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
-    Op.GET_BUCKET_WEBSITE: "NoSuchWebsiteConfiguration",
     Op.GET_OBJECT_LOCK_CONFIGURATION: "ObjectLockConfigurationNotFoundError",
     Op.GET_BUCKET_REPLICATION: "ReplicationConfigurationNotFoundError",
 }
@@ -48,14 +47,12 @@ NOT_CONFIGURED: dict[Operation, str] = {
 # Deletes of a configuration that cannot have been set: S3 answers 204 for these too.
 NOTHING_TO_DELETE = (
     Op.DELETE_BUCKET_LIFECYCLE,
-    Op.DELETE_BUCKET_WEBSITE,
     Op.DELETE_BUCKET_REPLICATION,
 )
 
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
     Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
-    Op.PUT_BUCKET_WEBSITE,
     Op.PUT_OBJECT_LOCK_CONFIGURATION,
     Op.PUT_BUCKET_REPLICATION,
     Op.PUT_BUCKET_LOGGING,

@@ -282,11 +282,18 @@ def _header_value(param: str, value: str) -> str:
 
 
 async def get_object(ctx: Context) -> Response:
-    obj = await _readable(ctx)
+    return await object_response(ctx, await _readable(ctx), head=False)
+
+
+async def object_response(ctx: Context, obj: ObjectRecord, head: bool) -> Response:
+    """GET's (or with ``head`` HEAD's) answer for ``obj``, read already and its conditions
+    checked (the website endpoint serves objects through this too)."""
     cipher = sse.cipher_for_read(ctx, obj)
     response, start, end = _object_response(ctx, obj)
     response.headers += versions.read_headers(obj)
     response.headers += objectlock.read_headers(obj)
+    if head:
+        return response
     if end <= start:
         response.body = b""
     elif cipher is not None:
@@ -297,12 +304,7 @@ async def get_object(ctx: Context) -> Response:
 
 
 async def head_object(ctx: Context) -> Response:
-    obj = await _readable(ctx)
-    sse.cipher_for_read(ctx, obj)
-    response, _, _ = _object_response(ctx, obj)
-    response.headers += versions.read_headers(obj)
-    response.headers += objectlock.read_headers(obj)
-    return response
+    return await object_response(ctx, await _readable(ctx), head=True)
 
 
 async def delete_object(ctx: Context) -> Response:
