@@ -253,6 +253,21 @@ class Index(ABC):
         (``holdfast object push`` under a policy set after the write). How many queued."""
 
     @abstractmethod
+    async def set_object_headers(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        current: bool = False,
+    ) -> ObjectRecord | None:
+        """Replace one version's stored-header map by ``change(old map)``, in one
+        transaction (PutObjectAcl keeps an object's ACL there). ``current``: the key's
+        current version (``seq`` ignored); else the version numbered ``seq`` (None: "null").
+        Returns the version as it was; None if there is no such version (a delete marker
+        is never changed)."""
+
+    @abstractmethod
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags (empty: none); False if there is no such key."""
 

@@ -961,6 +961,38 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
 
         return self._transact(op)
 
+    def set_object_headers(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        current: bool = False,
+    ) -> ObjectRecord | None:
+        """See Index.set_object_headers."""
+
+        def op(db: sqlite3.Connection):
+            if current:
+                cond, args = "bucket=? AND key=?", [bucket, key]
+                tables = (("objects", "0"),)
+            else:
+                cond, args = _version_cond(bucket, key, seq)
+                tables = (("objects", "0"), ("versions", "marker"))
+            for table, marker in tables:
+                row = db.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                ).fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    if found.delete_marker:
+                        return None
+                    text = _json(change(dict(found.headers)))
+                    db.execute(f"UPDATE {table} SET headers=? WHERE {cond}", [text, *args])
+                    return found
+            return None
+
+        return self._transact(op)
+
     def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags; False if there is no such key."""
 

@@ -320,6 +320,16 @@ class SqliteEngine(Index):
     ) -> int:
         return await self._write(self.core.add_copies, bucket, key, etag, extra)
 
+    async def set_object_headers(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        current: bool = False,
+    ) -> ObjectRecord | None:
+        return await self._write(self.core.set_object_headers, bucket, key, seq, change, current)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         return await self._write(self.core.set_object_tags, bucket, key, tags)
 

@@ -185,12 +185,14 @@ HANDLED = frozenset(sub for _, sub in (*BUCKET_OPERATIONS, *OBJECT_SUBRESOURCES)
 
 
 # Operations that read or remove one version named by ``versionId``; elsewhere a version id
-# other than ``null`` answers 501 (tags, ACLs and attributes of old versions are not built).
+# other than ``null`` answers 501 (tags and attributes of old versions are not built).
 VERSIONED = frozenset(
     {
         Operation.GET_OBJECT,
         Operation.HEAD_OBJECT,
         Operation.DELETE_OBJECT,
+        Operation.GET_OBJECT_ACL,
+        Operation.PUT_OBJECT_ACL,
         Operation.GET_OBJECT_RETENTION,
         Operation.PUT_OBJECT_RETENTION,
         Operation.GET_OBJECT_LEGAL_HOLD,

@@ -25,6 +25,7 @@ from holdfast.placement.policy import NoCapacity, choose_stores
 from holdfast.service.blobsink import BlobSink, QuorumLost
 from holdfast.service.encryption import BlockCipher, Encryptor, plain_size
 from holdfast.service.node import Node
+from holdfast.service.versions import parse_version_id
 from holdfast.stores.blocks import BlockChecksummer, CorruptBlock, verify_block
 from holdfast.stores.verify import Copy, CopyReader, NoGoodCopy, copies_of
 
@@ -382,6 +383,29 @@ class Objects:
         except OutcomeUnknown as e:
             raise _outcome_unknown(e) from None
         if not changed:  # deleted since the check
+            raise S3Error("NoSuchKey", Key=key)
+
+    async def set_header(
+        self, bucket: str, key: str, version: str | None, name: str, value: str | None
+    ) -> None:
+        """Set (None: remove) one entry of a version's stored-header map (the current
+        version's without ``version``; an object's ACL lives there), in a bucket already
+        checked. NoSuchKey/NoSuchVersion when there is no such version (or it is a delete
+        marker)."""
+        seq = parse_version_id(version) if version else None
+
+        def change(headers: dict[str, str]) -> dict[str, str]:
+            headers.pop(name, None)
+            if value is not None:
+                headers[name] = value
+            return headers
+
+        found = await self._index_write(
+            self.node.index.set_object_headers, bucket, key, seq, change, not version
+        )
+        if found is None:
+            if version:
+                raise S3Error("NoSuchVersion", Key=key, VersionId=version)
             raise S3Error("NoSuchKey", Key=key)
 
     async def _index_write(self, fn, *args) -> None:

@@ -207,17 +207,6 @@ def test_put_config_is_not_implemented_and_changes_nothing(s3, other, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep"
 
 
-def test_put_object_acl_is_not_implemented(s3, other, bucket):
-    s3.put_object(Bucket=bucket, Key="k", Body=b"keep")
-    err = client_error(lambda: s3.put_object_acl(Bucket=bucket, Key="k", ACL="public-read"))
-    assert err.response["Error"]["Code"] == "NotImplemented"
-    err = client_error(lambda: s3.put_object_acl(Bucket=bucket, Key="nope", ACL="public-read"))
-    assert err.response["Error"]["Code"] == "NoSuchKey"
-    err = client_error(lambda: other.put_object_acl(Bucket=bucket, Key="k", ACL="public-read"))
-    assert err.response["Error"]["Code"] == "AccessDenied"
-    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
-
-
 # -- what S3 answers for a plain bucket ----------------------------------------------------------
 
 

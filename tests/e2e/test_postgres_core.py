@@ -60,6 +60,13 @@ from tests.e2e.test_multipart import (  # noqa: F401
     test_list_multipart_uploads,
     test_reuploading_a_part_replaces_it_and_entity_too_small,
 )
+from tests.e2e.test_object_acl import (  # noqa: F401
+    reader,
+    test_acl_on_copy_and_multipart,
+    test_canned_acl_on_put_and_anonymous_read,
+    test_object_acl_of_a_version,
+    test_put_object_acl_canned_grants_and_xml,
+)
 from tests.e2e.test_objectlock import (  # noqa: F401
     locked,
     other,
@@ -99,6 +106,13 @@ from tests.e2e.test_versioning import (  # noqa: F401
     test_many_writers_on_one_key,
     test_suspended_bucket_and_the_null_version,
     test_versions_reads_and_deletes,
+)
+from tests.e2e.test_website import (  # noqa: F401
+    site,
+    test_index_documents_and_folders,
+    test_public_by_policy_only,
+    test_routing_rules_and_redirects,
+    test_website_put_get_delete,
 )
 
 

@@ -862,6 +862,38 @@ class PostgresIndex(Index):
 
         return await self._write(fn)
 
+    async def set_object_headers(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        current: bool = False,
+    ) -> ObjectRecord | None:
+        async def fn(conn: Conn):
+            await _lock_key(conn, bucket, key)
+            if current:
+                cond, args = "bucket=%s AND key=%s", [bucket, key]
+                tables: tuple[tuple[str, str], ...] = (("objects", "0"),)
+            else:
+                cond, args = _version_cond(bucket, key, seq)
+                tables = (("objects", "0"), ("versions", "marker"))
+            for table, marker in tables:
+                cur = await conn.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    if found.delete_marker:
+                        return None
+                    text = _json(change(dict(found.headers)))
+                    await conn.execute(f"UPDATE {table} SET headers=%s WHERE {cond}", [text, *args])
+                    return found
+            return None
+
+        return await self._write(fn)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         async def fn(conn: Conn):
             cur = await conn.execute(

@@ -184,7 +184,70 @@ async def delete_bucket_cors(ctx: Context) -> Response:
     return Response(204)
 
 
+# -- object ACLs -------------------------------------------------------------------------------
+#
+# An object's ACL is kept with its version, in its stored-header map (acls.STORED_HEADER): a
+# new version starts private unless its own request names an ACL, as on S3.
+
+ACL_HEADERS = ("x-amz-acl", *acls.GRANT_HEADERS)
+
+
+async def apply_request_acl(ctx: Context, headers: dict[str, str]) -> None:
+    """The ACL a PUT, copy or CreateMultipartUpload asks for (``x-amz-acl`` or
+    ``x-amz-grant-*``), checked against the bucket (ownership controls, public access block)
+    and put into the new version's ``headers``; nothing for a request that names none."""
+    headers.pop(acls.STORED_HEADER, None)  # a copy's source ACL is never copied
+    if not any(name in ctx.request.headers for name in ACL_HEADERS):
+        return
+    state = await _access(ctx)
+    acl = acls.from_headers(ctx.request.headers, state.owner)
+    access.check_acl_put(acl, state, ctx.request.headers.get("x-amz-acl"))
+    if acl is not None and state.acls_enabled and acl != acls.private(state.owner):
+        headers[acls.STORED_HEADER] = acl.to_json()
+
+
+async def _object_version(ctx: Context):
+    version = ctx.request.query.get("versionId")
+    if version:
+        obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
+        if obj.delete_marker:
+            raise S3Error(
+                "MethodNotAllowed", Method=ctx.request.method, ResourceType="DeleteMarker"
+            )
+        return obj
+    return await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+
+
+async def get_object_acl(ctx: Context) -> Response:
+    state = await _access(ctx)
+    obj = await _object_version(ctx)
+    stored = acls.of_object(obj.headers) if state.acls_enabled else None
+    acl = stored or acls.private(state.owner)
+    response = Response(200, [XML_TYPE], acls.render(acl, state.owner, _names(state)))
+    return response
+
+
+async def put_object_acl(ctx: Context) -> Response:
+    state = await _access(ctx)
+    acl = acls.from_headers(ctx.request.headers, state.owner)
+    body = await read_small_body(ctx)
+    if body.strip():
+        if acl is not None:
+            raise S3Error("UnexpectedContent", "This request does not support content")
+        acl = acls.from_xml(body, state.owner)
+    if acl is None:
+        raise S3Error("MissingSecurityHeader", MissingHeaderName="x-amz-acl")
+    access.check_acl_put(acl, state, ctx.request.headers.get("x-amz-acl"))
+    await _object_version(ctx)  # NoSuchKey / NoSuchVersion before anything is written
+    value = None if acl == acls.private(state.owner) else acl.to_json()
+    version = ctx.request.query.get("versionId")
+    await ctx.service.objects.set_header(ctx.bucket, ctx.key, version, acls.STORED_HEADER, value)
+    return Response(200, [("x-amz-version-id", version)] if version else [])
+
+
 HANDLERS = {
+    Op.GET_OBJECT_ACL: get_object_acl,
+    Op.PUT_OBJECT_ACL: put_object_acl,
     Op.PUT_BUCKET_CORS: put_bucket_cors,
     Op.GET_BUCKET_CORS: get_bucket_cors,
     Op.DELETE_BUCKET_CORS: delete_bucket_cors,

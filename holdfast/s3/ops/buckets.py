@@ -7,7 +7,7 @@ from holdfast.errors import S3Error
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops.common import Context, owner_id, owner_xml, reject_unsupported_headers
+from holdfast.s3.ops.common import Context, owner_xml, reject_unsupported_headers
 
 XML_TYPE = ("Content-Type", "application/xml")
 
@@ -106,28 +106,3 @@ async def get_bucket_location(ctx: Context) -> Response:
     # S3 reports us-east-1 as an empty constraint; SDKs map it back.
     value = "" if bucket.region == "us-east-1" else bucket.region
     return Response(200, [XML_TYPE], xml.render("LocationConstraint", [], text=value))
-
-
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
-
-
-def grantee_xml(user: str) -> xml.Fragment:
-    """A canonical-user Grantee. S3 marks its type with ``xsi:type``, and clients read it
-    from there (s3cmd fails on a Grantee without one)."""
-    return xml.Fragment(
-        f'<Grantee xmlns:xsi="{XSI}" xsi:type="CanonicalUser">'
-        + xml.element("ID", owner_id(user))
-        + xml.element("DisplayName", user)
-        + "</Grantee>"
-    )
-
-
-def acl_children(user: str) -> list:
-    """The ACL S3 reports for a private bucket or object: its owner has FULL_CONTROL."""
-    return [
-        ("Owner", owner_xml(user)),
-        (
-            "AccessControlList",
-            [("Grant", [("Grantee", grantee_xml(user)), ("Permission", "FULL_CONTROL")])],
-        ),
-    ]

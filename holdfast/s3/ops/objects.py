@@ -21,7 +21,8 @@ from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
 from holdfast.s3.ops import objectlock, sse, versions
-from holdfast.s3.ops.buckets import acl_children, read_xml_body, xml_response
+from holdfast.s3.ops.access import apply_request_acl
+from holdfast.s3.ops.buckets import read_xml_body, xml_response
 from holdfast.s3.ops.common import (
     MAX_PUT_SIZE,
     Context,
@@ -142,9 +143,10 @@ def _check_before_body(ctx: Context, size: int | None) -> bool:
 
 async def put_object(ctx: Context) -> Response:
     validate_key(ctx.key)
-    reject_unsupported_headers(ctx.request, lock_ok=True)
+    reject_unsupported_headers(ctx.request, acls=True, lock_ok=True)
     if_absent, if_etag = _put_conditions(ctx)
     attrs = attrs_from_request(ctx)
+    await apply_request_acl(ctx, attrs.headers)
     await objectlock.apply_request_lock(ctx, attrs)
     expected = expected_from_headers(ctx.request.headers)
     body = IncomingBody(
@@ -386,17 +388,6 @@ async def delete_objects(ctx: Context) -> Response:
     return xml_response("DeleteResult", children)
 
 
-async def get_object_acl(ctx: Context) -> Response:
-    await _readable(ctx)
-    return xml_response("AccessControlPolicy", acl_children(ctx.user))
-
-
-async def put_object_acl(ctx: Context) -> Response:
-    validate_key(ctx.key)
-    await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
-    raise S3Error("NotImplemented", "PutObjectAcl is not implemented by Holdfast.")
-
-
 # -- copy ------------------------------------------------------------------------------------
 
 
@@ -499,18 +490,24 @@ def _copy_attrs(ctx: Context, source: ObjectRecord) -> ObjectRecord:
     tags = list(source.tags) if tagging == "COPY" else request_tags(ctx.request)
     # The source's lock is never copied (S3): the copy has only what its own headers give.
     return dataclasses.replace(
-        attrs, tags=tags, retention_mode=None, retain_until=None, legal_hold=False
+        attrs,
+        headers=dict(attrs.headers),
+        tags=tags,
+        retention_mode=None,
+        retain_until=None,
+        legal_hold=False,
     )
 
 
 async def copy_object(ctx: Context) -> Response:
     validate_key(ctx.key)
-    reject_unsupported_headers(ctx.request, lock_ok=True)
+    reject_unsupported_headers(ctx.request, acls=True, lock_ok=True)
     # If-Match / If-None-Match: * on a copy are conditions on the destination, as on PUT.
     if_absent, if_etag = _put_conditions(ctx)
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     source = await copy_source(ctx)
     attrs = _copy_attrs(ctx, source)
+    await apply_request_acl(ctx, attrs.headers)
     await objectlock.apply_request_lock(ctx, attrs)
     if source.size > MAX_PUT_SIZE:
         raise S3Error(
