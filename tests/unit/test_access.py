@@ -177,3 +177,46 @@ def test_acl_headers_and_xml():
                      b"<AccessControlList/></AccessControlPolicy>"):  # fmt: skip
         with pytest.raises(S3Error):
             acls.from_xml(bad_body, OWNER)
+
+
+TAGGED_GET = policy(
+    stmt(
+        "Allow",
+        "*",
+        "s3:GetObject",
+        f"{B}/*",
+        Condition={"StringEquals": {"s3:ExistingObjectTag/share": "yes"}},
+    )
+)
+
+
+def test_existing_object_tag_reaches_the_policy():
+    """The object's tags are read only where the policy tests them, and then decide."""
+    state = access.BucketAccess(BucketRecord(B, OWNER, 0.0, "us-east-1"), {"policy": TAGGED_GET})
+    assert access.needs_tags(GET, "k", state)
+    assert not access.needs_tags(GET, None, state)
+    assert not access.needs_tags("s3:DeleteObject", "k", state)  # S3 gives it no tag keys
+    plain = access.BucketAccess(state.bucket, {"policy": PUBLIC_GET})
+    assert not access.needs_tags(GET, "k", plain)
+    from holdfast.s3.policy import request_context
+
+    def ctx(tags):
+        return request_context(secure=False, source_ip="1.2.3.4", object_tags=tags)
+
+    shared = RequestContext(GET, B, "k", None, ctx({"share": "yes"}))
+    assert access.decide(shared, state).allowed
+    assert not access.decide(RequestContext(GET, B, "k", None, ctx({})), state).allowed
+
+
+def test_object_acl_is_read_only_when_it_could_allow():
+    state = access.BucketAccess(BucketRecord(B, OWNER, 0.0, "us-east-1"), {})
+    denied = access.decide(RequestContext(GET, B, "k", None, {}), state)
+    assert access.may_need_object_acl(denied, GET, state)
+    owner = access.decide(RequestContext(GET, B, "k", ALICE, {}), state)
+    assert not access.may_need_object_acl(owner, GET, state)
+    assert not access.may_need_object_acl(denied, PUT, state)  # no object ACL grants a PUT
+    deny = access.BucketAccess(state.bucket, {"policy": DENY_ALL_GET})
+    explicit = access.decide(RequestContext(GET, B, "k", None, {}), deny)
+    assert not access.may_need_object_acl(explicit, GET, deny)
+    enforced = access.BucketAccess(state.bucket, {"ownership": "BucketOwnerEnforced"})
+    assert not access.may_need_object_acl(denied, GET, enforced)
