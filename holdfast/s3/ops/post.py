@@ -27,9 +27,11 @@ from holdfast.checksums import BodyVerifier, ExpectedChecksums, VerifiedBody
 from holdfast.consttime import same
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord
+from holdfast.s3 import access
 from holdfast.s3.auth import derive_signing_key, parse_amz_date
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Request, Response
+from holdfast.s3.ops.access import apply_request_acl
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import MAX_METADATA_BYTES, MAX_PUT_SIZE, Context, validate_key
 from holdfast.s3.ops.objects import DEFAULT_ALGORITHM, new_record, receive, sealing_for
@@ -257,11 +259,11 @@ def _expired(expiration: str) -> bool:
     return when.timestamp() < time.time()
 
 
-async def _authenticate(ctx: Context, fields: dict[str, str]) -> tuple[str, dict]:
-    """The user whose secret signed the policy, and the policy."""
+async def _authenticate(ctx: Context, fields: dict[str, str]) -> tuple[str, str, dict]:
+    """The user whose secret signed the policy, the access key it signed with, and the
+    policy."""
     policy_b64 = fields.get("policy")
-    if policy_b64 is None:
-        raise S3Error("AccessDenied", "Anonymous POST uploads are not allowed.")
+    assert policy_b64 is not None
     users = ctx.service.users
     if "x-amz-signature" in fields:
         if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256":
@@ -276,14 +278,16 @@ async def _authenticate(ctx: Context, fields: dict[str, str]) -> tuple[str, dict
         when = parse_amz_date(fields.get("x-amz-date", ""))
         if when is None or when.strftime("%Y%m%d") != parts[1]:
             raise S3Error("InvalidArgument", "Malformed x-amz-date.", ArgumentName="x-amz-date")
-        user = await users.lookup(parts[0])
+        access_key = parts[0]
+        user = await users.lookup(access_key)
         if user is None:
             raise S3Error("InvalidAccessKeyId")
         key = derive_signing_key(user.secret_key, parts[1], parts[2])
         expected = hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()
         given = fields["x-amz-signature"]
     elif "signature" in fields:
-        user = await users.lookup(fields.get("awsaccesskeyid", ""))
+        access_key = fields.get("awsaccesskeyid", "")
+        user = await users.lookup(access_key)
         if user is None:
             raise S3Error("InvalidAccessKeyId")
         digest = hmac.new(user.secret_key.encode(), policy_b64.encode(), hashlib.sha1).digest()
@@ -292,7 +296,7 @@ async def _authenticate(ctx: Context, fields: dict[str, str]) -> tuple[str, dict
         raise S3Error("AccessDenied", "The POST form carries no signature.")
     if not same(expected, given):
         raise S3Error("SignatureDoesNotMatch")
-    return user.name, _decode_policy(policy_b64)
+    return user.name, access_key, _decode_policy(policy_b64)
 
 
 def _check_conditions(ctx: Context, policy: dict, fields: dict[str, str]) -> tuple[int, int]:
@@ -341,12 +345,23 @@ def _check_conditions(ctx: Context, policy: dict, fields: dict[str, str]) -> tup
 
 
 async def post_object(ctx: Context) -> Response:
-    form = Form(ctx.request)
+    """A form upload. Signed (a policy document and its signature) or, where the bucket's
+    policy or ACL lets everyone write, unsigned; either way the one access decision
+    (holdfast/s3/access.py) decides s3:PutObject on the key, as for a PUT, with the signer
+    as the caller. The bucket's CORS rules answer the browser, errors included."""
+    request = ctx.request
+    index = ctx.service.node.index
+    state = await access.load(index, ctx.bucket)  # NoSuchBucket before the body is read
+    request.cors = state.docs.get(access.CORS)
+    form = Form(request)
     await form.read_fields()
     fields = form.fields
-    user, policy = await _authenticate(ctx, fields)
-    ctx.request.access_key, ctx.request.user = None, user
-    low, high = _check_conditions(ctx, policy, fields)
+    low, high = 0, MAX_PUT_SIZE
+    if "policy" in fields:
+        request.user, request.access_key, policy = await _authenticate(ctx, fields)
+        low, high = _check_conditions(ctx, policy, fields)
+    elif "signature" in fields or "x-amz-signature" in fields:
+        raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'policy'.")
     if "key" not in fields:
         raise S3Error(
             "InvalidArgument", "Bucket POST must contain a field named 'key'.", ArgumentName="key"
@@ -357,8 +372,14 @@ async def post_object(ctx: Context) -> Response:
             "InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key"
         )
     validate_key(key)
-    ctx.request.key = key
-    await ctx.service.buckets.get_owned(user, ctx.bucket)
+    request.key = key
+    if "acl" in fields:  # a canned ACL, read (and tested by s3:x-amz-acl) as the PUT header
+        request.headers["x-amz-acl"] = fields["acl"]
+    decision = await access.decide_object(index, request, "s3:PutObject", ctx.bucket, key, state)
+    request.decision = decision.reason
+    if not decision.allowed:
+        raise S3Error("AccessDenied")
+    request.owner = state.owner  # the object is the bucket owner's, whoever wrote it
     meta = {n[len("x-amz-meta-") :]: v for n, v in fields.items() if n.startswith("x-amz-meta-")}
     if sum(len(k.encode()) + len(v.encode()) for k, v in meta.items()) > MAX_METADATA_BYTES:
         raise S3Error("MetadataTooLarge")
@@ -373,6 +394,7 @@ async def post_object(ctx: Context) -> Response:
         headers={n: fields[n] for n in STORED_FIELDS if n in fields},
         meta=meta,
     )
+    await apply_request_acl(ctx, attrs.headers)
     if any(n.startswith("x-amz-server-side-encryption-") for n in fields):
         raise S3Error(
             "NotImplemented", "SSE-C and SSE-KMS fields in POST forms are not implemented."
@@ -383,7 +405,7 @@ async def post_object(ctx: Context) -> Response:
     sealing = await sealing_for(ctx, body, bucket_checked=True)  # the field, else the default
     received = await receive(ctx, body, None, sealing)
     record = new_record(ctx, received, attrs, sealing)
-    await ctx.service.objects.commit(record, owner=user)
+    await ctx.service.objects.commit(record, owner=state.owner)
     return _answer(ctx, fields, record)
 
 
