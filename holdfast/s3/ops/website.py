@@ -116,6 +116,7 @@ class Site:
             request, query={}, raw_query="", headers=headers, bucket=bucket, key=None
         )
         self.original = request
+        request.bucket = bucket  # for the request log
         self.state: access.BucketAccess | None = None
 
     async def serve(self) -> Response:
@@ -189,7 +190,7 @@ class Site:
         where reading is not allowed (and also for a missing key that everyone may not list,
         so a site does not tell which keys exist), 404 for a missing key otherwise."""
         assert self.state is not None
-        self.request.key = key
+        self.request.key = self.original.key = key
         if len(key.encode()) > 1024:
             raise WebError(400, "KeyTooLongError", "Your key is too long.")
         decision = await access.decide_object(
