@@ -196,9 +196,11 @@ def is_public_policy(policy: Policy) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _policy(text: str, bucket: str) -> tuple[Policy, bool]:
+def _policy(text: str, bucket: str) -> tuple[Policy, bool, bool]:
+    """The parsed policy, whether it is public, and whether it tests object tags."""
     policy = parse_policy(text, bucket)
-    return policy, is_public_policy(policy)
+    tags = any(c.key.startswith(TAG_KEY_PREFIX) for s in policy.statements for c in s.conditions)
+    return policy, is_public_policy(policy), tags
 
 
 @functools.lru_cache(maxsize=1024)
@@ -225,7 +227,7 @@ class BucketAccess:
     @property
     def policy(self) -> tuple[Policy | None, bool]:
         text = self.docs.get(POLICY)
-        return (None, False) if text is None else _policy(text, self.bucket.name)
+        return (None, False) if text is None else _policy(text, self.bucket.name)[:2]
 
     @property
     def acl(self) -> acls.Acl:
@@ -250,13 +252,7 @@ class BucketAccess:
         """Does the policy test s3:ExistingObjectTag/<key> anywhere (then object actions need
         the object's tags; otherwise nobody reads them for the decision)?"""
         text = self.docs.get(POLICY)
-        return text is not None and _uses_tags(text, self.bucket.name)
-
-
-@functools.lru_cache(maxsize=1024)
-def _uses_tags(text: str, bucket: str) -> bool:
-    policy, _ = _policy(text, bucket)
-    return any(c.key.startswith(TAG_KEY_PREFIX) for s in policy.statements for c in s.conditions)
+        return text is not None and _policy(text, self.bucket.name)[2]
 
 
 # -- the decision --------------------------------------------------------------------------------

@@ -12,16 +12,19 @@ on S3.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from html import escape as html_escape
 from urllib.parse import quote
 
+from holdfast.caching import short_lru_cache
 from holdfast.errors import S3Error
 from holdfast.s3 import xml
 
 MAX_RULES = 50
+# Parsed configurations are kept per stored text up to this length (a site's few rules);
+# a longer one (50 long rules) is parsed on each request to it instead.
+MAX_CACHED_TEXT = 8 * 1024
 PROTOCOLS = ("http", "https")
 
 
@@ -213,7 +216,7 @@ def to_json(site: Website) -> str:
     )
 
 
-@functools.lru_cache(maxsize=256)
+@short_lru_cache(maxsize=128, max_len=MAX_CACHED_TEXT)
 def from_json(text: str) -> Website:
     doc = json.loads(text)
     every = Redirect(*doc["all"]) if doc["all"] is not None else None

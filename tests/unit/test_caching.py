@@ -12,7 +12,7 @@ import pytest
 from holdfast.caching import short_lru_cache
 from holdfast.index import records
 from holdfast.index.records import Segment, segments_from_text, segments_to_text
-from holdfast.s3 import auth, http
+from holdfast.s3 import auth, http, website
 from holdfast.s3.auth import AuthResult
 from holdfast.s3.http import Request
 from holdfast.s3.presign_cache import PresignedCache
@@ -99,6 +99,17 @@ def _segments(i: int) -> str:
     return SEGMENT_TEXT.replace('"id":"0000', f'"id":"{i:04x}')
 
 
+def _website(i: int) -> str:
+    """The longest website configuration the cache keeps: as many long rules as fit."""
+    rule = website.Rule("p" * 40, 404, website.Redirect("h" * 40, "https", 302, None, "r" * 40))
+    rules: tuple = ()
+    while True:
+        site = website.Website(f"{i:06d}.html", "e" * 40, None, (*rules, rule))
+        if len(website.to_json(site)) > website.MAX_CACHED_TEXT:
+            return website.to_json(website.Website(f"{i:06d}.html", "e" * 40, None, rules))
+        rules = site.rules
+
+
 def _clear_query_caches() -> None:
     http._parsed_query.cache_clear()
     auth._split_query.cache_clear()
@@ -164,6 +175,11 @@ CACHES = {
         records._parse_segments.cache_clear,
         lambda: [records._parse_segments(_segments(i)) for i in range(8192)] and None,
         44 * MIB,
+    ),
+    "website configurations": (
+        website.from_json.cache_clear,
+        lambda: [website.from_json(_website(i)) for i in range(128)] and None,
+        6 * MIB,
     ),
     "HTTP dates": (
         http._http_date.cache_clear,
