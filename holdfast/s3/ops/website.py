@@ -166,7 +166,7 @@ class Site:
                 request.decision = f"website: routing rule on {e.status}"
                 where = website.location(rule.redirect, key, rule.prefix, host, scheme)
                 return _redirect(rule.redirect.code or 301, where)
-            if site.error_key is None or e.status not in (403, 404):
+            if site.error_key is None or not 400 <= e.status < 500:
                 raise
             return await self._error_document(site.error_key, e)
 
