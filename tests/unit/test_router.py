@@ -58,7 +58,9 @@ CASES = [
         ("GET", "b", None, {"versions": "", "key-marker": "a", "version-id-marker": "x"}, False),
         Op.LIST_OBJECT_VERSIONS,
     ),
-    (("GET", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.NOT_IMPLEMENTED),
+    (("GET", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.GET_OBJECT_ACL),
+    (("PUT", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.PUT_OBJECT_ACL),
+    (("GET", "b", "k", {"attributes": "", "versionId": "3HL4"}, False), Op.NOT_IMPLEMENTED),
 ]
 
 
