@@ -937,3 +937,28 @@ async def test_bucket_access(index) -> None:
         "acl": "x",
     }
     assert (await index.get_bucket_access("b", ()))[1] == {}
+
+
+async def test_set_object_headers_changes_one_version(index) -> None:
+    """PutObjectAcl's write: one version's stored-header map, current or by number."""
+    await bucket(index)
+    await index.put_object(obj("b", "k", etag='"e0"', headers={"cache-control": "no"}))
+    assert await index.set_bucket_config("b", "versioning", "Enabled")
+    r1 = await index.put_object(obj("b", "k", etag='"e1"'))
+
+    def add(headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, "x-acl": "a"}
+
+    found = await index.set_object_headers("b", "k", None, add, current=True)
+    assert found is not None and found.etag == '"e1"'
+    assert (await index.get_object("b", "k")).headers == {"x-acl": "a"}
+    found = await index.set_object_headers("b", "k", None, add)  # the "null" version
+    assert found is not None and found.etag == '"e0"'
+    null = await index.get_version("b", "k", None)
+    assert null.headers == {"cache-control": "no", "x-acl": "a"}
+    assert (await index.get_version("b", "k", r1.seq)).headers == {"x-acl": "a"}
+    assert await index.set_object_headers("b", "nope", None, add, current=True) is None
+    assert await index.set_object_headers("b", "k", r1.seq + 99, add) is None
+    marker = await index.delete_object("b", "k")
+    assert await index.set_object_headers("b", "k", marker.seq, add) is None
+    assert await index.set_object_headers("b", "k", None, add, current=True) is None
