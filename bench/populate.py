@@ -27,9 +27,12 @@ def key_for(i: int) -> str:
     return f"obj/{i:08d}"
 
 
-def populate_index(data_dir: Path, n: int) -> None:
+def populate_index(
+    data_dir: Path, n: int, index_dsn: str | None = None, size: int = OBJECT_SIZE
+) -> None:
     """Write n small objects straight into a fresh Holdfast index (inline rows, as a PUT of
-    4 KiB stores them), owned by the root user the server is started with."""
+    4 KiB stores them), owned by the root user the server is started with. With
+    ``index_dsn`` the rows go to that PostgreSQL index (bench/restart_scale.py)."""
     import hashlib
     import time
 
@@ -39,17 +42,17 @@ def populate_index(data_dir: Path, n: int) -> None:
     from holdfast.service.users import ROOT_USER
     from holdfast.stores.blocks import BlockChecksummer
 
-    config = Config(data_dirs=[str(data_dir)])
+    config = Config(data_dirs=[str(data_dir)], index_dsn=index_dsn)
     index = open_blocking(config)
     now = time.time()
     index.create_bucket(BucketRecord(INDEX_BUCKET, ROOT_USER, now, config.region))
-    body = b"h" * OBJECT_SIZE
+    body = b"h" * size
     blocks = BlockChecksummer(config.block_size)
     blocks.update(body)
-    segment = Segment("inline", OBJECT_SIZE, config.block_size, blocks.finish(), ())
+    segment = Segment("inline", size, config.block_size, blocks.finish(), ())
     etag = f'"{hashlib.md5(body).hexdigest()}"'
     index.import_objects(
-        ObjectRecord(INDEX_BUCKET, key_for(i), OBJECT_SIZE, etag, now, [segment], inline=body)
+        ObjectRecord(INDEX_BUCKET, key_for(i), size, etag, now, [segment], inline=body)
         for i in range(n)
     )
     index.close()

@@ -971,6 +971,13 @@ class PostgresIndex(Index):
                 buffer = []
         if buffer:
             await run(buffer)
+
+        async def analyze(conn: Conn) -> None:
+            # A bulk load leaves the planner's statistics at "empty table" until autovacuum
+            # gets round to it; the first queries after it would be planned blind.
+            await conn.execute("ANALYZE objects")
+
+        await self._call_long(analyze)
         return count
 
     async def _call_long(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
@@ -1356,14 +1363,19 @@ class PostgresIndex(Index):
         return objects + int(row[0]), object_bytes + int(row[1])
 
     async def damaged_objects(self, limit: int = 100) -> tuple[int, list[tuple[str, str]]]:
+        """The count comes from the kept totals, not ``count(*)`` over the partial index:
+        right after a bulk load (no ANALYZE yet) the planner guessed half the rows damaged and
+        scanned the whole table, every health refresh from the first second of a start (a
+        million rows: half a second each time, issue #13's "no full scan at start-up")."""
+
         async def fn(conn: Conn):
-            cur = await conn.execute("SELECT count(*) FROM objects WHERE state<>'ok'")
+            cur = await conn.execute("SELECT coalesce(sum(not_ok), 0) FROM bucket_totals")
             (count,) = await cur.fetchone()
             cur = await conn.execute(
                 "SELECT bucket, key FROM objects WHERE state<>'ok' ORDER BY bucket, key LIMIT %s",
                 (limit,),
             )
-            return count, [(r[0], r[1]) for r in await cur.fetchall()]
+            return int(count), [(r[0], r[1]) for r in await cur.fetchall()]
 
         return await self._read(fn)
 
