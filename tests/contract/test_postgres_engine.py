@@ -498,3 +498,50 @@ def test_multi_host_dsn_reaches_the_writable_host(postgres):
     assert found is not None
     assert "port=" in where["location"] and "target_session_attrs=read-write" in where["location"]
     assert "not-shown" not in str(where)
+
+
+class _SkewedClock:
+    """``time`` as a node whose clock is ``offset`` seconds off sees it."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_queues_run_on_the_index_clock_not_the_nodes(pg_dsn, monkeypatch):
+    """Issue #13, clock skew: the repair and GC queues' due times come from PostgreSQL's
+    clock. A node 10 minutes ahead queues a hinted copy: a node with the right time finds it
+    due at once (on the writer's clock it waited 10 minutes). A node 10 minutes behind puts
+    off a failed repair by 60 s: it is not due at once (on its clock it was 9 minutes
+    overdue, a retry loop), and a blob it replaces is not collected before its grace."""
+    from holdfast.index.postgres import engine as engine_module
+    from holdfast.index.records import RepairTask
+
+    async def go():
+        index = PostgresIndex(pg_dsn, gc_grace_seconds=60.0)
+        await index.start()
+        try:
+            await index.create_bucket(BucketRecord("b", "alice", time.time(), "us-east-1"))
+            s = Segment("blob-skew", 10, 1 << 20, b"\0\0\0\1", ("n1/d0",))
+            await index.put_object(ObjectRecord("b", "k", 10, '"e"', time.time(), [s]))
+            with monkeypatch.context() as m:
+                m.setattr(engine_module, "time", _SkewedClock(600))
+                await index.queue_repairs([RepairTask(s.blob_id, "n2/d0", "copy", "t", s, "b/k")])
+            (task,) = await index.due_repairs(["n2/d0"], 10)
+            with monkeypatch.context() as m:
+                m.setattr(engine_module, "time", _SkewedClock(-600))
+                await index.defer_repair(task, time.time() - 600 + 60, "peer down")
+                assert await index.due_repairs(["n2/d0"], 10) == []
+                await index.delete_object("b", "k")  # the blob goes to the GC queue
+                assert await index.due_garbage(10) == []
+            assert await index.due_garbage(10) == []
+            assert await index.due_garbage(10, now=time.time() + 61) == [("blob-skew", ["n1/d0"])]
+        finally:
+            await index.close()
+
+    run(go())

@@ -113,6 +113,10 @@ _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modifie
 _REPAIR_COLUMNS = (
     "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
 )
+# "Now" for the queues' due times, on the index's clock: every node of a cluster reads and
+# writes the same times whatever its own clock says (a node minutes ahead must not collect
+# garbage before its grace, nor one behind delay every repair it queues).
+_NOW = "extract(epoch from clock_timestamp())::float8"
 _INSERT_OBJECT = f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['%s'] * 19)})"
 _UPDATE_OBJECT = (
     "UPDATE objects SET size=%s, etag=%s, last_modified=%s, content_type=%s, headers=%s, "
@@ -774,8 +778,7 @@ class PostgresIndex(Index):
             await _queue_repair_rows(conn, _deferred_copies(segments))
 
     async def _queue_gc(self, conn: Conn, segments: Iterable[Segment]) -> None:
-        due = time.time() + self.gc_grace
-        rows = [(s.blob_id, ",".join(s.stores), due) for s in segments if s.stores]
+        rows = [(s.blob_id, ",".join(s.stores), self.gc_grace) for s in segments if s.stores]
         if rows:
             await _queue_for_gc(conn, rows)
 
@@ -1157,11 +1160,10 @@ class PostgresIndex(Index):
     async def due_garbage(
         self, limit: int, now: float | None = None
     ) -> list[tuple[str, list[str]]]:
-        now = time.time() if now is None else now
         rows = await self._all(
-            "SELECT blob_id, stores FROM gc_queue WHERE not_before<=%s "
+            f"SELECT blob_id, stores FROM gc_queue WHERE not_before<={_NOW if now is None else '%s'} "
             "ORDER BY not_before LIMIT %s",
-            (now, limit),
+            (limit,) if now is None else (now, limit),
         )
         return [(r[0], [s for s in r[1].split(",") if s]) for r in rows]
 
@@ -1229,9 +1231,8 @@ class PostgresIndex(Index):
                 )
             cur = await conn.execute("SELECT store_id FROM drives ORDER BY store_id")
             stores = ",".join(r[0] for r in await cur.fetchall())
-            due = time.time() + self.gc_grace
             if unreferenced:
-                await _queue_for_gc(conn, [(b, stores, due) for b in unreferenced])
+                await _queue_for_gc(conn, [(b, stores, self.gc_grace) for b in unreferenced])
 
         await self._write(fn)
 
@@ -1248,11 +1249,10 @@ class PostgresIndex(Index):
         stores = list(stores)
         if not stores:
             return []
-        now = time.time() if now is None else now
         rows = await self._all(
             f"SELECT {_REPAIR_COLUMNS} FROM repair_queue WHERE store_id = ANY(%s::text[]) "
-            "AND not_before<=%s ORDER BY not_before LIMIT %s",
-            (stores, now, limit),
+            f"AND not_before<={_NOW if now is None else '%s'} ORDER BY not_before LIMIT %s",
+            (stores, limit) if now is None else (stores, now, limit),
         )
         return [_task_from_row(r) for r in rows]
 
@@ -1278,11 +1278,15 @@ class PostgresIndex(Index):
         return await self._write(fn)
 
     async def defer_repair(self, task: RepairTask, not_before: float, error: str) -> None:
+        # The caller's backoff is a delay on its own clock; the row is due that long after
+        # now on the index's clock (docs/failure-testing.md, clock skew).
+        delay = not_before - time.time()
+
         async def fn(conn: Conn):
             await conn.execute(
-                "UPDATE repair_queue SET attempts=attempts+1, not_before=%s, last_error=%s "
-                "WHERE blob_id=%s AND store_id=%s AND op=%s",
-                (not_before, error[:500], task.blob_id, task.store_id, task.op),
+                f"UPDATE repair_queue SET attempts=attempts+1, not_before={_NOW} + %s, "
+                "last_error=%s WHERE blob_id=%s AND store_id=%s AND op=%s",
+                (delay, error[:500], task.blob_id, task.store_id, task.op),
             )
 
         await self._write(fn)
@@ -1766,12 +1770,13 @@ async def _check_bucket_owner(conn: Conn, bucket: str, owner: str) -> None:
 
 
 async def _queue_for_gc(conn: Conn, rows: list[tuple[str, str, float]]) -> None:
-    """Hand blobs to the GC: no longer live, deleted from their stores once due."""
+    """Hand blobs to the GC: no longer live, deleted from their stores once due, ``grace``
+    seconds (each row's third field) from now on the index's clock."""
     ids = [r[0] for r in rows]
     await conn.execute("DELETE FROM live_blobs WHERE blob_id = ANY(%s::text[])", (ids,))
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO gc_queue VALUES (%s,%s,%s) ON CONFLICT (blob_id) DO UPDATE "
+            f"INSERT INTO gc_queue VALUES (%s,%s,{_NOW} + %s) ON CONFLICT (blob_id) DO UPDATE "
             "SET stores=EXCLUDED.stores, not_before=EXCLUDED.not_before",
             rows,
         )
@@ -1779,8 +1784,10 @@ async def _queue_for_gc(conn: Conn, rows: list[tuple[str, str, float]]) -> None:
 
 async def _queue_repair_rows(conn: Conn, tasks: Iterable[RepairTask]) -> int:
     """Insert repair rows in the caller's transaction; how many are new. A "copy" never
-    overrides an existing row; a "delete" overrides a pending "copy"."""
-    now = time.time()
+    overrides an existing row; a "delete" overrides a pending "copy". Due now on the index's
+    clock, not the writing node's."""
+    cur = await conn.execute(f"SELECT {_NOW}")
+    (now,) = await cur.fetchone()
     added = 0
     for t in tasks:
         if t.op == "delete":
