@@ -264,6 +264,14 @@ class Op:
     value: str | None = None  # put: the value written; get: the value read (None: 404)
     listed: frozenset[str] = frozenset()
     error: str = ""
+    phase: str = ""
+
+    @property
+    def effect_end(self) -> float:
+        """Until when the write may take effect: an indeterminate one (timeout, reset, 5xx)
+        may still be carried out after the client gave up, so it has no end (as in
+        linearizability, a call without an answer may take effect at any later time)."""
+        return self.end if self.outcome == "ok" else float("inf")
 
 
 def _value_of(body: bytes) -> str:
@@ -344,6 +352,7 @@ class Workload:
         except (BotoCoreError, OSError) as e:
             op.outcome, op.error = "unknown", type(e).__name__
         op.end = time.monotonic()
+        op.phase = self.phase
         self._record(op)
 
     def _thread(self, seed: int, deadline: float, max_ops: int) -> None:
@@ -414,7 +423,7 @@ def _possible(writes: list[Op], start: float, end: float) -> set[str | None]:
     if not any(a.end < start for a in acked):
         values.add(None)  # nothing acknowledged before the read: absent is allowed
     for w in candidates:
-        replaced = any(a.start > w.end and a.end < start for a in acked)
+        replaced = any(a.start > w.effect_end and a.end < start for a in acked)
         if not replaced:
             values.add(w.value if w.kind == "put" else None)
     return values
@@ -422,10 +431,10 @@ def _possible(writes: list[Op], start: float, end: float) -> set[str | None]:
 
 def _history(writes: list[Op], start: float, end: float) -> str:
     """The key's writes near a read, relative to its start, for a violation's message."""
-    near = [w for w in writes if w.start < end and w.end > start - 10][-6:]
+    near = [w for w in writes if w.start < end][-6:]
     return " | writes: " + "; ".join(
         f"{w.kind} {w.value or ''} on n{w.node + 1} {w.outcome}{w.status or ''}{w.error} "
-        f"[{w.start - start:+.2f}, {w.end - start:+.2f}]"
+        f"[{w.start - start:+.2f}, {w.end - start:+.2f}] ({w.phase})"
         for w in near
     )
 

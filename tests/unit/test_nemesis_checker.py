@@ -45,6 +45,13 @@ def test_indeterminate_write_may_have_happened() -> None:
     assert check(history(*ops, get("a", 4, 5, "final"))).violations == []
 
 
+def test_an_indeterminate_write_may_take_effect_after_its_client_gave_up() -> None:
+    """A PUT whose client timed out may commit later, even after acknowledged writes."""
+    ops = [put("a", 0, 1, outcome="unknown"), put("b", 2, 3)]
+    assert check(history(*ops, get("a", 4, 5, "final"))).violations == []
+    assert len(check(history(put("a", 0, 1), put("b", 2, 3), get("a", 4, 5))).violations) == 1
+
+
 def test_deleted_object_comes_back() -> None:
     report = check(history(put("a", 0, 1), delete(2, 3), get("a", 4, 5, "final")))
     assert len(report.violations) == 1
