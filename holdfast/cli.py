@@ -24,6 +24,8 @@ from holdfast.net import commands as net_commands
 from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.placement.policy import default_policy
+from holdfast.service import notify
+from holdfast.service.encryption import META_HEADER
 from holdfast.service.integrity import node_name
 from holdfast.service.users import (
     ROOT_USER,
@@ -37,7 +39,9 @@ from holdfast.service.users import (
 from holdfast.stores.backends import reseal_backends
 from holdfast.stores.registry import WrongNode
 from holdfast.workers import commands as integrity_commands
+from holdfast.workers import notify_commands
 from holdfast.workers.flags import add_integrity_flags, apply_integrity_flags, check_stores
+from holdfast.workers.notify_flags import add_notify_flags, apply_notify_flags
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
@@ -118,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ops_commands.add_serve_args(serve)
     add_integrity_flags(serve)
+    add_notify_flags(serve)
     cluster_node.add_serve_flags(serve)  # --cluster-listen, --node-cert, ... (docs/cluster.md)
 
     user = sub.add_parser("user", help="manage users")
@@ -143,9 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="seal every secret under a new master key (the node must be stopped)"
     )
     _add_data_arg(rotate)
+    retire = key_sub.add_parser(
+        "retire",
+        help="drop the older master keys once nothing is sealed under them (node stopped)",
+        description="After 'key rotate' a server re-seals SSE-S3 data keys in the "
+        "background (status: sse_reseal). This checks every version and upload, and drops "
+        "the older keys only when none is left under them.",
+    )
+    _add_data_arg(retire)
     ops_commands.add_admin_args(sub)
     ops_commands.add_log_args(sub, _add_data_arg)
     integrity_commands.register(sub, _add_data_arg)
+    notify_commands.register(sub, _add_data_arg)
     cluster = sub.add_parser(
         "cluster",
         help="the cluster: CA and certificates, layout, nodes, a dev cluster (docs/cluster.md)",
@@ -176,6 +190,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config.data_dirs = [os.path.abspath(d) for d in config.data_dirs]
     ops_commands.apply_serve_args(config, args)
     apply_integrity_flags(args, config)
+    if getattr(args, "command", None) == "serve":
+        apply_notify_flags(args, config)
     apply_index_flags(args, config)
     return config
 
@@ -290,7 +306,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _keyring(config: Config, index: BlockingIndex) -> Keyring:
     """The master key; a new one only where the index holds no sealed secret yet, so a lost
     key is reported (MasterKeyError), never silently replaced."""
-    needed = sealed_key_ids(index.list_users()) or index.backend_stores()
+    needed = (
+        sealed_key_ids(index.list_users())
+        or index.backend_stores()
+        or index.get_meta(notify.META_TARGETS) not in (None, "{}")
+        or index.scan_sealed("objects", None, 1, META_HEADER)
+        or index.scan_sealed("versions", None, 1, META_HEADER)
+    )
     return load_keyring(config.primary_dir, create=not needed)
 
 
@@ -330,7 +352,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    """``holdfast key rotate``: seal every user's secret under a new master key."""
+    """``holdfast key rotate``: seal every user's secret under a new master key;
+    ``holdfast key retire``: drop the older keys once nothing is sealed under them."""
     config = config_from_args(args)
     index = _index(config)
     config.ops_path.mkdir(parents=True, exist_ok=True)
@@ -345,6 +368,8 @@ def cmd_key(args: argparse.Namespace) -> int:
         return ops_commands.EXIT_FAILED
     try:
         old = load_keyring(config.primary_dir)
+        if args.key_command == "retire":
+            return _retire(index, old, config)
         if old.source == MASTER_KEY_ENV:
             return _rotate_env(index, old)
         fresh = Keyring.of([new_master_key(), *old.keys.values()], old.source)
@@ -355,9 +380,11 @@ def cmd_key(args: argparse.Namespace) -> int:
         write_key_file(path, fresh)
         _, resealed = seal_secrets(index, fresh)
         resealed += reseal_backends(index, fresh)
+        resealed += notify.reseal_targets(index, fresh)
         index.purge_history()
         # The old keys stay, open-only: SSE-S3 objects' data keys are sealed under the key
-        # current when each object was written, and are not re-sealed yet (docs/security.md).
+        # current when each object was written; a running server re-seals them in the
+        # background (holdfast/workers/reseal.py), then 'holdfast key retire' drops them.
         write_key_file(path, fresh)
     except MasterKeyError as e:
         print(f"holdfast: {e}", file=sys.stderr)
@@ -367,8 +394,46 @@ def cmd_key(args: argparse.Namespace) -> int:
         lock.release()
     print(f"rotated the master key: {', '.join(sorted(old.keys))} -> {fresh.current_id}")
     print(
-        f"re-sealed {resealed} user secret(s); back up {path} now. The old key stays in it, "
-        "used only to open the data keys of SSE-S3 objects written before"
+        f"re-sealed {resealed} secret(s); back up {path} now. The old key stays in it, "
+        "open-only, until the server has re-sealed the data keys of SSE-S3 objects written "
+        "before (status: sse_reseal); then run 'holdfast key retire'"
+    )
+    return ops_commands.EXIT_OK
+
+
+def _retire(index: BlockingIndex, keyring: Keyring, config: Config) -> int:
+    """Drop every key but the current one, after checking that nothing is sealed under
+    them: users' and stores' secrets, targets' tokens, and every SSE-S3 data key."""
+    from holdfast.workers.reseal import count_old_data_keys
+
+    if len(keyring.keys) < 2:
+        print(f"only the current master key {keyring.current_id} is there: nothing to retire")
+        return ops_commands.EXIT_OK
+    _, resealed = seal_secrets(index, keyring)
+    resealed += reseal_backends(index, keyring) + notify.reseal_targets(index, keyring)
+    if resealed:
+        index.purge_history()
+    old = count_old_data_keys(index, keyring)
+    if old:
+        print(
+            f"holdfast: {old} SSE-S3 data key(s) are still sealed under an older master key; "
+            "start the server and let it re-seal them (status: sse_reseal), then retire "
+            "again. Nothing changed.",
+            file=sys.stderr,
+        )
+        return ops_commands.EXIT_FAILED
+    retired = sorted(k for k in keyring.keys if k != keyring.current_id)
+    if keyring.source == MASTER_KEY_ENV:
+        print(
+            f"nothing is sealed under {', '.join(retired)} any more: keep only the first key "
+            'in HOLDFAST_MASTER_KEY:\n  export HOLDFAST_MASTER_KEY="${HOLDFAST_MASTER_KEY%%,*}"'
+        )
+        return ops_commands.EXIT_OK
+    current = keyring.keys[keyring.current_id]
+    write_key_file(master_key_file(config.primary_dir), Keyring.of([current], keyring.source))
+    print(
+        f"retired master key(s) {', '.join(retired)}; {keyring.current_id} is the only one. "
+        f"Back up {master_key_file(config.primary_dir)} now."
     )
     return ops_commands.EXIT_OK
 
@@ -386,11 +451,12 @@ def _rotate_env(index: BlockingIndex, keyring: Keyring) -> int:
         return ops_commands.EXIT_FAILED
     _, resealed = seal_secrets(index, keyring)
     resealed += reseal_backends(index, keyring)
+    resealed += notify.reseal_targets(index, keyring)
     index.purge_history()
     print(
-        f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "
-        "HOLDFAST_MASTER_KEY); keep the older keys after it while SSE-S3 objects written "
-        "before may remain (their data keys are sealed under them)"
+        f"re-sealed {resealed} secret(s) under key {keyring.current_id} (the first in "
+        "HOLDFAST_MASTER_KEY); keep the older keys after it until a server has re-sealed the "
+        "SSE-S3 data keys (status: sse_reseal) and 'holdfast key retire' says they may go"
     )
     return ops_commands.EXIT_OK
 
@@ -510,6 +576,8 @@ def _run(argv: list[str] | None) -> int:
         if args.cluster_command == "dev":
             return cluster_commands.run(args, None)
         return cluster_commands.run(args, config_from_args(args))
+    if args.command == "notify":
+        return notify_commands.run(args, config_from_args(args))
     if args.command in integrity_commands.COMMANDS:
         return integrity_commands.run(args, config_from_args(args))
     return 2

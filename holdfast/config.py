@@ -105,6 +105,15 @@ class Config:
     alert_eval_seconds: float = 10.0
     alert_retry_base_seconds: float = 2.0
     alert_retry_cap_seconds: float = 300.0
+    # Event notifications (holdfast/workers/notify.py; flags in holdfast/workers/notify_flags.py).
+    notify_rate: float = 50.0  # deliveries per second, at most, over all targets
+    notify_concurrency: int = 4  # (bucket, target) streams delivered at once
+    notify_timeout_seconds: float = 10.0  # one delivery's HTTP deadline
+    notify_retry_base_seconds: float = 1.0
+    notify_retry_cap_seconds: float = 300.0
+    notify_max_attempts: int = 15  # then the event is dead-lettered
+    # Re-sealing SSE-S3 data keys after a master key rotation (holdfast/workers/reseal.py).
+    sse_reseal_per_second: float = 200.0
 
     @property
     def primary_dir(self) -> Path:

@@ -35,6 +35,7 @@ from holdfast.index.records import (
     BucketUsage,
     LayoutRecord,
     ListedEntry,
+    NotifyEvent,
     ObjectRecord,
     PartRecord,
     RepairTask,
@@ -514,6 +515,61 @@ class Index(ABC):
         """The bucket and those of its configuration documents named in ``names``, in one
         read: what the access check needs on every request, current as of this read (so a
         configuration put on any node is honoured by the next request)."""
+
+    # -- event notifications (holdfast/index/notify.py, holdfast/workers/notify.py) -----------
+    # The object writes (put_object, complete_upload, delete_object, delete_objects,
+    # delete_version) write the outbox rows themselves, in their own transaction, for the
+    # rules of the bucket's "notification" configuration the change matches.
+
+    @abstractmethod
+    async def due_notifications(
+        self, streams: int, per_stream: int, now: float | None = None
+    ) -> list[list[NotifyEvent]]:
+        """Up to ``streams`` (bucket, target) streams whose oldest pending event may be tried
+        now; of each, its first ``per_stream`` pending events in outbox order."""
+
+    @abstractmethod
+    async def finish_notifications(self, ids: list[int]) -> None:
+        """Drop delivered events."""
+
+    @abstractmethod
+    async def defer_notification(
+        self, event_id: int, not_before: float, error: str, dead: bool
+    ) -> None:
+        """One more failed attempt; ``dead``: give up (the dead-letter state)."""
+
+    @abstractmethod
+    async def retry_dead_notifications(self, target: str | None = None) -> int:
+        """Dead events (of one target, or all) become pending again; how many."""
+
+    @abstractmethod
+    async def notification_summary(self) -> dict:
+        """{target: {state: {"rows", "oldest"}}} of the outbox."""
+
+    @abstractmethod
+    async def dead_notifications(self, limit: int = 100) -> list[NotifyEvent]:
+        """The newest dead events."""
+
+    # -- SSE-S3 data keys (holdfast/workers/reseal.py) ----------------------------------------
+
+    @abstractmethod
+    async def scan_sealed(
+        self, table: str, after: tuple[str, str, int] | None, limit: int, marker: str
+    ) -> list[tuple[str, str, int, str]]:
+        """(bucket, key, vseq, header value) of the versions in ``table`` ("objects":
+        current, "versions": noncurrent) whose stored headers hold header ``marker``, in
+        (bucket, key, vseq) order after ``after``."""
+
+    @abstractmethod
+    async def replace_header(
+        self, bucket: str, key: str, vseq: int, name: str, old: str, new: str
+    ) -> bool:
+        """Compare and set of one stored header of a version, current or not; False when
+        the version is gone or the header is no longer ``old``."""
+
+    @abstractmethod
+    async def replace_upload_header(self, upload_id: str, name: str, old: str, new: str) -> bool:
+        """The same for an unfinished multipart upload."""
 
     # -- meta ---------------------------------------------------------------------------------
 

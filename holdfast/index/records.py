@@ -130,6 +130,10 @@ class ObjectRecord:
     retention_mode: str | None = None
     retain_until: float | None = None
     legal_hold: bool = False
+    # What wrote this version, for event notifications ("Put", "Post", "Copy",
+    # "CompleteMultipartUpload": the event is s3:ObjectCreated:<origin>). Transient: the
+    # outbox row written in the commit's transaction keeps it, the object row does not.
+    origin: str = field(default="Put", compare=False)
 
 
 @dataclass
@@ -351,3 +355,25 @@ def with_new_copies(
         out.append(grown)
         tasks += [RepairTask(seg.blob_id, sid, "copy", reason, grown, ref) for sid in adding]
     return out, tasks
+
+
+@dataclass
+class NotifyEvent:
+    """One event owed to one notification target: a row of the index's outbox, written in
+    the transaction of the change it reports (holdfast/index/notify.py)."""
+
+    id: int  # the outbox sequence: delivery order within (bucket, target)
+    bucket: str
+    target: str
+    config_id: str  # the bucket configuration's rule id that matched
+    event: str  # without "s3:", e.g. "ObjectCreated:Put"
+    key: str
+    size: int
+    etag: str  # unquoted
+    vseq: int
+    vnull: bool
+    created: float
+    attempts: int = 0
+    next_attempt: float = 0.0
+    last_error: str | None = None
+    state: str = "pending"  # "pending" or "dead" (gave up after the most attempts)

@@ -60,6 +60,7 @@ from holdfast.index.rows import object_from_row as _object_from_row
 from holdfast.index.rows import upload_from_row as _upload_from_row
 from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
+from holdfast.index.sqlite_notify import SqliteNotify
 from holdfast.index.totals import TOTALS_SCHEMA, bucket_usage, damaged_keys
 
 T = TypeVar("T")
@@ -227,7 +228,7 @@ def _json(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteIndex(IntegrityIndex, SqliteLayout):
+class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
     def __init__(self, path: Path, gc_grace_seconds: float = 30.0) -> None:
         self.path = path
         self.gc_grace = gc_grace_seconds
@@ -653,6 +654,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
             obj.vseq, obj.vnull = ref.seq, ref.null
         self._insert_object(db, obj)
         self._mark_live(db, obj.segments)
+        self._notify_created(db, obj)
         return ref
 
     # -- versions ------------------------------------------------------------------------------
@@ -768,6 +770,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                 check(found)
             self._queue_gc(db, found.segments)
             db.execute(f"DELETE FROM {table} WHERE {cond}", args)
+            self._notify_removed(db, bucket, [key], [found])
             current = db.execute(
                 "SELECT 1 FROM objects WHERE bucket=? AND key=?", (bucket, key)
             ).fetchone()
@@ -900,7 +903,9 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
 
     def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
         def op(db: sqlite3.Connection):
-            return self._delete_current(db, bucket, key)
+            result = self._delete_current(db, bucket, key)
+            self._notify_removed(db, bucket, [key], [result])
+            return result
 
         return self._transact(op)
 
@@ -908,7 +913,9 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
         """One transaction for a whole DeleteObjects batch: one fsync, not a thousand."""
 
         def op(db: sqlite3.Connection):
-            return [self._delete_current(db, bucket, key) for key in keys]
+            results = [self._delete_current(db, bucket, key) for key in keys]
+            self._notify_removed(db, bucket, keys, results)
+            return results
 
         return self._transact(op)
 
@@ -1191,6 +1198,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout):
                 obj.vseq, obj.vnull = ref.seq, ref.null
             self._insert_object(db, obj)
             self._mark_live(db, obj.segments)
+            self._notify_created(db, obj, "CompleteMultipartUpload")
             return ref or True
 
         return self._transact(op)

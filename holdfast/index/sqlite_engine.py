@@ -47,6 +47,7 @@ from holdfast.index.records import (
     BucketUsage,
     LayoutRecord,
     ListedEntry,
+    NotifyEvent,
     ObjectRecord,
     PartRecord,
     RepairTask,
@@ -541,6 +542,41 @@ class SqliteEngine(Index):
         return await self._write(self.core.set_bucket_config, bucket, name, value)
 
     # -- meta --------------------------------------------------------------------------------
+
+    async def due_notifications(
+        self, streams: int, per_stream: int, now: float | None = None
+    ) -> list[list[NotifyEvent]]:
+        return await self._pool(self.core.due_notifications, streams, per_stream, now)
+
+    async def finish_notifications(self, ids: list[int]) -> None:
+        await self._write(self.core.finish_notifications, ids)
+
+    async def defer_notification(
+        self, event_id: int, not_before: float, error: str, dead: bool
+    ) -> None:
+        await self._write(self.core.defer_notification, event_id, not_before, error, dead)
+
+    async def retry_dead_notifications(self, target: str | None = None) -> int:
+        return await self._write(self.core.retry_dead_notifications, target)
+
+    async def notification_summary(self) -> dict:
+        return await self._pool(self.core.notification_summary)
+
+    async def dead_notifications(self, limit: int = 100) -> list[NotifyEvent]:
+        return await self._pool(self.core.dead_notifications, limit)
+
+    async def scan_sealed(
+        self, table: str, after: tuple[str, str, int] | None, limit: int, marker: str
+    ) -> list[tuple[str, str, int, str]]:
+        return await self._pool(self.core.scan_sealed, table, after, limit, marker)
+
+    async def replace_header(
+        self, bucket: str, key: str, vseq: int, name: str, old: str, new: str
+    ) -> bool:
+        return await self._write(self.core.replace_header, bucket, key, vseq, name, old, new)
+
+    async def replace_upload_header(self, upload_id: str, name: str, old: str, new: str) -> bool:
+        return await self._write(self.core.replace_upload_header, upload_id, name, old, new)
 
     async def get_meta(self, name: str) -> str | None:
         return await self._pool(self.core.get_meta, name)

@@ -170,6 +170,12 @@ def _version_locks(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN objlock TEXT")
 
 
+def _notify_outbox(db: sqlite3.Connection) -> None:
+    from holdfast.index.sqlite_notify import OUTBOX_SCHEMA
+
+    run_script(db, OUTBOX_SCHEMA)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -191,6 +197,7 @@ MIGRATIONS: list[Migration] = [
         7, "back-end stores (issue #14); bucket policies gain a spread by kind", _backend_stores
     ),
     Migration(8, "object lock: retention and legal hold of versions", _version_locks),
+    Migration(9, "event notifications: the outbox of events owed to targets", _notify_outbox),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -156,6 +156,17 @@ ALERT_DELIVERIES = Counter(
 )
 ALERTS_RAISED = Counter("holdfast_alerts_raised", "Alerts written to the outbox, by rule", ["rule"])
 
+# -- event notifications (holdfast/workers/notify.py) ------------------------------------------
+
+NOTIFY_DELIVERIES = Counter(
+    "holdfast_notify_delivery_attempts",
+    "Event notification delivery attempts, by result (delivered, failed, dead)",
+    ["result"],
+)
+SSE_RESEALED = Counter(
+    "holdfast_sse_keys_resealed", "SSE-S3 data keys re-sealed under the current master key"
+)
+
 for _kind in ("edge", "block", "internal"):
     CHECKSUM_FAILURES.labels(_kind)  # exported as 0 from the start, so rate() works at once
 

@@ -50,7 +50,7 @@ from typing import Any, Protocol
 log = logging.getLogger("holdfast.ops")
 
 # Modules that may define ``ops_provider(app) -> OpsProvider``; absent ones are skipped.
-PROVIDER_HOOKS = ("holdfast.workers.health",)
+PROVIDER_HOOKS = ("holdfast.workers.health", "holdfast.workers.notify", "holdfast.workers.reseal")
 
 
 HEALTHY = frozenset({"ok", "up"})

@@ -212,6 +212,19 @@ def assess(snap: dict, config: Config) -> list[dict]:
             "warning",
             f"alerts undelivered for {alerts['oldest_pending_age_seconds']:.0f}s: {alerts.get('last_error')}",
         )
+    notifications = snap.get("providers", {}).get("notifications") or {}
+    if notifications.get("dead"):
+        add(
+            "warning",
+            f"{notifications['dead']} event notification(s) dead-lettered: "
+            f"{notifications.get('last_error')} (holdfast notify retry)",
+        )
+    if notifications.get("oldest_queued_age_seconds", 0) > 300:
+        add(
+            "warning",
+            f"event notifications undelivered for "
+            f"{notifications['oldest_queued_age_seconds']:.0f}s: {notifications.get('last_error')}",
+        )
     if snap.get("background", {}).get("state") == "stale":
         add("warning", "background workers have not reported for over a minute")
     rlog = snap.get("request_log", {})

@@ -48,6 +48,7 @@ from holdfast.s3.ops import (
     versions,
     website,
 )
+from holdfast.s3.ops import notify as notify_ops
 from holdfast.s3.ops.common import Context
 from holdfast.s3.ops.objects import parse_copy_source
 from holdfast.s3.presign_cache import PresignedCache
@@ -92,6 +93,7 @@ HANDLERS: dict[Operation, Handler] = {
     **access_ops.HANDLERS,
     **website.HANDLERS,
     **objectlock.HANDLERS,
+    **notify_ops.HANDLERS,
 }
 
 

@@ -2,7 +2,7 @@
 
 Every worker process serves requests, but background jobs need one runner: the process that
 holds the index's lease of the "workers" job runs them (garbage collection, the repair
-queue, the scrubber); the others keep trying for it slowly, so a replacement takes over if
+queue, the scrubber, event notification delivery, SSE key re-sealing); the others keep trying for it slowly, so a replacement takes over if
 that process dies. The index engine decides what a lease is (SQLite: an flock next to the
 index; a shared engine: one holder in the whole cluster). The drive monitor runs in every process, because each
 keeps its own view of its drives.
@@ -24,7 +24,9 @@ from holdfast.workers.antientropy import AntiEntropy
 from holdfast.workers.drain import Drainer
 from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.monitor import DriveMonitor
+from holdfast.workers.notify import NotifyWorker
 from holdfast.workers.repair import RepairWorker
+from holdfast.workers.reseal import ResealWorker
 from holdfast.workers.scrub import Scrubber
 
 log = logging.getLogger("holdfast.workers")
@@ -45,6 +47,8 @@ class BackgroundWorkers:
         self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
         self.drainer = Drainer(node)
         self.monitor = DriveMonitor(node)
+        self.notify = NotifyWorker(service)
+        self.reseal = ResealWorker(service)
         self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
         self._monitor_task: asyncio.Task | None = None
@@ -73,6 +77,8 @@ class BackgroundWorkers:
                 self.scrubber.run(),
                 self.anti_entropy.run(),
                 self.drainer.run(),
+                self.notify.run(),
+                self.reseal.run(),
                 self._publish(),
             )
             try:
@@ -114,6 +120,7 @@ class BackgroundWorkers:
         self.scrubber.close()
         self.anti_entropy.close()
         self.drainer.close()
+        self.notify.close()
         if self._lease is not None:
             await self._lease.release()
             self._lease = None

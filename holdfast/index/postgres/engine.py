@@ -51,6 +51,7 @@ from holdfast.index.errors import (
     NotFound,
     OutcomeUnknown,
 )
+from holdfast.index.postgres import notify as outbox
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
@@ -59,6 +60,7 @@ from holdfast.index.records import (
     BucketUsage,
     LayoutRecord,
     ListedEntry,
+    NotifyEvent,
     ObjectRecord,
     PartRecord,
     RepairTask,
@@ -561,7 +563,9 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             if owner is not None:
                 await _check_bucket_owner(conn, obj.bucket, owner)
-            return await self._put_object_op(conn, obj, if_absent, if_etag)
+            ref = await self._put_object_op(conn, obj, if_absent, if_etag)
+            await outbox.created(conn, obj)
+            return ref
 
         return await self._write(fn)
 
@@ -678,6 +682,7 @@ class PostgresIndex(Index):
                 check(found)
             await self._queue_gc(conn, found.segments)
             await conn.execute(f"DELETE FROM {table} WHERE {cond}", args)
+            await outbox.removed(conn, bucket, [key], [found])
             cur = await conn.execute(
                 "SELECT 1 FROM objects WHERE bucket=%s AND key=%s", (bucket, key)
             )
@@ -793,18 +798,30 @@ class PostgresIndex(Index):
         return True
 
     async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
-        return await self._write(lambda conn: self._delete_current(conn, bucket, key))
+        async def fn(conn: Conn):
+            result = await self._delete_current(conn, bucket, key)
+            await outbox.removed(conn, bucket, [key], [result])
+            return result
+
+        return await self._write(fn)
 
     async def delete_objects(self, bucket: str, keys: list[str]) -> list[bool | VersionRef]:
         async def fn(conn: Conn):
             if await _versioning(conn, bucket) is not None:
-                return [await self._delete_current(conn, bucket, k) for k in keys]
+                results = [await self._delete_current(conn, bucket, k) for k in keys]
+                await outbox.removed(conn, bucket, keys, results)
+                return results
             cur = await conn.execute(
-                "DELETE FROM objects WHERE bucket=%s AND key = ANY(%s::text[]) RETURNING segments",
+                "DELETE FROM objects WHERE bucket=%s AND key = ANY(%s::text[]) "
+                "RETURNING key, segments",
                 (bucket, list(keys)),
             )
-            segments = [s for (text,) in await cur.fetchall() for s in segments_from_text(text)]
+            rows = await cur.fetchall()
+            segments = [s for (_, text) in rows for s in segments_from_text(text)]
             await self._queue_gc(conn, segments)
+            gone = {k for k, _ in rows}
+            removed = sorted(gone)
+            await outbox.removed(conn, bucket, removed, [True] * len(removed))
             return [True] * len(keys)  # no caller tells absent keys apart in a batch
 
         return await self._write(fn)
@@ -1122,7 +1139,9 @@ class PostgresIndex(Index):
             if await cur.fetchone() is None:
                 return False
             await self._drop_upload(conn, upload_id, keep={s.blob_id for s in obj.segments})
-            return await self._put_object_op(conn, obj, False, None) or True
+            ref = await self._put_object_op(conn, obj, False, None)
+            await outbox.created(conn, obj, "CompleteMultipartUpload")
+            return ref or True
 
         return await self._write(fn)
 
@@ -1608,6 +1627,47 @@ class PostgresIndex(Index):
         return await self._write(fn)
 
     # -- meta --------------------------------------------------------------------------------
+
+    # -- event notifications, SSE keys (holdfast/index/postgres/notify.py) ---------------------
+
+    async def due_notifications(
+        self, streams: int, per_stream: int, now: float | None = None
+    ) -> list[list[NotifyEvent]]:
+        return await self._read(lambda conn: outbox.due(conn, streams, per_stream, now))
+
+    async def finish_notifications(self, ids: list[int]) -> None:
+        await self._write(lambda conn: outbox.finish(conn, list(ids)))
+
+    async def defer_notification(
+        self, event_id: int, not_before: float, error: str, dead: bool
+    ) -> None:
+        await self._write(lambda conn: outbox.defer(conn, event_id, not_before, error, dead))
+
+    async def retry_dead_notifications(self, target: str | None = None) -> int:
+        return await self._write(lambda conn: outbox.retry_dead(conn, target))
+
+    async def notification_summary(self) -> dict:
+        return await self._read(outbox.summary)
+
+    async def dead_notifications(self, limit: int = 100) -> list[NotifyEvent]:
+        return await self._read(lambda conn: outbox.dead(conn, limit))
+
+    async def scan_sealed(
+        self, table: str, after: tuple[str, str, int] | None, limit: int, marker: str
+    ) -> list[tuple[str, str, int, str]]:
+        return await self._read(lambda conn: outbox.scan_sealed(conn, table, after, limit, marker))
+
+    async def replace_header(
+        self, bucket: str, key: str, vseq: int, name: str, old: str, new: str
+    ) -> bool:
+        return await self._write(
+            lambda conn: outbox.replace_header(conn, bucket, key, vseq, name, old, new)
+        )
+
+    async def replace_upload_header(self, upload_id: str, name: str, old: str, new: str) -> bool:
+        return await self._write(
+            lambda conn: outbox.replace_upload_header(conn, upload_id, name, old, new)
+        )
 
     async def get_meta(self, name: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE name=%s", (name,))

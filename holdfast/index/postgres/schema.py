@@ -263,8 +263,39 @@ ALTER TABLE objects ADD COLUMN objlock TEXT;
 ALTER TABLE versions ADD COLUMN objlock TEXT;
 """
 
+# Event notifications: the outbox of events owed to targets, written in the transaction of
+# the change each reports (holdfast/index/notify.py); delivered in id order per stream.
+_V7 = """
+CREATE TABLE notify_outbox (
+    id BIGSERIAL PRIMARY KEY,
+    bucket TEXT COLLATE "C" NOT NULL,
+    target TEXT COLLATE "C" NOT NULL,
+    config_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    vseq BIGINT NOT NULL,
+    vnull SMALLINT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt DOUBLE PRECISION NOT NULL DEFAULT 0,
+    last_error TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX notify_outbox_stream ON notify_outbox (state, bucket, target, id);
+"""
+
 # (version, SQL): append only; a released step is never edited.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+    (7, _V7),
+]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -6,7 +6,7 @@ equivalents, backup tools checking for versioning or a lock) and treat S3's "not
 answer as "none". A 501 there breaks them; a made-up configuration would mislead them. So:
 
 * each Get answers S3's own "not configured" 404 (``NoSuchBucketPolicy``, ...), or, for the
-  configurations S3 always has (logging, notifications, accelerate, request payment), the
+  configurations S3 always has (logging, accelerate, request payment), the
   value S3 reports for a bucket that never set one;
 * each Delete answers 204, as S3 does when there is nothing to delete: nothing can have been
   set, so removing it is truthfully already done;
@@ -20,7 +20,8 @@ bucket operation.
 Objects likewise: no bucket can have object lock (CreateBucket refuses it), so retention and
 legal hold answer what S3 answers on a bucket without it. (Tagging, object and bucket, is
 stored: holdfast/s3/ops/tagging.py; so are the policy, ACL, ownership controls, public
-access block and CORS rules: holdfast/s3/ops/access.py.)
+access block and CORS rules: holdfast/s3/ops/access.py; notifications:
+holdfast/s3/ops/notify.py.)
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ NOT_BUILT = (
     Op.PUT_OBJECT_LOCK_CONFIGURATION,
     Op.PUT_BUCKET_REPLICATION,
     Op.PUT_BUCKET_LOGGING,
-    Op.PUT_BUCKET_NOTIFICATION_CONFIGURATION,
     Op.PUT_BUCKET_ACCELERATE_CONFIGURATION,
     Op.PUT_BUCKET_REQUEST_PAYMENT,
 )
@@ -92,11 +92,6 @@ async def get_bucket_logging(ctx: Context) -> Response:
     return Response(200, [XML_TYPE], body)
 
 
-async def get_bucket_notification_configuration(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    return xml_response("NotificationConfiguration", [])
-
-
 async def get_bucket_accelerate_configuration(ctx: Context) -> Response:
     """A bucket that never had acceleration set has no Status at all (not "Suspended")."""
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
@@ -119,7 +114,6 @@ HANDLERS: dict[Operation, Handler] = {
     **{op: nothing_to_delete for op in NOTHING_TO_DELETE},
     **{op: not_built(op) for op in NOT_BUILT},
     Op.GET_BUCKET_LOGGING: get_bucket_logging,
-    Op.GET_BUCKET_NOTIFICATION_CONFIGURATION: get_bucket_notification_configuration,
     Op.GET_BUCKET_ACCELERATE_CONFIGURATION: get_bucket_accelerate_configuration,
     Op.GET_BUCKET_REQUEST_PAYMENT: get_bucket_request_payment,
     Op.GET_OBJECT_RETENTION: no_object_lock,

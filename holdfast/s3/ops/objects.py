@@ -522,6 +522,7 @@ async def copy_object(ctx: Context) -> Response:
     sealing = await sealing_for(ctx, body, bucket_checked=True)
     received = await receive(ctx, body, source.size, sealing)
     record = new_record(ctx, received, attrs, sealing)
+    record.origin = "Copy"  # event notifications: s3:ObjectCreated:Copy
     ref = await ctx.service.objects.commit(record, if_absent, if_etag)
     children: list = [("LastModified", iso8601(record.last_modified)), ("ETag", record.etag)]
     if record.checksum_algorithm and record.checksum_value:

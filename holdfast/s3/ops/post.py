@@ -405,6 +405,7 @@ async def post_object(ctx: Context) -> Response:
     sealing = await sealing_for(ctx, body, bucket_checked=True)  # the field, else the default
     received = await receive(ctx, body, None, sealing)
     record = new_record(ctx, received, attrs, sealing)
+    record.origin = "Post"  # event notifications: s3:ObjectCreated:Post
     await ctx.service.objects.commit(record, owner=state.owner)
     return _answer(ctx, fields, record)
 
