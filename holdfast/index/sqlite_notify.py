@@ -138,7 +138,7 @@ class SqliteNotify:
         def op(db: sqlite3.Connection):
             db.executemany("DELETE FROM notify_outbox WHERE id=?", [(i,) for i in ids])
 
-        self._transact(op)
+        return self._transact(op)
 
     def defer_notification(self, event_id: int, not_before: float, error: str, dead: bool) -> None:
         def op(db: sqlite3.Connection):
@@ -148,7 +148,7 @@ class SqliteNotify:
                 (not_before, error[:500], "dead" if dead else "pending", event_id),
             )
 
-        self._transact(op)
+        return self._transact(op)
 
     def retry_dead_notifications(self, target: str | None = None) -> int:
         def op(db: sqlite3.Connection):

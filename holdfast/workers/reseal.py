@@ -176,7 +176,7 @@ class ResealWorker:
             key_marker = upload_marker = None
             while True:
                 uploads = await self.index.list_uploads(
-                    usage.name, "", key_marker, upload_marker, PAGE
+                    usage.bucket.name, "", key_marker, upload_marker, PAGE
                 )
                 if not uploads:
                     break
@@ -265,7 +265,7 @@ def count_old_data_keys(index: Any, keyring: Keyring) -> int:
             after = rows[-1][:3]
     for usage in index.bucket_usage():
         key_marker = upload_marker = None
-        while uploads := index.list_uploads(usage.name, "", key_marker, upload_marker, 1000):
+        while uploads := index.list_uploads(usage.bucket.name, "", key_marker, upload_marker, 1000):
             old += sum(
                 1
                 for up in uploads
