@@ -58,8 +58,9 @@ def test_a_version_2_index_without_later_tables_gets_them(tmp_path) -> None:
     db.execute("UPDATE meta SET value='2' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    # 4: layout; 5: tags; 6: versions; 7: back-end stores, a policy's spread by kind; 8: lock
-    assert index.migrations_applied == [3, 4, 5, 6, 7, 8]
+    # 4: layout; 5: tags; 6: versions; 7: back-end stores, a policy's spread by kind; 8: lock;
+    # 9: the notification outbox
+    assert index.migrations_applied == [3, 4, 5, 6, 7, 8, 9]
     assert index.repairs() == []
     assert SqliteIndex(path).migrations_applied == []
 
@@ -80,6 +81,20 @@ def test_a_version_6_index_gains_backend_stores_and_spread(tmp_path) -> None:
     db.execute("UPDATE meta SET value='6' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    assert index.migrations_applied == [7, 8]
+    assert index.migrations_applied == [7, 8, 9]
     assert index.bucket_policies() == {"b": (2, 1, "")}
     assert index.backend_stores() == []
+
+
+def test_a_version_8_index_gains_the_notification_outbox(tmp_path) -> None:
+    """Migration 9 (issue #15): the ``notify_outbox`` table, empty."""
+    path = tmp_path / "index.db"
+    SqliteIndex(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE notify_outbox")
+    db.execute("UPDATE meta SET value='8' WHERE name='schema_version'")
+    db.close()
+    index = SqliteIndex(path)
+    assert index.migrations_applied == [9]
+    assert index.due_notifications(10, 10) == []
+    assert index.notification_summary() == {}
