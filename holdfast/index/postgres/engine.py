@@ -563,20 +563,29 @@ class PostgresIndex(Index):
         async def fn(conn: Conn):
             if owner is not None:
                 await _check_bucket_owner(conn, obj.bucket, owner)
-            ref = await self._put_object_op(conn, obj, if_absent, if_etag)
-            await outbox.created(conn, obj)
-            return ref
+            return await self._put_object_op(conn, obj, if_absent, if_etag)
 
         return await self._write(fn)
 
     async def _put_object_op(
-        self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None
+        self,
+        conn: Conn,
+        obj: ObjectRecord,
+        if_absent: bool,
+        if_etag: str | None,
+        event: str | None = None,
     ) -> VersionRef | None:
-        state = await _versioning(conn, obj.bucket)
+        # The bucket's versioning and notification documents in one round trip: the
+        # notification outbox rows go into this same transaction (holdfast/index/notify.py).
+        state, notify_config = await outbox.bucket_state(conn, obj.bucket)
+        ref = None
         if state is not None:
-            return await self._put_version(conn, obj, if_absent, if_etag, state)
-        await self._replace_object(conn, obj, if_absent, if_etag)
-        return None
+            ref = await self._put_version(conn, obj, if_absent, if_etag, state)
+        else:
+            await self._replace_object(conn, obj, if_absent, if_etag)
+        if notify_config is not None:
+            await outbox.insert_created(conn, notify_config, obj, event)
+        return ref
 
     async def _put_version(
         self, conn: Conn, obj: ObjectRecord, if_absent: bool, if_etag: str | None, state: str
@@ -1139,8 +1148,7 @@ class PostgresIndex(Index):
             if await cur.fetchone() is None:
                 return False
             await self._drop_upload(conn, upload_id, keep={s.blob_id for s in obj.segments})
-            ref = await self._put_object_op(conn, obj, False, None)
-            await outbox.created(conn, obj, "CompleteMultipartUpload")
+            ref = await self._put_object_op(conn, obj, False, None, "CompleteMultipartUpload")
             return ref or True
 
         return await self._write(fn)

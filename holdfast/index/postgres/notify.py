@@ -60,10 +60,18 @@ async def _insert(conn: Conn, rows: list) -> None:
             await cur.executemany(_INSERT, rows)
 
 
-async def created(conn: Conn, obj: ObjectRecord, event: str | None = None) -> None:
-    config = await _config(conn, obj.bucket)
-    if config is not None:
-        await _insert(conn, notify.created_rows(config, obj, event))
+async def bucket_state(conn: Conn, bucket: str) -> tuple[str | None, str | None]:
+    """(versioning, notification configuration) of a bucket, in one round trip (every PUT)."""
+    cur = await conn.execute(
+        "SELECT name, value FROM bucket_configs WHERE bucket=%s AND name IN ('versioning', %s)",
+        (bucket, notify.CONFIG_NAME),
+    )
+    found = dict(await cur.fetchall())
+    return found.get("versioning"), found.get(notify.CONFIG_NAME)
+
+
+async def insert_created(conn: Conn, config: str, obj: ObjectRecord, event: str | None) -> None:
+    await _insert(conn, notify.created_rows(config, obj, event))
 
 
 async def removed(
