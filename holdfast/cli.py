@@ -25,7 +25,6 @@ from holdfast.ops import commands as ops_commands
 from holdfast.ops.node import NodeLock, finish_node, prepare_node
 from holdfast.placement.policy import default_policy
 from holdfast.service import notify
-from holdfast.service.encryption import META_HEADER
 from holdfast.service.integrity import node_name
 from holdfast.service.users import (
     ROOT_USER,
@@ -310,8 +309,6 @@ def _keyring(config: Config, index: BlockingIndex) -> Keyring:
         sealed_key_ids(index.list_users())
         or index.backend_stores()
         or index.get_meta(notify.META_TARGETS) not in (None, "{}")
-        or index.scan_sealed("objects", None, 1, META_HEADER)
-        or index.scan_sealed("versions", None, 1, META_HEADER)
     )
     return load_keyring(config.primary_dir, create=not needed)
 

@@ -322,6 +322,12 @@ def test_bad_configurations_get_s3_errors_and_change_nothing(tmp_path, engine):
             put([{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": twice}])
         )
         assert code == "InvalidArgument"
+        code, _ = _error(
+            lambda: s3.put_bucket_notification_configuration(
+                Bucket="missing", NotificationConfiguration={}
+            )
+        )
+        assert code == "NoSuchBucket"
         r = signed_put(server, "/bkt?notification", b"<NotificationConfiguration><Bad")
         assert r.status_code == 400 and "<Code>MalformedXML</Code>" in r.text
         after = s3.get_bucket_notification_configuration(Bucket="bkt")["QueueConfigurations"]
