@@ -584,7 +584,10 @@ async function loadHealth() {
     ["Index", s.index, ["corrupt_examples", "counts"]],
     ["Node", node, ["supervisor_pid", "worker_pid", "boot_id"]],
     ["Repair", s.repair], ["Scrub", s.scrub], ["Garbage collection", s.gc],
-    ["Alerts", alerts, ["active"]], ["Request log", s.request_log], ["Configuration", s.config],
+    ["Alerts", alerts, ["active"]],
+    ["Event notifications", (s.providers || {}).notifications, ["by_target"]],
+    ["SSE-S3 key re-sealing", (s.providers || {}).sse_reseal],
+    ["Request log", s.request_log], ["Configuration", s.config],
   ];
   for (const [title, value, skip] of sections) {
     if (!value) continue;
