@@ -387,7 +387,10 @@ def test_receiver_down_then_up_and_kill9_loses_nothing(tmp_path, engine):
     """Events committed while the receiver is down are retried with backoff; a node killed
     with -9 before delivering them delivers them after its restart, in order."""
     receiver = Receiver()  # not listening yet: connection refused
-    server = start_server(tmp_path, index=engine, extra_args=FAST)
+    # Many attempts: a slow restart on a loaded machine must not dead-letter the head.
+    server = start_server(
+        tmp_path, index=engine, extra_args=[*FAST, "--notify-max-attempts", "1000"]
+    )
     try:
         s3 = server.client()
         s3.create_bucket(Bucket="bkt")
