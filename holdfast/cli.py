@@ -391,7 +391,7 @@ def cmd_key(args: argparse.Namespace) -> int:
         lock.release()
     print(f"rotated the master key: {', '.join(sorted(old.keys))} -> {fresh.current_id}")
     print(
-        f"re-sealed {resealed} secret(s); back up {path} now. The old key stays in it, "
+        f"re-sealed {resealed} user secret(s); back up {path} now. The old key stays in it, "
         "open-only, until the server has re-sealed the data keys of SSE-S3 objects written "
         "before (status: sse_reseal); then run 'holdfast key retire'"
     )
@@ -451,7 +451,7 @@ def _rotate_env(index: BlockingIndex, keyring: Keyring) -> int:
     resealed += notify.reseal_targets(index, keyring)
     index.purge_history()
     print(
-        f"re-sealed {resealed} secret(s) under key {keyring.current_id} (the first in "
+        f"re-sealed {resealed} user secret(s) under key {keyring.current_id} (the first in "
         "HOLDFAST_MASTER_KEY); keep the older keys after it until a server has re-sealed the "
         "SSE-S3 data keys (status: sse_reseal) and 'holdfast key retire' says they may go"
     )
