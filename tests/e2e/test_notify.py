@@ -462,3 +462,31 @@ def test_failing_receiver_is_retried_then_dead_lettered_then_retried(tmp_path):
     finally:
         server.stop()
         receiver.close()
+
+
+def test_post_upload_event(tmp_path):
+    """A browser-form POST (boto3's presigned POST) is s3:ObjectCreated:Post."""
+    import requests
+
+    receiver = Receiver().start()
+    server = start_server(tmp_path)
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="bkt")
+        arn = add_target(server, tmp_path, "hook", receiver.url)
+        configure(s3, "bkt", arn, events=["s3:ObjectCreated:Post"])
+        post = s3.generate_presigned_post("bkt", "form/upload.txt", ExpiresIn=600)
+        r = requests.post(
+            post["url"], data=post["fields"], files={"file": ("f", b"posted")}, timeout=30
+        )
+        assert r.status_code in (200, 204), r.text
+        s3.put_object(Bucket="bkt", Key="form/put.txt", Body=b"x")  # a Put: not configured
+        records = wait_for(receiver.records, 30, "the POST event")
+        time.sleep(1)
+        assert [(r["eventName"], r["s3"]["object"]["key"]) for r in receiver.records()] == [
+            ("ObjectCreated:Post", "form/upload.txt")
+        ]
+        assert records[0]["s3"]["object"]["size"] == 6
+    finally:
+        server.stop()
+        receiver.close()
