@@ -284,11 +284,21 @@ def put64m(system: clusters.System, s: ClusterSettings, ctx: Context) -> list[Fi
     objs = ctx.large_objects()
     signer = system.presigner
     args = [(signer.url("PUT", LARGE_BUCKET, o.key), o.chunks, o.size) for o in objs]
+    before = system.stored_bytes()
     with Span(system) as span, ThreadPoolExecutor(s.large_parallel) as pool:
         etags = list(pool.map(transfer.put_stream, *zip(*args, strict=True)))
     bad = sum(e != o.md5 for e, o in zip(etags, objs, strict=True))
-    note = f"{bad} ETags differ from the MD5" if bad else ""
-    return [_large_figure(system, "put64m", ctx, span, s, note=note)]
+    # Both systems must keep 2 copies: the bytes added to the data directories say so.
+    copies = (system.stored_bytes() - before) / sum(o.size for o in objs)
+    notes = [f"{bad} ETags differ from the MD5"] if bad else []
+    if not 1.9 <= copies <= 2.3:
+        notes.append(f"{copies:.2f} bytes stored per byte PUT, not 2 copies")
+    return [
+        _large_figure(
+            system, "put64m", ctx, span, s, note="; ".join(notes),
+            extra={"stored_per_byte": round(copies, 3)},
+        )
+    ]  # fmt: skip
 
 
 def get64m(system: clusters.System, s: ClusterSettings, ctx: Context) -> list[Figure]:

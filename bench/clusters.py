@@ -59,6 +59,7 @@ class System:
     secret_key: str
     roots: list[int]
     logs: list[Path] = field(default_factory=list)
+    data_dirs: list[Path] = field(default_factory=list)  # where the copies are kept
 
     @property
     def presigner(self) -> Presigner:
@@ -70,6 +71,16 @@ class System:
 
     def cpu_seconds(self) -> float:
         return sum(tree_cpu_seconds(pid) for pid in self.roots)
+
+    def stored_bytes(self) -> int:
+        """Bytes in the files under the data directories (to count copies made)."""
+        total = 0
+        for d in self.data_dirs:
+            for root, _, files in os.walk(d):
+                for name in files:
+                    with contextlib.suppress(OSError):
+                        total += os.stat(os.path.join(root, name)).st_size
+        return total
 
     def log_tails(self, lines: int = 10) -> str:
         out = []
@@ -155,6 +166,7 @@ class HoldfastCluster:
             self.dev.creds.secret_key,
             [n.proc.pid for n in self.dev.nodes if n.proc] + [self.pg.pid],
             [n.data.parent / "node.log" for n in self.dev.nodes],
+            [n.data for n in self.dev.nodes],
         )
         wait_serving(system, "bench-ready", timeout)
         return system
@@ -282,6 +294,7 @@ class SeaweedCluster:
             SECRET_KEY,
             [p.pid for p in self.procs] + [self.pg.pid],
             self.logs,
+            [self.top / f"volume{i}" for i in range(self.volumes)],
         )
         try:
             wait_serving(system, "bench-ready", timeout)
