@@ -138,15 +138,19 @@ class Span:
     cpu: float = 0.0
     client_cpu: float = 0.0
 
+    by_process: dict[str, float] = field(default_factory=dict)
+
     def __enter__(self) -> Span:
         self._t0, self._c0 = time.perf_counter(), time.process_time()
-        self._s0 = self.system.cpu_seconds()
+        self._s0 = self.system.cpu_by_process()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._t0
         self.client_cpu = time.process_time() - self._c0
-        self.cpu = self.system.cpu_seconds() - self._s0
+        after = self.system.cpu_by_process()
+        self.by_process = {k: round(after[k] - self._s0.get(k, 0.0), 3) for k in after}
+        self.cpu = sum(self.by_process.values())
 
 
 def _fig(system: clusters.System, workload: str, metric: str, value, unit: str, **kw) -> Figure:
@@ -200,7 +204,13 @@ def _wrk(
             threads=1,
             script=SIGNED_LUA_SCRIPT,
         )
-    extra = {**extra, "connections": conns, "signed": "header", "distinct": len(lines)}
+    extra = {
+        **extra,
+        "connections": conns,
+        "signed": "header",
+        "distinct": len(lines),
+        "cpu_s_by_process": span.by_process,
+    }
     if r.wrapped:
         extra["wrapped"] = r.wrapped
     figs = _per_request(
@@ -231,7 +241,8 @@ def populate(system: clusters.System, s: ClusterSettings) -> list[Figure]:
         _fig(system, "populate", "ops_per_s", round(s.objects / span.wall, 1), "ops/s",
              server_cpu=round(span.cpu / span.wall, 3),
              extra={"objects": s.objects, "connections": s.populate_connections,
-                    "signed": "presigned", "cpu_ms_per_op": round(span.cpu / s.objects * 1000, 3)})
+                    "signed": "presigned", "cpu_ms_per_op": round(span.cpu / s.objects * 1000, 3),
+                    "cpu_s_by_process": span.by_process})
     ]  # fmt: skip
 
 
@@ -261,6 +272,7 @@ def list_keys(system: clusters.System, s: ClusterSettings) -> list[Figure]:
              note="" if valid else f"listed {counts} keys, expected {s.objects}", valid=valid,
              extra={"keys": s.objects, "page": s.list_page, "pages": pages, "times": times,
                     "cpu_ms_per_list": round(span.cpu / s.list_repeats * 1000, 1),
+                    "cpu_s_by_process": span.by_process,
                     "signed": "presigned"})
     ]  # fmt: skip
 
@@ -275,6 +287,7 @@ def _large_figure(system, workload: str, ctx: Context, span: Span, s, **kw) -> F
         extra={"objects": s.large_count, "size_mib": s.large_size / MIB,
                "parallel": s.large_parallel, "seconds": round(span.wall, 3),
                "cpu_s_per_gib": round(span.cpu / gib, 3), "signed": "presigned",
+               "cpu_s_by_process": span.by_process,
                **kw.pop("extra", {})},
         **kw,
     )  # fmt: skip
@@ -375,7 +388,8 @@ def delete4k(system: clusters.System, s: ClusterSettings, conns: int) -> list[Fi
     return _per_request(
         system, name, len(lat) - failed[0], len(lat), span.wall, q[49] * 1000, q[98] * 1000,
         span.cpu, span.client_cpu / span.wall, {"connections": conns, "signed": "header",
-                                                "client": "python threads"},
+                                                "client": "python threads",
+                                                "cpu_s_by_process": span.by_process},
     )  # fmt: skip
 
 
@@ -394,12 +408,22 @@ def run_system(
     steps.append(("put64m", lambda: put64m(system, s, ctx)))
     steps.append(("get64m", lambda: get64m(system, s, ctx)))
     steps.append(("delete4k", lambda: delete4k(system, s, s.connections[0])))
+    failed = False
     for label, fn in steps:
         print(f"{system.name}: {label}", flush=True)
         t0 = time.perf_counter()
-        for fig in fn():
+        try:
+            figures = fn()
+        except Exception as exc:  # one workload's failure is a figure; the others still run
+            failed = True
+            workload = label.split()[0]
+            add(Figure(system.name, workload, "error", None, "", note=str(exc)[:300], valid=False))
+            continue
+        for fig in figures:
             add(fig)
         print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+    if failed:
+        raise RuntimeError(f"{system.name}: a workload failed (see its error figure)")
 
 
 # ---- the report ---------------------------------------------------------------------------
@@ -434,7 +458,7 @@ class Report:
             "| server CPU HF | server CPU SW | CPU HF/SW |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        workloads = list(dict.fromkeys(f.workload for f in self.figures))
+        workloads = list(dict.fromkeys(f.workload for f in self.figures if f.metric != "error"))
         for w in workloads:
             metric, unit, cpu_key = _headline(w)
             hf, sw = self.value(HF, w, metric), self.value(SW, w, metric)
@@ -520,8 +544,8 @@ def main(args) -> int:  # noqa: ANN001 - run.py's namespace
     hf = clusters.HoldfastCluster(top)
     try:
         for name in (HF, SW):
-            if name not in only and not (name == SW and HF in only):
-                continue
+            if name not in only and not (name == HF and SW in only):
+                continue  # Holdfast's cluster starts anyway for SeaweedFS: its PostgreSQL
             busy[name] = machine_busy()
             load[name] = _loadavg()
             if name == HF:
@@ -539,8 +563,9 @@ def main(args) -> int:  # noqa: ANN001 - run.py's namespace
                 run_system(system, s, ctx, results.add)
             except Exception as exc:  # a failure is a figure, then the other system runs
                 failed = True
-                results.add(Figure(name, "error", "error", None, "", note=str(exc)[:300],
-                                   valid=False))  # fmt: skip
+                if not any(f.metric == "error" for f in results.figures if f.server == name):
+                    results.add(Figure(name, "error", "error", None, "", note=str(exc)[:300],
+                                       valid=False))  # fmt: skip
                 print(system.log_tails(), flush=True)
             finally:
                 stop()

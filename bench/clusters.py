@@ -60,6 +60,7 @@ class System:
     roots: list[int]
     logs: list[Path] = field(default_factory=list)
     data_dirs: list[Path] = field(default_factory=list)  # where the copies are kept
+    labels: list[str] = field(default_factory=list)  # one per root, for the CPU breakdown
 
     @property
     def presigner(self) -> Presigner:
@@ -70,7 +71,12 @@ class System:
         return HeaderSigner(self.endpoint, self.access_key, self.secret_key, REGION)
 
     def cpu_seconds(self) -> float:
-        return sum(tree_cpu_seconds(pid) for pid in self.roots)
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each server process tree, by label (n1, postgres, ...)."""
+        labels = self.labels or [str(pid) for pid in self.roots]
+        return {label: tree_cpu_seconds(pid) for label, pid in zip(labels, self.roots, strict=True)}
 
     def stored_bytes(self) -> int:
         """Bytes in the files under the data directories (to count copies made)."""
@@ -167,6 +173,7 @@ class HoldfastCluster:
             [n.proc.pid for n in self.dev.nodes if n.proc] + [self.pg.pid],
             [n.data.parent / "node.log" for n in self.dev.nodes],
             [n.data for n in self.dev.nodes],
+            [n.name for n in self.dev.nodes if n.proc] + ["postgres"],
         )
         wait_serving(system, "bench-ready", timeout)
         return system
@@ -295,6 +302,7 @@ class SeaweedCluster:
             [p.pid for p in self.procs] + [self.pg.pid],
             self.logs,
             [self.top / f"volume{i}" for i in range(self.volumes)],
+            [log.stem for log in self.logs] + ["postgres"],
         )
         try:
             wait_serving(system, "bench-ready", timeout)
