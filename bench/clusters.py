@@ -261,10 +261,13 @@ class SeaweedCluster:
         )  # fmt: skip
         for i in range(self.volumes):
             port, grpc = vols[2 * i], vols[2 * i + 1]
+            # Every bucket is a collection that grows 6 volumes x 2 copies at once: 16 slots
+            # a server were full after 4 buckets (the 64 MiB PUT then failed with 500).
+            # Volumes are not preallocated, so a high count costs nothing.
             self._spawn(
                 f"volume{i}",
                 ["volume", *loop, f"-port={port}", f"-port.grpc={grpc}",
-                 f"-dir={self.top / f'volume{i}'}", "-max=16", f"-master={master}"],
+                 f"-dir={self.top / f'volume{i}'}", "-max=100", f"-master={master}"],
                 self.top / f"volume{i}",
             )  # fmt: skip
         identity = self.top / "s3.json"
