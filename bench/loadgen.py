@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
-from botocore.auth import S3SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 LUA_SCRIPT = Path(__file__).with_name("replay.lua")
+SIGNED_LUA_SCRIPT = Path(__file__).with_name("replay_signed.lua")
 EXPIRES = 6 * 3600
 
 
@@ -64,6 +65,33 @@ class Presigner:
         """Path and query only, as wrk wants it."""
         parts = urlsplit(self.url(method, bucket, key, query))
         return f"{parts.path}?{parts.query}"
+
+
+class HeaderSigner:
+    """SigV4 in the Authorization header, as SDKs sign: each request gets its own
+    X-Amz-Date and signature, and over plain HTTP the payload's SHA-256 is signed (botocore's
+    S3SigV4Auth, what boto3 uses). No presigned-URL cache can serve these twice."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._auth = S3SigV4Auth(Credentials(access_key, secret_key), "s3", region)
+
+    def sign(
+        self, method: str, bucket: str, key: str = "", body: bytes = b"", query: dict | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """(path?query, headers to send) for one request carrying `body`."""
+        path = f"/{bucket}" + (f"/{quote(key, safe='/~')}" if key else "")
+        if query:
+            path += "?" + urlencode(query, quote_via=quote)
+        request = AWSRequest(method=method, url=self.endpoint + path, data=body, headers={})
+        self._auth.add_auth(request)
+        keep = ("authorization", "x-amz-date", "x-amz-content-sha256")
+        return path, {k: v for k, v in request.headers.items() if k.lower() in keep}
+
+    def line(self, method: str, bucket: str, key: str, body: bytes = b"") -> str:
+        """One request for replay_signed.lua: path, date, authorization, payload hash."""
+        path, h = self.sign(method, bucket, key, body)
+        return "\t".join((path, h["X-Amz-Date"], h["Authorization"], h["X-Amz-Content-SHA256"]))
 
 
 @dataclass
@@ -110,8 +138,10 @@ def run_wrk(
     duration: int,
     connections: int,
     threads: int,
+    script: Path = LUA_SCRIPT,
 ) -> WrkResult:
-    """Replay `paths` against `endpoint` for `duration` seconds and summarise."""
+    """Replay `paths` (lines of `script`'s format) against `endpoint` for `duration`
+    seconds and summarise."""
     wrk = ensure_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".urls", delete=False) as f:
         f.write("\n".join(paths) + "\n")
@@ -123,7 +153,7 @@ def run_wrk(
         "BENCH_THREADS": str(threads),
     }
     cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration}s"]
-    cmd += ["--timeout", "30s", "-s", str(LUA_SCRIPT), endpoint]
+    cmd += ["--timeout", "30s", "-s", str(script), endpoint]
     try:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""

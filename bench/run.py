@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/run.py              # everything (installs the peers)
     .venv/bin/python bench/run.py --smoke      # a few seconds, tiny counts
+    .venv/bin/python bench/run.py --cluster    # 3-node Holdfast against a SeaweedFS cluster
 
 See bench/README.md for what each workload measures and the targets.
 """
@@ -28,6 +29,7 @@ from settings import settings_for  # noqa: E402
 from workloads import ALL_WORKLOADS, OWN_LIFECYCLE, SHARED, Context  # noqa: E402
 
 RESULTS_DIR = servers.BENCH_DIR / "results"
+CLUSTER_SYSTEMS = ["holdfast-cluster", "seaweedfs-cluster"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,10 +37,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a 3-node Holdfast cluster against a SeaweedFS cluster (bench/cluster_bench.py)",
+    )
+    p.add_argument(
+        "--connections",
+        help="--cluster: comma-separated connection counts for the 4 KiB workloads, the first "
+        "being the headline (default 16; smoke 4)",
+    )
+    p.add_argument(
+        "--objects", type=int, help="--cluster: small objects for GET/LIST/DELETE (10000)"
+    )
+    p.add_argument(
         "--only",
-        default="holdfast,seaweedfs,rclone",
         help="comma-separated servers (holdfast,seaweedfs,rclone; holdfast-pg: Holdfast with "
-        "its index on PostgreSQL, not in the default set)",
+        "its index on PostgreSQL, not in the default set); with --cluster: "
+        "holdfast-cluster,seaweedfs-cluster",
     )
     p.add_argument(
         "--workloads",
@@ -58,7 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--keep", action="store_true", help="keep data dirs and server logs")
     args = p.parse_args(argv)
-    args.only = _choices(args.only, list(servers.KINDS), "--only")
+    if args.cluster:
+        if args.only is not None:
+            args.only = ",".join(_choices(args.only, CLUSTER_SYSTEMS, "--only"))
+        return args
+    args.only = _choices(args.only or "holdfast,seaweedfs,rclone", list(servers.KINDS), "--only")
     args.workloads = _choices(args.workloads, ALL_WORKLOADS, "--workloads")
     return args
 
@@ -149,6 +168,10 @@ def _run_one(ctx: Context, server: str, workload: str, fn) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_wrk()
+    if args.cluster:
+        import cluster_bench
+
+        return cluster_bench.main(args)
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
     results = Results(args.results_dir / f"{run_id}.jsonl", run_id)
     settings = settings_for(args.smoke, args.duration)

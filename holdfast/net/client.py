@@ -16,7 +16,10 @@ the kernel and none in Python. Async callers (heartbeats, layout notices) use
 :meth:`NodeClient.acall`, which runs the call in a thread.
 
 **Connections** are kept per peer (up to ``pool_size`` idle ones) and reused; a connection
-is used by one call at a time. It is dropped, never reused, after any failure: a timeout, a
+is used by one call at a time. The pool is as large as the concurrency a node sees (every
+PUT in flight holds one connection per remote copy): with 4, 16 concurrent 4 KiB PUTs
+closed most connections on check-in and opened new ones, and TLS handshakes took 11 % of
+the node's samples (py-spy; bench/run.py --cluster, docs/performance.md). It is dropped, never reused, after any failure: a timeout, a
 frame that failed its checksum (ours or the peer's REJECTED), or an unexpected answer,
 since the framing of that stream can no longer be trusted.
 
@@ -144,7 +147,7 @@ class NodeClient:
         *,
         timeout: float = 30.0,
         connect_timeout: float = 3.0,
-        pool_size: int = 4,
+        pool_size: int = 32,
         idle_seconds: float = 240.0,
         attempts: int = 5,
         backoff_base: float = 0.05,
