@@ -77,6 +77,12 @@ class Config:
     scrub_bytes_per_second: int = 16 * 1024**2  # 0 turns the scrubber off (not advised)
     scrub_interval_seconds: float = 3600.0  # pause between the end of a pass and the next
     anti_entropy_interval_seconds: float = 3600.0  # full anti-entropy pass (0: only on return)
+    # The lifecycle worker (holdfast/workers/lifecycle.py, docs/lifecycle.md).
+    lifecycle_interval_seconds: float = 3600.0  # pause between the end of a pass and the next
+    lifecycle_ops_per_second: float = 100.0  # versions and uploads examined or acted on
+    # TEST ONLY: the length of a lifecycle "day" (like Ceph's rgw_lc_debug_interval); with
+    # anything but 86,400 a rule's days are not rounded to midnight UTC.
+    lifecycle_day_seconds: float = 86_400.0
     drive_error_threshold: int = 3  # errors within drive_error_window that mark a drive down
     drive_error_window_seconds: float = 30.0
     drive_probe_base_seconds: float = 1.0

@@ -129,6 +129,16 @@ BACKOFF_SECONDS = Gauge(
 )
 GC_DELETED = Counter("holdfast_gc_deleted_blobs", "Blobs deleted by garbage collection")
 GC_ORPHANS = Counter("holdfast_gc_orphans_removed", "Crash orphans removed by the sweeper")
+LIFECYCLE_EXAMINED = Counter(
+    "holdfast_lifecycle_examined", "Versions and unfinished uploads the lifecycle job looked at"
+)
+LIFECYCLE_ACTIONS = Counter(
+    "holdfast_lifecycle_actions",
+    "What the lifecycle job did, by action: expired (a current version; a delete marker "
+    "written in a versioned bucket), noncurrent_deleted, delete_marker_removed, "
+    "upload_aborted, locked (a removal object lock refused)",
+    ["action"],
+)
 
 # -- the index committer (holdfast/index/committer.py) ----------------------------------------
 

@@ -48,6 +48,7 @@ from holdfast.s3.ops import (
     versions,
     website,
 )
+from holdfast.s3.ops import lifecycle as lifecycle_ops
 from holdfast.s3.ops import notify as notify_ops
 from holdfast.s3.ops.common import Context
 from holdfast.s3.ops.objects import parse_copy_source
@@ -94,6 +95,7 @@ HANDLERS: dict[Operation, Handler] = {
     **website.HANDLERS,
     **objectlock.HANDLERS,
     **notify_ops.HANDLERS,
+    **lifecycle_ops.HANDLERS,
 }
 
 

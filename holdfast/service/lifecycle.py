@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 DAY = 86_400.0
 
+# The bucket configuration document holding the rules (:func:`to_json`), written by
+# holdfast/s3/ops/lifecycle.py and read by the lifecycle worker and GET/HEAD.
+CONFIG = "lifecycle"
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -106,6 +110,32 @@ def expiration(
     return best
 
 
+def noncurrent_expires(
+    config: Configuration,
+    key: str,
+    newer: int,
+    since: float,
+    size: int | None,
+    tags: list[tuple[str, str]] | None,
+    now: float,
+    day_seconds: float = DAY,
+) -> bool:
+    """Whether one noncurrent version is to be deleted now: ``newer`` noncurrent versions of
+    the key are newer than it, and it became noncurrent at ``since`` (when the next newer
+    version was written). With NewerNoncurrentVersions N, the N newest noncurrent versions
+    are kept whatever their age."""
+    for rule in config.rules:
+        if not rule.enabled or rule.noncurrent_days is None:
+            continue
+        if newer < (rule.newer_noncurrent_versions or 0):
+            continue
+        if not rule.filter.matches(key, size, tags):
+            continue
+        if due_after(since, rule.noncurrent_days, day_seconds) <= now:
+            return True
+    return False
+
+
 def noncurrent_due(
     config: Configuration,
     key: str,
@@ -114,20 +144,17 @@ def noncurrent_due(
     day_seconds: float = DAY,
 ) -> list[int]:
     """Indexes into ``versions`` of noncurrent versions to delete now. ``versions`` are one
-    key's noncurrent versions, newest first, each (became noncurrent at, size, tags): a
-    version becomes noncurrent when the next newer one is written. With
-    NewerNoncurrentVersions N, the N newest noncurrent versions are kept whatever their age."""
-    doomed: set[int] = set()
-    for rule in config.rules:
-        if not rule.enabled or rule.noncurrent_days is None:
-            continue
-        keep = rule.newer_noncurrent_versions or 0
-        for i, (since, size, tags) in enumerate(versions):
-            if i < keep or not rule.filter.matches(key, size, tags):
-                continue
-            if due_after(since, rule.noncurrent_days, day_seconds) <= now:
-                doomed.add(i)
-    return sorted(doomed)
+    key's noncurrent versions, newest first, each (became noncurrent at, size, tags)."""
+    return [
+        i
+        for i, (since, size, tags) in enumerate(versions)
+        if noncurrent_expires(config, key, i, since, size, tags, now, day_seconds)
+    ]
+
+
+def uses_tags(config: Configuration) -> bool:
+    """Whether any enabled rule filters on tags (then the job reads each version's tags)."""
+    return any(r.enabled and r.filter.tags for r in config.rules)
 
 
 def removes_expired_delete_markers(config: Configuration, key: str) -> bool:

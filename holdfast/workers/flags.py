@@ -70,6 +70,24 @@ FLAGS: list[tuple[str, str, object, str]] = [
         float,
         "seconds between anti-entropy passes over every drive (0: only drives coming back)",
     ),
+    (
+        "--lifecycle-interval",
+        "lifecycle_interval_seconds",
+        float,
+        "pause between lifecycle passes (s)",
+    ),
+    (
+        "--lifecycle-ops",
+        "lifecycle_ops_per_second",
+        float,
+        "versions and uploads the lifecycle job examines or removes per second",
+    ),
+    (
+        "--lifecycle-day-seconds",
+        "lifecycle_day_seconds",
+        float,
+        "TEST ONLY: seconds in a lifecycle 'day' (docs/lifecycle.md)",
+    ),
     ("--drive-errors", "drive_error_threshold", int, "errors that mark a drive down"),
     ("--drive-error-window", "drive_error_window_seconds", float, "... within this many seconds"),
     ("--drive-probe-cap", "drive_probe_cap_seconds", float, "longest wait between probes (s)"),
@@ -123,6 +141,10 @@ def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
         raise SystemExit("holdfast: --copies must be >= 1 and --min-copies >= 1")
     if config.copies and config.min_copies > config.copies:
         raise SystemExit("holdfast: --min-copies cannot exceed --copies")
+    if config.lifecycle_day_seconds <= 0 or config.lifecycle_ops_per_second <= 0:
+        raise SystemExit("holdfast: --lifecycle-day-seconds and --lifecycle-ops must be positive")
+    if config.lifecycle_interval_seconds < 0:
+        raise SystemExit("holdfast: --lifecycle-interval cannot be negative")
     if config.spread:
         from holdfast.placement.policy import parse_spread
 

@@ -44,13 +44,14 @@ def process_view(service: Any) -> dict:
 
 
 def background_view(workers: Any) -> dict:
-    """The leader's in-memory state of repair, scrub and GC."""
+    """The leader's in-memory state of repair, scrub, GC and lifecycle."""
     return {
         "repair": workers.repair.snapshot(),
         "scrub": workers.scrubber.snapshot(),
         "anti_entropy": workers.anti_entropy.snapshot(),
         "drain": workers.drainer.snapshot(),
         "gc": asdict(workers.gc.stats),
+        "lifecycle": workers.lifecycle.snapshot(),
     }
 
 
@@ -132,6 +133,11 @@ LIMIT_GAUGES = {
         ("scrub", "bytes_per_second"),
     ),
     "holdfast_scrub_pass": ("Number of the scrub pass under way", ("scrub", "pass")),
+    "holdfast_lifecycle_pass": ("Number of the lifecycle pass", ("lifecycle", "pass")),
+    "holdfast_lifecycle_limit_ops_per_second": (
+        "Versions and uploads the lifecycle job examines or removes per second, at most",
+        ("lifecycle", "ops_per_second"),
+    ),
     "holdfast_damaged_objects": ("Objects with no good copy of some byte", ("damaged", "count")),
 }
 
@@ -239,6 +245,7 @@ class IntegrityProvider:
             return {}
         repair = workers.repair.snapshot()
         scrub = workers.scrubber.snapshot()
+        lifecycle = workers.lifecycle.snapshot()
         published = getattr(workers, "integrity_status", None) or {}
         backing_off = repair["drives_backing_off"]
         last = scrub.get("last_pass") or {}
@@ -268,6 +275,20 @@ class IntegrityProvider:
                 "corruptions_found": scrub["faults_total"],
                 "corruptions_fixed": repair["repaired"],
                 "last_pass": last or None,
+            },
+            "lifecycle": {
+                key: lifecycle[key]
+                for key in (
+                    "pass",
+                    "phase",
+                    "bucket",
+                    "pass_started",
+                    "next_pass_at",
+                    "examined_this_pass",
+                    "actions_this_pass",
+                    "last_pass",
+                    "ops_per_second",
+                )
             },
             "corruption": {
                 "quarantined_copies": sum((published.get("quarantined") or {}).values())

@@ -2,7 +2,7 @@
 
 Every worker process serves requests, but background jobs need one runner: the process that
 holds the index's lease of the "workers" job runs them (garbage collection, the repair
-queue, the scrubber, event notification delivery, SSE key re-sealing); the others keep trying for it slowly, so a replacement takes over if
+queue, the scrubber, event notification delivery, SSE key re-sealing, the lifecycle rules); the others keep trying for it slowly, so a replacement takes over if
 that process dies. The index engine decides what a lease is (SQLite: an flock next to the
 index; a shared engine: one holder in the whole cluster). The drive monitor runs in every process, because each
 keeps its own view of its drives.
@@ -23,6 +23,7 @@ from holdfast.service import Service
 from holdfast.workers.antientropy import AntiEntropy
 from holdfast.workers.drain import Drainer
 from holdfast.workers.gc import GarbageCollector
+from holdfast.workers.lifecycle import LifecycleWorker
 from holdfast.workers.monitor import DriveMonitor
 from holdfast.workers.notify import NotifyWorker
 from holdfast.workers.repair import RepairWorker
@@ -46,6 +47,7 @@ class BackgroundWorkers:
         self.scrubber = Scrubber(node)
         self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
         self.drainer = Drainer(node)
+        self.lifecycle = LifecycleWorker(service)
         self.monitor = DriveMonitor(node)
         self.notify = NotifyWorker(service)
         self.reseal = ResealWorker(service)
@@ -79,6 +81,7 @@ class BackgroundWorkers:
                 self.drainer.run(),
                 self.notify.run(),
                 self.reseal.run(),
+                self.lifecycle.run(),
                 self._publish(),
             )
             try:

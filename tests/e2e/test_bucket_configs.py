@@ -103,20 +103,9 @@ DELETES = [
 
 # boto3 method -> its arguments besides Bucket: each writes a configuration. (Policy, ACL,
 # ownership controls and the public access block are stored: tests/e2e/test_access.py; the
-# website configuration: tests/e2e/test_website.py; notifications: tests/e2e/test_notify.py.)
+# website configuration: tests/e2e/test_website.py; notifications: tests/e2e/test_notify.py;
+# the lifecycle configuration: tests/e2e/test_lifecycle.py.)
 PUTS = {
-    "put_bucket_lifecycle_configuration": {
-        "LifecycleConfiguration": {
-            "Rules": [
-                {
-                    "ID": "x",
-                    "Status": "Enabled",
-                    "Filter": {"Prefix": ""},
-                    "Expiration": {"Days": 1},
-                }
-            ]
-        }
-    },
     "put_bucket_logging": {"BucketLoggingStatus": {}},
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
     "put_bucket_request_payment": {"RequestPaymentConfiguration": {"Payer": "Requester"}},

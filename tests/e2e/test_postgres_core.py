@@ -46,6 +46,10 @@ from tests.e2e.test_cors import (  # noqa: F401
     test_cors_put_get_delete,
     test_preflight_and_actual_headers,
 )
+from tests.e2e.test_lifecycle import (  # noqa: F401
+    test_bad_lifecycle_configurations_change_nothing,
+    test_lifecycle_configuration_put_get_delete,
+)
 from tests.e2e.test_listing import (  # noqa: F401
     test_keys_come_back_in_binary_utf8_order,
     test_marker_that_is_a_common_prefix_does_not_repeat_it,

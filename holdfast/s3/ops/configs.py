@@ -19,9 +19,9 @@ bucket operation.
 
 Objects likewise: no bucket can have object lock (CreateBucket refuses it), so retention and
 legal hold answer what S3 answers on a bucket without it. (Tagging, object and bucket, is
-stored: holdfast/s3/ops/tagging.py; so are the policy, ACL, ownership controls, public
-access block and CORS rules: holdfast/s3/ops/access.py; notifications:
-holdfast/s3/ops/notify.py.)
+stored: holdfast/s3/ops/tagging.py; so is the lifecycle configuration,
+holdfast/s3/ops/lifecycle.py, and the policy, ACL, ownership controls, public access block
+and CORS rules: holdfast/s3/ops/access.py; notifications: holdfast/s3/ops/notify.py.)
 """
 
 from __future__ import annotations
@@ -40,20 +40,15 @@ Op = Operation
 
 # Get operation -> the error S3 answers when the bucket has no such configuration.
 NOT_CONFIGURED: dict[Operation, str] = {
-    Op.GET_BUCKET_LIFECYCLE_CONFIGURATION: "NoSuchLifecycleConfiguration",
     Op.GET_OBJECT_LOCK_CONFIGURATION: "ObjectLockConfigurationNotFoundError",
     Op.GET_BUCKET_REPLICATION: "ReplicationConfigurationNotFoundError",
 }
 
 # Deletes of a configuration that cannot have been set: S3 answers 204 for these too.
-NOTHING_TO_DELETE = (
-    Op.DELETE_BUCKET_LIFECYCLE,
-    Op.DELETE_BUCKET_REPLICATION,
-)
+NOTHING_TO_DELETE = (Op.DELETE_BUCKET_REPLICATION,)
 
 # Writes that would need the configuration stored: not built yet.
 NOT_BUILT = (
-    Op.PUT_BUCKET_LIFECYCLE_CONFIGURATION,
     Op.PUT_OBJECT_LOCK_CONFIGURATION,
     Op.PUT_BUCKET_REPLICATION,
     Op.PUT_BUCKET_LOGGING,
