@@ -442,6 +442,7 @@ class StatusKeeper:
             "write_quorum": quorum,
             "repair": _merged(provided, "repair"),
             "scrub": _merged(provided, "scrub"),
+            "lifecycle": _merged(provided, "lifecycle"),
             "gc": {**background.get("gc", {}), "queued": index.get("gc_queue")},
             "corruption": {
                 "objects": index.get("corrupt_objects"),

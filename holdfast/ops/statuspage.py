@@ -110,7 +110,7 @@ def render(status: dict) -> bytes:
     parts.append(
         _table(["window", "req/s", "5xx share", "4xx", "in", "out", "p50 ms", "p99 ms"], rows)
     )
-    for name in ("repair", "scrub", "gc"):
+    for name in ("repair", "scrub", "gc", "lifecycle"):
         section = status.get(name) or {}
         parts.append(f"<h2>{name.capitalize()}</h2>")
         parts.append(_pairs({k: v for k, v in section.items() if not isinstance(v, (dict, list))}))

@@ -30,6 +30,7 @@ is the window left (S3 applies its rules asynchronously too).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import time
@@ -89,6 +90,7 @@ class LifecycleWorker:
         self.loaded = False
         self.errors = 0
         self._saved = 0.0
+        self._names: list[str] | None = None  # the buckets of this pass, by name
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -146,12 +148,15 @@ class LifecycleWorker:
         return True
 
     async def _next_bucket(self) -> bool:
-        names = sorted(u.bucket.name for u in await self.index.bucket_usage(None))
-        after = [n for n in names if n > self.state.done]
-        if not after:
+        """The first bucket after the ones done. The names are read once a pass (a bucket
+        created during the pass waits for the next one)."""
+        if self._names is None:
+            self._names = sorted(u.bucket.name for u in await self.index.bucket_usage(None))
+        at = bisect.bisect_right(self._names, self.state.done)
+        if at == len(self._names):
             return False
         s = self.state
-        s.bucket, s.phase, s.cursor = after[0], "versions", None
+        s.bucket, s.phase, s.cursor = self._names[at], "versions", None
         s.buckets += 1
         return True
 
@@ -308,6 +313,7 @@ class LifecycleWorker:
     async def _finish_pass(self) -> None:
         s = self.state
         s.finished = time.time()
+        self._names = None
         summary = {
             "number": s.number,
             "started": s.started,

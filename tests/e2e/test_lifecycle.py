@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import start_server
-from tests.e2e.ops_helpers import metric_value, metrics_text, wait_for
+from tests.e2e.ops_helpers import metric_value, metrics_text, status, wait_for
 from tests.e2e.test_bucket_configs import client_error, code_status, other  # noqa: F401
 from tests.e2e.test_buckets import bucket_name
 
@@ -365,3 +365,6 @@ def test_a_locked_version_is_never_deleted(fast, fs3):
     text = metrics_text(fast)
     assert metric_value(text, "holdfast_lifecycle_actions_total", action="noncurrent_deleted") >= 1
     assert metric_value(text, "holdfast_lifecycle_examined_total") >= 4
+    # The status page shows the job's passes and what they did.
+    section = wait_for(lambda: status(fast).get("lifecycle", {}).get("last_pass"), WAIT, "status")
+    assert section["number"] >= 1 and set(section["actions"]) >= {"locked", "noncurrent_deleted"}
