@@ -22,6 +22,11 @@ from holdfast.service.versions import parse_version_id
 # bucket turn the lock off). Written by holdfast/s3/ops/objectlock.py.
 CONFIG = "objectlock"
 
+# The lock CreateMultipartUpload's headers asked for, kept with the upload (as JSON
+# {"mode", "until", "hold"}) among its stored headers until CompleteMultipartUpload gives it
+# to the object; never sent to clients, never kept on the object.
+UPLOAD_LOCK_HEADER = "x-holdfast-lock"
+
 
 class Locks:
     def __init__(self, node: Node) -> None:

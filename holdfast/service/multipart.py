@@ -11,6 +11,7 @@ from holdfast import checksums
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, PartRecord, UploadRecord, VersionRef
 from holdfast.service.encryption import Encryption, cipher_block, cipher_size, plain_size
+from holdfast.service.locks import UPLOAD_LOCK_HEADER
 from holdfast.service.node import Node
 from holdfast.service.objects import BodySource, EncryptingBody, Objects
 
@@ -135,7 +136,9 @@ class Multipart:
         upload: UploadRecord,
         requested: list[RequestedPart],
         expected_full_checksum: tuple[str, str] | None,
+        lock: tuple[str | None, float | None, bool] = (None, None, False),
     ) -> ObjectRecord:
+        """``lock``: the new version's (retention mode, retain-until, legal hold)."""
         stored = {p.part_number: p for p in await self.node.index.list_parts(upload.upload_id)}
         chosen = select_parts(requested, stored)
         _require_composite_part_checksums(upload, requested)
@@ -147,10 +150,13 @@ class Multipart:
             last_modified=time.time(),
             segments=[p.segment for p in chosen],
             content_type=upload.content_type,
-            headers=upload.headers,
+            headers={k: v for k, v in upload.headers.items() if k != UPLOAD_LOCK_HEADER},
             meta=upload.meta,
             parts_count=len(chosen),
             tags=upload.tags,
+            retention_mode=lock[0],
+            retain_until=lock[1],
+            legal_hold=lock[2],
         )
         if upload.checksum_algorithm:
             record.checksum_algorithm = upload.checksum_algorithm

@@ -2,8 +2,8 @@
 tests/e2e/test_postgres_core.py imports them): CreateBucket with the lock enables versioning
 and the lock, Put/GetObjectLockConfiguration, versioning cannot be suspended, retention and
 legal hold on PUT, copy and per version, deletes refused (COMPLIANCE for everyone, GOVERNANCE
-unless the owner bypasses), and what is not built yet (default retention, lock headers on
-multipart create) answers 501 and changes nothing."""
+unless the owner bypasses), the bucket's default retention, and the lock headers on multipart
+create."""
 
 from __future__ import annotations
 
@@ -106,24 +106,110 @@ def test_bad_lock_configuration_changes_nothing(s3, locked, config, code):
     assert got == ENABLED_ONLY
 
 
-def test_what_is_not_built_answers_501(s3, locked):
-    """A default retention, or lock headers on multipart create, that Holdfast
-    accepted but did not enforce would be a WORM promise broken silently: 501 until built."""
+def test_default_retention_applies_to_new_versions(s3, locked):
     rule = {
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
     }
-    err = client_error(
-        lambda: s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration=rule)
+    before = s3.put_object(Bucket=locked, Key="k", Body=b"before")["VersionId"]
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration=rule)
+    assert s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"] == rule
+    start = datetime.now(UTC)
+    plain = s3.put_object(Bucket=locked, Key="k", Body=b"x")["VersionId"]
+    head = s3.head_object(Bucket=locked, Key="k", VersionId=plain)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    until = head["ObjectLockRetainUntilDate"]
+    assert start + timedelta(days=1) - timedelta(minutes=1) < until
+    assert until < datetime.now(UTC) + timedelta(days=1, minutes=1)
+    err = client_error(lambda: s3.delete_object(Bucket=locked, Key="k", VersionId=plain))
+    assert code_status(err) == ("AccessDenied", 403)
+    # A version written before the rule keeps no retention.
+    assert "ObjectLockMode" not in s3.head_object(Bucket=locked, Key="k", VersionId=before)
+    # A legal hold alone still gets the default retention; an explicit retention wins.
+    held = s3.put_object(Bucket=locked, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    head = s3.head_object(Bucket=locked, Key="h", VersionId=held["VersionId"])
+    assert (head["ObjectLockMode"], head["ObjectLockLegalHoldStatus"]) == ("GOVERNANCE", "ON")
+    mine = future(3).replace(microsecond=0)
+    explicit = s3.put_object(
+        Bucket=locked,
+        Key="e",
+        Body=b"x",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=mine,
     )
-    assert code_status(err) == ("NotImplemented", 501)
-    got = s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]
-    assert got == ENABLED_ONLY
-    s3.put_object(Bucket=locked, Key="k", Body=b"x")
-    err = client_error(
-        lambda: s3.create_multipart_upload(Bucket=locked, Key="m", ObjectLockLegalHoldStatus="ON")
+    head = s3.head_object(Bucket=locked, Key="e", VersionId=explicit["VersionId"])
+    assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("COMPLIANCE", mine)
+    # A copy is a new version: it gets the default too.
+    copy = s3.copy_object(Bucket=locked, Key="c", CopySource={"Bucket": locked, "Key": "k"})
+    head = s3.head_object(Bucket=locked, Key="c", VersionId=copy["VersionId"])
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    # The owner may bypass GOVERNANCE; without the rule new versions have no retention.
+    s3.delete_object(Bucket=locked, Key="k", VersionId=plain, BypassGovernanceRetention=True)
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration=ENABLED_ONLY)
+    later = s3.put_object(Bucket=locked, Key="k", Body=b"y")["VersionId"]
+    assert "ObjectLockMode" not in s3.head_object(Bucket=locked, Key="k", VersionId=later)
+
+
+def _multipart(s3, bucket: str, key: str, **lock) -> str:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **lock)["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"part")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
-    assert code_status(err) == ("NotImplemented", 501)
+    return done["VersionId"]
+
+
+def test_lock_headers_on_multipart_upload(s3, locked, bucket):
+    until = future(2).replace(microsecond=0)
+    vid = _multipart(
+        s3,
+        locked,
+        "m",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=until,
+        ObjectLockLegalHoldStatus="ON",
+    )
+    head = s3.head_object(Bucket=locked, Key="m", VersionId=vid)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] == until
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    assert not any(h.startswith("x-holdfast") for h in head["ResponseMetadata"]["HTTPHeaders"])
+    for bypass in (False, True):
+        err = client_error(
+            lambda b=bypass: s3.delete_object(
+                Bucket=locked, Key="m", VersionId=vid, BypassGovernanceRetention=b
+            )
+        )
+        assert code_status(err) == ("AccessDenied", 403)
+    # Without headers the bucket's default retention applies at completion.
+    rule = {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Years": 1}},
+    }
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration=rule)
+    plain = _multipart(s3, locked, "p")
+    head = s3.head_object(Bucket=locked, Key="p", VersionId=plain)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=364)
+    # Refused as on PutObject, and nothing is created: no lock on the bucket, a past date.
+    err = client_error(
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key="m", ObjectLockLegalHoldStatus="ON")
+    )
+    assert code_status(err) == ("InvalidRequest", 400)
+    err = client_error(
+        lambda: s3.create_multipart_upload(
+            Bucket=locked,
+            Key="old",
+            ObjectLockMode="GOVERNANCE",
+            ObjectLockRetainUntilDate=datetime.now(UTC) - timedelta(days=1),
+        )
+    )
+    assert code_status(err) == ("InvalidArgument", 400)
+    for name in (bucket, locked):
+        assert "Uploads" not in s3.list_multipart_uploads(Bucket=name)
 
 
 def future(days: float = 1) -> datetime:

@@ -75,8 +75,10 @@ from tests.e2e.test_objectlock import (  # noqa: F401
     locked,
     other,
     test_create_bucket_with_lock_enables_versioning_and_lock,
+    test_default_retention_applies_to_new_versions,
     test_governance_bypass_by_the_owner_only,
     test_legal_hold,
+    test_lock_headers_on_multipart_upload,
     test_put_object_lock_configuration,
     test_retention_on_put_protects_the_version,
 )

@@ -17,7 +17,7 @@ from holdfast.index.records import UploadRecord
 from holdfast.s3 import xml
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, iso8601
-from holdfast.s3.ops import sse, versions
+from holdfast.s3.ops import objectlock, sse, versions
 from holdfast.s3.ops.access import apply_request_acl
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import (
@@ -76,13 +76,14 @@ def _requested_checksum(ctx: Context) -> tuple[str | None, str | None]:
 
 async def create_multipart_upload(ctx: Context) -> Response:
     validate_key(ctx.key)
-    reject_unsupported_headers(ctx.request, acls=True)
+    reject_unsupported_headers(ctx.request, acls=True, lock_ok=True)
     await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
     attrs = attrs_from_request(ctx)
     algorithm, checksum_type = _requested_checksum(ctx)
     chosen = await sse.for_write(ctx)
     headers = dict(attrs.headers)
     await apply_request_acl(ctx, headers)
+    await objectlock.lock_for_upload(ctx, headers)
     if chosen is not None:  # kept wrapped with the upload; every part opens it
         headers[META_HEADER] = chosen[0].to_header()
     upload = await ctx.service.multipart.create(
@@ -250,7 +251,10 @@ async def complete_multipart_upload(ctx: Context) -> Response:
     )
     doc = xml.parse(await body.read_all())
     requested = _requested_parts(doc)
-    record = await ctx.service.multipart.complete(upload, requested, _whole_object_checksum(ctx))
+    lock = await objectlock.lock_at_complete(ctx, upload)
+    record = await ctx.service.multipart.complete(
+        upload, requested, _whole_object_checksum(ctx), lock
+    )
     children: list = [
         ("Location", f"/{ctx.bucket}/{ctx.key}"),
         ("Bucket", ctx.bucket),

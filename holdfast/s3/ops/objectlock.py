@@ -5,17 +5,19 @@ PutObject and on GET/HEAD, and ``x-amz-bypass-governance-retention`` on deletes.
 check itself runs in the index's transaction for every removal of a version
 (holdfast/service/versions.py).
 
-What is not built yet answers 501 rather than a success that protects nothing: a default
-retention (PutObjectLockConfiguration with a Rule), and the lock headers on CopyObject and
-CreateMultipartUpload (holdfast/s3/ops/common.py).
+The lock headers on CreateMultipartUpload are checked when the upload is created, kept with
+it and given to the object at completion. A bucket's default retention
+(PutObjectLockConfiguration with a Rule) applies to every new version whose request names no
+retention: PutObject, CopyObject and CompleteMultipartUpload.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from holdfast.errors import S3Error
-from holdfast.index.records import ObjectRecord
+from holdfast.index.records import ObjectRecord, UploadRecord
 from holdfast.s3 import objectlock as lockxml
 from holdfast.s3 import versioning
 from holdfast.s3.http import Response
@@ -23,8 +25,13 @@ from holdfast.s3.ops.buckets import XML_TYPE, create_bucket, read_small_body
 from holdfast.s3.ops.common import Context
 from holdfast.s3.ops.versions import put_bucket_versioning
 from holdfast.s3.router import Operation
-from holdfast.service.locks import CONFIG
-from holdfast.service.objectlock import LockConfiguration, Retention, retention_of
+from holdfast.service.locks import CONFIG, UPLOAD_LOCK_HEADER
+from holdfast.service.objectlock import (
+    LockConfiguration,
+    Retention,
+    retention_for_new_version,
+    retention_of,
+)
 from holdfast.service.versions import ENABLED
 
 # CONFIG: the bucket configuration document holding the lock (ObjectLockConfiguration XML).
@@ -75,10 +82,6 @@ async def put_object_lock_configuration(ctx: Context) -> Response:
             "Object Lock configuration cannot be enabled on existing buckets",
             BucketName=ctx.bucket,
         )
-    if config.default is not None:
-        raise S3Error(
-            "NotImplemented", "Default retention (object lock Rule) is not implemented by Holdfast."
-        )
     body = lockxml.render_configuration(config).decode()
     await ctx.service.buckets.set_config(ctx.user, ctx.bucket, CONFIG, body)
     return Response(200)
@@ -107,17 +110,69 @@ def bypass_requested(ctx: Context) -> bool:
 
 
 async def apply_request_lock(ctx: Context, attrs: ObjectRecord) -> None:
-    """The lock a PutObject's headers give the new version (checked before the body)."""
+    """The lock a new version gets (checked before the body): the request's headers, and
+    where they name no retention, the bucket's default retention (as S3 applies it)."""
+    retention, hold = lockxml.headers(ctx.request.headers)
+    if retention is None and hold is None:
+        await apply_default_retention(ctx, attrs)
+        return
+    config = await lock_of(ctx)  # ownership checked there
+    if config is None:
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+    if retention is not None and retention.until <= time.time():
+        raise S3Error("InvalidArgument", "The retain until date must be in the future!")
+    retention = retention_for_new_version(config, retention, time.time())
+    if retention is not None:
+        attrs.retention_mode, attrs.retain_until = retention.mode, retention.until
+    attrs.legal_hold = bool(hold)
+
+
+async def apply_default_retention(ctx: Context, attrs: ObjectRecord) -> None:
+    """The bucket's default retention, for a write that names no lock. One configuration
+    read, without the ownership check: the commit's transaction checks the owner anyway, and
+    nothing of the configuration is answered to the caller."""
+    stored = await ctx.service.node.index.get_bucket_config(ctx.bucket, CONFIG)
+    if stored is None:
+        return
+    retention = retention_for_new_version(
+        lockxml.parse_configuration(stored.encode()), None, time.time()
+    )
+    if retention is not None:
+        attrs.retention_mode, attrs.retain_until = retention.mode, retention.until
+
+
+async def lock_for_upload(ctx: Context, headers: dict[str, str]) -> None:
+    """CreateMultipartUpload: the lock headers, checked now as PutObject checks them, kept
+    with the upload (the bucket's ownership is checked by the caller)."""
     retention, hold = lockxml.headers(ctx.request.headers)
     if retention is None and hold is None:
         return
-    if await lock_of(ctx) is None:  # ownership checked there
+    if await lock_of(ctx) is None:
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
-    if retention is not None:
-        if retention.until <= time.time():
-            raise S3Error("InvalidArgument", "The retain until date must be in the future!")
-        attrs.retention_mode, attrs.retain_until = retention.mode, retention.until
-    attrs.legal_hold = bool(hold)
+    if retention is not None and retention.until <= time.time():
+        raise S3Error("InvalidArgument", "The retain until date must be in the future!")
+    headers[UPLOAD_LOCK_HEADER] = json.dumps(
+        {
+            "mode": retention.mode if retention else None,
+            "until": retention.until if retention else None,
+            "hold": bool(hold),
+        }
+    )
+
+
+async def lock_at_complete(
+    ctx: Context, upload: UploadRecord
+) -> tuple[str | None, float | None, bool]:
+    """CompleteMultipartUpload: the new version's lock, from the upload's headers, and where
+    they named no retention the bucket's default retention, counted from now (S3 applies it
+    when the object is created)."""
+    asked = json.loads(upload.headers.get(UPLOAD_LOCK_HEADER) or "{}")
+    attrs = ObjectRecord(ctx.bucket, ctx.key, 0, "", 0.0, [])
+    if asked.get("mode"):
+        attrs.retention_mode, attrs.retain_until = asked["mode"], asked["until"]
+    else:
+        await apply_default_retention(ctx, attrs)
+    return attrs.retention_mode, attrs.retain_until, bool(asked.get("hold"))
 
 
 def read_headers(obj: ObjectRecord) -> list[tuple[str, str]]:
