@@ -269,6 +269,19 @@ class Index(ABC):
         is never changed)."""
 
     @abstractmethod
+    async def set_version_tags(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        tags: list[tuple[str, str]],
+        check: Callable[[ObjectRecord], None],
+    ) -> ObjectRecord | None:
+        """Replace one version's tags (``seq`` None: the "null" version), current or not, in
+        one transaction in which ``check(version)`` may refuse by raising (a delete marker has
+        no tags). The version as it was; None if there is no such version."""
+
+    @abstractmethod
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags (empty: none); False if there is no such key."""
 

@@ -1000,6 +1000,33 @@ class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
 
         return self._transact(op)
 
+    def set_version_tags(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        tags: list[tuple[str, str]],
+        check: Callable[[ObjectRecord], None],
+    ) -> ObjectRecord | None:
+        """Replace one version's tags after ``check(version)``, in one transaction."""
+
+        def op(db: sqlite3.Connection):
+            cond, args = _version_cond(bucket, key, seq)
+            for table, marker in (("objects", "0"), ("versions", "marker")):
+                row = db.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                ).fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    check(found)
+                    db.execute(
+                        f"UPDATE {table} SET tags=? WHERE {cond}", [tags_to_text(tags), *args]
+                    )
+                    return found
+            return None
+
+        return self._transact(op)
+
     def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         """Replace the current version's tags; False if there is no such key."""
 

@@ -331,6 +331,16 @@ class SqliteEngine(Index):
     ) -> ObjectRecord | None:
         return await self._write(self.core.set_object_headers, bucket, key, seq, change, current)
 
+    async def set_version_tags(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        tags: list[tuple[str, str]],
+        check: Callable[[ObjectRecord], None],
+    ) -> ObjectRecord | None:
+        return await self._write(self.core.set_version_tags, bucket, key, seq, tags, check)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         return await self._write(self.core.set_object_tags, bucket, key, tags)
 

@@ -50,6 +50,9 @@ from holdfast.s3.policy import (
 )
 from holdfast.s3.policy import authorize as policy_authorize
 from holdfast.s3.router import Operation
+from holdfast.service.lifecycle import CONFIG as LIFECYCLE
+from holdfast.service.locks import CONFIG as OBJECT_LOCK
+from holdfast.service.versions import CONFIG as VERSIONING
 from holdfast.service.versions import parse_version_id
 
 POLICY = "policy"
@@ -59,6 +62,11 @@ OWNERSHIP = "ownership"
 CORS = "cors"
 WEBSITE = "website"
 DOCUMENTS = (POLICY, ACL, PUBLIC_ACCESS_BLOCK, OWNERSHIP, CORS, WEBSITE)
+# Read in the same round trip for the operation itself (Request.bucket_configs): whether the
+# bucket is versioned (``x-amz-version-id: null``), its default retention, its lifecycle
+# rules (``x-amz-expiration``). Only rows that exist come back, so this costs nothing extra
+# for a bucket without them.
+OPERATION_CONFIGS = (VERSIONING, OBJECT_LOCK, LIFECYCLE)
 
 # Operations that name no existing bucket to decide by (CreateBucket names one to be).
 NO_BUCKET_OPERATIONS = frozenset({Operation.LIST_BUCKETS, Operation.CREATE_BUCKET})
@@ -321,7 +329,7 @@ def principal_of(user: str | None, access_key: str | None) -> Principal | None:
 async def load(index, bucket: str) -> BucketAccess:
     """The bucket and its access documents, read now (one index read); NoSuchBucket when
     there is no such bucket, whoever asks (as S3 answers)."""
-    record, docs = await index.get_bucket_access(bucket, DOCUMENTS)
+    record, docs = await index.get_bucket_access(bucket, DOCUMENTS + OPERATION_CONFIGS)
     if record is None:
         raise S3Error("NoSuchBucket", BucketName=bucket)
     return BucketAccess(record, docs)

@@ -335,6 +335,7 @@ class S3App:
             bucket_access = await access.load(service.node.index, request.bucket)
             request.owner = bucket_access.owner
             request.cors = bucket_access.docs.get(access.CORS)
+            request.bucket_configs = bucket_access.docs
         decision = await access.decide_object(
             service.node.index,
             request,

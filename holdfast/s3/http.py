@@ -46,6 +46,9 @@ class Request:
     source_owner: str | None = None
     decision: str | None = None
     cors: str | None = None  # the bucket's CORS rules, for the answer's CORS headers
+    # The request bucket's configurations the object operations read (versioning, object
+    # lock, lifecycle), fetched in the access decision's one read; None when not read.
+    bucket_configs: dict[str, str] | None = None
     started: float = field(default_factory=time.monotonic)
     body_requested: bool = False  # set by the first receive(), which sends 100 Continue
 

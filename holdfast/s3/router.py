@@ -184,8 +184,8 @@ OBJECT_SUBRESOURCES: dict[tuple[str, str], Operation] = {
 HANDLED = frozenset(sub for _, sub in (*BUCKET_OPERATIONS, *OBJECT_SUBRESOURCES) if sub)
 
 
-# Operations that read or remove one version named by ``versionId``; elsewhere a version id
-# other than ``null`` answers 501 (tags and attributes of old versions are not built).
+# Operations that read, change or remove one version named by ``versionId``; elsewhere a
+# version id other than ``null`` answers 501.
 VERSIONED = frozenset(
     {
         Operation.GET_OBJECT,
@@ -197,6 +197,10 @@ VERSIONED = frozenset(
         Operation.PUT_OBJECT_RETENTION,
         Operation.GET_OBJECT_LEGAL_HOLD,
         Operation.PUT_OBJECT_LEGAL_HOLD,
+        Operation.GET_OBJECT_TAGGING,
+        Operation.PUT_OBJECT_TAGGING,
+        Operation.DELETE_OBJECT_TAGGING,
+        Operation.GET_OBJECT_ATTRIBUTES,
     }
 )
 

@@ -408,6 +408,32 @@ class Objects:
                 raise S3Error("NoSuchVersion", Key=key, VersionId=version)
             raise S3Error("NoSuchKey", Key=key)
 
+    async def set_version_tags(
+        self, owner: str, bucket: str, key: str, version: str, tags: list[tuple[str, str]]
+    ) -> ObjectRecord:
+        """Replace the tags of the version named by ``version`` (a version id), current or
+        not; NoSuchVersion if there is none, 405 MethodNotAllowed for a delete marker (S3)."""
+        seq = parse_version_id(version)
+        bucket_owner, _ = await self.node.index.get_object_in(bucket, key)
+        if bucket_owner is None:
+            raise S3Error("NoSuchBucket", BucketName=bucket)
+        if bucket_owner != owner:
+            raise S3Error("AccessDenied")
+
+        def check(version: ObjectRecord) -> None:
+            if version.delete_marker:
+                raise S3Error("MethodNotAllowed", status=405)
+
+        try:
+            found = await self.node.index.set_version_tags(bucket, key, seq, tags, check)
+        except IndexFull as e:
+            raise _storage_error(e) from None
+        except OutcomeUnknown as e:
+            raise _outcome_unknown(e) from None
+        if found is None:
+            raise S3Error("NoSuchVersion", Key=key, VersionId=version)
+        return found
+
     async def _index_write(self, fn, *args) -> None:
         """An index write whose drive may be full: InsufficientStorage, not a 500. The
         write reserve normally leaves room for deletes; this covers a drive that something

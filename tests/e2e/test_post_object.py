@@ -173,6 +173,21 @@ def test_post_follows_the_bucket_default_encryption(server, s3, signer, bucket):
     assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == data
 
 
+def test_post_gets_the_bucket_default_retention(server, s3, signer):
+    locked = f"t-{os.urandom(8).hex()}"
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=locked,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}},
+        },
+    )
+    post = signer.generate_presigned_post(locked, "form")
+    assert _post(server, post).status_code == 204
+    assert s3.head_object(Bucket=locked, Key="form")["ObjectLockMode"] == "GOVERNANCE"
+
+
 def test_malformed_forms_are_client_errors(server, s3, bucket):
     url = f"{server.endpoint}/{bucket}"
     verify = server.ca_path or False

@@ -223,9 +223,53 @@ def test_bucket_tags_go_with_the_bucket(s3):
     s3.delete_bucket(Bucket=name)
 
 
-def test_tags_of_another_version_are_not_built(s3, bucket):
-    """Versions are not built yet: a version id other than null answers 501."""
-    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+def test_tags_acl_and_attributes_by_version(s3, bucket):
+    """Tags, the ACL and the attributes of any version, current or not, by ``versionId``."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"before", Tagging="v=null")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    old = s3.put_object(Bucket=bucket, Key="k", Body=b"one", Tagging="v=1")["VersionId"]
+    new = s3.put_object(Bucket=bucket, Key="k", Body=b"three", Tagging="v=2")["VersionId"]
+    assert tags_of(s3, bucket, "k", VersionId=old) == [("v", "1")]
+    assert tags_of(s3, bucket, "k", VersionId="null") == [("v", "null")]
+    got = s3.get_object_tagging(Bucket=bucket, Key="k", VersionId=old)
+    assert got["VersionId"] == old
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["VersionId"] == new
+    # Changing an old version's tags leaves the current version's alone, and the other way.
+    put = s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=old, Tagging=tagset(("x", "y")))
+    assert put["VersionId"] == old
+    assert tags_of(s3, bucket, "k", VersionId=old) == [("x", "y")]
+    assert tags_of(s3, bucket, "k") == [("v", "2")]
+    s3.delete_object_tagging(Bucket=bucket, Key="k", VersionId="null")
+    assert tags_of(s3, bucket, "k", VersionId="null") == []
+    assert tags_of(s3, bucket, "k", VersionId=old) == [("x", "y")]
+    # A bad tag set changes nothing; a missing version is NoSuchVersion; a marker is 405.
+    too_many = tagset(*[(f"k{i}", "v") for i in range(11)])
     assert error(
-        lambda: s3.get_object_tagging(Bucket=bucket, Key="k", VersionId="3HL4kqtJlcpXroDTDmJ")
-    ) == ("NotImplemented", 501)
+        lambda: s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=old, Tagging=too_many)
+    ) == ("InvalidTag", 400)
+    assert tags_of(s3, bucket, "k", VersionId=old) == [("x", "y")]
+    gone = s3.put_object(Bucket=bucket, Key="k", Body=b"gone")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=gone)
+    for call in (
+        lambda: s3.get_object_tagging(Bucket=bucket, Key="k", VersionId=gone),
+        lambda: s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=gone, Tagging=tagset()),
+    ):
+        assert error(call) == ("NoSuchVersion", 404)
+    marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    for call in (
+        lambda: s3.get_object_tagging(Bucket=bucket, Key="k", VersionId=marker),
+        lambda: s3.put_object_tagging(Bucket=bucket, Key="k", VersionId=marker, Tagging=tagset()),
+        lambda: s3.get_object_acl(Bucket=bucket, Key="k", VersionId=marker),
+    ):
+        assert error(call) == ("MethodNotAllowed", 405)
+    # GetObjectAcl and GetObjectAttributes of an old version.
+    acl = s3.get_object_acl(Bucket=bucket, Key="k", VersionId=old)
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+    attrs = s3.get_object_attributes(
+        Bucket=bucket, Key="k", VersionId=old, ObjectAttributes=["ObjectSize", "ETag"]
+    )
+    assert attrs["ObjectSize"] == 3 and attrs["VersionId"] == old
+    null = s3.get_object_attributes(
+        Bucket=bucket, Key="k", VersionId="null", ObjectAttributes=["ObjectSize"]
+    )
+    assert null["ObjectSize"] == 6 and null["VersionId"] == "null"

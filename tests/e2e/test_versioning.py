@@ -90,6 +90,9 @@ def test_versions_reads_and_deletes(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=v1)["Body"].read() == b"one"
     assert s3.get_object(Bucket=bucket, Key="k", VersionId="null")["Body"].read() == b"before"
     assert s3.head_object(Bucket=bucket, Key="k", VersionId=v1)["ContentLength"] == 3
+    # The version written before versioning was turned on is the "null" version, and says so.
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId="null")["VersionId"] == "null"
+    assert s3.head_object(Bucket=bucket, Key="k", VersionId="null")["VersionId"] == "null"
     assert [(v[1], v[2]) for v in all_versions(s3, bucket)] == [
         (v2, True),
         (v1, False),

@@ -923,6 +923,33 @@ class PostgresIndex(Index):
 
         return await self._write(fn)
 
+    async def set_version_tags(
+        self,
+        bucket: str,
+        key: str,
+        seq: int | None,
+        tags: list[tuple[str, str]],
+        check: Callable[[ObjectRecord], None],
+    ) -> ObjectRecord | None:
+        async def fn(conn: Conn):
+            await _lock_key(conn, bucket, key)
+            cond, args = _version_cond(bucket, key, seq)
+            for table, marker in (("objects", "0"), ("versions", "marker")):
+                cur = await conn.execute(
+                    f"SELECT {_OBJECT_COLUMNS}, {marker} FROM {table} WHERE {cond}", args
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    found = _object_from_row(row)
+                    check(found)
+                    await conn.execute(
+                        f"UPDATE {table} SET tags=%s WHERE {cond}", [tags_to_text(tags), *args]
+                    )
+                    return found
+            return None
+
+        return await self._write(fn)
+
     async def set_object_tags(self, bucket: str, key: str, tags: list[tuple[str, str]]) -> bool:
         async def fn(conn: Conn):
             cur = await conn.execute(

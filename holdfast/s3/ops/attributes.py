@@ -10,6 +10,7 @@ from __future__ import annotations
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord
 from holdfast.s3.http import Response, http_date
+from holdfast.s3.ops import versions
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import Context, validate_key
 
@@ -97,7 +98,14 @@ async def get_object_attributes(ctx: Context) -> Response:
     wanted = requested_attributes(ctx.request.headers.get("x-amz-object-attributes"))
     max_parts = header_int(ctx, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
     marker = header_int(ctx, "x-amz-part-number-marker", 0, 10_000)
-    obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    version = ctx.request.query.get("versionId")
+    if version:
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
+        if obj.delete_marker:
+            raise versions.marker_error(obj, "MethodNotAllowed", 405)
+    else:
+        obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
     values = {
         # Unquoted here, unlike the ETag header: S3 answers it so in this document.
         "ETag": obj.etag.strip('"'),
@@ -111,4 +119,5 @@ async def get_object_attributes(ctx: Context) -> Response:
         [(name, values[name]) for name in ATTRIBUTES if name in wanted],
     )
     response.add("Last-Modified", http_date(obj.last_modified))
+    response.headers += versions.read_headers(obj, await versions.bucket_versioned(ctx))
     return response

@@ -104,6 +104,15 @@ def owner_id(user: str) -> str:
     return hashlib.sha256(user.encode()).hexdigest()
 
 
+async def bucket_config(ctx: Context, name: str) -> str | None:
+    """One configuration of the request's bucket: from the access decision's read when it
+    fetched it (holdfast/s3/access.py OPERATION_CONFIGS), else read now."""
+    docs = ctx.request.bucket_configs
+    if docs is not None:
+        return docs.get(name)
+    return await ctx.service.node.index.get_bucket_config(ctx.bucket, name)
+
+
 def owner_xml(user: str) -> list[tuple[str, str]]:
     return [("ID", owner_id(user)), ("DisplayName", user)]
 

@@ -12,10 +12,11 @@ import base64
 import uuid
 
 from holdfast.errors import S3Error
+from holdfast.index.records import ObjectRecord
 from holdfast.s3 import lifecycle as lcxml
 from holdfast.s3.http import Response
 from holdfast.s3.ops.buckets import XML_TYPE, read_small_body
-from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.common import Context, bucket_config
 from holdfast.s3.router import Operation
 from holdfast.service import lifecycle
 from holdfast.service.lifecycle import CONFIG
@@ -43,6 +44,24 @@ async def put_bucket_lifecycle_configuration(ctx: Context) -> Response:
 async def delete_bucket_lifecycle(ctx: Context) -> Response:
     await ctx.service.buckets.set_config(ctx.user, ctx.bucket, CONFIG, None)
     return Response(204)
+
+
+async def expiration_headers(ctx: Context, obj: ObjectRecord) -> list[tuple[str, str]]:
+    """``x-amz-expiration`` on GET and HEAD of a current version a rule will expire, from the
+    same function the lifecycle job decides with (the rules come with the access decision's
+    read: no round trip of its own)."""
+    stored = await bucket_config(ctx, CONFIG)
+    if stored is None:
+        return []
+    due = lifecycle.expiration(
+        lifecycle.from_json(stored),
+        obj.key,
+        obj.size,
+        obj.tags,
+        obj.last_modified,
+        ctx.service.config.lifecycle_day_seconds,
+    )
+    return [] if due is None else [("x-amz-expiration", lcxml.expiration_header(*due))]
 
 
 Op = Operation

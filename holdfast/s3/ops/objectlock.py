@@ -22,7 +22,7 @@ from holdfast.s3 import objectlock as lockxml
 from holdfast.s3 import versioning
 from holdfast.s3.http import Response
 from holdfast.s3.ops.buckets import XML_TYPE, create_bucket, read_small_body
-from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.common import Context, bucket_config
 from holdfast.s3.ops.versions import put_bucket_versioning
 from holdfast.s3.router import Operation
 from holdfast.service.locks import CONFIG, UPLOAD_LOCK_HEADER
@@ -128,10 +128,10 @@ async def apply_request_lock(ctx: Context, attrs: ObjectRecord) -> None:
 
 
 async def apply_default_retention(ctx: Context, attrs: ObjectRecord) -> None:
-    """The bucket's default retention, for a write that names no lock. One configuration
-    read, without the ownership check: the commit's transaction checks the owner anyway, and
-    nothing of the configuration is answered to the caller."""
-    stored = await ctx.service.node.index.get_bucket_config(ctx.bucket, CONFIG)
+    """The bucket's default retention, for a write that names no lock: read with the access
+    decision's documents (no round trip of its own), without an ownership check of its own:
+    the commit's transaction checks the owner, and nothing of it is answered to the caller."""
+    stored = await bucket_config(ctx, CONFIG)
     if stored is None:
         return
     retention = retention_for_new_version(

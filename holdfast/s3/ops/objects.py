@@ -20,6 +20,7 @@ from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Response, http_date, iso8601
+from holdfast.s3.ops import lifecycle as lifecycle_ops
 from holdfast.s3.ops import objectlock, sse, versions
 from holdfast.s3.ops.access import apply_request_acl
 from holdfast.s3.ops.buckets import read_xml_body, xml_response
@@ -283,6 +284,14 @@ def _header_value(param: str, value: str) -> str:
     return value.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
+async def _version_headers(ctx: Context, obj: ObjectRecord) -> list[tuple[str, str]]:
+    """The version's id and, for the current version, the lifecycle expiration."""
+    out = versions.read_headers(obj, await versions.bucket_versioned(ctx))
+    if not ctx.request.query.get("versionId"):
+        out += await lifecycle_ops.expiration_headers(ctx, obj)
+    return out
+
+
 async def get_object(ctx: Context) -> Response:
     return await object_response(ctx, await _readable(ctx), head=False)
 
@@ -292,7 +301,7 @@ async def object_response(ctx: Context, obj: ObjectRecord, head: bool) -> Respon
     checked (the website endpoint serves objects through this too)."""
     cipher = sse.cipher_for_read(ctx, obj)
     response, start, end = _object_response(ctx, obj)
-    response.headers += versions.read_headers(obj)
+    response.headers += await _version_headers(ctx, obj)
     response.headers += objectlock.read_headers(obj)
     if head:
         return response

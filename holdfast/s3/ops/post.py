@@ -31,6 +31,7 @@ from holdfast.s3 import access
 from holdfast.s3.auth import derive_signing_key, parse_amz_date
 from holdfast.s3.body import IncomingBody
 from holdfast.s3.http import Request, Response
+from holdfast.s3.ops import objectlock
 from holdfast.s3.ops.access import apply_request_acl
 from holdfast.s3.ops.buckets import xml_response
 from holdfast.s3.ops.common import MAX_METADATA_BYTES, MAX_PUT_SIZE, Context, validate_key
@@ -395,6 +396,7 @@ async def post_object(ctx: Context) -> Response:
         meta=meta,
     )
     await apply_request_acl(ctx, attrs.headers)
+    await objectlock.apply_default_retention(ctx, attrs)
     if any(n.startswith("x-amz-server-side-encryption-") for n in fields):
         raise S3Error(
             "NotImplemented", "SSE-C and SSE-KMS fields in POST forms are not implemented."

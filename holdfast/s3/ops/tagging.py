@@ -3,8 +3,8 @@
 Tags are validated whole (holdfast/s3/tagging.py) before anything is written, so a rejected
 tag set leaves the old one in place. Object tags belong to the object's current version and
 are replaced with it (a PUT without ``x-amz-tagging`` has none); a bucket's tags are one
-configuration document of the bucket, removed with it. Requests naming a version other than
-``null`` are answered by the router (versions are not built yet).
+configuration document of the bucket, removed with it. With ``versionId`` the object
+operations read or change that version's tags, current or not (405 for a delete marker).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 from holdfast.errors import S3Error
 from holdfast.s3 import tagging
 from holdfast.s3.http import Response
+from holdfast.s3.ops import versions
 from holdfast.s3.ops.buckets import XML_TYPE, read_small_body
 from holdfast.s3.ops.common import Context, validate_key
 from holdfast.s3.router import Operation
@@ -23,21 +24,40 @@ BUCKET_CONFIG = "tagging"
 
 async def get_object_tagging(ctx: Context) -> Response:
     validate_key(ctx.key)
-    obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
-    return Response(200, [XML_TYPE], tagging.render_xml(obj.tags))
+    version = ctx.request.query.get("versionId")
+    if version:
+        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
+        if obj.delete_marker:
+            raise versions.marker_error(obj, "MethodNotAllowed", 405)
+    else:
+        obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    headers = versions.read_headers(obj, await versions.bucket_versioned(ctx))
+    return Response(200, [XML_TYPE, *headers], tagging.render_xml(obj.tags))
+
+
+async def _set_tags(ctx: Context, tags: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Set the named version's tags (the current version's without ``versionId``); the
+    version id header of the answer."""
+    version = ctx.request.query.get("versionId")
+    if version:
+        obj = await ctx.service.objects.set_version_tags(
+            ctx.user, ctx.bucket, ctx.key, version, tags
+        )
+        return versions.read_headers(obj, True)
+    await ctx.service.objects.set_tags(ctx.user, ctx.bucket, ctx.key, tags)
+    return []
 
 
 async def put_object_tagging(ctx: Context) -> Response:
     validate_key(ctx.key)
     tags = tagging.parse_xml(await read_small_body(ctx), tagging.OBJECT_TAG_LIMIT)
-    await ctx.service.objects.set_tags(ctx.user, ctx.bucket, ctx.key, tags)
-    return Response(200)
+    return Response(200, await _set_tags(ctx, tags))
 
 
 async def delete_object_tagging(ctx: Context) -> Response:
     validate_key(ctx.key)
-    await ctx.service.objects.set_tags(ctx.user, ctx.bucket, ctx.key, [])
-    return Response(204)
+    return Response(204, await _set_tags(ctx, []))
 
 
 async def get_bucket_tagging(ctx: Context) -> Response:

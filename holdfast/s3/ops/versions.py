@@ -8,10 +8,10 @@ from holdfast.index.records import ObjectRecord, VersionRef
 from holdfast.s3 import versioning, xml
 from holdfast.s3.http import Response, http_date, iso8601
 from holdfast.s3.ops.buckets import XML_TYPE, read_small_body, xml_response
-from holdfast.s3.ops.common import Context, owner_xml
+from holdfast.s3.ops.common import Context, bucket_config, owner_xml
 from holdfast.s3.ops.listing import _encoder
 from holdfast.s3.router import Operation
-from holdfast.service.versions import record_version_id, version_id
+from holdfast.service.versions import CONFIG, record_version_id, version_id
 
 
 def written_headers(ref: VersionRef | None) -> list[tuple[str, str]]:
@@ -19,9 +19,18 @@ def written_headers(ref: VersionRef | None) -> list[tuple[str, str]]:
     return [] if ref is None else [("x-amz-version-id", version_id(ref.seq, ref.null))]
 
 
-def read_headers(obj: ObjectRecord) -> list[tuple[str, str]]:
+def read_headers(obj: ObjectRecord, versioned: bool = False) -> list[tuple[str, str]]:
+    """``x-amz-version-id`` of a version read. A version written before the bucket was ever
+    versioned has none in a bucket that still is not, and is the "null" version once the
+    bucket is (``versioned``: Enabled or Suspended), as S3 answers."""
     vid = record_version_id(obj)
+    if vid is None and versioned:
+        vid = version_id(obj.vseq, True)
     return [] if vid is None else [("x-amz-version-id", vid)]
+
+
+async def bucket_versioned(ctx: Context) -> bool:
+    return await bucket_config(ctx, CONFIG) is not None
 
 
 def marker_error(marker: ObjectRecord, code: str, status: int, **extra: str) -> S3Error:
