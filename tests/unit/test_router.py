@@ -60,7 +60,8 @@ CASES = [
     ),
     (("GET", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.GET_OBJECT_ACL),
     (("PUT", "b", "k", {"acl": "", "versionId": "3HL4"}, False), Op.PUT_OBJECT_ACL),
-    (("GET", "b", "k", {"attributes": "", "versionId": "3HL4"}, False), Op.NOT_IMPLEMENTED),
+    (("GET", "b", "k", {"attributes": "", "versionId": "3HL4"}, False), Op.GET_OBJECT_ATTRIBUTES),
+    (("PUT", "b", "k", {"tagging": "", "versionId": "3HL4"}, False), Op.PUT_OBJECT_TAGGING),
 ]
 
 
