@@ -71,6 +71,14 @@ def test_lifecycle_configuration_put_get_delete(s3, other, bucket):  # noqa: F81
     assert code_status(err) == ("NoSuchLifecycleConfiguration", 404)
     put_rules(s3, bucket, RULES)
     assert rules_of(s3, bucket) == RULES
+    # GET and HEAD say when a rule will expire the object (midnight UTC after 30 days).
+    s3.put_object(Bucket=bucket, Key="logs/x", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    expiration = s3.head_object(Bucket=bucket, Key="logs/x")["Expiration"]
+    assert expiration.startswith('expiry-date="') and expiration.endswith('rule-id="logs"')
+    assert "00:00:00 GMT" in expiration
+    assert s3.get_object(Bucket=bucket, Key="logs/x")["Expiration"] == expiration
+    assert "Expiration" not in s3.head_object(Bucket=bucket, Key="other")
     # A rule without an ID gets one; the old Prefix element (no Filter) comes back as written.
     put_rules(
         s3,
