@@ -857,6 +857,32 @@ async def test_version_lock_is_kept_changed_in_the_transaction_and_goes_with_the
     )
 
 
+async def test_version_tags_are_set_per_version_in_the_transaction(index) -> None:
+    await versioned(index)
+    nothing = lambda v: None  # noqa: E731
+    assert await index.set_version_tags("b", "k", 1, [("a", "b")], nothing) is None
+    r1 = await index.put_object(obj("b", "k", etag='"e1"', tags=[("v", "1")]))
+    r2 = await index.put_object(obj("b", "k", etag='"e2"', tags=[("v", "2")]))
+    # A noncurrent version's tags change alone; the current version's too.
+    assert (await index.set_version_tags("b", "k", r1.seq, [("x", "y")], nothing)).etag == '"e1"'
+    assert (await index.get_version("b", "k", r1.seq)).tags == [("x", "y")]
+    assert (await index.get_object("b", "k")).tags == [("v", "2")]
+    await index.set_version_tags("b", "k", r2.seq, [], nothing)
+    assert (await index.get_object("b", "k")).tags == []
+    assert (await index.get_version("b", "k", r1.seq)).tags == [("x", "y")]
+    # The check sees the version inside the transaction and may refuse: nothing changes.
+    marker = await index.delete_object("b", "k")
+
+    def no_markers(version):
+        if version.delete_marker:
+            raise Forbidden("a delete marker has no tags")
+
+    with pytest.raises(Forbidden):
+        await index.set_version_tags("b", "k", marker.seq, [("a", "b")], no_markers)
+    await index.set_version_tags("b", "k", r1.seq, [("z", "z")], no_markers)
+    assert (await index.get_version("b", "k", r1.seq)).tags == [("z", "z")]
+
+
 async def test_suspended_bucket_replaces_the_null_version(index) -> None:
     await versioned(index)
     kept = await index.put_object(obj("b", "k", etag='"kept"'))
