@@ -51,6 +51,18 @@ class BackgroundWorkers:
         self.monitor = DriveMonitor(node)
         self.notify = NotifyWorker(service)
         self.reseal = ResealWorker(service)
+        # The jobs the lease holder runs, all of one shape: ``run()`` until cancelled, and
+        # ``close()`` (if they have one) when the runner stops.
+        self.jobs = [
+            self.gc,
+            self.repair,
+            self.scrubber,
+            self.anti_entropy,
+            self.drainer,
+            self.notify,
+            self.reseal,
+            self.lifecycle,
+        ]
         self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
         self._monitor_task: asyncio.Task | None = None
@@ -73,17 +85,7 @@ class BackgroundWorkers:
             self._lease = await self.service.node.index.lead(LEASE_JOB, LOCK_RETRY_SECONDS)
             self.leader = True
             log.info("process %d runs the background workers", os.getpid())
-            work = asyncio.gather(
-                self.gc.run(),
-                self.repair.run(),
-                self.scrubber.run(),
-                self.anti_entropy.run(),
-                self.drainer.run(),
-                self.notify.run(),
-                self.reseal.run(),
-                self.lifecycle.run(),
-                self._publish(),
-            )
+            work = asyncio.gather(*(job.run() for job in self.jobs), self._publish())
             try:
                 # A lease can be lost (a shared engine's connection dropped): the jobs stop
                 # at once, since another node may lead them now, and this process queues
@@ -119,11 +121,10 @@ class BackgroundWorkers:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self.repair.close()
-        self.scrubber.close()
-        self.anti_entropy.close()
-        self.drainer.close()
-        self.notify.close()
+        for job in self.jobs:
+            close = getattr(job, "close", None)
+            if close is not None:
+                close()
         if self._lease is not None:
             await self._lease.release()
             self._lease = None

@@ -52,7 +52,7 @@ def _runner() -> tuple[BackgroundWorkers, FakeIndex, list[Job]]:
     runner = object.__new__(BackgroundWorkers)
     runner.service = SimpleNamespace(node=SimpleNamespace(index=index))
     jobs = [Job(), Job(), Job(), Job()]
-    runner.gc, runner.repair, runner.scrubber = jobs[0], jobs[1], jobs[2]
+    runner.jobs = jobs[:3]
     runner._publish = jobs[3].run  # type: ignore[method-assign]
     runner._lease = None
     runner._task = runner._monitor_task = None

@@ -34,6 +34,7 @@ NOT_BLOB_FILES = {
     "service/node.py",  # the index file's path (the index seam's business)
     "workers/health.py",  # integrity-status.json next to the index
     "workers/runner.py",  # the background workers' lock file next to the index
+    "workers/notify_commands.py",  # the operator's webhook token/secret files (0600)
 }
 # Objects whose .open() is no file: the master keyring opens sealed data keys (SSE-S3).
 NOT_FILE_OWNERS = {"keyring", "self.keyring", "self._keyring"}
