@@ -206,4 +206,3 @@ def client_factory(server):
         return server.client(**config) if config else server.client()
 
     return make
-
