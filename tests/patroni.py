@@ -423,16 +423,34 @@ class PatroniCluster:
         return self.dsn(name)
 
     def kill_primary_postgres(self) -> Member:
-        """SIGKILL the primary's PostgreSQL, postmaster and backends at once (its process
-        group: Patroni starts it in a session of its own). Patroni stays up on that node,
-        sees PostgreSQL gone and, with ``primary_start_timeout: 0``, hands over to the
-        synchronous standby."""
+        """SIGKILL the primary's PostgreSQL, postmaster and backends at once, as a crash
+        would. Patroni stays up on that node, sees PostgreSQL gone and, with
+        ``primary_start_timeout: 0``, hands over to the synchronous standby."""
         member = self.primary()
         if member is None:
             raise PatroniUnavailable("no single primary to kill")
         pid = member.postmaster_pid()
         assert pid is not None, member
-        group = os.getpgid(pid)  # the session Patroni's start helper made with setsid()
-        assert member.proc is not None and group != os.getpgid(member.proc.pid), member
-        os.killpg(group, signal.SIGKILL)
+        kill_postgres(pid)
         return member
+
+
+def kill_postgres(postmaster: int) -> None:
+    """SIGKILL a PostgreSQL server whole. Its backends are each a session of their own,
+    so the postmaster's process group does not reach them: the postmaster is stopped first
+    (it forks no more), then it and every process it started are killed."""
+    os.kill(postmaster, signal.SIGSTOP)
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(entry))
+    for pid in [*children, postmaster]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from holdfast.index.postgres.devserver import DevPostgres
 from tests.conftest import start_server
-from tests.patroni import PatroniCluster, PatroniUnavailable
+from tests.patroni import PatroniCluster, PatroniUnavailable, kill_postgres
 from tests.write_load import Load, client_factory
 
 
@@ -57,14 +56,14 @@ def test_postgres_killed_and_restarted_under_writes(postgres, tmp_path):
         s3.create_bucket(Bucket="kill")
         load = Load(client_factory(node), "kill", writers=3, sizes=(1024, 64 * 1024)).start()
         try:
-            load.wait_acked(30, timeout=60)
+            load.wait_acked(10, timeout=60)
             killed_at = time.monotonic()
-            os.killpg(pg.pid, signal.SIGKILL)
+            kill_postgres(pg.pid)
             pg.proc.wait(10)
             pg.proc = None
             time.sleep(1.0)  # long enough for requests to find the engine gone
             pg.start()
-            load.wait_acked(30, timeout=60)
+            load.wait_acked(10, timeout=60)
         finally:
             load.stop()
         print(_report(load, "restart"), "resumed after", load.first_ok_after(killed_at))
