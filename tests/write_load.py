@@ -128,14 +128,11 @@ class Load:
             return Counter((a.status, a.code) for a in self.answers)
 
     def server_errors(self) -> list[Answer]:
-        """Every 5xx other than 503 (the retryable "not now"), except the 500 of a COMMIT
-        whose answer was lost, which the engine cannot know the outcome of."""
+        """Every 5xx other than 503 (the retryable "not now"). That includes the 500 of a
+        COMMIT whose answer was lost and whose outcome the node could not learn within its
+        resolve window (counted apart by :meth:`outcome_unknown`)."""
         with self._lock:
-            return [
-                a
-                for a in self.answers
-                if a.status >= 500 and a.status != 503 and not a.message.startswith(OUTCOME_UNKNOWN)
-            ]
+            return [a for a in self.answers if a.status >= 500 and a.status != 503]
 
     def outcome_unknown(self) -> list[Answer]:
         with self._lock:
