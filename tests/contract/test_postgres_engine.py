@@ -614,3 +614,24 @@ def test_queues_run_on_the_index_clock_not_the_nodes(pg_dsn, monkeypatch):
             await index.close()
 
     run(go())
+
+
+def test_old_commit_tokens_are_pruned(pg_dsn, monkeypatch):
+    """Every write commits a token (for resolving a lost COMMIT); old ones are deleted as
+    the node writes, so the table stays small."""
+    from holdfast.index.postgres import engine
+
+    monkeypatch.setattr(engine, "PRUNE_EVERY", 3)
+    monkeypatch.setattr(engine, "TOKEN_TTL", 0.0)
+
+    async def go():
+        index = await with_bucket(pg_dsn)  # write 1
+        await index.put_object(obj("k1"))  # 2
+        await index.put_object(obj("k2"))  # 3: then everything older than 0 s goes
+        await asyncio.sleep(0.05)
+        await index.put_object(obj("k3"))  # 4: its token stays
+        await index.close()
+
+    run(go())
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM commit_tokens").fetchone() == (1,)

@@ -91,6 +91,8 @@ log = logging.getLogger("holdfast.index.postgres")
 DEFAULT_TIMEOUT = 2.0
 # How long a call waits for a pooled connection while the engine is known to be down.
 DOWN_WAIT = 0.25
+# psycopg_pool's reconnection budget, after which it starts again from its 1 s backoff.
+RECONNECT_TIMEOUT = 2.0
 # Dead peers are noticed by the kernel, not only by the next query: a partitioned engine
 # turns into a socket error in ~10 s even on an idle pooled connection or a lease holder.
 _SOCKET_OPTIONS = {
@@ -301,10 +303,12 @@ class PostgresIndex(Index):
             max_size=self.pool_size,
             kwargs={"autocommit": True},
             timeout=self.timeout * 0.75,
-            # psycopg_pool backs off 1, 2, 4, ... s between connection attempts with no cap
-            # until this timeout, then starts again from 1 s on the next request: a short one
-            # keeps the wait after the engine returns to a few seconds, however long it was gone.
-            reconnect_timeout=5.0,
+            # psycopg_pool backs off 1, 2, 4, ... s between connection attempts (capped at
+            # this timeout), gives up at it, and starts again from 1 s on the next request.
+            # 2 s keeps attempts at most about a second apart while requests come, so a node
+            # finds a promoted standby (or a restarted engine) within about a second, however
+            # long the engine was gone; each attempt is one cheap connect per host.
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="holdfast-index",
         )
