@@ -39,7 +39,9 @@ from tests.write_load import Load, client_factory  # noqa: E402
 
 def one_round(cluster: PatroniCluster, node: Server, n: int, writers: int) -> dict:
     cluster.wait_synchronous(180)  # the previous primary has rejoined as the sync standby
-    load = Load(client_factory(node), "failover", writers=writers, max_per_writer=2000)
+    load = Load(
+        client_factory(node), "failover", writers=writers, max_per_writer=2000, prefix=f"r{n}/"
+    )
     load.start()
     try:
         load.wait_acked(50, timeout=120)
@@ -70,7 +72,7 @@ def one_round(cluster: PatroniCluster, node: Server, n: int, writers: int) -> di
         "500_unknown_outcome": len(load.outcome_unknown()),
         "other_5xx": len(load.server_errors()),
         "failed_after_retries": len(load.failed),
-        "problems": problems[:5],
+        "problems": problems[:5] + [f"failed: {k}: {e[:120]}" for k, e in load.failed[:5]],
     }
 
 
@@ -102,9 +104,9 @@ def main() -> int:
             print(
                 f"round {n}: {row['from']} -> {row['to']}: promoted {row['promoted_s']:.1f} s, "
                 f"writes resumed {row['resumed_s']:.1f} s; {row['acked']} PUTs acknowledged, "
-                f"{row['lost_or_wrong']} lost or wrong; {row['503']} x 503, "
-                f"{row['500_unknown_outcome']} x 500 (COMMIT in flight), "
-                f"{row['other_5xx']} other 5xx",
+                f"{row['lost_or_wrong']} lost or wrong, {row['failed_after_retries']} failed "
+                f"after boto3's retries; {row['503']} x 503, {row['other_5xx']} other 5xx "
+                f"({row['500_unknown_outcome']} of them a 500 for an unresolved COMMIT)",
                 flush=True,
             )
             for p in row["problems"]:

@@ -41,6 +41,7 @@ class Load:
     max_per_writer: int = 5000
     sizes: tuple[int, ...] = (1024, 40 * 1024, 300 * 1024)
     probe_every: float = 0.1
+    prefix: str = ""  # prepended to every key, so that two loads never write the same keys
     acknowledged: dict[str, bytes] = field(default_factory=dict)  # key -> sha256
     attempted: dict[str, bytes] = field(default_factory=dict)  # key -> sha256, acked or not
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, error) after retries
@@ -89,7 +90,7 @@ class Load:
         for n in range(self.max_per_writer):
             if self._stop.is_set():
                 return
-            key = f"w{writer}/{n:06d}"
+            key = f"{self.prefix}w{writer}/{n:06d}"
             body = os.urandom(self.sizes[n % len(self.sizes)])
             digest = hashlib.sha256(body).digest()
             with self._lock:
@@ -110,7 +111,7 @@ class Load:
         while not self._stop.is_set():
             sent = time.monotonic()
             try:
-                s3.put_object(Bucket=self.bucket, Key=f"probe/{n:06d}", Body=b"probe")
+                s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}probe/{n:06d}", Body=b"probe")
                 status = 200
             except ClientError as e:
                 status = e.response["ResponseMetadata"].get("HTTPStatusCode", 0)
@@ -191,7 +192,7 @@ class Load:
                     problems.append(f"{key}: {code} (acknowledged: {key in acked})")
                 continue
             if hashlib.sha256(body).digest() != digest:
-                problems.append(f"{key}: wrong bytes ({len(body)} B)")
+                problems.append(f"{key}: wrong bytes ({len(body)} B, acknowledged: {key in acked})")
         return len(attempted), problems
 
 

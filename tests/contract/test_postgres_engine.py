@@ -261,8 +261,10 @@ def test_pagination_is_stable_under_writes_from_another_node(pg_dsn):
 
 def test_bucket_totals_agree_with_rows_across_connections(pg_dsn):
     async def go():
-        a = await with_bucket(pg_dsn, pool_size=4)
-        b = await opened(pg_dsn, pool_size=4)
+        # 50 calls queue for each pool of 4: a deadline that is not the point here, so a
+        # loaded machine does not turn it into IndexUnavailable.
+        a = await with_bucket(pg_dsn, pool_size=4, timeout=10.0)
+        b = await opened(pg_dsn, pool_size=4, timeout=10.0)
         await asyncio.gather(
             *((a if i % 2 else b).put_object(obj(f"k{i % 25}")) for i in range(100))
         )
