@@ -181,6 +181,7 @@ class _Unresolved(Exception):
 
 # Commit tokens (schema step 8): every request write commits a random token with its rows.
 _INSERT_TOKEN = "INSERT INTO commit_tokens (token) VALUES (%s)"
+_IN_ERROR = psycopg.pq.TransactionStatus.INERROR
 _VOID_TOKEN = (
     "INSERT INTO commit_tokens (token, voided) VALUES (%s, true) ON CONFLICT (token) DO NOTHING"
 )
@@ -430,8 +431,10 @@ class PostgresIndex(Index):
                         return await fn(conn)
                     async with conn.transaction():
                         result = await fn(conn)
-                        # Committed with the write, so that a lost COMMIT can be resolved.
-                        await conn.execute(_INSERT_TOKEN, (token,))
+                        # Committed with the write, so that a lost COMMIT can be resolved;
+                        # not in a transaction that ``fn`` let fail (its COMMIT rolls back).
+                        if conn.info.transaction_status != _IN_ERROR:
+                            await conn.execute(_INSERT_TOKEN, (token,))
                         phase.at = "commit"
                     return result
                 except psycopg.Error as e:
