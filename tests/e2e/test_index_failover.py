@@ -27,7 +27,12 @@ from tests.write_load import Load, client_factory
 
 def _node(tmp_path: Path, dsn: str) -> Server:
     """A node on ``dsn``, with a generous start-up bound: the machine is shared."""
-    return Server(data_dirs=[tmp_path / "drive0"], port=free_port(), index_dsn=dsn).start(90)
+    node = Server(data_dirs=[tmp_path / "drive0"], port=free_port(), index_dsn=dsn)
+    try:
+        return node.start(90)
+    except BaseException:
+        node.stop()  # a start that timed out leaves the process running
+        raise
 
 
 def _report(load: Load, label: str) -> str:
