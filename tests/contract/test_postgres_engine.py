@@ -261,8 +261,10 @@ def test_pagination_is_stable_under_writes_from_another_node(pg_dsn):
 
 def test_bucket_totals_agree_with_rows_across_connections(pg_dsn):
     async def go():
-        a = await with_bucket(pg_dsn, pool_size=4)
-        b = await opened(pg_dsn, pool_size=4)
+        # 50 calls queue for each pool of 4: a deadline that is not the point here, so a
+        # loaded machine does not turn it into IndexUnavailable.
+        a = await with_bucket(pg_dsn, pool_size=4, timeout=10.0)
+        b = await opened(pg_dsn, pool_size=4, timeout=10.0)
         await asyncio.gather(
             *((a if i % 2 else b).put_object(obj(f"k{i % 25}")) for i in range(100))
         )
@@ -365,20 +367,33 @@ def test_unreachable_engine_at_start_is_one_clear_error():
 
 
 class _CommitCutter:
-    """A TCP proxy to PostgreSQL that, once armed, forwards the client's COMMIT and then
-    cuts the connection before the answer comes back."""
+    """A TCP proxy to PostgreSQL that, once armed, cuts the connection that sends COMMIT
+    before the answer comes back: after forwarding it (the server commits), or without
+    forwarding it (``forward=False``: the transaction is rolled back). ``refuse``: from
+    the cut on, every connection is closed at once, as if the engine were unreachable."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.armed = False
+        self.forward = True
+        self.refuse = False
         self.server: asyncio.AbstractServer | None = None
+        self.open: set[asyncio.Transport] = set()
+
+    def _cut_all(self) -> None:
+        for transport in list(self.open):
+            transport.abort()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self.server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader, writer):
+        if self.refuse:
+            writer.transport.abort()
+            return
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        self.open |= {writer.transport, up_w.transport}
 
         cut = False
 
@@ -388,34 +403,90 @@ class _CommitCutter:
                 while data := await src.read(65536):
                     if cut:
                         return  # the answer to COMMIT is never delivered
+                    committing = upstream and self.armed and b"COMMIT" in data
+                    if committing and not self.forward:
+                        cut = True
+                        writer.transport.abort()
+                        up_w.transport.abort()
+                        return
                     dst.write(data)
                     await dst.drain()
-                    if upstream and self.armed and b"COMMIT" in data:
+                    if committing:
                         cut = True
+                        self.armed = False  # one COMMIT is lost, not the ones after it
                         await asyncio.sleep(0.2)  # let the server commit
                         writer.transport.abort()
                         up_w.transport.abort()
+                        if self.refuse:
+                            self._cut_all()
                         return
 
         await asyncio.gather(pump(reader, up_w, True), pump(up_r, writer, False))
 
 
-def test_lost_commit_answer_is_outcome_unknown(postgres):
+async def _through_cutter(postgres, dsn: str, **kw) -> tuple[_CommitCutter, PostgresIndex]:
+    cutter = _CommitCutter(postgres.server.port)
+    port = await cutter.start()
+    db = dsn.rsplit("/", 1)[1]
+    return cutter, await with_bucket(f"postgresql://postgres@127.0.0.1:{port}/{db}", **kw)
+
+
+def test_lost_commit_answer_that_committed_is_resolved(postgres):
+    """The COMMIT reached the server and its answer was lost: the engine finds the write's
+    commit token and answers as if nothing had gone wrong (no 500 for the client)."""
     dsn = postgres.new_database()
 
     async def go():
-        cutter = _CommitCutter(postgres.server.port)
-        port = await cutter.start()
-        index = await with_bucket(f"postgresql://postgres@127.0.0.1:{port}/{dsn.rsplit('/', 1)[1]}")
+        cutter, index = await _through_cutter(postgres, dsn)
         cutter.armed = True
-        with pytest.raises(OutcomeUnknown):
-            await index.put_object(obj("k", "blob-unknown"))
-        cutter.armed = False
+        await index.put_object(obj("k", "blob-committed"))
+        lost = cutter.armed is False
+        stored = await index.get_object("b", "k")
+        await index.close()
+        return lost, stored
+
+    lost, stored = run(go())
+    assert lost, "the proxy did not cut a COMMIT"
+    assert stored is not None and stored.segments[0].blob_id == "blob-committed"
+
+
+def test_lost_commit_that_never_arrived_is_resolved_as_not_done(postgres):
+    """The connection broke as COMMIT was sent, before the server got it: the transaction
+    rolled back. The engine voids its token (so it can never commit later) and answers
+    IndexUnavailable, a 503: nothing happened."""
+    dsn = postgres.new_database()
+
+    async def go():
+        cutter, index = await _through_cutter(postgres, dsn)
+        cutter.armed, cutter.forward = True, False
+        with pytest.raises(IndexUnavailable, match="did not commit"):
+            await index.put_object(obj("k", "blob-rolled-back"))
         stored = await index.get_object("b", "k")
         await index.close()
         return stored
 
-    stored = run(go())
+    assert run(go()) is None
+
+
+def test_lost_commit_answer_with_the_engine_gone_is_outcome_unknown(postgres):
+    """When no server answers within the resolve window, the outcome stays unknown: 500."""
+    dsn = postgres.new_database()
+
+    async def go():
+        cutter, index = await _through_cutter(postgres, dsn, resolve_window=1.0)
+        cutter.armed = True
+        cutter.refuse = True  # from now on, as if the engine were unreachable
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown):
+            await index.put_object(obj("k", "blob-unknown"))
+        took = time.monotonic() - started
+        cutter.refuse = False
+        stored = await index.get_object("b", "k")
+        await index.close()
+        return took, stored
+
+    took, stored = run(go())
+    assert took < 1.0 + 2.5, took  # the deadline, then the resolve window
     # The COMMIT reached the server: the write happened, though its writer could not know.
     assert stored is not None and stored.segments[0].blob_id == "blob-unknown"
 
@@ -545,3 +616,24 @@ def test_queues_run_on_the_index_clock_not_the_nodes(pg_dsn, monkeypatch):
             await index.close()
 
     run(go())
+
+
+def test_old_commit_tokens_are_pruned(pg_dsn, monkeypatch):
+    """Every write commits a token (for resolving a lost COMMIT); old ones are deleted as
+    the node writes, so the table stays small."""
+    from holdfast.index.postgres import engine
+
+    monkeypatch.setattr(engine, "PRUNE_EVERY", 3)
+    monkeypatch.setattr(engine, "TOKEN_TTL", 0.0)
+
+    async def go():
+        index = await with_bucket(pg_dsn)  # write 1
+        await index.put_object(obj("k1"))  # 2
+        await index.put_object(obj("k2"))  # 3: then everything older than 0 s goes
+        await asyncio.sleep(0.05)
+        await index.put_object(obj("k3"))  # 4: its token stays
+        await index.close()
+
+    run(go())
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM commit_tokens").fetchone() == (1,)

@@ -91,6 +91,8 @@ log = logging.getLogger("holdfast.index.postgres")
 DEFAULT_TIMEOUT = 2.0
 # How long a call waits for a pooled connection while the engine is known to be down.
 DOWN_WAIT = 0.25
+# psycopg_pool's reconnection budget, after which it starts again from its 1 s backoff.
+RECONNECT_TIMEOUT = 2.0
 # Dead peers are noticed by the kernel, not only by the next query: a partitioned engine
 # turns into a socket error in ~10 s even on an idle pooled connection or a lease holder.
 _SOCKET_OPTIONS = {
@@ -166,6 +168,32 @@ class _Stale(Exception):
     """A pooled connection was dead before the transaction reached COMMIT: retry once."""
 
 
+class _Unresolved(Exception):
+    """A write's COMMIT was sent and its answer lost: :meth:`PostgresIndex._resolve` finds
+    out from ``token`` whether it committed (``result`` is then the write's result)."""
+
+    def __init__(self, token: uuid.UUID, result: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.token = token
+        self.result = result
+        self.cause = OutcomeUnknown(reason)
+
+
+# Commit tokens (schema step 8): every request write commits a random token with its rows.
+_INSERT_TOKEN = "INSERT INTO commit_tokens (token) VALUES (%s)"
+_IN_ERROR = psycopg.pq.TransactionStatus.INERROR
+_VOID_TOKEN = (
+    "INSERT INTO commit_tokens (token, voided) VALUES (%s, true) ON CONFLICT (token) DO NOTHING"
+)
+_READ_TOKEN = "SELECT voided FROM commit_tokens WHERE token = %s"
+_PRUNE_TOKENS = "DELETE FROM commit_tokens WHERE at < now() - make_interval(secs => %s)"
+# How long a request waits to learn whether its lost COMMIT committed: a Patroni failover
+# after a PostgreSQL crash takes a few seconds (docs/cluster.md).
+RESOLVE_WINDOW = 15.0
+TOKEN_TTL = 600.0  # seconds a token is kept, far beyond any resolve window
+PRUNE_EVERY = 1000  # writes of one engine instance between two prunings
+
+
 def public_location(dsn: str) -> str:
     """The DSN without its password, for logs and the status page."""
     try:
@@ -210,8 +238,11 @@ class PostgresIndex(Index):
         gc_grace_seconds: float = 30.0,
         timeout: float = DEFAULT_TIMEOUT,
         pool_size: int = 8,
+        resolve_window: float = RESOLVE_WINDOW,
     ) -> None:
         params = check_dsn(dsn)
+        self.resolve_window = resolve_window
+        self._writes = 0
         self.dsn = dsn
         self.gc_grace = gc_grace_seconds
         self.timeout = timeout
@@ -273,10 +304,12 @@ class PostgresIndex(Index):
             max_size=self.pool_size,
             kwargs={"autocommit": True},
             timeout=self.timeout * 0.75,
-            # psycopg_pool backs off 1, 2, 4, ... s between connection attempts with no cap
-            # until this timeout, then starts again from 1 s on the next request: a short one
-            # keeps the wait after the engine returns to a few seconds, however long it was gone.
-            reconnect_timeout=5.0,
+            # psycopg_pool backs off 1, 2, 4, ... s between connection attempts (capped at
+            # this timeout), gives up at it, and starts again from 1 s on the next request.
+            # 2 s keeps attempts at most about a second apart while requests come, so a node
+            # finds a promoted standby (or a restarted engine) within about a second, however
+            # long the engine was gone; each attempt is one cheap connect per host.
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="holdfast-index",
         )
@@ -306,14 +339,75 @@ class PostgresIndex(Index):
         deadline = asyncio.get_running_loop().time() + self.timeout
         for attempt in (1, 2):
             try:
-                return await self._session(fn, write, deadline)
+                result = await self._session(fn, write, deadline)
+            except _Unresolved as lost:
+                return await self._resolve(lost)
             except _Stale:
                 # Connections are dropped together (the server restarted or went away):
                 # the retry waits only briefly for a fresh one.
                 self._down_since = self._down_since or time.monotonic()
                 if attempt == 2:
                     raise IndexUnavailable("index connection lost") from None
+                continue
+            if write:
+                self._writes += 1
+                if self._writes % PRUNE_EVERY == 0:
+                    await self._prune_tokens()
+            return result
         raise AssertionError("unreachable")
+
+    async def _resolve(self, lost: _Unresolved) -> Any:
+        """The outcome of a write whose COMMIT was sent but never answered (the server died
+        or was cut off; a failover under way), learnt from its commit token: up to
+        ``resolve_window`` seconds, on whichever server now accepts writes, insert the
+        token as *voided* unless it is there, then read it back.
+
+        * Found as the write left it: the write committed; its result is returned.
+        * Found voided: it did not commit, and now never can (the voided row takes its
+          token, and an insert that was still waiting on the original transaction waited
+          for it to end first). Nothing happened: IndexUnavailable, a 503.
+        * No answer within the window: OutcomeUnknown, a 500, as before.
+
+        With synchronous replication (Patroni's ``synchronous_mode``) a promoted standby has
+        every commit the old primary acknowledged, so the answer holds across a failover."""
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.resolve_window
+        delay = 0.1
+        while (remaining := deadline - loop.time()) > 0:
+            phase = _Phase()
+            try:
+                async with self._pool.connection(timeout=min(remaining, 2.0)) as conn:
+                    timer = loop.call_at(deadline, _cut, conn, phase)
+                    try:
+                        await conn.execute(_VOID_TOKEN, (lost.token,))
+                        cur = await conn.execute(_READ_TOKEN, (lost.token,))
+                        row = await cur.fetchone()
+                    finally:
+                        timer.cancel()
+            except (psycopg.Error, psycopg_pool.PoolTimeout):
+                row = None
+            if row is not None:
+                if row[0]:
+                    log.warning("a write whose COMMIT was lost did not commit: %s", lost.cause)
+                    raise IndexUnavailable(f"the write did not commit ({lost.cause})")
+                log.warning("a write whose COMMIT was lost did commit: %s", lost.cause)
+                return lost.result
+            await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+            delay = min(delay * 2, 1.0)
+        raise lost.cause
+
+    async def _prune_tokens(self) -> None:
+        """Commit tokens are needed for ``resolve_window`` seconds; each node clears the old
+        ones every PRUNE_EVERY writes (best effort: the next round catches up)."""
+
+        async def fn(conn: Conn):
+            await conn.execute(_PRUNE_TOKENS, (TOKEN_TTL,))
+
+        try:
+            await self._call(fn, write=False)
+        except IndexError_ as e:
+            log.info("commit tokens not pruned this time: %s", e)
 
     async def _session(self, fn: Callable[[Conn], Awaitable[T]], write: bool, deadline: float) -> T:
         """One attempt. The deadline is enforced by shutting the connection's socket down
@@ -326,6 +420,8 @@ class PostgresIndex(Index):
         wait = DOWN_WAIT if self._down_since is not None else self.timeout * 0.75
         wait = max(0.05, min(wait, deadline - loop.time()))
         phase = _Phase()
+        token = uuid.uuid4()
+        result: Any = None
         try:
             async with self._pool.connection(timeout=wait) as conn:
                 self._down_since = None
@@ -335,16 +431,25 @@ class PostgresIndex(Index):
                         return await fn(conn)
                     async with conn.transaction():
                         result = await fn(conn)
+                        # Committed with the write, so that a lost COMMIT can be resolved;
+                        # not in a transaction that ``fn`` let fail (its COMMIT rolls back).
+                        if conn.info.transaction_status != _IN_ERROR:
+                            await conn.execute(_INSERT_TOKEN, (token,))
                         phase.at = "commit"
                     return result
                 except psycopg.Error as e:
                     if phase.expired:
                         if phase.at == "commit":
-                            raise OutcomeUnknown("no answer to COMMIT within the deadline") from e
+                            raise _Unresolved(
+                                token, result, "no answer to COMMIT within the deadline"
+                            ) from e
                         raise IndexUnavailable(
                             f"index did not answer within {self.timeout:g} s"
                         ) from None
-                    raise _engine_error(e, conn, phase) from e
+                    error = _engine_error(e, conn, phase)
+                    if isinstance(error, OutcomeUnknown):
+                        raise _Unresolved(token, result, str(error)) from e
+                    raise error from e
                 finally:
                     timer.cancel()
         except psycopg_pool.PoolTimeout:

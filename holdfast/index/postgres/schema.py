@@ -286,6 +286,20 @@ CREATE TABLE notify_outbox (
 CREATE INDEX notify_outbox_stream ON notify_outbox (state, bucket, target, id);
 """
 
+# Commit tokens: every request write commits a random token with its rows, so that when the
+# answer to its COMMIT is lost (the primary died, a failover) the node can learn afterwards
+# whether it committed, instead of answering 500 (holdfast/index/postgres/engine.py,
+# PostgresIndex._resolve). ``voided``: put there by that check, the write never committed.
+# Rows older than a few minutes are deleted by the nodes as they go.
+_V8 = """
+CREATE TABLE commit_tokens (
+    token UUID PRIMARY KEY,
+    voided BOOLEAN NOT NULL DEFAULT false,
+    at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX commit_tokens_by_age ON commit_tokens (at);
+"""
+
 # (version, SQL): append only; a released step is never edited.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
@@ -295,6 +309,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, _V5),
     (6, _V6),
     (7, _V7),
+    (8, _V8),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
