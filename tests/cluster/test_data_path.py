@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -610,3 +612,61 @@ def test_metrics_show_rpc_latency_by_peer_and_handoff_depth_by_node(dev):
         90,
         "the copies owed to n3 to be made once it is back",
     )
+
+
+# -- the no-last-copy rail, through the real CLI ------------------------------------------------
+
+
+def cli(dsn: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "holdfast.cli", *args, "--index-dsn", dsn],
+        input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_removing_the_node_with_the_last_copy_is_refused_and_changes_nothing(dev):
+    """A bucket whose policy keeps one copy: removing the node that holds an object's only
+    copy would lose it. ``holdfast cluster layout apply`` prints the blast radius, refuses
+    by the no-last-copy rule, and changes nothing: not the layout, not the node's state,
+    not the object; ``--force`` without the cluster's name typed changes nothing either."""
+    nodes = dev.doc["nodes"]
+    dsn = dev.doc["index"]["dsn"]
+    bucket = f"one-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    r = cli(dsn, "bucket", "policy", bucket, "--copies", "1")
+    assert r.returncode == 0, r.stderr
+    time.sleep(2.5)  # nodes pick bucket policies up within 2 s
+    body = os.urandom(300 * 1024)
+    dev.s3(nodes[0]).put_object(Bucket=bucket, Key="only", Body=body)
+    (stores,) = stores_of(dev, bucket, "only")
+    assert len(stores) == 1, stores
+    holder = stores[0].split("/")[0]
+    before = json.loads(cli(dsn, "cluster", "layout", "show", "--json").stdout)
+    assert before["staged"] is None
+
+    r = cli(dsn, "cluster", "node", "remove", holder)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = cli(dsn, "cluster", "layout", "apply")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "refused by rule no-last-copy" in r.stderr, r.stderr
+        assert f"have every copy on {holder} and would be lost" in r.stderr
+        assert "drain the node first" in r.stderr
+        assert "nothing changed" in r.stderr
+        assert "would have none left" in r.stdout  # the blast radius came first
+        # Forced, but the cluster's name is not typed: still nothing.
+        r = cli(dsn, "cluster", "layout", "apply", "--force", stdin="not-the-name\n")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "nothing changed" in r.stderr
+        after = json.loads(cli(dsn, "cluster", "layout", "show", "--json").stdout)
+        assert after["version"] == before["version"] and after["nodes"] == before["nodes"]
+        assert after["staged"] is not None  # still staged: the operator decides what next
+        for n in nodes:  # no node saw a new layout
+            cluster = dev.get(n, "/_holdfast/status", "format=json").json()["cluster"]
+            assert cluster["layout_version"] == before["version"]
+            assert {m["name"]: m["state"] for m in cluster["layout"]}[holder] == "active"
+    finally:
+        assert cli(dsn, "cluster", "layout", "revert").returncode == 0
+    assert stores_of(dev, bucket, "only") == [stores]
+    for n in nodes:
+        assert dev.s3(n).get_object(Bucket=bucket, Key="only")["Body"].read() == body
