@@ -86,6 +86,7 @@ def dev():
 
 
 def test_put_on_one_node_lands_two_copies_on_two_nodes(dev):
+    """Through each node in turn: one copy on that node, the other on another node."""
     nodes = dev.doc["nodes"]
     bucket = f"b-{uuid.uuid4().hex[:8]}"
     dev.s3(nodes[0]).create_bucket(Bucket=bucket)
@@ -94,6 +95,8 @@ def test_put_on_one_node_lands_two_copies_on_two_nodes(dev):
         dev.s3(n).put_object(Bucket=bucket, Key=f"k{i}", Body=body)
         (stores,) = stores_of(dev, bucket, f"k{i}")
         assert len(stores) == 2 and len({s.split("/")[0] for s in stores}) == 2, stores
+        # The node that took the PUT keeps one copy (no network hop for it).
+        assert n["name"] in {s.split("/")[0] for s in stores}, (n["name"], stores)
         rec = index_call(dev.doc["index"]["dsn"], lambda ix, k=f"k{i}": ix.get_object(bucket, k))
         seg = rec.segments[0]
         assert not seg.deferred
