@@ -673,3 +673,52 @@ def test_removing_the_node_with_the_last_copy_is_refused_and_changes_nothing(dev
     assert stores_of(dev, bucket, "only") == [stores]
     for n in nodes:
         assert dev.s3(n).get_object(Bucket=bucket, Key="only")["Body"].read() == body
+
+
+# -- scrubbing: every node its own drives -------------------------------------------------------
+
+
+def test_each_node_scrubs_its_own_drives(dev):
+    """A copy rotted on a node's drive while the node was down is found by that node's own
+    scrubber once it is back (started again with a short --scrub-interval), whichever node
+    leads the cluster's background work, and the repair it queues restores the copy. The
+    node keeps its own place in the pass (``scrub_state/<node>`` in the index)."""
+    nodes = dev.doc["nodes"]
+    dsn = dev.doc["index"]["dsn"]
+    victim = nodes[1]
+    bucket = f"s-{uuid.uuid4().hex[:8]}"
+    dev.s3(victim).create_bucket(Bucket=bucket)
+    body = os.urandom(2 * 1024 * 1024 + 3)
+    dev.s3(victim).put_object(Bucket=bucket, Key="rot", Body=body)  # a copy on the victim
+    (stores,) = stores_of(dev, bucket, "rot")
+    assert victim["name"] in {s.split("/")[0] for s in stores}, stores
+    blob = index_call(dsn, lambda ix: ix.get_object(bucket, "rot")).segments[0].blob_id
+    (path,) = blob_files(victim, blob)
+
+    os.killpg(victim["pid"], signal.SIGTERM)
+    until(lambda: not alive(victim["pid"]), 60, "the node to stop")
+    with open(path, "r+b") as f:  # rot one bit in the second block
+        f.seek(1024 * 1024 + 5)
+        b = f.read(1)
+        f.seek(1024 * 1024 + 5)
+        f.write(bytes([b[0] ^ 0x01]))
+    log = open(dev.dir / f"{victim['name']}-scrub.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*victim["argv"], "--scrub-interval", "1"], env=dict(victim["env"]),
+        start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    victim["pid"] = proc.pid
+    want = hashlib.sha256(body).digest()
+
+    def restored() -> bool:
+        return any(
+            hashlib.sha256(p.read_bytes()).digest() == want for p in blob_files(victim, blob)
+        )
+
+    until(restored, 120, "the rotten copy to be found by its node's scrubber and repaired")
+    text = (dev.dir / f"{victim['name']}-scrub.log").read_text(errors="replace")
+    assert "scrub: " in text and f"copy of blob {blob} on {victim['name']}/" in text, text[-3000:]
+    # Every node has a pass of its own.
+    for n in nodes:
+        assert index_call(dsn, lambda ix, n=n: ix.get_meta(f"scrub_state/{n['name']}")), n
