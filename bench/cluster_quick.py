@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--small-count", type=int, default=600)
     ap.add_argument("--large-count", type=int, default=6)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--large-threads", type=int, default=2, help="concurrent 64 MiB requests")
+    ap.add_argument("--only-large", action="store_true", help="skip the 4 KiB objects")
     args = ap.parse_args()
     proc, top = None, None
     if args.cluster_json:
@@ -98,14 +100,20 @@ def main() -> None:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         cs[0].create_bucket(Bucket=bucket)
         n = args.small_count
-        p, g = run(cs, bucket, 4096, n, args.threads)
-        print(
-            f"4 KiB  x{n}: PUT {n / p:7.1f} ops/s  GET {n / g:7.1f} ops/s  ({args.threads} threads)"
-        )
+        if not args.only_large:
+            p, g = run(cs, bucket, 4096, n, args.threads)
+            print(
+                f"4 KiB  x{n}: PUT {n / p:7.1f} ops/s  GET {n / g:7.1f} ops/s  "
+                f"({args.threads} threads)"
+            )
         n = args.large_count
         mib = 64 * n
-        p, g = run(cs, bucket, 64 * 1024 * 1024, n, min(args.threads, 2))
-        print(f"64 MiB x{n}: PUT {mib / p:7.1f} MiB/s GET {mib / g:7.1f} MiB/s  (2 threads)")
+        t = args.large_threads
+        p, g = run(cs, bucket, 64 * 1024 * 1024, n, t)
+        print(
+            f"64 MiB x{n}: PUT {mib / p:7.1f} MiB/s GET {mib / g:7.1f} MiB/s  ({t} threads; "
+            f"PUT {p / n * t:.2f} s per object)"
+        )
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)

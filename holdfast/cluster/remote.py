@@ -110,6 +110,10 @@ class ClusterStores(Mapping[str, Store]):
         self.sync()
         return set(self._draining)
 
+    def is_local(self, store_id: str) -> bool:
+        """A drive of this node: placement gives it a copy first (no network hop)."""
+        return store_id in self.local
+
     def zone_of(self, node: str) -> str:
         return self._zones.get(node, "")
 

@@ -110,6 +110,36 @@ def build_page(
     return builder.page
 
 
+def walk_limit(max_keys: int) -> int:
+    """How many rows a skip-scan walk (one row per key or common prefix, in order, from the
+    marker) needs for one page: the page, one more to answer "truncated?", and one for a
+    group that holds the marker (returned on an earlier page, skipped here)."""
+    return max_keys + 2
+
+
+def page_from_walk(
+    rows: list[ListedEntry], prefix: str, delimiter: str, after: str | None, max_keys: int
+) -> ListPage:
+    """A page from a skip-scan walk that an engine ran in one query: the first key after the
+    marker, then each next key strictly past the previous row's common prefix (or key), at
+    most :func:`walk_limit` rows. Only the first row's group can hold the marker."""
+    page = ListPage()
+    for row in rows:
+        group = common_prefix(row.key, prefix, delimiter)
+        if group is not None and after is not None and group <= after:
+            continue
+        if len(page.entries) + len(page.prefixes) >= max_keys:
+            page.truncated = True
+            break
+        if group is None:
+            page.entries.append(row)
+            page.last = row.key
+        else:
+            page.prefixes.append(group)
+            page.last = group
+    return page
+
+
 def _past(group: str) -> tuple[str | None, bool] | None:
     """The cursor just past every key that starts with ``group``."""
     upper = prefix_upper_bound(group)

@@ -75,6 +75,12 @@ RPC_ERRORS = Counter(
 )
 
 
+def observe_rpc(node: str, op: str, seconds: float) -> None:
+    """One node-to-node exchange's latency, for exchanges that do not go through
+    :meth:`NodeClient.call` (a writer's pipelined data frames)."""
+    RPC_SECONDS.labels(node, op).observe(seconds)
+
+
 class Connection:
     """One mutual-TLS connection to a peer, speaking frames (holdfast/net/frames.py)."""
 
@@ -372,6 +378,7 @@ class NodeClient:
             conn.send(Kind.REQUEST, rid, [body])
             return rid
 
+        start = time.monotonic()
         conn, header, payload = self._exchange(node, op, build)
         done = False
         try:
@@ -388,6 +395,7 @@ class NodeClient:
         finally:
             if done:
                 self._checkin(conn)
+                RPC_SECONDS.labels(node, op).observe(time.monotonic() - start)
             else:
                 conn.close()  # abandoned or failed mid-stream: unread frames may follow
         if not answer.get("ok"):

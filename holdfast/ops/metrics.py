@@ -459,6 +459,7 @@ class SnapshotCollector(Collector):
         scrub = snap.get("scrub", {})
         yield _gauge("holdfast_repair_queue_depth", "Repairs waiting", repair.get("queued"))
         yield _gauge("holdfast_repair_in_flight", "Repairs running", repair.get("in_flight"))
+        yield self._handoff(repair.get("by_drive"), snap.get("cluster"))
         yield _gauge(
             "holdfast_scrub_progress_ratio",
             "Share of the current scrub pass done",
@@ -469,6 +470,30 @@ class SnapshotCollector(Collector):
             "When the last full scrub pass ended",
             scrub.get("last_pass_completed"),
         )
+
+    @staticmethod
+    def _handoff(by_drive: dict | None, cluster: dict | None) -> Metric:
+        """The repair queue by the node that holds each target drive (store ids are
+        ``node/drive``): in a cluster, the hinted-handoff log of every node. Every node of
+        the layout has a sample, 0 when nothing is owed to it, so an emptied queue shows."""
+        family = GaugeMetricFamily(
+            "holdfast_hinted_handoff_queue_depth",
+            "Repairs (copies and deletes) queued for the drives of each node: its hinted-"
+            "handoff log while it is down",
+            labels=["node"],
+        )
+        if by_drive is None:  # the index could not be read: no figure rather than a 0
+            return family
+        depth: dict[str, int] = {}
+        for member in (cluster or {}).get("layout") or []:
+            depth[member["name"]] = 0
+        for store_id, ops in by_drive.items():
+            node = store_id.split("/", 1)[0] if "/" in store_id else ""
+            rows = sum(int(v.get("rows") or 0) for v in ops.values() if isinstance(v, dict))
+            depth[node] = depth.get(node, 0) + rows
+        for node, rows in sorted(depth.items()):
+            family.add_metric([node], rows)
+        return family
 
     def _alerts(self, alerts: dict) -> Iterator[Metric]:
         yield _gauge(

@@ -394,7 +394,14 @@ class StatusKeeper:
         provided = {name: dict(v) for name, v in (index.get("providers") or {}).items()}
         for name, section in (background.get("providers") or {}).items():
             if isinstance(section, dict):
-                provided.setdefault(name, {}).update(section)
+                # One section (repair) has parts from both: the queue from the index, the
+                # worker's progress from the background process. Merge, never replace.
+                target = provided.setdefault(name, {})
+                for key, value in section.items():
+                    if isinstance(value, dict) and isinstance(target.get(key), dict):
+                        target[key] = {**target[key], **value}
+                    else:
+                        target[key] = value
         for p in self.providers:
             provided.setdefault(p.name, {}).update(call(p, "live"))
         quorum = 1

@@ -251,6 +251,7 @@ def choose_stores(
     size_hint: int,
     writable: Callable[[str], bool] = lambda _sid: True,
     zone_of: Callable[[str], str] | None = None,
+    prefer: Callable[[str], bool] | None = None,
 ) -> Choice:
     """The writable stores with the most free space that can each hold ``size_hint`` more
     bytes, at most ``policy.copies`` and at most one per failure domain of
@@ -259,7 +260,11 @@ def choose_stores(
     NoCapacity when fewer than ``policy.min_copies`` qualify. The stores the policy wants
     that cannot be written now (down, full) go to ``deferred``: the write is acknowledged at
     the quorum and repair makes those copies (a down S3 back-end of a ``kinds=2`` policy
-    gets its copy when it is back, not a second local one in its place)."""
+    gets its copy when it is back, not a second local one in its place).
+
+    ``prefer`` marks the stores of the node that received the write: the emptiest of them
+    that has room takes one copy, ahead of emptier stores elsewhere, since writing it costs
+    no network hop; the other copies still go to other domains, emptiest first."""
     up = [s for s in stores if writable(s.store_id)]
     fitting = []
     for s in up:
@@ -270,6 +275,10 @@ def choose_stores(
         if free > size_hint:
             fitting.append((free, s))
     fitting.sort(key=lambda fs: fs[0], reverse=True)
+    if prefer is not None:
+        near = next((i for i, (_, s) in enumerate(fitting) if prefer(s.store_id)), None)
+        if near is not None:
+            fitting.insert(0, fitting.pop(near))
     usable = {id(s) for _, s in fitting}
     ordered = [(s, _kind(s)) for _, s in fitting]
     ordered += [(s, _kind(s)) for s in stores if id(s) not in usable]

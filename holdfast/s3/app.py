@@ -50,7 +50,7 @@ from holdfast.s3.ops import (
 )
 from holdfast.s3.ops import lifecycle as lifecycle_ops
 from holdfast.s3.ops import notify as notify_ops
-from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.common import Context, reject_nul
 from holdfast.s3.ops.objects import parse_copy_source
 from holdfast.s3.presign_cache import PresignedCache
 from holdfast.s3.router import Operation, resolve
@@ -124,6 +124,16 @@ def split_address(host: str, raw_path: str, domains: list[str]) -> tuple[str | N
         return None, None
     bucket, _, key = trimmed.partition("/")
     return bucket, key or None
+
+
+def reject_nul_text(request: Request) -> None:
+    """A NUL in the bucket, the key or any query parameter (prefix, marker, upload id, ...)
+    is an InvalidArgument for every operation, whatever the engine (see ops.common.reject_nul)."""
+    reject_nul(request.bucket or "", "A bucket name")
+    reject_nul(request.key or "", "An object key")
+    for name, value in request.query.items():
+        reject_nul(name, "A query parameter")
+        reject_nul(value, f"The query parameter {name!r}")
 
 
 _ids = itertools.count(1)
@@ -302,6 +312,7 @@ class S3App:
         request.bucket, request.key = split_address(
             request.host, request.raw_path, self.config.domains
         )
+        reject_nul_text(request)
         if request.method == "OPTIONS" and request.bucket is not None:
             return await self._preflight(request)
         copy = "x-amz-copy-source" in request.headers

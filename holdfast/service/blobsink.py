@@ -1,6 +1,9 @@
 """Writing one new blob to several drives at once, with mid-stream failover.
 
-Each chosen drive gets its own temporary file. If a drive fails while the body streams in
+Each chosen drive gets its own temporary file. The copies are written concurrently: each
+piece of the body goes to every writer at once, one thread per further writer, and the
+copies are made durable (fsync, or a remote node's finish) at once too, so a PUT waits for
+its slowest copy, not for the sum of them. If a drive fails while the body streams in
 (an I/O error, the drive pulled, the drive full), its writer is dropped and the others carry
 on: the write still succeeds as long as the policy's write quorum (``min_copies``) of copies
 becomes durable, and every copy that could not be made is recorded in ``Segment.deferred``,
@@ -11,7 +14,8 @@ fails and nothing is left behind but temporary files being removed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from holdfast.index.records import Segment
@@ -20,6 +24,11 @@ from holdfast.stores.blocks import BlockChecksummer, CorruptBlock
 from holdfast.stores.health import Drives
 
 log = logging.getLogger("holdfast.objects")
+
+# The threads that write the second and further copies of a blob while the caller's thread
+# writes the first. Shared by every PUT of the process; a writer blocks on its drive or its
+# peer (I/O, not CPU), so it is sized for many concurrent uploads times their copies.
+FANOUT = ThreadPoolExecutor(max_workers=32, thread_name_prefix="holdfast-fanout")
 
 
 class Digesting(Protocol):
@@ -67,11 +76,7 @@ class BlobSink:
             return
         body.update(data)
         self.blocks.update(data)
-        for w in list(self.writers):
-            try:
-                w.write(data)
-            except (OSError, StoreFull) as e:
-                self._drop(w, e)
+        self._each(lambda w: w.write(data), (OSError, StoreFull))
         self._check_quorum()
         self.size += len(data)
 
@@ -81,12 +86,9 @@ class BlobSink:
         verified = body.finish()
         blob_id = new_blob_id()
         crcs = self.blocks.finish()
-        for w in list(self.writers):
-            try:
-                w.finish(blob_id, crcs)
-            except (OSError, StoreFull, CorruptBlock) as e:
-                # A copy that may exist but is not known durable: repair verifies it later.
-                self._drop(w, e)
+        # A copy whose finish failed may exist but is not known durable: dropped, and
+        # repair makes (or verifies) it later.
+        self._each(lambda w: w.finish(blob_id, crcs), (OSError, StoreFull, CorruptBlock))
         self._check_quorum()
         written = tuple(w.store.store_id for w in self.writers)
         segment = Segment(
@@ -103,6 +105,29 @@ class BlobSink:
     def abort(self) -> None:
         for w in self.writers:
             w.abort()
+
+    def _each(self, step: Callable[[BlobWriter], None], failures: tuple[type, ...]) -> None:
+        """``step`` on every writer at once (the first in this thread, the others in
+        FANOUT); waits for all, then drops each writer that failed with one of
+        ``failures``. Anything else (a bug) is raised once all have stopped, so no thread
+        still uses a writer when the caller aborts them."""
+        writers = list(self.writers)
+        if len(writers) == 1:
+            outcomes: list[BaseException | None] = [_attempt(step, writers[0])]
+        else:
+            futures = [FANOUT.submit(_attempt, step, w) for w in writers[1:]]
+            first = _attempt(step, writers[0])
+            outcomes = [first] + [f.result() for f in futures]
+        unexpected = None
+        for w, exc in zip(writers, outcomes, strict=True):
+            if exc is None:
+                continue
+            if isinstance(exc, failures):
+                self._drop(w, exc)
+            elif unexpected is None:
+                unexpected = exc
+        if unexpected is not None:
+            raise unexpected
 
     # -- failover ----------------------------------------------------------------------------
 
@@ -126,3 +151,11 @@ class BlobSink:
                 f"only {len(self.writers)} of the {self.min_copies} copies required can be written",
                 full=self._full_failures > 0,
             )
+
+
+def _attempt(step: Callable[[BlobWriter], None], writer: BlobWriter) -> BaseException | None:
+    try:
+        step(writer)
+    except BaseException as e:  # handed back to the sink, which decides (see _each)
+        return e
+    return None

@@ -66,6 +66,7 @@ class Node:
         self.all_stores = self.stores
         self.writable = self.drives.writable
         self.zone_of = None
+        self.prefer = None  # a cluster node's own drives (placement's first copy)
         self.read_rank = None
         if self.config.cluster_listen and self.config.node_cert:
             self._open_cluster()
@@ -120,6 +121,7 @@ class Node:
         self.all_stores = cluster
         self.writable = cluster.writable
         self.zone_of = cluster.zone_of
+        self.prefer = cluster.is_local
         self.read_rank = cluster.read_rank
         copies = config.copies or 2
         policy = Policy(copies, min(config.min_copies, copies), domain="zone")

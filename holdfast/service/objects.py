@@ -121,6 +121,7 @@ class Objects:
                 size or 0,
                 self.node.writable,
                 self.node.zone_of,
+                self.node.prefer,
             )
             sink = await self.node.run(
                 BlobSink,

@@ -32,7 +32,7 @@ from typing import Any
 
 import crc32c
 
-from holdfast.net.client import Connection, NodeClient, PeerRejected, StreamBroken
+from holdfast.net.client import Connection, NodeClient, PeerRejected, StreamBroken, observe_rpc
 from holdfast.net.errors import NodeUnreachable, decode_error
 from holdfast.net.frames import BadFrame, Kind, check_blocks, data_parts, parse_json
 from holdfast.net.server import WireBlob
@@ -73,7 +73,7 @@ class NodeBlobWriter(BlobWriter):
         self._sent = 0
         self._done = False
         self._conn: Connection | None = None
-        self._inflight: deque[list] = deque()  # [request id, frame parts], oldest first
+        self._inflight: deque[list] = deque()  # [request id, frame parts, sent], oldest first
         self._failures = 0
 
     def write(self, data: bytes | memoryview) -> None:
@@ -102,7 +102,7 @@ class NodeBlobWriter(BlobWriter):
         blocks = [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
         parts = data_parts(self.session, self._sent, blocks, [crc32c.crc32c(b) for b in blocks])
         self._sent += len(chunk)
-        entry: list = [0, parts]
+        entry: list = [0, parts, time.monotonic()]  # request id, frame, first sent
         self._inflight.append(entry)
         self._transmit([entry])
         while len(self._inflight) >= WINDOW:
@@ -138,7 +138,8 @@ class NodeBlobWriter(BlobWriter):
         if not answer.get("ok"):
             self._drop_connection()
             raise decode_error(answer.get("error", {}), self.store.node)
-        self._inflight.popleft()
+        done = self._inflight.popleft()
+        observe_rpc(self.store.node, "write_data", time.monotonic() - done[2])
         self._failures = 0
 
     def _recover(self, err: BaseException) -> None:

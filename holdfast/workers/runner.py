@@ -66,6 +66,7 @@ class BackgroundWorkers:
         self._lease: Lease | None = None
         self._task: asyncio.Task | None = None
         self._monitor_task: asyncio.Task | None = None
+        self._scrub_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.leader = False
         node.drives.on_up = self._drive_up
@@ -74,6 +75,8 @@ class BackgroundWorkers:
         self._loop = asyncio.get_running_loop()
         self._monitor_task = self._loop.create_task(self.monitor.run())
         self._task = self._loop.create_task(self._run())
+        if self.scrubber.job is not None:
+            self._scrub_task = self._loop.create_task(self._scrub_own_drives(self.scrubber.job))
 
     def _drive_up(self, store_id: str) -> None:
         """A probe (in a pool thread) found a drive back: replay its handoff log now."""
@@ -85,7 +88,10 @@ class BackgroundWorkers:
             self._lease = await self.service.node.index.lead(LEASE_JOB, LOCK_RETRY_SECONDS)
             self.leader = True
             log.info("process %d runs the background workers", os.getpid())
-            work = asyncio.gather(*(job.run() for job in self.jobs), self._publish())
+            # On a cluster each node scrubs its own drives under a lease of its own
+            # (_scrub_own_drives); a single node's drives are all there is.
+            jobs = [j for j in self.jobs if j is not self.scrubber or self.scrubber.job is None]
+            work = asyncio.gather(*(job.run() for job in jobs), self._publish())
             try:
                 # A lease can be lost (a shared engine's connection dropped): the jobs stop
                 # at once, since another node may lead them now, and this process queues
@@ -104,6 +110,27 @@ class BackgroundWorkers:
             await self._lease.release()
             self._lease = None
 
+    async def _scrub_own_drives(self, job: str) -> None:
+        """A cluster node scrubs its own drives, under a lease of its own (one process of
+        the node), whoever leads the cluster's other background work: every node's
+        drives are verified, in parallel and without sending the bytes over the network.
+        The faults it finds go to the cluster's repair queue, which the leader works off."""
+        while True:
+            lease = await self.service.node.index.lead(job, LOCK_RETRY_SECONDS)
+            log.info("process %d scrubs this node's drives", os.getpid())
+            work = asyncio.ensure_future(self.scrubber.run())
+            try:
+                while lease.held:
+                    done, _ = await asyncio.wait({work}, timeout=LEASE_CHECK_SECONDS)
+                    if done:
+                        await work
+                        return
+                log.warning("process %d lost the scrub lease; stopping its work", os.getpid())
+            finally:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                await lease.release()
+
     async def _publish(self) -> None:
         from holdfast.workers.health import publish
 
@@ -117,7 +144,7 @@ class BackgroundWorkers:
             await asyncio.sleep(PUBLISH_SECONDS)
 
     async def stop(self) -> None:
-        for task in (self._task, self._monitor_task):
+        for task in (self._task, self._monitor_task, self._scrub_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -63,12 +63,23 @@ class PassState:
     last_pass: dict | None = None
 
 
+def own_drives_job(node: Node) -> str | None:
+    """On a cluster node, the name of the lease under which one process of this node
+    scrubs this node's drives (each node its own, in parallel, reading locally); None on a
+    single node, whose scrubber runs with the other background work."""
+    cluster = getattr(node, "cluster", None)
+    return f"scrub/{cluster.node}" if cluster is not None else None
+
+
 class Scrubber:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.rate = node.config.scrub_bytes_per_second
         self.interval = node.config.scrub_interval_seconds
-        self.checker = Checker(node, Pacer(node, max(self.rate, 1)))
+        self.job = own_drives_job(node)
+        # A cluster node's pass covers the copies on its own drives, and keeps its own place.
+        self.state_key = STATE_KEY if self.job is None else f"{STATE_KEY}/{node.cluster.node}"
+        self.checker = Checker(node, Pacer(node, max(self.rate, 1)), local_only=bool(self.job))
         self.state = PassState()
         self.loaded = False
         self.faults_total = 0
@@ -81,17 +92,22 @@ class Scrubber:
 
     def load(self) -> None:
         """Resume the pass the last run saved (before that, status says "starting")."""
-        raw = self.node.blocking.get_meta(STATE_KEY)
+        raw = self.node.blocking.get_meta(self.state_key)
         if raw:
             try:
                 self.state = PassState(**json.loads(raw))
             except (TypeError, ValueError):
                 log.error("ignoring an unreadable scrub state: %r", raw[:200])
+        last = self.state.last_pass
+        if self.state.phase == "done" and last:
+            # The pause is today's --scrub-interval, not the one of the run that saved it.
+            ended = last["started"] + last["seconds"]
+            self.state.started = min(self.state.started, ended + self.interval)
         self.loaded = True
 
     def save(self, force: bool = False) -> None:
         if force or time.monotonic() - self._saved >= SAVE_EVERY_SECONDS:
-            self.node.blocking.set_meta(STATE_KEY, json.dumps(asdict(self.state)))
+            self.node.blocking.set_meta(self.state_key, json.dumps(asdict(self.state)))
             self._saved = time.monotonic()
 
     def snapshot(self) -> dict:

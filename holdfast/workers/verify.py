@@ -46,6 +46,9 @@ class ObjectCheck:
     damaged: bool = False
     whole: bool = True  # every copy of every segment verified
     bytes: int = 0
+    # Some copies were not looked at: on other nodes, which their own scrubbers verify. A
+    # partial check says nothing about the object's damage either way.
+    partial: bool = False
 
 
 @dataclass
@@ -54,20 +57,27 @@ class SegmentCheck:
     good: int = 0  # copies that verified whole
     checked: int = 0  # copies on readable drives that were looked at
     bytes: int = 0
+    elsewhere: int = 0  # copies on other nodes, left to them (a Checker with local_only)
 
 
 class Checker:
     """Verifies objects and parts against their copies (blocking; paced by ``pace``)."""
 
-    def __init__(self, node: Node, pace: Callable[[int], None]) -> None:
+    def __init__(self, node: Node, pace: Callable[[int], None], local_only: bool = False) -> None:
         self.node = node
         self.pace = pace
+        # A cluster node's scrubber verifies the copies on its own drives only, reading
+        # them locally; the other nodes' scrubbers verify theirs (docs/cluster.md).
+        self.local_only = local_only
 
     def check_segment(self, seg: Segment, ref: str) -> SegmentCheck:
         result = SegmentCheck()
         for recorded in seg.stores:
             store_id = self.node.stores.resolve(recorded)
             # On a cluster node, copies on other nodes' drives are checked through them.
+            if self.local_only and store_id not in self.node.stores:
+                result.elsewhere += 1
+                continue
             store = self.node.all_stores.get(store_id)
             if store is None:
                 result.faults.append(Fault("unknown-drive", seg.blob_id, store_id, ref))
@@ -128,6 +138,7 @@ class Checker:
             result.bytes += check.bytes
             result.damaged = result.damaged or (check.checked > 0 and check.good == 0)
             result.whole = result.whole and check.good > 0 and not check.faults
+            result.partial = result.partial or check.elsewhere > 0
         return result
 
     def act(self, seg_of: dict[str, Segment], faults: list[Fault]) -> int:
@@ -142,7 +153,11 @@ class Checker:
 
     def settle_damage(self, obj: ObjectRecord, check: ObjectCheck) -> None:
         """Mark an object found damaged; unmark one found whole again (every copy of every
-        segment verified: copies on a drive that is down leave the mark alone)."""
+        segment verified: copies on a drive that is down leave the mark alone). A partial
+        check (copies left to other nodes) decides nothing: a bad copy here may have a good
+        one elsewhere, which the repair worker finds when it replaces this one."""
+        if check.partial:
+            return
         if check.damaged and obj.state == "ok":
             self.node.integrity.object_damaged(obj, 0, ["found by a scrub or fsck"])
         elif (

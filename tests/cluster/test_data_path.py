@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -84,6 +86,7 @@ def dev():
 
 
 def test_put_on_one_node_lands_two_copies_on_two_nodes(dev):
+    """Through each node in turn: one copy on that node, the other on another node."""
     nodes = dev.doc["nodes"]
     bucket = f"b-{uuid.uuid4().hex[:8]}"
     dev.s3(nodes[0]).create_bucket(Bucket=bucket)
@@ -92,6 +95,8 @@ def test_put_on_one_node_lands_two_copies_on_two_nodes(dev):
         dev.s3(n).put_object(Bucket=bucket, Key=f"k{i}", Body=body)
         (stores,) = stores_of(dev, bucket, f"k{i}")
         assert len(stores) == 2 and len({s.split("/")[0] for s in stores}) == 2, stores
+        # The node that took the PUT keeps one copy (no network hop for it).
+        assert n["name"] in {s.split("/")[0] for s in stores}, (n["name"], stores)
         rec = index_call(dev.doc["index"]["dsn"], lambda ix, k=f"k{i}": ix.get_object(bucket, k))
         seg = rec.segments[0]
         assert not seg.deferred
@@ -253,6 +258,157 @@ def test_multipart_and_copy_across_nodes(dev):
 @pytest.mark.slow
 def test_kill_9_of_a_node_during_concurrent_puts_long(dev):
     _kill_during_puts(dev, seconds=40.0, writers=6)
+
+
+# -- metrics: hinted handoff by node, per-peer RPC latency (before the drain tests below,
+# which leave n3 draining) -----------------------------------
+
+
+def metric(dev, member: dict, name: str, **labels: str) -> float | None:
+    """One sample of ``name`` with exactly these labels from the member's /metrics."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in dev.get(member, "/_holdfast/metrics").text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head.startswith(name + "{"):
+            got = ",".join(sorted(head[len(name) + 1 : -1].split(",")))
+            if got == want:
+                return float(value)
+        elif head == name and not labels:
+            return float(value)
+    return None
+
+
+def peer_state(dev, node: dict, peer: str) -> str | None:
+    cluster = dev.get(node, "/_holdfast/status", "format=json").json().get("cluster") or {}
+    return (cluster.get("peers", {}).get(peer) or {}).get("state")
+
+
+def until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_metrics_show_rpc_latency_by_peer_and_handoff_depth_by_node(dev):
+    """On a running cluster: each node's /metrics has the latency of its calls to each peer
+    by operation (the pipelined blob data and the streamed reads included), and the
+    hinted-handoff queue by target node, which grows while a node is stopped and drains
+    once it is back."""
+    nodes = dev.doc["nodes"]
+    n1, n2, n3 = nodes
+    dsn = dev.doc["index"]["dsn"]
+    bucket = f"m-{uuid.uuid4().hex[:8]}"
+    dev.s3(n1).create_bucket(Bucket=bucket)
+    body = os.urandom(3 * 1024 * 1024)
+    # A 2-copy object: the node without a copy reads it from a peer (a streamed read).
+    dev.s3(n1).put_object(Bucket=bucket, Key="two", Body=body)
+    (stores,) = stores_of(dev, bucket, "two")
+    holders = sorted({s.split("/")[0] for s in stores})
+    reader = next(n for n in nodes if n["name"] not in holders)
+    assert dev.s3(reader).get_object(Bucket=bucket, Key="two")["Body"].read() == body
+    read_from = [
+        metric(dev, reader, "holdfast_internal_rpc_seconds_count", op="read", peer=h)
+        for h in holders
+    ]
+    assert any(v and v >= 1 for v in read_from), read_from
+    peer = next(h for h in holders if h != "n1")
+    sent = metric(dev, n1, "holdfast_internal_rpc_seconds_count", op="write_data", peer=peer)
+    assert sent and sent >= 3, sent  # 3 MiB in 1 MiB frames, each timed to its answer
+    until(  # whatever earlier tests owed n3 has been made
+        lambda: metric(dev, n1, "holdfast_hinted_handoff_queue_depth", node="n3") == 0,
+        60,
+        "an empty hinted-handoff queue for n3",
+    )
+
+    # Three copies wanted, n3 stopped: every PUT owes n3 a copy.
+    index_call(dsn, lambda ix: ix.set_bucket_policy(bucket, 3, 1, ""))
+    time.sleep(2.5)  # nodes pick bucket policies up within 2 s
+    pid = n3["pid"]
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        until(lambda: peer_state(dev, n1, "n3") == "down", 30, "n1 to judge n3 down")
+        for i in range(3):
+            dev.s3(n1).put_object(Bucket=bucket, Key=f"h{i}", Body=b"h" * 100_000)
+        for n in (n1, n2):
+            until(
+                lambda n=n: (
+                    (metric(dev, n, "holdfast_hinted_handoff_queue_depth", node="n3") or 0) >= 3
+                ),
+                30,
+                f"{n['name']} to show 3 copies owed to n3",
+            )
+            assert metric(dev, n, "holdfast_hinted_handoff_queue_depth", node="n2") == 0
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    until(
+        lambda: metric(dev, n1, "holdfast_hinted_handoff_queue_depth", node="n3") == 0,
+        90,
+        "the copies owed to n3 to be made once it is back",
+    )
+    _drop_bucket(dev, bucket)  # later tests of the module drain n3: no 3-copy objects
+
+
+# -- the no-last-copy rail, through the real CLI ------------------------------------------------
+
+
+def cli(dsn: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "holdfast.cli", *args, "--index-dsn", dsn],
+        input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_removing_the_node_with_the_last_copy_is_refused_and_changes_nothing(dev):
+    """A bucket whose policy keeps one copy: removing the node that holds an object's only
+    copy would lose it. ``holdfast cluster layout apply`` prints the blast radius, refuses
+    by the no-last-copy rule, and changes nothing: not the layout, not the node's state,
+    not the object; ``--force`` without the cluster's name typed changes nothing either."""
+    nodes = dev.doc["nodes"]
+    dsn = dev.doc["index"]["dsn"]
+    bucket = f"one-{uuid.uuid4().hex[:8]}"
+    dev.s3(nodes[0]).create_bucket(Bucket=bucket)
+    r = cli(dsn, "bucket", "policy", bucket, "--copies", "1")
+    assert r.returncode == 0, r.stderr
+    time.sleep(2.5)  # nodes pick bucket policies up within 2 s
+    body = os.urandom(300 * 1024)
+    dev.s3(nodes[0]).put_object(Bucket=bucket, Key="only", Body=body)
+    (stores,) = stores_of(dev, bucket, "only")
+    assert len(stores) == 1, stores
+    holder = stores[0].split("/")[0]
+    before = json.loads(cli(dsn, "cluster", "layout", "show", "--json").stdout)
+    assert before["staged"] is None
+
+    r = cli(dsn, "cluster", "node", "remove", holder)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = cli(dsn, "cluster", "layout", "apply")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "refused by rule no-last-copy" in r.stderr, r.stderr
+        assert f"have every copy on {holder} and would be lost" in r.stderr
+        assert "drain the node first" in r.stderr
+        assert "nothing changed" in r.stderr
+        assert "would have none left" in r.stdout  # the blast radius came first
+        # Forced, but the cluster's name is not typed: still nothing.
+        r = cli(dsn, "cluster", "layout", "apply", "--force", stdin="not-the-name\n")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "nothing changed" in r.stderr
+        after = json.loads(cli(dsn, "cluster", "layout", "show", "--json").stdout)
+        assert after["version"] == before["version"] and after["nodes"] == before["nodes"]
+        assert after["staged"] is not None  # still staged: the operator decides what next
+        for n in nodes:  # no node saw a new layout
+            cluster = dev.get(n, "/_holdfast/status", "format=json").json()["cluster"]
+            assert cluster["layout_version"] == before["version"]
+            assert {m["name"]: m["state"] for m in cluster["layout"]}[holder] == "active"
+    finally:
+        assert cli(dsn, "cluster", "layout", "revert").returncode == 0
+    assert stores_of(dev, bucket, "only") == [stores]
+    for n in nodes:
+        assert dev.s3(n).get_object(Bucket=bucket, Key="only")["Body"].read() == body
+    _drop_bucket(dev, bucket)
 
 
 def _metric(dev, node: dict, name: str) -> float:
@@ -526,3 +682,52 @@ def test_drain_moves_a_nodes_copies_at_the_drain_rate(dev, capsys):
     assert main(["cluster", "layout", "show", "--index-dsn", dsn]) == 0
     out = capsys.readouterr().out
     assert "drain of n3: " in out and " bytes moved" in out, out
+
+
+# -- scrubbing: every node its own drives -------------------------------------------------------
+
+
+def test_each_node_scrubs_its_own_drives(dev):
+    """A copy rotted on a node's drive while the node was down is found by that node's own
+    scrubber once it is back (started again with a short --scrub-interval), whichever node
+    leads the cluster's background work, and the repair it queues restores the copy. The
+    node keeps its own place in the pass (``scrub_state/<node>`` in the index)."""
+    nodes = dev.doc["nodes"]
+    dsn = dev.doc["index"]["dsn"]
+    victim = nodes[1]
+    bucket = f"s-{uuid.uuid4().hex[:8]}"
+    dev.s3(victim).create_bucket(Bucket=bucket)
+    body = os.urandom(2 * 1024 * 1024 + 3)
+    dev.s3(victim).put_object(Bucket=bucket, Key="rot", Body=body)  # a copy on the victim
+    (stores,) = stores_of(dev, bucket, "rot")
+    assert victim["name"] in {s.split("/")[0] for s in stores}, stores
+    blob = index_call(dsn, lambda ix: ix.get_object(bucket, "rot")).segments[0].blob_id
+    (path,) = blob_files(victim, blob)
+
+    os.killpg(victim["pid"], signal.SIGTERM)
+    until(lambda: not alive(victim["pid"]), 60, "the node to stop")
+    with open(path, "r+b") as f:  # rot one bit in the second block
+        f.seek(1024 * 1024 + 5)
+        b = f.read(1)
+        f.seek(1024 * 1024 + 5)
+        f.write(bytes([b[0] ^ 0x01]))
+    log = open(dev.dir / f"{victim['name']}-scrub.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*victim["argv"], "--scrub-interval", "1"], env=dict(victim["env"]),
+        start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    victim["pid"] = proc.pid
+    want = hashlib.sha256(body).digest()
+
+    def restored() -> bool:
+        return any(
+            hashlib.sha256(p.read_bytes()).digest() == want for p in blob_files(victim, blob)
+        )
+
+    until(restored, 120, "the rotten copy to be found by its node's scrubber and repaired")
+    text = (dev.dir / f"{victim['name']}-scrub.log").read_text(errors="replace")
+    assert "scrub: " in text and f"copy of blob {blob} on {victim['name']}/" in text, text[-3000:]
+    # Every node has a pass of its own.
+    for n in nodes:
+        assert index_call(dsn, lambda ix, n=n: ix.get_meta(f"scrub_state/{n['name']}")), n

@@ -259,6 +259,35 @@ def test_pagination_is_stable_under_writes_from_another_node(pg_dsn):
     assert [k for k in seen if k in set(stable)] == stable
 
 
+def test_a_delimiter_page_is_one_statement_however_many_prefixes(pg_dsn):
+    """A ListObjects page that rolls up 400 common prefixes costs one index round trip, not
+    one per prefix (the recursive skip scan of PostgresIndex.list_page); the next page,
+    from a marker, too."""
+
+    async def go():
+        index = await with_bucket(pg_dsn)
+        await index.import_objects(obj(f"p{p:03d}/k{k}") for p in range(400) for k in range(3))
+        calls = 0
+        real = index._call
+
+        async def counted(fn, *a, **kw):
+            nonlocal calls
+            calls += 1
+            return await real(fn, *a, **kw)
+
+        index._call = counted
+        first = await index.list_page("b", "", "/", None, 1000)
+        first_calls, calls = calls, 0
+        second = await index.list_page("b", "", "/", "p199/", 150)
+        await index.close()
+        return first, first_calls, second, calls
+
+    first, first_calls, second, second_calls = run(go())
+    assert first.prefixes == [f"p{p:03d}/" for p in range(400)] and not first.truncated
+    assert second.prefixes == [f"p{p:03d}/" for p in range(200, 350)] and second.truncated
+    assert (first_calls, second_calls) == (1, 1)
+
+
 def test_bucket_totals_agree_with_rows_across_connections(pg_dsn):
     async def go():
         # 50 calls queue for each pool of 4: a deadline that is not the point here, so a

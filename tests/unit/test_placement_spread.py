@@ -66,3 +66,39 @@ def test_default_domain_and_bad_spread():
     with pytest.raises(ValueError):
         Policy(2, 1, domain="rack")
     assert Policy(3, 2, domain="node").fit(2) == Policy(2, 2, domain="node")
+
+
+def test_the_receiving_node_takes_one_copy_and_the_rest_spread():
+    """The node that received the PUT keeps a copy (no network hop) even when other nodes
+    are emptier; the other copies still go to distinct other nodes, emptiest first."""
+    stores = [S("n1/d0", 100), S("n1/d1", 150), S("n2/d0", 900), S("n3/d0", 500)]
+    on = lambda node: lambda sid: sid.startswith(node + "/")  # noqa: E731
+    assert ids(choose_stores(stores, Policy(2, 1, domain="node"), 10).targets) == [
+        "n2/d0",
+        "n3/d0",
+    ]
+    c = choose_stores(stores, Policy(2, 1, domain="node"), 10, prefer=on("n1"))
+    assert ids(c.targets) == ["n1/d1", "n2/d0"]  # its emptiest drive, then the emptiest node
+    c = choose_stores(stores, Policy(3, 1, domain="node"), 10, prefer=on("n3"))
+    assert ids(c.targets) == ["n3/d0", "n2/d0", "n1/d1"]
+    c = choose_stores(stores, Policy(1, 1, domain="node"), 10, prefer=on("n1"))
+    assert ids(c.targets) == ["n1/d1"]
+
+
+def test_the_receiving_node_without_room_or_writable_drive_is_skipped():
+    stores = [S("n1/d0", 100), S("n2/d0", 900), S("n3/d0", 500)]
+    on_n1 = lambda sid: sid.startswith("n1/")  # noqa: E731
+    c = choose_stores(stores, Policy(2, 1, domain="node"), 200, prefer=on_n1)  # n1 is full
+    assert ids(c.targets) == ["n2/d0", "n3/d0"]
+    down = lambda sid: not sid.startswith("n1/")  # noqa: E731
+    c = choose_stores(stores, Policy(2, 1, domain="node"), 10, down, prefer=on_n1)
+    assert ids(c.targets) == ["n2/d0", "n3/d0"]
+
+
+def test_the_preference_keeps_the_zone_spread():
+    stores = [S("n1/d0", 100), S("n2/d0", 900), S("n3/d0", 500)]
+    zones = {"n1": "a", "n2": "a", "n3": "b"}.get
+    c = choose_stores(
+        stores, Policy(2, 1, domain="zone"), 10, zone_of=zones, prefer=lambda s: s[:2] == "n1"
+    )
+    assert ids(c.targets) == ["n1/d0", "n3/d0"]  # not n2: it shares n1's zone

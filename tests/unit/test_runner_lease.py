@@ -53,9 +53,10 @@ def _runner() -> tuple[BackgroundWorkers, FakeIndex, list[Job]]:
     runner.service = SimpleNamespace(node=SimpleNamespace(index=index))
     jobs = [Job(), Job(), Job(), Job()]
     runner.jobs = jobs[:3]
+    runner.scrubber = SimpleNamespace(job=None)  # a single node: scrubbing is a leader's job
     runner._publish = jobs[3].run  # type: ignore[method-assign]
     runner._lease = None
-    runner._task = runner._monitor_task = None
+    runner._task = runner._monitor_task = runner._scrub_task = None
     runner.leader = False
     return runner, index, jobs
 

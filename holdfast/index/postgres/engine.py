@@ -51,6 +51,7 @@ from holdfast.index.errors import (
     NotFound,
     OutcomeUnknown,
 )
+from holdfast.index.listing import ListPage, page_from_walk, walk_limit
 from holdfast.index.postgres import notify as outbox
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
@@ -131,6 +132,34 @@ _UPDATE_OBJECT = (
 _LIST_KEYS = (
     "SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type FROM objects "
     "WHERE bucket=%s AND key>=%s AND (%s::text IS NULL OR key<%s) {start} ORDER BY key LIMIT %s"
+)
+
+
+# One ListObjects page with a delimiter in one statement: a recursive skip scan. Each step
+# seeks the first key after the previous row, or, when that row falls in a common prefix,
+# past its whole group: the group's upper bound is the group without its last character
+# (the delimiter's last) followed by that character's successor, %(succ)s. A key's successor
+# is the key followed by chr(1): keys never hold NUL (the S3 front refuses it). ``cut`` is
+# where the delimiter starts after the prefix (0: none, the key is listed on its own).
+_WALK_COLUMNS = (
+    "key, size, etag, last_modified, checksum_algorithm, checksum_type, "
+    "strpos(substr(key, %(plen)s + 1), %(delim)s) AS cut"
+)
+_LIST_WALK = (
+    "WITH RECURSIVE walk AS ("
+    f" (SELECT 1 AS n, {_WALK_COLUMNS} FROM objects"
+    "  WHERE bucket=%(bucket)s AND key>=%(prefix)s"
+    "  AND (%(upper)s::text IS NULL OR key<%(upper)s) {start} ORDER BY key LIMIT 1)"
+    " UNION ALL"
+    " (SELECT w.n + 1, o.* FROM walk w CROSS JOIN LATERAL ("
+    f"  SELECT {_WALK_COLUMNS} FROM objects"
+    "   WHERE bucket=%(bucket)s AND (%(upper)s::text IS NULL OR key<%(upper)s)"
+    "   AND key >= (CASE WHEN w.cut = 0 THEN w.key || chr(1)"
+    '    ELSE left(w.key, %(plen)s + w.cut + %(dlen)s - 2) || %(succ)s END) COLLATE "C"'
+    "   ORDER BY key LIMIT 1) o"
+    "  WHERE w.n < %(limit)s))"
+    " SELECT key, size, etag, last_modified, checksum_algorithm, checksum_type"
+    " FROM walk ORDER BY n"
 )
 
 
@@ -1108,6 +1137,32 @@ class PostgresIndex(Index):
         rows = await self._all(_LIST_KEYS.format(start=start_clause), args)
         return list(map(ListedEntry._make, rows))
 
+    async def list_page(
+        self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int
+    ) -> ListPage:
+        """With a delimiter, the whole page is one statement (``_LIST_WALK``), where the
+        engine-neutral way costs a round trip per common prefix: 1,000 for a page of 1,000
+        prefixes. Without one, keys come in batches of 1,000 and that way is as good."""
+        succ = _successor(delimiter[-1]) if delimiter else None
+        if succ is None or max_keys <= 0:
+            return await super().list_page(bucket, prefix, delimiter, after, max_keys)
+        upper = prefix_upper_bound(prefix) if prefix else None
+        args = {
+            "bucket": bucket,
+            "prefix": prefix,
+            "upper": upper,
+            "plen": len(prefix),
+            "delim": delimiter,
+            "dlen": len(delimiter),
+            "succ": succ,
+            "limit": walk_limit(max_keys),
+            "after": after,
+        }
+        start = "AND key>%(after)s" if after is not None else ""
+        rows = await self._all(_LIST_WALK.format(start=start), args)
+        entries = list(map(ListedEntry._make, rows))
+        return page_from_walk(entries, prefix, delimiter, after, max_keys)
+
     async def import_objects(self, objects: Iterable[ObjectRecord], batch: int = 10_000) -> int:
         count = 0
         pending: list[ObjectRecord] = []
@@ -2059,6 +2114,14 @@ def _task_from_row(r: Sequence[Any]) -> RepairTask:
         created=r[8],
         last_error=r[9],
     )
+
+
+def _successor(char: str) -> str | None:
+    """The next code point a UTF-8 key can hold after ``char`` (None after the last)."""
+    nxt = ord(char) + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return chr(nxt) if nxt <= 0x10FFFF else None
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

@@ -187,7 +187,16 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type") or "binary/octet-stream"
 
 
+def reject_nul(value: str, what: str) -> None:
+    """S3 text (keys, prefixes, markers, tags) never holds NUL: PostgreSQL's ``text`` cannot
+    store it, and no client means it. Refused as the client's mistake on both engines, before
+    anything is looked up or changed, so an engine never sees it."""
+    if "\x00" in value:
+        raise S3Error("InvalidArgument", f"{what} must not contain the NUL character.")
+
+
 def validate_key(key: str) -> None:
+    reject_nul(key, "An object key")
     size = len(key.encode("utf-8"))
     if size > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", MaxSizeAllowed=str(MAX_KEY_BYTES), Size=str(size))
