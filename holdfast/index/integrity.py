@@ -32,6 +32,8 @@ from holdfast.index.records import (
     Segment,
     move_copy_text,
 )
+from holdfast.index.rows import REPAIR_COLUMNS as _REPAIR_COLUMNS
+from holdfast.index.rows import task_from_row as _task_from_row
 from holdfast.index.totals import object_totals
 
 T = TypeVar("T")
@@ -96,25 +98,7 @@ def add_spread_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE bucket_policies ADD COLUMN spread TEXT NOT NULL DEFAULT ''")
 
 
-_REPAIR_COLUMNS = (
-    "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
-)
 _OBJECT_SCAN_COLUMNS = "bucket, key, etag, state, segments, inline, size"
-
-
-def _task_from_row(r: tuple) -> RepairTask:
-    return RepairTask(
-        blob_id=r[0],
-        store_id=r[1],
-        op=r[2],
-        reason=r[3],
-        segment=Segment.from_json(json.loads(r[4])) if r[4] else None,
-        ref=r[5],
-        attempts=r[6],
-        not_before=r[7],
-        created=r[8],
-        last_error=r[9],
-    )
 
 
 def queue_repair_rows(db: sqlite3.Connection, tasks: Iterable[RepairTask]) -> int:

@@ -14,11 +14,15 @@ from typing import Any
 from holdfast.index.records import (
     ObjectRecord,
     PartRecord,
+    RepairTask,
     Segment,
     UploadRecord,
     lock_from_text,
+    object_lock_text,
     segments_from_text,
+    segments_to_text,
     tags_from_text,
+    tags_to_text,
 )
 
 
@@ -78,3 +82,57 @@ def upload_from_row(r: Sequence[Any]) -> UploadRecord:
 def part_from_row(r: Sequence[Any]) -> PartRecord:
     """A ``parts`` row selected as ``PART_COLUMNS`` (holdfast/index/queries.py)."""
     return PartRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Segment.from_json(json.loads(r[7])))
+
+
+def json_text(d: dict) -> str:
+    """A dict as stored: compact and sorted; "{}" without the encoder (most objects have no
+    stored headers or metadata)."""
+    if not d:
+        return "{}"
+    return json.dumps(d, separators=(",", ":"), sort_keys=True)
+
+
+def object_values(obj: ObjectRecord) -> tuple:
+    """An object's values in the objects table's column order (both engines' INSERT)."""
+    return (
+        obj.bucket,
+        obj.key,
+        obj.size,
+        obj.etag,
+        obj.last_modified,
+        obj.content_type,
+        json_text(obj.headers),
+        json_text(obj.meta),
+        obj.checksum_algorithm,
+        obj.checksum_type,
+        obj.checksum_value,
+        obj.parts_count,
+        obj.state,
+        segments_to_text(obj.segments),
+        obj.inline,
+        tags_to_text(obj.tags),
+        obj.vseq,
+        int(obj.vnull),
+        object_lock_text(obj),
+    )
+
+
+REPAIR_COLUMNS = (
+    "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
+)
+
+
+def task_from_row(r: Sequence[Any]) -> RepairTask:
+    """A repair_queue row, selected as REPAIR_COLUMNS."""
+    return RepairTask(
+        blob_id=r[0],
+        store_id=r[1],
+        op=r[2],
+        reason=r[3],
+        segment=Segment.from_json(json.loads(r[4])) if r[4] else None,
+        ref=r[5],
+        attempts=r[6],
+        not_before=r[7],
+        created=r[8],
+        last_error=r[9],
+    )

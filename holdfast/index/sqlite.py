@@ -50,13 +50,14 @@ from holdfast.index.records import (
     VersionEntry,
     VersionRef,
     lock_to_text,
-    object_lock_text,
     segments_from_text,
     segments_to_text,
     tags_to_text,
     with_new_copies,
 )
+from holdfast.index.rows import json_text as _json
 from holdfast.index.rows import object_from_row as _object_from_row
+from holdfast.index.rows import object_values
 from holdfast.index.rows import upload_from_row as _upload_from_row
 from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
@@ -220,12 +221,6 @@ class _Pending:
 
 def _outcome(item: _Pending) -> tuple[bool, object]:
     return (False, item.error) if item.error is not None else (True, item.result)
-
-
-def _json(d: dict) -> str:
-    if not d:
-        return "{}"  # most objects have no stored headers or metadata: skip the encoder
-    return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
 
 class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
@@ -823,27 +818,7 @@ class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
     def _insert_object(self, db: sqlite3.Connection, obj: ObjectRecord) -> None:
         db.execute(
             f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES ({','.join('?' * 19)})",
-            (
-                obj.bucket,
-                obj.key,
-                obj.size,
-                obj.etag,
-                obj.last_modified,
-                obj.content_type,
-                _json(obj.headers),
-                _json(obj.meta),
-                obj.checksum_algorithm,
-                obj.checksum_type,
-                obj.checksum_value,
-                obj.parts_count,
-                obj.state,
-                segments_to_text(obj.segments),
-                obj.inline,
-                tags_to_text(obj.tags),
-                obj.vseq,
-                int(obj.vnull),
-                object_lock_text(obj),
-            ),
+            object_values(obj),
         )
 
     def _mark_live(self, db: sqlite3.Connection, segments: list[Segment]) -> None:

@@ -51,7 +51,7 @@ from holdfast.index.errors import (
     NotFound,
     OutcomeUnknown,
 )
-from holdfast.index.listing import ListPage, page_from_walk, walk_limit
+from holdfast.index.listing import ListPage, page_from_walk, prefix_upper_bound, walk_limit
 from holdfast.index.postgres import notify as outbox
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
@@ -75,14 +75,17 @@ from holdfast.index.records import (
     move_copy_text,
     nodes_from_text,
     nodes_to_text,
-    object_lock_text,
     segments_from_text,
     segments_to_text,
     tags_to_text,
     with_new_copies,
 )
+from holdfast.index.rows import REPAIR_COLUMNS as _REPAIR_COLUMNS
+from holdfast.index.rows import json_text as _json
 from holdfast.index.rows import object_from_row as _object_from_row
+from holdfast.index.rows import object_values as _object_values
 from holdfast.index.rows import part_from_row as _part_from_row
+from holdfast.index.rows import task_from_row as _task_from_row
 from holdfast.index.rows import upload_from_row as _upload_from_row
 
 T = TypeVar("T")
@@ -115,9 +118,6 @@ _UPLOAD_COLUMNS = (
     "checksum_algorithm, checksum_type, tags"
 )
 _PART_COLUMNS = "upload_id, part_number, size, etag, md5, checksum, last_modified, segment"
-_REPAIR_COLUMNS = (
-    "blob_id, store_id, op, reason, segment, ref, attempts, not_before, created, last_error"
-)
 # "Now" for the queues' due times, on the index's clock: every node of a cluster reads and
 # writes the same times whatever its own clock says (a node minutes ahead must not collect
 # garbage before its grace, nor one behind delay every repair it queues).
@@ -2071,68 +2071,9 @@ def _deferred_copies(segments: Iterable[Segment]) -> list[RepairTask]:
     ]
 
 
-def _json(d: dict) -> str:
-    if not d:
-        return "{}"
-    return json.dumps(d, separators=(",", ":"), sort_keys=True)
-
-
-def _object_values(obj: ObjectRecord) -> tuple:
-    return (
-        obj.bucket,
-        obj.key,
-        obj.size,
-        obj.etag,
-        obj.last_modified,
-        obj.content_type,
-        _json(obj.headers),
-        _json(obj.meta),
-        obj.checksum_algorithm,
-        obj.checksum_type,
-        obj.checksum_value,
-        obj.parts_count,
-        obj.state,
-        segments_to_text(obj.segments),
-        obj.inline,
-        tags_to_text(obj.tags),
-        obj.vseq,
-        int(obj.vnull),
-        object_lock_text(obj),
-    )
-
-
-def _task_from_row(r: Sequence[Any]) -> RepairTask:
-    return RepairTask(
-        blob_id=r[0],
-        store_id=r[1],
-        op=r[2],
-        reason=r[3],
-        segment=Segment.from_json(json.loads(r[4])) if r[4] else None,
-        ref=r[5],
-        attempts=r[6],
-        not_before=r[7],
-        created=r[8],
-        last_error=r[9],
-    )
-
-
 def _successor(char: str) -> str | None:
     """The next code point a UTF-8 key can hold after ``char`` (None after the last)."""
     nxt = ord(char) + 1
     if 0xD800 <= nxt <= 0xDFFF:
         nxt = 0xE000
     return chr(nxt) if nxt <= 0x10FFFF else None
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix`` (None when
-    there is none): a prefix becomes a key range the primary key seeks."""
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < 0x10FFFF:
-            nxt = last + 1
-            if 0xD800 <= nxt <= 0xDFFF:
-                nxt = 0xE000
-            return "".join(chars) + chr(nxt)
-    return None
