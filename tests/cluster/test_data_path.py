@@ -470,6 +470,9 @@ def _three_copy_bucket(dev, prefix: str) -> str:
         time.sleep(0.5)
 
 
+# About 45 s of a killed node and a full comparison: slow. The quick variant, on one node,
+# is tests/faults/test_anti_entropy.py (the same re-sync ratio, counted in bytes).
+@pytest.mark.slow
 def test_node_back_without_its_hint_log_gets_only_what_it_missed(dev):
     """Issue 13's re-sync measure: a node away during N writes, its hint log deleted, then
     back. Anti-entropy (hash trees of the index and its drive) finds what it lacks; the bytes
