@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.e2e.test_clients import AwsCli
 from tests.e2e.test_ecosystem import Rclone, new_bucket
 
@@ -84,3 +86,50 @@ def test_rclone_s3_versions(http_server, tmp_path):
     assert re.fullmatch(r"file-v\d{4}-\d\d-\d\d-\d{6}-\d{3}\.txt", old), old
     assert rclone("cat", "--s3-versions", f"hf:{bucket}/{old}").stdout == b"first version\n"
     assert rclone("cat", f"hf:{bucket}/file.txt").stdout == b"second, longer version\n"
+
+
+def test_aws_cli_s3api_object_lock_and_lifecycle(http_server, tmp_path):
+    """Object lock and lifecycle as a new user sets them up with the AWS CLI (issue 12)."""
+    aws = AwsCli(http_server, tmp_path / "home")
+    bucket = new_bucket("cli-lock")
+    aws("s3api", "create-bucket", "--bucket", bucket, "--object-lock-enabled-for-bucket")
+    aws(
+        "s3api", "put-object-lock-configuration", "--bucket", bucket,
+        "--object-lock-configuration",
+        '{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}',
+    )  # fmt: skip
+    got = json.loads(aws("s3api", "get-object-lock-configuration", "--bucket", bucket))
+    rule = got["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert rule == {"Mode": "GOVERNANCE", "Days": 1}
+    body = tmp_path / "body"
+    body.write_bytes(b"backup")
+    put = json.loads(
+        aws("s3api", "put-object", "--bucket", bucket, "--key", "snap", "--body", body)
+    )
+    retention = json.loads(
+        aws("s3api", "get-object-retention", "--bucket", bucket, "--key", "snap")
+    )
+    assert retention["Retention"]["Mode"] == "GOVERNANCE"  # the bucket's default
+    aws(
+        "s3api", "put-object-legal-hold", "--bucket", bucket, "--key", "snap",
+        "--legal-hold", "Status=ON",
+    )  # fmt: skip
+    hold = json.loads(aws("s3api", "get-object-legal-hold", "--bucket", bucket, "--key", "snap"))
+    assert hold["LegalHold"]["Status"] == "ON"
+    # The locked version cannot be deleted, not even by its owner.
+    with pytest.raises(AssertionError, match="AccessDenied"):
+        aws(
+            "s3api", "delete-object", "--bucket", bucket, "--key", "snap",
+            "--version-id", put["VersionId"],
+        )  # fmt: skip
+    aws(
+        "s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket,
+        "--lifecycle-configuration",
+        '{"Rules":[{"ID":"old","Status":"Enabled","Filter":{"Prefix":"tmp/"},'
+        '"Expiration":{"Days":7},"NoncurrentVersionExpiration":{"NoncurrentDays":30}}]}',
+    )  # fmt: skip
+    rules = json.loads(aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket))
+    assert rules["Rules"][0]["ID"] == "old" and rules["Rules"][0]["Expiration"]["Days"] == 7
+    aws("s3api", "delete-bucket-lifecycle", "--bucket", bucket)
+    with pytest.raises(AssertionError, match="NoSuchLifecycleConfiguration"):
+        aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket)
