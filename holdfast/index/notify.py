@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 
-from holdfast.index.records import ObjectRecord, VersionRef
+from holdfast.index.records import NotifyEvent, ObjectRecord, VersionRef
 
 CONFIG_NAME = "notification"
 
@@ -123,3 +123,24 @@ def _rows(
         + (None, "pending")
         for rule_id, target in matching_rules(config_text, event, key)
     ]
+
+
+def event_from_row(r: tuple) -> NotifyEvent:
+    """An outbox row selected as ``id, OUTBOX_COLUMNS`` (both engines)."""
+    return NotifyEvent(
+        id=r[0],
+        bucket=r[1],
+        target=r[2],
+        config_id=r[3],
+        event=r[4],
+        key=r[5],
+        size=r[6],
+        etag=r[7],
+        vseq=r[8],
+        vnull=bool(r[9]),
+        created=r[10],
+        attempts=r[11],
+        next_attempt=r[12],
+        last_error=r[13],
+        state=r[14],
+    )

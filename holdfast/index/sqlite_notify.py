@@ -46,26 +46,6 @@ def _headers_text(headers: dict) -> str:
     return json.dumps(headers, separators=(",", ":"), sort_keys=True)
 
 
-def event_from_row(r: tuple) -> NotifyEvent:
-    return NotifyEvent(
-        id=r[0],
-        bucket=r[1],
-        target=r[2],
-        config_id=r[3],
-        event=r[4],
-        key=r[5],
-        size=r[6],
-        etag=r[7],
-        vseq=r[8],
-        vnull=bool(r[9]),
-        created=r[10],
-        attempts=r[11],
-        next_attempt=r[12],
-        last_error=r[13],
-        state=r[14],
-    )
-
-
 class SqliteNotify:
     """Needs ``_conn()`` and ``_transact(op)`` from SqliteIndex."""
 
@@ -129,7 +109,7 @@ class SqliteNotify:
                 f"{_SELECT} WHERE state='pending' AND bucket=? AND target=? ORDER BY id LIMIT ?",
                 (bucket, target, per_stream),
             ).fetchall()
-            out.append([event_from_row(r) for r in rows])
+            out.append([notify.event_from_row(r) for r in rows])
             if len(out) >= streams:
                 break
         return out
@@ -175,7 +155,7 @@ class SqliteNotify:
         rows = self._conn().execute(
             f"{_SELECT} WHERE state='dead' ORDER BY id DESC LIMIT ?", (limit,)
         )
-        return [event_from_row(r) for r in rows]
+        return [notify.event_from_row(r) for r in rows]
 
     # -- SSE-S3 data keys (holdfast/workers/reseal.py) ----------------------------------------
 

@@ -25,26 +25,6 @@ _INSERT = (
 )
 
 
-def event_from_row(r: tuple) -> NotifyEvent:
-    return NotifyEvent(
-        id=r[0],
-        bucket=r[1],
-        target=r[2],
-        config_id=r[3],
-        event=r[4],
-        key=r[5],
-        size=r[6],
-        etag=r[7],
-        vseq=r[8],
-        vnull=bool(r[9]),
-        created=r[10],
-        attempts=r[11],
-        next_attempt=r[12],
-        last_error=r[13],
-        state=r[14],
-    )
-
-
 async def _config(conn: Conn, bucket: str) -> str | None:
     cur = await conn.execute(
         "SELECT value FROM bucket_configs WHERE bucket=%s AND name=%s",
@@ -99,7 +79,7 @@ async def due(conn: Conn, streams: int, per_stream: int, now: float | None) -> l
             f"{_SELECT} WHERE state='pending' AND bucket=%s AND target=%s ORDER BY id LIMIT %s",
             (bucket, target, per_stream),
         )
-        out.append([event_from_row(r) for r in await rows.fetchall()])
+        out.append([notify.event_from_row(r) for r in await rows.fetchall()])
     return out
 
 
@@ -137,7 +117,7 @@ async def summary(conn: Conn) -> dict:
 
 async def dead(conn: Conn, limit: int) -> list[NotifyEvent]:
     cur = await conn.execute(f"{_SELECT} WHERE state='dead' ORDER BY id DESC LIMIT %s", (limit,))
-    return [event_from_row(r) for r in await cur.fetchall()]
+    return [notify.event_from_row(r) for r in await cur.fetchall()]
 
 
 # -- SSE-S3 data keys --------------------------------------------------------------------------
