@@ -72,8 +72,9 @@ async def get_bucket_acl(ctx: Context) -> Response:
     return Response(200, [XML_TYPE], acls.render(state.acl, state.owner, _names(state)))
 
 
-async def put_bucket_acl(ctx: Context) -> Response:
-    state = await _access(ctx)
+async def _acl_of_request(ctx: Context, state):  # type: ignore[no-untyped-def]
+    """The ACL a Put*Acl request gives: canned or grant headers, or the XML body (not both),
+    checked against ownership and the public access block. Bucket and object alike."""
     acl = acls.from_headers(ctx.request.headers, state.owner)
     body = await read_small_body(ctx)
     if body.strip():
@@ -83,6 +84,12 @@ async def put_bucket_acl(ctx: Context) -> Response:
     if acl is None:
         raise S3Error("MissingSecurityHeader", MissingHeaderName="x-amz-acl")
     access.check_acl_put(acl, state, ctx.request.headers.get("x-amz-acl"))
+    return acl
+
+
+async def put_bucket_acl(ctx: Context) -> Response:
+    state = await _access(ctx)
+    acl = await _acl_of_request(ctx, state)
     await _set(ctx, access.ACL, acl.to_json())
     return Response(200)
 
@@ -229,15 +236,7 @@ async def get_object_acl(ctx: Context) -> Response:
 
 async def put_object_acl(ctx: Context) -> Response:
     state = await _access(ctx)
-    acl = acls.from_headers(ctx.request.headers, state.owner)
-    body = await read_small_body(ctx)
-    if body.strip():
-        if acl is not None:
-            raise S3Error("UnexpectedContent", "This request does not support content")
-        acl = acls.from_xml(body, state.owner)
-    if acl is None:
-        raise S3Error("MissingSecurityHeader", MissingHeaderName="x-amz-acl")
-    access.check_acl_put(acl, state, ctx.request.headers.get("x-amz-acl"))
+    acl = await _acl_of_request(ctx, state)
     await _object_version(ctx)  # NoSuchKey / NoSuchVersion before anything is written
     value = None if acl == acls.private(state.owner) else acl.to_json()
     version = ctx.request.query.get("versionId")
