@@ -493,10 +493,16 @@ def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
             metric_value(text, "holdfast_backend_slow_requests_total", store="@s3/ext", op="put")
             >= 1
         )
+
         # Down: a new object is acknowledged with its local copy, the back-end's queued.
-        s3.put_object(Bucket="data", Key="while-down", Body=b"x" * 70_000)
-        (seg,) = n.where("data", "while-down")["segments"]
-        assert next(c for c in seg["copies"] if c["kind"] == "s3")["repair_queued"], seg
+        # Each serving process has its own breaker, and the PUT may reach one that has not
+        # tripped yet (its slow answers then trip it): written until one is deferred.
+        def deferred() -> bool:
+            s3.put_object(Bucket="data", Key="while-down", Body=b"x" * 70_000)
+            (seg,) = n.where("data", "while-down")["segments"]
+            return next(c for c in seg["copies"] if c["kind"] == "s3")["repair_queued"]
+
+        wait_for(deferred, timeout=90, step=0.1)
         proxy.delay = 0.0
         wait_for(lambda: store_state()["state"] == "up", timeout=90)
         wait_for(lambda: n.where("data", "while-down")["meets_policy"], timeout=90)
