@@ -33,6 +33,7 @@ from holdfast.index.records import (
     move_copy_text,
 )
 from holdfast.index.rows import REPAIR_COLUMNS as _REPAIR_COLUMNS
+from holdfast.index.rows import scan_record
 from holdfast.index.rows import task_from_row as _task_from_row
 from holdfast.index.totals import object_totals
 
@@ -336,19 +337,7 @@ class IntegrityIndex:
             f"SELECT {_OBJECT_SCAN_COLUMNS} FROM objects {where} ORDER BY bucket, key LIMIT ?",
             (*args, limit),
         )
-        return [
-            ObjectRecord(
-                bucket=r[0],
-                key=r[1],
-                size=r[6],
-                etag=r[2],
-                last_modified=0.0,
-                segments=[Segment.from_json(d) for d in json.loads(r[4])],
-                state=r[3],
-                inline=r[5],
-            )
-            for r in rows
-        ]
+        return [scan_record(r) for r in rows]
 
     def scan_versions(self, after: tuple[str, str, int] | None, limit: int) -> list[ObjectRecord]:
         """Noncurrent versions that hold data (not delete markers), in (bucket, key, vseq)
@@ -359,20 +348,7 @@ class IntegrityIndex:
             "ORDER BY bucket, key, vseq LIMIT ?",
             (*args, limit),
         )
-        return [
-            ObjectRecord(
-                bucket=r[0],
-                key=r[1],
-                size=r[6],
-                etag=r[2],
-                last_modified=0.0,
-                segments=[Segment.from_json(d) for d in json.loads(r[4])],
-                state=r[3],
-                inline=r[5],
-                vseq=r[7],
-            )
-            for r in rows
-        ]
+        return [scan_record(r) for r in rows]
 
     def scan_parts(self, after: tuple[str, int] | None, limit: int) -> list[PartRecord]:
         """Parts of unfinished multipart uploads, in (upload id, part number) order."""

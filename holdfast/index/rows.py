@@ -136,3 +136,20 @@ def task_from_row(r: Sequence[Any]) -> RepairTask:
         created=r[8],
         last_error=r[9],
     )
+
+
+def scan_record(r: Sequence[Any]) -> ObjectRecord:
+    """A row of the integrity walk (scan_objects / scan_versions, both engines), selected as
+    ``bucket, key, etag, state, segments, inline, size[, vseq]``: just what the walkers
+    need, so no last-modified."""
+    return ObjectRecord(
+        bucket=r[0],
+        key=r[1],
+        size=r[6],
+        etag=r[2],
+        last_modified=0.0,
+        segments=segments_from_text(r[4]),
+        state=r[3],
+        inline=r[5],
+        vseq=r[7] if len(r) > 7 else 0,
+    )

@@ -454,13 +454,13 @@ def push(
 def _add_owed_copies(index: BlockingIndex, obj: ObjectRecord, stores, policy: Policy) -> int:  # type: ignore[no-untyped-def]
     from holdfast.placement.policy import more_copies
 
-    def free(s) -> int:  # type: ignore[no-untyped-def]
+    free: dict[str, int] = {}  # read once per object: an S3 store's may be a listing
+    for s in stores.values():
         try:
-            return s.space()[0]
+            free[s.store_id] = s.space()[0]
         except OSError:
-            return -1
-
-    candidates = sorted(stores.values(), key=free, reverse=True)
+            free[s.store_id] = -1
+    candidates = sorted(stores.values(), key=lambda s: free[s.store_id], reverse=True)
     extra: dict[str, list[str]] = {}
     for seg in obj.segments:
         if any(sid not in stores for sid in seg.stores):
@@ -468,7 +468,7 @@ def _add_owed_copies(index: BlockingIndex, obj: ObjectRecord, stores, policy: Po
         have = [stores[sid] for sid in seg.stores]
         if not policy.shortfall(s.kind for s in have):
             continue
-        fits = [s for s in candidates if free(s) > seg.size]
+        fits = [s for s in candidates if free[s.store_id] > seg.size]
         new = more_copies(policy, have, fits)
         if new:
             extra[seg.blob_id] = [s.store_id for s in new]

@@ -85,6 +85,7 @@ from holdfast.index.rows import json_text as _json
 from holdfast.index.rows import object_from_row as _object_from_row
 from holdfast.index.rows import object_values as _object_values
 from holdfast.index.rows import part_from_row as _part_from_row
+from holdfast.index.rows import scan_record
 from holdfast.index.rows import task_from_row as _task_from_row
 from holdfast.index.rows import upload_from_row as _upload_from_row
 
@@ -1524,19 +1525,7 @@ class PostgresIndex(Index):
             f"{where} ORDER BY bucket, key LIMIT %s",
             (*args, limit),
         )
-        return [
-            ObjectRecord(
-                bucket=r[0],
-                key=r[1],
-                size=r[6],
-                etag=r[2],
-                last_modified=0.0,
-                segments=segments_from_text(r[4]),
-                state=r[3],
-                inline=r[5],
-            )
-            for r in rows
-        ]
+        return [scan_record(r) for r in rows]
 
     async def scan_versions(
         self, after: tuple[str, str, int] | None, limit: int
@@ -1547,20 +1536,7 @@ class PostgresIndex(Index):
             f"WHERE marker=0 {where} ORDER BY bucket, key, vseq LIMIT %s",
             (*args, limit),
         )
-        return [
-            ObjectRecord(
-                bucket=r[0],
-                key=r[1],
-                size=r[6],
-                etag=r[2],
-                last_modified=0.0,
-                segments=segments_from_text(r[4]),
-                state=r[3],
-                inline=r[5],
-                vseq=r[7],
-            )
-            for r in rows
-        ]
+        return [scan_record(r) for r in rows]
 
     async def object_totals(self) -> tuple[int, int, int, int]:
         """(objects, bytes, bytes of all copies, damaged objects) over every bucket."""
