@@ -10,6 +10,7 @@ through the environment. The supervisor restarts a worker that dies, with backof
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -19,15 +20,17 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from holdfast.children import run_cluster_agent, run_index_committer
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index import run_committer_process
 from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
 from holdfast.s3.http import ABORT_EXTENSION
 from holdfast.s3.xml import error_xml
@@ -252,19 +255,25 @@ def run_worker(config_json: str, sock: socket.socket) -> None:
     server.run(sockets=[sock])
 
 
-def run_index_committer(config_json: str) -> None:
-    """Entry point of the index committer process (holdfast/index/committer.py)."""
-    os.environ[CONFIG_ENV] = config_json
-    config = Config.from_env()
-    run_committer_process(config)
+@contextlib.contextmanager
+def only_target_imports() -> Iterator[None]:
+    """While a child process is started: hide the program's ``__main__`` from multiprocessing.
 
-
-def run_cluster_agent(config_json: str) -> None:
-    """Entry point of the cluster agent process (holdfast/cluster/agent.py): a cluster node
-    runs one, next to its workers."""
-    from holdfast.cluster.node import run_agent_process
-
-    run_agent_process(config_json)
+    A ``spawn``ed child first imports the parent's main module again (as ``__mp_main__``), in
+    case the function it runs or its arguments were defined there. Here that module is
+    ``holdfast.cli`` (``python -m holdfast.cli`` or the console script): every command of the
+    tool, a third of a second of CPU in each worker, committer and agent of every start
+    (docs/failure-testing.md, "Restart at scale"). Nothing a child runs or is given comes from
+    ``__main__`` (the entry points are in this module and holdfast/children.py), so with a bare
+    module in its place the child imports only the module of its entry point and what that
+    needs. Restored before returning: ``Process.start`` reads it synchronously.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def wants_committer(config: Config) -> bool:
@@ -307,7 +316,8 @@ class Supervisor:
         else:
             name, args = COMMITTER_NAME, (self.config.to_env(),)
         proc = self.context.Process(target=target, args=args, name=name)
-        proc.start()
+        with only_target_imports():
+            proc.start()
         self.started[proc.sentinel] = time.monotonic()
         return proc
 
