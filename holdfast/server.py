@@ -5,32 +5,29 @@ binds the listening socket once, without SO_REUSEPORT, and hands it to every wor
 (and to each restarted one): no other program, and no second Holdfast, can bind the same
 port while this node runs, so clients can never be split between two unrelated stores.
 Each worker builds its own app, index connections and threads from the configuration passed
-through the environment. The supervisor restarts a worker that dies, with backoff.
+through the environment (holdfast/worker.py). The supervisor restarts a worker that dies,
+with backoff.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import signal
 import socket
+import sys
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-
+from holdfast.children import run_cluster_agent, run_index_committer
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index import run_committer_process
 from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
-from holdfast.s3.http import ABORT_EXTENSION
-from holdfast.s3.xml import error_xml
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
@@ -41,10 +38,6 @@ WORKER_NAME = "holdfast-worker"
 COMMITTER_NAME = COMMITTER_PROCESS_NAME
 AGENT_NAME = "holdfast-cluster"
 BACKLOG = 2048
-# Bytes of request line and headers buffered before the app sees them; the app itself
-# refuses more than Config.max_header_bytes with RequestHeaderSectionTooLarge.
-MAX_REQUEST_HEAD_BYTES = 256 * 1024
-
 # glibc malloc settings the workers start with (an operator's own values are kept). Large
 # bodies move in 1 MiB blocks; with glibc's defaults each block was a fresh mmap that the
 # kernel faulted in and zeroed page by page, then unmapped on free, and the pool threads'
@@ -58,160 +51,6 @@ ALLOCATOR_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(4 * 1024 * 1024),
     "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
 }
-
-
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bound on the request head, and an answer for
-    every request it receives, parseable or not.
-
-    httptools (llhttp) buffers a request line and header section of any length until it
-    ends, so a client that never ends its headers could grow a worker's memory without
-    limit. Bytes received while a head is incomplete are counted (overcounting by at most
-    one read) and the connection is answered and closed once they pass the bound.
-
-    Answers, as nginx and Go's server give them (issue 18; uvicorn closed without a word):
-
-    * Bytes that cannot be parsed after a complete request (a Content-Length shorter than
-      the body sent, junk pipelined behind a request): the request in flight is answered
-      first, then ``400 Bad Request``, then the connection closes. uvicorn wrote the 400 at
-      once and closed, so the valid request's own answer was lost.
-    * The client ends its side (``shutdown(SHUT_WR)``, which HTTP/1.1 allows) while a head
-      is incomplete: ``400 Bad Request``. While a request is being handled: its answer is
-      still sent (a body cut short is seen by the app as ended, so it answers
-      IncompleteBody), then the connection closes. uvicorn closed at once on end-of-file,
-      dropping the answer.
-    """
-
-    _in_head = False
-    _head_bytes = 0
-    _pending_400: str | None = None  # a parse error, answered after the request in flight
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle.scope is self.scope:
-            extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
-            extensions[ABORT_EXTENSION] = functools.partial(self._abort, cycle)
-
-    def _abort(self, cycle: RequestResponseCycle) -> None:
-        """Cut a response short after its headers went out (a read with no good copy left):
-        the connection closes short of Content-Length, the one signal a client cannot take
-        for the whole object. Quietly: the app has logged the failure once, structured, and
-        uvicorn would otherwise add a traceback or "returned without completing response"."""
-        if cycle.response_complete:
-            return
-        cycle.disconnected = True  # uvicorn sends nothing more and says nothing
-        cycle.keep_alive = False
-        if not self.transport.is_closing():
-            self.transport.close()  # what was written still goes out first
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if not self._in_head or self.transport.is_closing():
-            return
-        self._head_bytes += len(data)
-        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
-            request_id = secrets.token_hex(8).upper()
-            body = error_xml(
-                "RequestHeaderSectionTooLarge",
-                "Your request header section exceeds the maximum allowed size.",
-                "/",
-                request_id,
-                {"MaxSizeAllowed": str(MAX_REQUEST_HEAD_BYTES)},
-            )
-            head = (
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\n"
-                f"content-length: {len(body)}\r\nx-amz-request-id: {request_id}\r\n"
-                "connection: close\r\n\r\n"
-            )
-            self.transport.write(head.encode() + body)
-            self.transport.close()
-
-    def _in_flight(self) -> bool:
-        """A request whose whole message was read is still being answered (or queued)."""
-        cycle = self.cycle
-        return bool(self.pipeline) or (
-            cycle is not None and not cycle.response_complete and not cycle.more_body
-        )
-
-    def send_400_response(self, msg: str) -> None:
-        if self.transport.is_closing():
-            return
-        if self._in_flight():
-            # The parse error is in bytes after a complete request: answer that one first.
-            self._pending_400 = msg
-            self.flow.pause_reading()
-            return
-        super().send_400_response(msg)
-
-    def on_response_complete(self) -> None:
-        if self._pending_400 is not None and not self.pipeline:
-            if not self.transport.is_closing():
-                self.server_state.total_requests += 1
-                super().send_400_response(self._pending_400)
-            return
-        super().on_response_complete()
-
-    def eof_received(self) -> bool | None:
-        """The client has finished sending. Returning True keeps our side open to answer."""
-        if self.transport.is_closing():
-            return None
-        if self._in_head and self._pending_400 is None:
-            # A head cut short: answered now, or after the complete requests before it.
-            self.send_400_response("Incomplete HTTP request received.")
-            if self.transport.is_closing():
-                return None
-        if self.scheme == "https":
-            return None  # TLS has no half-close: the transport closes whatever we return
-        if self._pending_400 is not None:
-            return True  # the 400 after the requests in flight closes the connection
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete:
-            if self.pipeline:
-                self._close_after_pipeline()
-                return True
-            return None  # idle keep-alive connection: nothing to answer
-        cycle.keep_alive = False  # close once this answer is out
-        if cycle.more_body:
-            # No more body will come: the app sees the end and answers IncompleteBody.
-            cycle.more_body = False
-            cycle.message_event.set()
-        self._close_after_pipeline()
-        return True
-
-    def _close_after_pipeline(self) -> None:
-        for queued, _ in self.pipeline:
-            queued.keep_alive = False
-
-
-def _uvicorn_config(config: Config) -> uvicorn.Config:
-    return uvicorn.Config(
-        "holdfast.s3.app:create_app",
-        factory=True,
-        loop="uvloop",
-        http=BoundedHttpToolsProtocol,
-        lifespan="on",
-        access_log=False,
-        # No X-Forwarded-* rewriting: the client address is the peer's (and one ASGI
-        # middleware layer fewer on every request).
-        proxy_headers=False,
-        server_header=False,
-        date_header=True,
-        log_level="warning",
-        ssl_certfile=config.tls_cert,
-        ssl_keyfile=config.tls_key,
-        timeout_keep_alive=30,
-        # Closing an idle TLS keep-alive connection waits for the client's close_notify,
-        # which an idle client never sends (uvloop gives up after 30 s), so without a bound
-        # one idle HTTPS client stalls every restart. In-flight requests get this long.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
 
 
 class PortInUse(Exception):
@@ -245,26 +84,32 @@ def listen(config: Config) -> socket.socket:
 
 def run_worker(config_json: str, sock: socket.socket) -> None:
     """Entry point of one worker process; ``sock`` is the supervisor's listening socket
-    (multiprocessing passes the descriptor to the spawned process)."""
-    os.environ[CONFIG_ENV] = config_json
-    config = Config.from_env()
-    server = uvicorn.Server(_uvicorn_config(config))
-    server.run(sockets=[sock])
+    (multiprocessing passes the descriptor to the spawned process). The HTTP server is
+    imported here, in the worker, not by the supervisor (holdfast/worker.py)."""
+    from holdfast.worker import run
+
+    run(config_json, sock)
 
 
-def run_index_committer(config_json: str) -> None:
-    """Entry point of the index committer process (holdfast/index/committer.py)."""
-    os.environ[CONFIG_ENV] = config_json
-    config = Config.from_env()
-    run_committer_process(config)
+@contextlib.contextmanager
+def only_target_imports() -> Iterator[None]:
+    """While a child process is started: hide the program's ``__main__`` from multiprocessing.
 
-
-def run_cluster_agent(config_json: str) -> None:
-    """Entry point of the cluster agent process (holdfast/cluster/agent.py): a cluster node
-    runs one, next to its workers."""
-    from holdfast.cluster.node import run_agent_process
-
-    run_agent_process(config_json)
+    A ``spawn``ed child first imports the parent's main module again (as ``__mp_main__``), in
+    case the function it runs or its arguments were defined there. Here that module is
+    ``holdfast.cli`` (``python -m holdfast.cli`` or the console script): every command of the
+    tool, a third of a second of CPU in each worker, committer and agent of every start
+    (docs/failure-testing.md, "Restart at scale"). Nothing a child runs or is given comes from
+    ``__main__`` (the entry points are in this module and holdfast/children.py), so with a bare
+    module in its place the child imports only the module of its entry point and what that
+    needs. Restored before returning: ``Process.start`` reads it synchronously.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def wants_committer(config: Config) -> bool:
@@ -307,7 +152,8 @@ class Supervisor:
         else:
             name, args = COMMITTER_NAME, (self.config.to_env(),)
         proc = self.context.Process(target=target, args=args, name=name)
-        proc.start()
+        with only_target_imports():
+            proc.start()
         self.started[proc.sentinel] = time.monotonic()
         return proc
 

@@ -6,7 +6,11 @@ The node-to-node flags (``--cluster-listen``, ``--node-cert``, ``--node-key``,
 ``--cluster-ca``) are the net layer's (holdfast/net/flags.py); this module adds
 ``--heartbeat-rate`` and the rules that tie them to the index: a cluster node needs
 ``--index-dsn`` and a name that the layout has. It registers nothing by itself: an operator
-adds it to the layout (docs/cluster.md)."""
+adds it to the layout (docs/cluster.md).
+
+The agent and the node-to-node transport (TLS, X.509) are imported where a cluster node
+uses them, not at the top: every ``holdfast serve`` builds its flags from this module, and
+most are no cluster node (docs/failure-testing.md, "Restart at scale")."""
 
 from __future__ import annotations
 
@@ -15,15 +19,17 @@ import asyncio
 import logging
 import os
 import signal
+from typing import TYPE_CHECKING
 
-from holdfast.cluster.agent import ClusterAgent, not_in_layout
 from holdfast.cluster.layout import Layout
 from holdfast.cluster.liveness import DEFAULT_RATE, HeartbeatPlan
 from holdfast.config import CONFIG_ENV, Config, parse_listen
 from holdfast.index import open_index
 from holdfast.index.errors import IndexError_
 from holdfast.net.flags import add_cluster_flags, apply_cluster_flags
-from holdfast.net.tls import NodeIdentity
+
+if TYPE_CHECKING:
+    from holdfast.net.tls import NodeIdentity
 
 log = logging.getLogger("holdfast.cluster")
 
@@ -65,6 +71,8 @@ def apply_serve_flags(args: argparse.Namespace, config: Config) -> NodeIdentity 
 async def check_layout(config: Config) -> Layout:
     """The layout at start; SystemExit in one line when this node is not in it (or the
     engine cannot be read)."""
+    from holdfast.cluster.agent import not_in_layout
+
     index = open_index(config, role="tool")
     try:
         await index.start()
@@ -92,6 +100,8 @@ def run_agent_process(config_json: str) -> None:
 
 
 async def _agent_main(config: Config) -> None:
+    from holdfast.cluster.agent import ClusterAgent
+    from holdfast.net.tls import NodeIdentity
     from holdfast.stores.local import local_drives
     from holdfast.stores.registry import StoreMap
 

@@ -8,8 +8,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from holdfast.net import pki
-
 EXIT_OK = 0
 EXIT_USAGE = 2
 
@@ -48,6 +46,10 @@ def register(cluster_sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: cryptography's X.509 is for these two verbs, not for every start of
+    # the command line (holdfast serve's supervisor builds this parser too).
+    from holdfast.net import pki
+
     directory = Path(args.dir)
     try:
         ips = pki.check_ips(args.ip or ["127.0.0.1"])

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from holdfast.config import Config, parse_listen
-from holdfast.net.tls import NodeIdentity
+
+if TYPE_CHECKING:
+    from holdfast.net.tls import NodeIdentity
 
 # (flag, Config field, environment variable, help)
 FLAGS: list[tuple[str, str, str, str]] = [
@@ -60,6 +63,8 @@ def apply_cluster_flags(args: argparse.Namespace, config: Config) -> NodeIdentit
             f"holdfast: --cluster-listen wants HOST:PORT, got {config.cluster_listen!r}"
         ) from None
     try:
+        from holdfast.net.tls import NodeIdentity  # X.509: only for a cluster node
+
         identity = NodeIdentity.load(config.node_cert, config.node_key, config.cluster_ca)  # type: ignore[arg-type]
     except ValueError as e:
         raise SystemExit(f"holdfast: {e}") from None

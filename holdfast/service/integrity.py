@@ -25,7 +25,7 @@ from holdfast.stores.blocks import CorruptBlock
 from holdfast.stores.health import BreakerSettings, Drives, DriveState, register_drives
 from holdfast.stores.local import drive_identities, local_drives
 from holdfast.stores.registry import StoreMap, resolve_node_name
-from holdfast.stores.s3 import LimitSettings
+from holdfast.stores.s3_settings import LimitSettings
 from holdfast.workers.counters import count
 
 log = logging.getLogger("holdfast.integrity")

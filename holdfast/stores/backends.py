@@ -4,6 +4,10 @@ check that a back-end really is one before it is registered (docs/stores.md).
 
 Store ids: a back-end is no node's drive, so its id is ``@s3/<name>``; ``@`` cannot start a
 node name (holdfast/stores/registry.py), so it never collides with ``<node>/<drive>``.
+
+boto3 (holdfast/stores/s3.py) is imported only when a back-end is opened or checked: every
+node process imports this module, and most nodes have no back-end store (the import was a
+third of a process's start-up CPU; docs/failure-testing.md, "Restart at scale").
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import json
 import re
 import secrets
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from holdfast.index.records import BackendRecord
 from holdfast.masterkey import Keyring
 from holdfast.stores.registry import NODE_NAME
-from holdfast.stores.s3 import LimitSettings, S3Settings, S3Store, make_client
+from holdfast.stores.s3_settings import LimitSettings, S3Settings
+
+if TYPE_CHECKING:
+    from holdfast.stores.s3 import S3Store
 
 BACKEND_PREFIX = "@s3/"
 
@@ -89,6 +95,8 @@ def open_backend(
 ) -> S3Store:
     if record.kind != "s3":
         raise ValueError(f"store {record.name}: unknown kind {record.kind!r}")
+    from holdfast.stores.s3 import S3Store
+
     return S3Store(record.store_id, settings_of(record, keyring), limits)
 
 
@@ -112,6 +120,10 @@ def check_backend(settings: S3Settings, timeout: float = 10.0) -> None:
     """Prove the back-end is an S3 service that knows these credentials, has the bucket and
     gives back what it is given: a listing, then a small object written, read back and
     removed. BackendRefused (one line) otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from holdfast.stores.s3 import make_client
+
     url = urlsplit(settings.endpoint)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise BackendRefused(f"not an http(s) URL: {settings.endpoint!r}")

@@ -33,7 +33,7 @@ from holdfast.stores.backends import (
     normalize_prefix,
 )
 from holdfast.stores.health import adopt
-from holdfast.stores.s3 import S3Settings, S3Store
+from holdfast.stores.s3_settings import S3Settings
 
 COMMANDS = ("store", "object")
 SECRET_ENV = "HOLDFAST_STORE_SECRET_KEY"
@@ -149,6 +149,8 @@ def _add(args: argparse.Namespace, config: Config, index: BlockingIndex) -> int:
     check_backend(settings)
     keyring = load_keyring(config.primary_dir, create=True)
     record = new_record(name, settings, keyring)
+    from holdfast.stores.s3 import S3Store  # boto3: only for a command that uses it
+
     store = S3Store(record.store_id, settings)
     try:
         uuid_ = adopt(store, os.urandom(16).hex())  # keeps a marker already there
