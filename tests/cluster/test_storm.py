@@ -121,10 +121,12 @@ QUICK = Scenario(
     owed_object=256 * 1024,
     before=0.55,
     target=0.85,
-    repair_rate=MIB,
+    repair_rate=2 * MIB,
     baseline_seconds=8,
     probe_rate=10,
     how="pause",
+    squeeze=True,
+    backoff_cap=2.0,
     recovery_deadline=150,
 )
 
