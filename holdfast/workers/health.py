@@ -262,6 +262,7 @@ class IntegrityProvider:
                 "bytes_per_second": repair["limits"]["bytes_per_second"],
                 "backoff_seconds": max(backing_off.values(), default=0.0),
                 "retry_rate_per_second": repair["retry_rate_per_second"],
+                "busiest_second_bytes": repair["rate"]["busiest_window_bytes"],
                 "limits": repair["limits"],
                 "failures": repair["failures"],
             },

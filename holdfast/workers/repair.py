@@ -257,7 +257,8 @@ class RepairWorker:
         self.concurrency = cfg.repair_concurrency
         self.ops = TokenBucket(cfg.repair_ops_per_second, burst=max(1.0, cfg.repair_concurrency))
         # Bytes per second and attempts per second, as done: the figures the storm test
-        # (issue 13) holds to the limits, on the status page under repair.rate.
+        # (issue 13) holds to the limits: repair.rate in the published integrity status
+        # (integrity-status.json), the busiest second on the status page and as a gauge.
         self.record = RateRecord()
         # A sliding one-second window, not a token bucket: no second moves more than the
         # rate, also the first second of a storm (a bucket's burst would double it).
