@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
 from botocore.config import Config as BotoConfig
@@ -60,7 +61,7 @@ from holdfast.index import open_index
 from holdfast.index.postgres.devserver import find_bin_dir
 from holdfast.workers.limits import max_attempts
 from tests.cluster import netns
-from tests.cluster.nemesis import NetCluster
+from tests.cluster.nemesis import ACCESS_KEY, SECRET_KEY, NetCluster
 from tests.faults.support import Mounts
 
 WHY_NOT = netns.unavailable()
@@ -246,10 +247,6 @@ def _set_policy(c: NetCluster, copies: int, min_copies: int) -> None:
 
 def _writer(c: NetCluster, i: int):
     """A client for the load that fills the cluster: it may retry (not what is measured)."""
-    import boto3
-
-    from tests.cluster.nemesis import ACCESS_KEY, SECRET_KEY
-
     return boto3.client(
         "s3",
         endpoint_url=c.s3_url(i),
