@@ -456,6 +456,14 @@ def _op_space(srv: InternalServer, a: dict) -> Any:
     return list(srv.store(a).space(bool(a.get("fresh"))))
 
 
+def _op_free_bytes(srv: InternalServer, a: dict) -> Any:
+    return srv.store(a).free_bytes()
+
+
+def _op_repair_room(srv: InternalServer, a: dict) -> Any:
+    return srv.store(a).repair_room()
+
+
 def _op_stat(srv: InternalServer, a: dict) -> Any:
     return info_json(srv.store(a).stat(str(a["blob_id"])))
 
@@ -561,6 +569,8 @@ _OPS: dict[str, Callable[[InternalServer, dict], Any]] = {
     "location": _op_location,
     "exists": _op_exists,
     "space": _op_space,
+    "free_bytes": _op_free_bytes,
+    "repair_room": _op_repair_room,
     "stat": _op_stat,
     "delete": _op_delete,
     "hours": _op_hours,

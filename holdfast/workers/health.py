@@ -128,6 +128,10 @@ LIMIT_GAUGES = {
         "Repair retries per second over the last minute",
         ("repair", "retry_rate_per_second"),
     ),
+    "holdfast_repair_busiest_second_bytes": (
+        "Most bytes repair moved within any one second (sliding) since this process led",
+        ("repair", "rate", "busiest_window_bytes"),
+    ),
     "holdfast_scrub_limit_bytes_per_second": (
         "Scrubber bandwidth limit (0: off)",
         ("scrub", "bytes_per_second"),
@@ -258,6 +262,7 @@ class IntegrityProvider:
                 "bytes_per_second": repair["limits"]["bytes_per_second"],
                 "backoff_seconds": max(backing_off.values(), default=0.0),
                 "retry_rate_per_second": repair["retry_rate_per_second"],
+                "busiest_second_bytes": repair["rate"]["busiest_window_bytes"],
                 "limits": repair["limits"],
                 "failures": repair["failures"],
             },

@@ -7,9 +7,13 @@ background loop in Holdfast takes its pace from these two pieces, so none can sp
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import random
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -95,17 +99,157 @@ def max_attempts(base: float, cap: float, seconds: float) -> int:
         attempts += 1
 
 
+class WindowLimit:
+    """At most ``limit`` units in any ``window`` seconds, a sliding window, counted when
+    they are done (a block written), not when they were asked for.
+
+    A token bucket of rate r and burst b lets b + r through in a second (twice the rate
+    when b = r, as at the start of a repair storm). This limit is the rule itself: a block
+    is admitted only if the blocks done within the last ``window`` seconds, the blocks
+    still under way and it fit under ``limit``; a block done at time t counts until
+    t + window. So for any window, take the block admitted last of those done in it: each
+    other was, at that moment, under way or done less than a window before, and they were
+    counted together. (It costs some throughput: a block holds its share for its transfer
+    time plus the window.) An amount above ``limit`` is admitted alone and holds the
+    window proportionally longer, so the long-run rate stays at ``limit``."""
+
+    def __init__(self, limit: float, window: float = 1.0) -> None:
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        self.limit = limit
+        self.window = window
+        self._done: list[tuple[float, int, float]] = []  # heap: (expires, seq, amount)
+        self._done_sum = 0.0
+        self._moving = 0.0
+        self._seq = 0
+        self._cond = threading.Condition()
+
+    def _expire(self, now: float) -> None:
+        while self._done and self._done[0][0] <= now:
+            self._done_sum -= heapq.heappop(self._done)[2]
+        if not self._done:
+            self._done_sum = 0.0  # no float drift left behind
+
+    def acquire(self, amount: float) -> None:
+        """Wait until ``amount`` fits, then count it as under way."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._expire(now)
+                used = self._done_sum + self._moving
+                if used + amount <= self.limit or used <= 0:
+                    self._moving += amount
+                    return
+                self._cond.wait(self._done[0][0] - now if self._done else None)
+
+    def release(self, amount: float) -> None:
+        """``amount`` (acquired before) is done now."""
+        with self._cond:
+            self._moving -= amount
+            hold = self.window * max(1.0, amount / self.limit)
+            self._seq += 1
+            heapq.heappush(self._done, (time.monotonic() + hold, self._seq, amount))
+            self._done_sum += amount
+            self._cond.notify_all()
+
+
+class RateRecord:
+    """What background work did in each second, kept for the last ``keep`` seconds: bytes
+    moved and attempts started, per wall-clock second, and the most bytes done within any
+    sliding ``window`` (the figure the repair limit is held to). Read by the status page
+    and the storm test (tests/cluster/test_storm.py)."""
+
+    def __init__(self, keep: int = 600, window: float = 1.0) -> None:
+        self.keep = keep
+        self.window = window
+        self.seconds: dict[int, list[int]] = {}  # second -> [bytes, attempts, retries]
+        self.busiest_window_bytes = 0
+        self._recent: deque[tuple[float, int]] = deque()  # (monotonic, bytes) in the window
+        self._recent_sum = 0
+        self._lock = threading.Lock()
+
+    def _slot(self) -> list[int]:
+        second = int(time.time())
+        slot = self.seconds.get(second)
+        if slot is None:
+            slot = self.seconds[second] = [0, 0, 0]
+            for old in [s for s in self.seconds if s <= second - self.keep]:
+                del self.seconds[old]
+        return slot
+
+    def note_bytes(self, nbytes: int) -> None:
+        with self._lock:
+            self._slot()[0] += nbytes
+            now = time.monotonic()
+            self._recent.append((now, nbytes))
+            self._recent_sum += nbytes
+            while self._recent and self._recent[0][0] <= now - self.window:
+                self._recent_sum -= self._recent.popleft()[1]
+            self.busiest_window_bytes = max(self.busiest_window_bytes, self._recent_sum)
+
+    def note_attempt(self, retry: bool) -> None:
+        with self._lock:
+            slot = self._slot()
+            slot[1] += 1
+            slot[2] += int(retry)
+
+    def snapshot(self, last: int = 300) -> dict:
+        with self._lock:
+            since = int(time.time()) - last
+            return {
+                "window_seconds": self.window,
+                "busiest_window_bytes": self.busiest_window_bytes,
+                # [second, bytes, attempts, retries], seconds with nothing left out
+                "seconds": [[s, *v] for s, v in sorted(self.seconds.items()) if s > since],
+            }
+
+
 class Pacer:
     """What one repair (or scrub, or fsck) does between blocks: take bytes from the shared
-    token bucket, and let foreground requests go first."""
+    limit, and let foreground requests go first.
 
-    def __init__(self, node: Any, bytes_per_second: float) -> None:
+    By default the limit is a token bucket (a burst of one second's worth). With
+    ``window=True`` it is a :class:`WindowLimit`, which holds the bytes done in every
+    one-second window to the rate (repair: issue 13's storm test), and a ``record`` is
+    told each block as it is done."""
+
+    def __init__(
+        self,
+        node: Any,
+        bytes_per_second: float,
+        window: bool = False,
+        record: RateRecord | None = None,
+    ) -> None:
         self.node = node
         self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 1024**2))
+        self.limit = WindowLimit(bytes_per_second) if window else None
+        self.record = record
 
-    def __call__(self, nbytes: int) -> None:
+    def _wait_quiet(self) -> None:
         cfg = self.node.config
         self.node.foreground.wait_quiet_sync(
             cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
         )
-        self.bucket.take_sync(nbytes)
+
+    def __call__(self, nbytes: int) -> None:
+        """Before reading ``nbytes`` (verifying a copy): counted at once."""
+        with self.moving(nbytes):
+            pass
+
+    @contextlib.contextmanager
+    def moving(self, nbytes: int) -> Iterator[None]:
+        """Around moving one block: admitted under the limit, counted when done."""
+        self._wait_quiet()
+        if self.limit is None:
+            self.bucket.take_sync(nbytes)
+        else:
+            self.limit.acquire(nbytes)
+        done = False
+        try:
+            yield
+            done = True
+        finally:
+            if self.limit is not None:
+                self.limit.release(nbytes)  # a failed block held its share too
+            if done and self.record is not None:
+                self.record.note_bytes(nbytes)

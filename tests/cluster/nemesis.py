@@ -71,6 +71,7 @@ class NetCluster:
         self.stopped: set[int] = set()
         self.master_key = encode_key(new_key())
         self.extra_env: dict[int, dict[str, str]] = {}
+        self.extra_args: list[str] = []  # more `holdfast serve` flags, for every node
         self.dsn = ""
 
     def s3_url(self, i: int) -> str:
@@ -145,6 +146,7 @@ class NetCluster:
             str(files.key),
             "--cluster-ca",
             str(files.ca),
+            *self.extra_args,
         ]
 
     def spawn(self, i: int) -> None:

@@ -423,6 +423,23 @@ def test_free_space(store: Store):
     store.forget_space()
 
 
+def test_a_node_stores_room_is_counted_against_its_owners_reserves(request, tmp_path: Path):
+    """Another node's drive is filled up to *its* reserves, which only it knows: a
+    NodeStore built without them (as a cluster node builds its peers') must not take the
+    whole drive (repair filled a peer's drive to 99.8 % before: tests/cluster/test_storm.py)."""
+    request.getfixturevalue("node_server")
+    from tests.net.node_server import REPAIR_RESERVE, RESERVE
+
+    store = NODE_KIND.make(tmp_path, "room")
+    assert store.reserve_percent == store.repair_reserve_percent == 0
+    avail, total = store.space(fresh=True)
+    slack = 4 * 1024 * 1024  # anything else writing on the same filesystem meanwhile
+    assert store.repair_room() <= avail - total * REPAIR_RESERVE / 100 + slack
+    assert store.repair_room() >= avail - total * REPAIR_RESERVE / 100 - slack
+    store.forget_space()
+    assert store.free_bytes() <= avail - total * RESERVE / 100 + slack
+
+
 def test_health_identity_and_probe(harness: Harness, tmp_path: Path):
     store = harness.make(tmp_path, "h0")
     me = store.identity()

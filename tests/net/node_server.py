@@ -21,6 +21,8 @@ from holdfast.net.tls import NodeIdentity, StaticPeers
 from holdfast.stores.base import Store
 from holdfast.stores.local import LocalStore
 
+RESERVE, REPAIR_RESERVE = 1.0, 5.0
+
 
 class DrivesOnDemand(Mapping[str, Store]):
     """Store id ``<node>/<drive>`` -> a LocalStore at ROOT/<drive>, made on first use."""
@@ -35,7 +37,8 @@ class DrivesOnDemand(Mapping[str, Store]):
         if node != self.node or not drive or "/" in drive or drive.startswith("."):
             raise KeyError(store_id)
         if store_id not in self._made:
-            store = LocalStore(store_id, self.root / drive)
+            # The serve defaults: a 1 % write reserve, a 5 % repair reserve.
+            store = LocalStore(store_id, self.root / drive, RESERVE, REPAIR_RESERVE)
             store.initialize(str(uuid.uuid4()))
             self._made[store_id] = store
         return self._made[store_id]
