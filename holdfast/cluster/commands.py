@@ -463,10 +463,11 @@ async def held_by(index: Index, nodes: set[str], budget: float = SCAN_SECONDS) -
     return {"used": used, "complete": complete}
 
 
-async def request_rebalance(index: Index, action: str, reason: str) -> int:
-    """Ask the leading node to start (or stop) a rebalance; its sequence number."""
+async def request_rebalance(index: Index, action: str, reason: str, version: int = 0) -> int:
+    """Ask the leading node to start (or stop) a rebalance, for layout ``version`` (it waits
+    until it follows that version); the request's sequence number."""
     seq = int(rbs.read_request(await index.get_meta(rbs.REQUEST_KEY)).get("seq") or 0) + 1
-    await index.set_meta(rbs.REQUEST_KEY, rbs.request(seq, action, reason, operator()))
+    await index.set_meta(rbs.REQUEST_KEY, rbs.request(seq, action, reason, operator(), version))
     return seq
 
 
@@ -599,7 +600,7 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
     out["applied"] = new
     if plan.rebalances and current.version > 0:  # the first layout has nothing to move yet
         out["rebalance_request"] = await request_rebalance(
-            index, "start", f"layout version {new}: {describe_rebalance_change(changes)}"
+            index, "start", f"layout version {new}: {describe_rebalance_change(changes)}", new
         )
         if not args.json:
             print("rebalance requested: 'holdfast cluster rebalance status' shows its progress")
@@ -632,14 +633,14 @@ async def rebalance_start(index: Index, args: argparse.Namespace) -> int:
     current = Layout.of(await index.get_layout())
     if len(current.active) < 2:
         raise LayoutError("a rebalance needs at least two active nodes in the layout")
-    seq = await request_rebalance(index, "start", "requested by an operator")
+    seq = await request_rebalance(index, "start", "requested by an operator", current.version)
     print(json.dumps({"request": seq}) if args.json else f"rebalance requested (request {seq})")
     return EXIT_OK
 
 
 async def rebalance_stop(index: Index, args: argparse.Namespace) -> int:
     state = await _rebalance(index)
-    if state.phase not in ("waiting", "counting", "objects", "versions"):
+    if state.phase not in ("waiting", "counting", "objects", "versions", "retrying"):
         raise LayoutError(f"no rebalance under way (it is {state.phase}); nothing to stop")
     seq = await request_rebalance(index, "stop", "stopped by an operator")
     print(

@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 
 REQUEST_KEY = "rebalance_request"
 STATE_KEY = "rebalance_state"
-PHASES = ("idle", "waiting", "counting", "objects", "versions", "done", "stopped")
+PHASES = ("idle", "waiting", "counting", "objects", "versions", "retrying", "done", "stopped")
 
 
 @dataclass
 class RebalanceState:
     request: int = 0  # the request's sequence number this pass serves
+    layout_version: int = 0  # the layout it was asked for: the pass waits until it sees it
     phase: str = "idle"
     reason: str = ""
     waiting_for: str = ""  # why a pass has not begun (a drain under way, a node not heard)
@@ -67,7 +68,7 @@ def progress(state: RebalanceState, now: float | None = None) -> dict:
     out.pop("balance", None)
     out.pop("cursor", None)
     planned, moved = state.bytes_planned, state.bytes_moved
-    left = max(0, planned - moved) if state.phase in ("objects", "versions") else 0
+    left = max(0, planned - moved) if state.phase in ("objects", "versions", "retrying") else 0
     out["bytes_left"] = left
     out["progress"] = (
         round(min(1.0, moved / planned), 4) if planned else (1.0 if state.phase == "done" else 0.0)
@@ -86,8 +87,13 @@ def describe(state: RebalanceState, now: float | None = None) -> str:
     phase = state.phase
     if phase == "idle":
         return "rebalance: none requested since this cluster started"
-    if phase == "waiting":
-        return f"rebalance: waiting ({state.waiting_for})"
+    if phase in ("waiting", "retrying"):
+        moved = (
+            f"; {state.bytes_moved} of {state.bytes_planned} bytes moved"
+            if state.bytes_moved
+            else ""
+        )
+        return f"rebalance: {phase} ({state.waiting_for}){moved}"
     if phase == "stopped":
         return (
             f"rebalance: stopped; {state.bytes_moved} of {state.bytes_planned} bytes had "
@@ -108,10 +114,13 @@ def describe(state: RebalanceState, now: float | None = None) -> str:
     return line
 
 
-def request(seq: int, action: str, reason: str, by: str, now: float | None = None) -> str:
+def request(
+    seq: int, action: str, reason: str, by: str, version: int = 0, now: float | None = None
+) -> str:
     return json.dumps(
         {
             "seq": seq,
+            "layout_version": version,
             "action": action,
             "reason": reason,
             "by": by,

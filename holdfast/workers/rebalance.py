@@ -46,7 +46,7 @@ BATCH = 50
 IDLE_SECONDS = 2.0
 SAVE_EVERY_SECONDS = 2.0
 MOVING = ("objects", "versions")
-ACTIVE = ("waiting", "counting", *MOVING)
+ACTIVE = ("waiting", "counting", *MOVING, "retrying")
 
 
 class Rebalancer:
@@ -59,6 +59,8 @@ class Rebalancer:
         self._mover: CopyMover | None = None
         self._balance: Balance | None = None
         self._saved = 0.0
+        self._failed_before = 0  # the counters when the pass began (they add up over passes)
+        self._changed_before = 0
 
     # -- state ------------------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class Rebalancer:
                 log.info("rebalance stopped (request %d)", seq)
         else:
             self._begin(seq, str(req.get("reason") or ""))
+            self.state.layout_version = int(req.get("layout_version") or 0)
         self.save()
 
     def _begin(self, seq: int, reason: str) -> None:
@@ -120,6 +123,8 @@ class Rebalancer:
     def not_ready(self) -> str:
         """Why a pass cannot begin now ("" when it can)."""
         layout = self._layout()
+        if layout.version < self.state.layout_version:
+            return f"this node follows layout version {layout.version}, not yet {self.state.layout_version}"
         draining = [n.name for n in layout.members if n.state == "draining"]
         if draining:
             return (
@@ -147,6 +152,7 @@ class Rebalancer:
         settings = self._settings()
         layout = self._layout()
         s.phase, s.cursor, s.walk, s.waiting_for = "counting", None, "objects", ""
+        self._failed_before, self._changed_before = s.failed, s.changed_meanwhile
         s.rate = settings.rebalance_bytes_per_second
         s.weights = weights((n.name, n.capacity) for n in layout.active)
         s.used = {n: 0 for n in s.weights}
@@ -241,14 +247,25 @@ class Rebalancer:
             if walk == "objects" and bal.remaining > 0:
                 s.phase = "versions"
             else:
-                s.phase, s.finished = "done", time.time()
-                log.info(
-                    "rebalance done: %d of %d bytes moved, %d failed, %d changed meanwhile",
-                    s.bytes_moved,
-                    s.bytes_planned,
-                    s.failed,
-                    s.changed_meanwhile,
-                )
+                self._end_pass()
+
+    def _end_pass(self) -> None:
+        s = self.state
+        log.info(
+            "rebalance pass %d: %d of %d bytes moved, %d failed, %d changed meanwhile",
+            s.passes,
+            s.bytes_moved,
+            s.bytes_planned,
+            s.failed,
+            s.changed_meanwhile,
+        )
+        if s.failed > self._failed_before or s.changed_meanwhile > self._changed_before:
+            # Not all moved (a node down, no room, objects changed): a new pass, counted
+            # afresh, after a backoff; the counters go on adding up.
+            s.phase = "retrying"
+            s.waiting_for = f"a new pass after a backoff; last error: {s.last_error}"
+        else:
+            s.phase, s.finished = "done", time.time()
 
     def _move_segment(self, bucket, key, vseq, seg: Segment, bal: Balance, zone_of) -> bool:  # type: ignore[no-untyped-def]
         s = self.state
@@ -294,11 +311,11 @@ class Rebalancer:
                     continue
                 await loop.run_in_executor(self._pool, self.take_request)
                 s = self.state
-                again = s.phase == "done" and (s.failed or s.changed_meanwhile)
-                if again:
+                if s.phase == "retrying":
                     await asyncio.sleep(self._backoff.next_delay())
-                    s.phase, s.failed, s.changed_meanwhile = "waiting", 0, 0
-                    s.passes += 1
+                    if self.state is s and s.phase == "retrying":
+                        s.phase = "waiting"
+                        s.passes += 1
                 if not await loop.run_in_executor(self._pool, self.step):
                     if s.phase == "done":
                         self._backoff.reset()
