@@ -96,6 +96,11 @@ class Balance:
     def remaining(self) -> int:
         return sum(self.give.values())
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more can move in this pass: no source gives, or no receiver takes."""
+        return self.remaining <= 0 or not any(v > 0 for v in self.take.values())
+
     def moves(
         self,
         stores: Sequence[str],

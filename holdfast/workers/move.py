@@ -44,6 +44,9 @@ class CopyMover:
     def target(self, seg: Segment, nodes: set[str] | None = None) -> Store | None:
         """The emptiest writable drive with room for ``seg`` on a node that holds no copy of
         it, among ``nodes`` (None: any node)."""
+        return self._target(seg, nodes, [])
+
+    def _target(self, seg: Segment, nodes: set[str] | None, why: list[str]) -> Store | None:
         holders = {node_of(sid) for sid in seg.stores}
         best, room = None, -1
         for sid in list(self.node.all_stores):
@@ -53,12 +56,16 @@ class CopyMover:
             if nodes is not None and node_of(sid) not in nodes:
                 continue
             if not self.node.writable(sid):
+                why.append(f"{sid} not writable")
                 continue
             try:
                 free = store.repair_room()
-            except OSError:
+            except OSError as e:
+                why.append(f"{sid}: {e}")
                 continue
-            if free >= seg.size and free > room:
+            if free < seg.size:
+                why.append(f"{sid} has {free} bytes of room")
+            elif free > room:
                 best, room = store, free
         return best
 
@@ -74,10 +81,12 @@ class CopyMover:
         """Move the copy of ``seg`` on drive ``old`` to a drive of one of ``nodes``: the
         new copy's drive once moved, None when the row changed meanwhile (nothing changed);
         MoveFailed when it cannot be done now."""
-        target = self.target(seg, nodes)
+        why: list[str] = []
+        target = self._target(seg, nodes, why)
         if target is None:
             where = f" on {', '.join(sorted(nodes))}" if nodes is not None else ""
-            raise MoveFailed(f"blob {seg.blob_id}: no writable drive with room{where}")
+            detail = f" ({'; '.join(why[:3])})" if why else ""
+            raise MoveFailed(f"blob {seg.blob_id}: no writable drive with room{where}{detail}")
         try:
             self._repairer._rebuild(target, seg, replace=False)
         except Exception as e:

@@ -235,16 +235,16 @@ class Rebalancer:
             moved_any = False
             vseq = key[2] if walk == "versions" else None
             for seg in row.segments:
-                if bal.remaining <= 0:
+                if bal.settled:
                     break
                 moved_any |= self._move_segment(row.bucket, row.key, vseq, seg, bal, zone_of)
             s.objects_moved += moved_any
             s.cursor = list(key)
-            if bal.remaining <= 0:
+            if bal.settled:
                 break
-        if len(rows) < BATCH or bal.remaining <= 0:
+        if len(rows) < BATCH or bal.settled:
             s.cursor = None
-            if walk == "objects" and bal.remaining > 0:
+            if walk == "objects" and not bal.settled:
                 s.phase = "versions"
             else:
                 self._end_pass()
@@ -272,6 +272,7 @@ class Rebalancer:
         assert self._mover is not None
         moves = bal.moves(seg.stores, seg.size, zone_of)
         moved = False
+        failed = s.failed
         for i, (old, dest) in enumerate(moves):
             try:
                 new = self._mover.move(bucket, key, vseq, seg, old, {dest})
@@ -288,6 +289,10 @@ class Rebalancer:
                 for old_, dest_ in moves[i:]:
                     bal.give[node_of(old_)] += seg.size
                     bal.take[dest_] += seg.size
+                if s.failed > failed:
+                    # A receiver that fails takes nothing more this pass: one failed attempt
+                    # per receiver and pass, not one per copy (the next pass tries again).
+                    bal.take[dest] = 0
                 break
             seg = replace(seg, stores=tuple(new if sid == old else sid for sid in seg.stores))
             moved = True
