@@ -221,4 +221,7 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
         assert time.monotonic() < deadline, rb
         time.sleep(1)
     assert rb["bytes_moved"] == moved and rb["progress"] >= 0.9
+    api = dev.get(n1, "/_holdfast/api/rebalance").json()["rebalance"]
+    assert api["phase"] == "done" and api["bytes_moved"] == moved
+    assert api["bytes_planned"] == planned and api["eta_seconds"] == 0.0
     assert sum(_metric(dev, n, "holdfast_rebalance_bytes_total") for n in nodes) == moved
