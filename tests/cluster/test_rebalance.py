@@ -62,8 +62,7 @@ def held_by_node(dsn: str) -> dict[str, int]:
     return index_call(dsn, scan)
 
 
-@pytest.fixture(scope="module")
-def two():
+def dev_cluster_of_two():
     top = Path(tempfile.mkdtemp(prefix="holdfast-rb-"))
     top.chmod(0o755)
     d = start_dev(top / "c", nodes=2)
@@ -121,7 +120,42 @@ def start_node(dev, name: str) -> dict:
 
 
 def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsys):
-    dev = two
+    """The default run's test: see the module docstring and docs/cluster.md, *Rebalancing*."""
+    add_a_node_and_rebalance(two, capsys, rate=512 * 1024, kill_leader=False)
+
+
+@pytest.fixture(scope="module")
+def two():
+    yield from dev_cluster_of_two()
+
+
+@pytest.fixture(scope="module")
+def another_two():
+    yield from dev_cluster_of_two()
+
+
+@pytest.mark.slow
+def test_rebalance_resumes_after_its_leader_is_killed(another_two, capsys):
+    """The same, with the node leading the rebalance killed (kill -9) while copies move:
+    the other node takes the lead and resumes from the state saved in the index (the same
+    pass, not counted again), and the bytes that moved stay within 1.1x the minimum."""
+    add_a_node_and_rebalance(another_two, capsys, rate=192 * 1024, kill_leader=True)
+
+
+def leader(dev) -> dict | None:
+    """The node whose workers lead: its integrity status file is fresh."""
+    for n in dev.doc["nodes"]:
+        path = Path(n["data"]) / "index" / "integrity-status.json"
+        try:
+            written = json.loads(path.read_text()).get("written_at", 0)
+        except (OSError, ValueError):
+            continue
+        if time.time() - written < 3:
+            return n
+    return None
+
+
+def add_a_node_and_rebalance(dev, capsys, rate: int, kill_leader: bool) -> None:
     dsn = dev.doc["index"]["dsn"]
     n1, n2 = dev.doc["nodes"]
     bucket = f"rb-{uuid.uuid4().hex[:8]}"
@@ -142,7 +176,6 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
     total = sum(before.values())
     # The least any balancing can move: what n1 and n2 hold beyond a third each.
     minimum = sum(max(0, before[n] - total / 3) for n in ("n1", "n2"))
-    rate = 512 * 1024
     cli(dsn, "layout", "rules", "--rebalance-rate", str(rate))
 
     new = start_node(dev, "n3")
@@ -166,13 +199,43 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
     started = time.monotonic()
     deadline = started + 240
     seen_phases = set()
+    killed = None
     while True:
         status = json.loads(cli(dsn, "rebalance", "status", "--json"))
         seen_phases.add(status["phase"])
         if status["phase"] == "done" and status["request"] == seq:
             break
+        if (
+            kill_leader
+            and killed is None
+            and status["phase"] == "objects"
+            and status["bytes_moved"]
+        ):
+            killed = leader(dev)
+            assert killed is not None
+            os.killpg(killed["pid"], signal.SIGKILL)
+            at_kill = status
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
+    if kill_leader:
+        assert killed is not None, "the rebalance ended before the leader could be killed"
+        # Resumed, not begun again: the same pass, the bytes moved before the kill kept.
+        assert status["passes"] == at_kill["passes"] and status["started"] == at_kill["started"]
+        assert status["bytes_moved"] > at_kill["bytes_moved"]
+        argv, env = killed["argv"], {**os.environ, **killed["env"]}
+        log = open(dev.dir / f"{killed['name']}-restarted.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        log.close()
+        dev.extra.append(proc)
+        killed["pid"] = proc.pid
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(Exception):
+                if dev.get(killed, "/_holdfast/health").status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the killed node did not come back"
+            time.sleep(0.5)
     took = time.monotonic() - started
     moved, planned = status["bytes_moved"], status["bytes_planned"]
     after = held_by_node(dsn)
@@ -188,8 +251,13 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
     assert status["copies_moved"] >= 1
     # At the rebalance rate: the bucket's 1 MiB burst, then the rate (a bound on speed
     # only; slower is fine on a loaded machine).
-    assert status["finished"] - status["moving_since"] >= (moved - 1024**2) / rate * 0.9
-    assert after["n3"] == moved  # everything n3 holds came by the rebalance
+    if not kill_leader:  # (a new leader's bucket starts with a new burst)
+        assert status["finished"] - status["moving_since"] >= (moved - 1024**2) / rate * 0.9
+    # Everything n3 holds came by the rebalance (a copy recorded in the index just before a
+    # kill may be missing from the saved counters: the index's figure is the truth).
+    assert moved <= after["n3"] <= 1.1 * minimum
+    if not kill_leader:
+        assert after["n3"] == moved
     assert sum(after.values()) == total  # moved, not copied: as many copies as before
     for n in ("n1", "n2"):
         assert abs(after[n] - total / 3) <= 0.05 * total / 3 + 2 * 170_000, after
@@ -206,7 +274,7 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
         got = dev.s3(n).get_object(Bucket=bucket, Key="v", VersionId=old_id)["Body"].read()
         assert got == b"old" * 50_000
     rec = index_call(dsn, lambda ix: ix.get_object(bucket, "o00"))
-    for n in nodes:
+    for n in nodes if not kill_leader else ():  # (a delete may still be owed to the killed)
         holds = bool(list(Path(n["data"]).glob(f"**/blobs/*/*/{rec.segments[0].blob_id}")))
         assert holds == any(s.startswith(n["name"] + "/") for s in rec.segments[0].stores)
     # Progress: the CLI line, every node's status page (read from the index every 5 s),
@@ -224,4 +292,5 @@ def test_adding_a_node_moves_only_its_share_at_the_rate_with_progress(two, capsy
     api = dev.get(n1, "/_holdfast/api/rebalance").json()["rebalance"]
     assert api["phase"] == "done" and api["bytes_moved"] == moved
     assert api["bytes_planned"] == planned and api["eta_seconds"] == 0.0
-    assert sum(_metric(dev, n, "holdfast_rebalance_bytes_total") for n in nodes) == moved
+    counted = sum(_metric(dev, n, "holdfast_rebalance_bytes_total") for n in nodes)
+    assert counted == moved or (kill_leader and counted <= moved)  # the killed one's are gone
