@@ -132,6 +132,10 @@ def test_a_copy_larger_than_what_is_left_does_not_move():
     assert bal.moves(("n1/d0",), 60) == [("n1/d0", "n2")]
     assert bal.moves(("n1/d0",), 60) == []  # 40 left
     assert Balance.from_json(bal.to_json()) == bal  # saved and resumed as is
+    # The receiver has room for it, the giver has not that much to give: it stays.
+    bal = Balance.plan({"n1": 500, "n2": 500, "n3": 200}, {"n1": 1, "n2": 1, "n3": 1})
+    assert bal.give == {"n1": 100, "n2": 100} and bal.take == {"n3": 200}
+    assert bal.moves(("n1/d0",), 150) == []
 
 
 def test_used_bytes_counts_node_copies_only():
