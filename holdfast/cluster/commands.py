@@ -381,7 +381,7 @@ async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Pl
         plan.copies = await copies_on(index, set(plan.removed))
     if plan.draining:
         plan.drained = await copies_on(index, set(plan.draining))
-    if plan.rebalances:
+    if plan.rebalances and current.version > 0:  # the first layout has nothing to move
         plan.held = await held_by(index, {n.name for n in plan.after.active})
     if plan.removes_capacity:
         plan.used_bytes = sum(u.stored_bytes for u in await index.bucket_usage(None))
