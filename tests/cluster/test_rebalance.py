@@ -135,6 +135,7 @@ def another_two():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a second dev cluster while the module's first still runs
 def test_rebalance_resumes_after_its_leader_is_killed(another_two, capsys):
     """The same, with the node leading the rebalance killed (kill -9) while copies move:
     the other node takes the lead and resumes from the state saved in the index (the same
