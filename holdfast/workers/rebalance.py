@@ -133,7 +133,16 @@ class Rebalancer:
         active = [n.name for n in layout.active]
         if len(active) < 2:
             return "fewer than two active nodes"
-        have = {node_of(sid) for sid in list(self.node.all_stores) if self.node.writable(sid)}
+        have: set[str] = set()
+        for sid in list(self.node.all_stores):
+            name = node_of(sid)
+            if name in have or name not in active or not self.node.writable(sid):
+                continue
+            try:
+                self.node.all_stores[sid].repair_room()  # answers (a node just started may not)
+            except (OSError, KeyError):
+                continue
+            have.add(name)
         missing = [n for n in active if n not in have]
         if missing:
             return f"no writable drive of {', '.join(missing)} yet (down, or not heard from)"
