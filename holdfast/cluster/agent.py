@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from holdfast.cluster import rebalance_state as rbs
 from holdfast.cluster.layout import Layout, LayoutError, parse_address
 from holdfast.cluster.liveness import Heartbeater, HeartbeatPlan, Liveness, message
 from holdfast.cluster.state import STATE_FILE, write_state
@@ -41,6 +42,7 @@ from holdfast.stores.base import Store
 log = logging.getLogger("holdfast.cluster")
 
 POLL_SECONDS = 1.0  # layout version poll: at most once a second
+PROGRESS_SECONDS = 5.0  # the rebalance's progress, for the status page: one read per 5 s
 
 
 class NotInLayout(RuntimeError):
@@ -106,6 +108,8 @@ class ClusterAgent:
         self.client: NodeClient | None = None
         self.heartbeater: Heartbeater | None = None
         self._stores_info: dict[str, dict[str, Any]] = {}
+        self._rebalance: dict[str, Any] | None = None
+        self._progress_read = 0.0
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -165,6 +169,11 @@ class ClusterAgent:
                     layout = Layout.of(await self.index.get_layout())
                     log.info("layout version %d -> %d", self.view.layout.version, layout.version)
                     self._follow(layout)
+                if time.monotonic() - self._progress_read >= PROGRESS_SECONDS:
+                    self._progress_read = time.monotonic()
+                    raw = await self.index.get_meta(rbs.STATE_KEY)
+                    if raw:
+                        self._rebalance = rbs.progress(rbs.RebalanceState.from_text(raw))
                 self.engine = {"ok": True, "error": None, "checked": time.time()}
             except IndexError_ as e:
                 self.engine = {"ok": False, "error": str(e), "checked": time.time()}
@@ -217,6 +226,7 @@ class ClusterAgent:
                 "down_after": self.plan.down_after(len(self.liveness.peers)),
             },
             "index": self.engine,
+            "rebalance": self._rebalance,
             "internal": {
                 "listen": f"{self.listen[0]}:{self.server.port if self.server else self.listen[1]}"
             },

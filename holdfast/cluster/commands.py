@@ -15,16 +15,19 @@ import time
 from collections.abc import Callable
 
 from holdfast.cluster import rails
+from holdfast.cluster import rebalance_state as rbs
 from holdfast.cluster.layout import (
     Layout,
     LayoutError,
     add_node,
+    check_capacity,
     describe_change,
     diff,
     drain_node,
     parse_address,
     parse_capacity,
     remove_node,
+    set_capacity,
     staged_nodes,
 )
 from holdfast.config import Config
@@ -32,11 +35,12 @@ from holdfast.index import open_index
 from holdfast.index.base import Index
 from holdfast.index.errors import Conflict, IndexError_, IndexUnavailable
 from holdfast.index.records import LayoutRecord, NodeRecord, StagedLayout
+from holdfast.placement.balance import used_bytes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 CLUSTER_NAME_META = "cluster_name"
 DEFAULT_CLUSTER_NAME = "holdfast"
-VERBS = ("layout", "node", "dev")
+VERBS = ("layout", "node", "rebalance", "dev")
 
 
 def register(
@@ -110,9 +114,17 @@ def register(
     add.add_argument(
         "--capacity",
         metavar="C",
-        default="0",
-        help="its capacity, e.g. 4T or 500G (default: unset)",
+        default=None,
+        help="its capacity, e.g. 4T or 500G: its weight in the share of the bytes each node "
+        "holds (default: unset; unless every node has one, all weigh the same)",
     )
+    setp = node_sub.add_parser(
+        "set",
+        help="stage a new capacity for a node; once applied, a rebalance moves copies so "
+        "that each node holds its share at the rebalance rate",
+    )
+    setp.add_argument("name", metavar="NAME")
+    setp.add_argument("--capacity", metavar="C", required=True, help="e.g. 4T or 500G")
     remove = node_sub.add_parser(
         "remove", help="stage a node's removal (apply refuses removing more than one per step)"
     )
@@ -123,8 +135,29 @@ def register(
         "to other nodes at the drain rate ('layout rules --drain-rate'); remove it after",
     )
     drain.add_argument("name", metavar="NAME")
-    for p in (add, remove, drain):
+    for p in (add, setp, remove, drain):
         add_index_args(p)
+
+    rebalance = cluster_sub.add_parser(
+        "rebalance",
+        help="progress of the rebalance that follows an added node or a changed capacity; "
+        "start or stop one",
+        description="A layout apply that adds a node or changes a capacity starts a "
+        "rebalance: copies move from nodes above their share of the bytes (by capacity) to "
+        "nodes below it, at the rebalance rate ('layout rules --rebalance-rate'); "
+        "docs/cluster.md, Rebalancing.",
+    )
+    rebalance_sub = rebalance.add_subparsers(dest="rebalance_command", required=True)
+    rb_status = rebalance_sub.add_parser("status", help="bytes planned and moved, objects, ETA")
+    rb_start = rebalance_sub.add_parser(
+        "start", help="start a rebalance now (e.g. after capacities drifted)"
+    )
+    rb_stop = rebalance_sub.add_parser(
+        "stop", help="stop the rebalance under way (what moved stays moved)"
+    )
+    for p in (rb_status, rb_start, rb_stop):
+        add_index_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
 
     dev = cluster_sub.add_parser(
         "dev",
@@ -177,8 +210,16 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
     await index.start()
     try:
         if args.cluster_command == "node":
-            verb = {"add": node_add, "remove": node_remove, "drain": node_drain}
+            verb = {
+                "add": node_add,
+                "set": node_set,
+                "remove": node_remove,
+                "drain": node_drain,
+            }
             return await verb[args.node_command](index, args)
+        if args.cluster_command == "rebalance":
+            rb = {"status": rebalance_status, "start": rebalance_start, "stop": rebalance_stop}
+            return await rb[args.rebalance_command](index, args)
         return await {
             "show": layout_show,
             "apply": layout_apply,
@@ -214,13 +255,25 @@ async def node_add(index: Index, args: argparse.Namespace) -> int:
         s3=args.s3,
         cluster=args.addr,
         zone=args.zone,
-        capacity=parse_capacity(args.capacity),
+        capacity=0 if args.capacity is None else check_capacity(parse_capacity(args.capacity)),
     )
     current, staged = await _state(index)
     nodes = add_node(staged_nodes(current, staged), node)
     await _stage(index, current, nodes, staged)
     print(
         f"staged: add node {node.name} at {node.cluster}; 'holdfast cluster layout apply' applies it"
+    )
+    return EXIT_OK
+
+
+async def node_set(index: Index, args: argparse.Namespace) -> int:
+    capacity = check_capacity(parse_capacity(args.capacity))
+    current, staged = await _state(index)
+    nodes = set_capacity(staged_nodes(current, staged), args.name, capacity)
+    await _stage(index, current, nodes, staged)
+    print(
+        f"staged: capacity of node {args.name} to {capacity} bytes; 'holdfast cluster layout "
+        "apply' applies it (and starts a rebalance)"
     )
     return EXIT_OK
 
@@ -282,6 +335,7 @@ async def layout_show(index: Index, args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "drain": json.loads(drain) if drain else None,
+                    "rebalance": rbs.progress(await _rebalance(index)),
                     "version": current.version,
                     "nodes": [n.to_json() for n in current.nodes],
                     "staged": None
@@ -303,6 +357,9 @@ async def layout_show(index: Index, args: argparse.Namespace) -> int:
     drain = await index.get_meta(DRAIN_META)
     if drain:
         print(describe_drain(json.loads(drain)))
+    rebalance = await _rebalance(index)
+    if rebalance.phase != "idle":
+        print(rbs.describe(rebalance))
     if staged is None:
         print("staged: nothing")
     else:
@@ -324,6 +381,8 @@ async def _plan(index: Index, current: Layout, staged: StagedLayout) -> rails.Pl
         plan.copies = await copies_on(index, set(plan.removed))
     if plan.draining:
         plan.drained = await copies_on(index, set(plan.draining))
+    if plan.rebalances and current.version > 0:  # the first layout has nothing to move
+        plan.held = await held_by(index, {n.name for n in plan.after.active})
     if plan.removes_capacity:
         plan.used_bytes = sum(u.stored_bytes for u in await index.bucket_usage(None))
         for r in await index.layout_history(1000):  # newest first
@@ -374,6 +433,56 @@ async def copies_on(index: Index, removed: set[str], budget: float = SCAN_SECOND
             complete = False
             break
     return {**tally, "complete": complete}
+
+
+async def held_by(index: Index, nodes: set[str], budget: float = SCAN_SECONDS) -> dict:
+    """The bytes each of ``nodes`` holds (every copy of objects and noncurrent versions),
+    by a scan in pages cut after ``budget`` seconds ("complete": False, then a lower
+    bound)."""
+    used: dict[str, int] = {}
+    deadline = time.monotonic() + budget
+    complete = True
+    for scan in (index.scan_objects, index.scan_versions):
+        after = None
+        while True:
+            page = await scan(after, 1000)
+            used_bytes(page, nodes, used)
+            if len(page) < 1000:
+                break
+            last = page[-1]
+            after = (
+                (last.bucket, last.key)
+                if scan == index.scan_objects
+                else (last.bucket, last.key, last.vseq)
+            )
+            if time.monotonic() > deadline:
+                complete = False
+                break
+        if not complete:
+            break
+    return {"used": used, "complete": complete}
+
+
+async def request_rebalance(index: Index, action: str, reason: str, version: int = 0) -> int:
+    """Ask the leading node to start (or stop) a rebalance, for layout ``version`` (it waits
+    until it follows that version); the request's sequence number."""
+    seq = int(rbs.read_request(await index.get_meta(rbs.REQUEST_KEY)).get("seq") or 0) + 1
+    await index.set_meta(rbs.REQUEST_KEY, rbs.request(seq, action, reason, operator(), version))
+    return seq
+
+
+def describe_rebalance_change(changes: list[dict]) -> str:
+    """Why a layout change rebalances, in a few words: "n3 added", "n2 capacity"."""
+    parts = []
+    for c in changes:
+        before, after = c["before"] or {}, c["after"] or {}
+        if c["change"] == "added":
+            parts.append(f"{c['node']} added")
+        elif c["change"] == "changed" and before.get("capacity") != after.get("capacity"):
+            parts.append(
+                f"{c['node']} capacity {before.get('capacity')} -> {after.get('capacity')}"
+            )
+    return ", ".join(parts) or "layout change"
 
 
 def _confirm(name: str) -> bool:
@@ -431,6 +540,15 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
                 f"{blast['seconds_at_drain_rate']:.0f} s at the drain rate of "
                 f"{blast['drain_bytes_per_second']:.0f} bytes/s"
             )
+        if blast["bytes_to_rebalance"] is not None:
+            bound = "" if blast["rebalance_scan_complete"] else " at least (scan cut short)"
+            seconds = blast["seconds_at_rebalance_rate"] or 0
+            print(
+                f"  rebalance: {blast['bytes_to_rebalance']} bytes must move{bound} so that "
+                f"each node holds its share (within {plan.settings.rebalance_tolerance_percent:g}%"
+                f"): about {seconds:.0f} s at the rebalance rate of "
+                f"{blast['rebalance_bytes_per_second']:.0f} bytes/s"
+            )
         if blast["free_after"] is not None:
             print(
                 f"  headroom after: {blast['free_after']} of {blast['capacity_after']} bytes "
@@ -480,7 +598,54 @@ async def layout_apply(index: Index, args: argparse.Namespace) -> int:
     if current.version == 0 and args.cluster_name:
         await index.set_meta(CLUSTER_NAME_META, args.cluster_name)
     out["applied"] = new
+    if plan.rebalances and current.version > 0:  # the first layout has nothing to move yet
+        out["rebalance_request"] = await request_rebalance(
+            index, "start", f"layout version {new}: {describe_rebalance_change(changes)}", new
+        )
+        if not args.json:
+            print("rebalance requested: 'holdfast cluster rebalance status' shows its progress")
     print(json.dumps(out) if args.json else f"applied: layout version {new}")
+    return EXIT_OK
+
+
+async def _rebalance(index: Index) -> rbs.RebalanceState:
+    return rbs.RebalanceState.from_text(await index.get_meta(rbs.STATE_KEY))
+
+
+async def rebalance_status(index: Index, args: argparse.Namespace) -> int:
+    state = await _rebalance(index)
+    pending = rbs.read_request(await index.get_meta(rbs.REQUEST_KEY))
+    if args.json:
+        out = rbs.progress(state)
+        out["pending_request"] = pending if int(pending.get("seq") or 0) > state.request else None
+        print(json.dumps(out))
+        return EXIT_OK
+    print(rbs.describe(state))
+    if int(pending.get("seq") or 0) > state.request:
+        print(
+            f"requested ({pending.get('action')}: {pending.get('reason')}) by "
+            f"{pending.get('by')}; the leading node takes it up within seconds"
+        )
+    return EXIT_OK
+
+
+async def rebalance_start(index: Index, args: argparse.Namespace) -> int:
+    current = Layout.of(await index.get_layout())
+    if len(current.active) < 2:
+        raise LayoutError("a rebalance needs at least two active nodes in the layout")
+    seq = await request_rebalance(index, "start", "requested by an operator", current.version)
+    print(json.dumps({"request": seq}) if args.json else f"rebalance requested (request {seq})")
+    return EXIT_OK
+
+
+async def rebalance_stop(index: Index, args: argparse.Namespace) -> int:
+    state = await _rebalance(index)
+    if state.phase not in ("waiting", "counting", "objects", "versions", "retrying"):
+        raise LayoutError(f"no rebalance under way (it is {state.phase}); nothing to stop")
+    seq = await request_rebalance(index, "stop", "stopped by an operator")
+    print(
+        json.dumps({"request": seq}) if args.json else f"rebalance stop requested (request {seq})"
+    )
     return EXIT_OK
 
 

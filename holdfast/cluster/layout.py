@@ -98,6 +98,8 @@ def parse_capacity(text: str) -> int:
     """Bytes from "500G", "2T", "1.5TiB", "1000000": LayoutError otherwise."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*", text.lower())
     if not m:
+        if re.fullmatch(r"\s*-.*", text):
+            raise LayoutError(f"capacity must be above 0 bytes, got {text!r}")
         raise LayoutError(f"capacity {text!r} is not a size (e.g. 500G, 2T, 1000000000)")
     scale = 1024 ** "_kmgtp".index(m.group(2) or "_") if m.group(2) else 1
     return int(float(m.group(1)) * scale)
@@ -150,6 +152,29 @@ def drain_node(nodes: tuple[NodeRecord, ...], name: str) -> tuple[NodeRecord, ..
             "layout show'"
         )
     return tuple(replace(n, state="draining") if n.name == name else n for n in nodes)
+
+
+def set_capacity(nodes: tuple[NodeRecord, ...], name: str, capacity: int) -> tuple[NodeRecord, ...]:
+    """A member's new capacity (its weight: once applied, a rebalance moves copies so that
+    each node holds its share, holdfast/workers/rebalance.py)."""
+    old = next((n for n in nodes if n.name == name), None)
+    if old is None or old.state not in MEMBER_STATES:
+        known = ", ".join(n.name for n in nodes if n.state in MEMBER_STATES) or "none"
+        raise LayoutError(
+            f"no node {name!r} in the layout (nodes: {known}); see 'holdfast cluster layout show'"
+        )
+    check_capacity(capacity)
+    return tuple(replace(n, capacity=capacity) if n.name == name else n for n in nodes)
+
+
+def check_capacity(capacity: int) -> int:
+    """A capacity an operator states must be above 0 (leaving it out leaves it unset)."""
+    if capacity <= 0:
+        raise LayoutError(
+            f"capacity must be above 0 bytes, got {capacity} (e.g. 500G, 2T; leave --capacity "
+            "out to leave it unset)"
+        )
+    return capacity
 
 
 def staged_nodes(current: Layout, staged: StagedLayout | None) -> tuple[NodeRecord, ...]:

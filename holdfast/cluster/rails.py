@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from holdfast.cluster.layout import MEMBER_STATES, Layout, diff
 from holdfast.index.records import NodeRecord
+from holdfast.placement.balance import DEFAULT_TOLERANCE_PERCENT, Balance, weights
 
 DEFAULT_CLUSTER_COPIES = 2  # a cluster's default policy: 2 copies on 2 distinct nodes
 SETTINGS_META = "layout_rules"
@@ -65,6 +66,10 @@ class Settings:
     min_interval_seconds: float = 3600.0
     # Not a rule: how fast a drain moves copies (bytes/s), for the whole cluster.
     drain_bytes_per_second: float = 32 * 1024**2
+    # Not rules either: how fast a rebalance moves copies (bytes/s, the whole cluster), and
+    # how far above its target share a node may be before a rebalance moves its copies.
+    rebalance_bytes_per_second: float = 32 * 1024**2
+    rebalance_tolerance_percent: float = DEFAULT_TOLERANCE_PERCENT
 
     @classmethod
     def from_text(cls, text: str | None) -> Settings:
@@ -104,6 +109,18 @@ SETTINGS: list[tuple[str, str, Callable[[str], float], str]] = [
         _rate,
         "bytes per second a drain moves, for the whole cluster (e.g. 32M)",
     ),
+    (
+        "--rebalance-rate",
+        "rebalance_bytes_per_second",
+        _rate,
+        "bytes per second a rebalance moves, for the whole cluster (e.g. 32M)",
+    ),
+    (
+        "--rebalance-tolerance",
+        "rebalance_tolerance_percent",
+        _percent,
+        "percent above its target share a node may hold before a rebalance moves copies off it",
+    ),
 ]
 
 
@@ -126,6 +143,8 @@ class Plan:
     # What the removed nodes hold, from the index (:func:`copies_on`); None: not scanned.
     copies: dict | None = None
     drained: dict | None = None  # the same tally for the nodes this change starts draining
+    # Bytes each node holds ({"used": {node: bytes}, "complete"}), when the change rebalances.
+    held: dict | None = None
     settings: Settings = field(default_factory=Settings)
     used_bytes: int | None = None  # every copy of every object, from the index's totals
     last_removal: tuple[int, float] | None = None  # (version, applied_at) of the last one
@@ -152,6 +171,27 @@ class Plan:
             for n in self.staged
             if n.state == "draining" and before.get(n.name) != "draining"
         ]
+
+    @property
+    def rebalances(self) -> bool:
+        """Whether the change adds an active node or changes an active node's capacity:
+        then copies move to follow the new shares (holdfast/workers/rebalance.py)."""
+        before = {n.name: n for n in self.current.active}
+        for n in self.after.active:
+            old = before.get(n.name)
+            if old is None or old.capacity != n.capacity:
+                return True
+        return False
+
+    def weights_after(self) -> dict[str, float]:
+        return weights((n.name, n.capacity) for n in self.after.active)
+
+    def rebalance_bytes(self) -> int | None:
+        """The bytes the new layout requires to move: each node's excess over its share."""
+        if not self.rebalances or self.held is None:
+            return None
+        tolerance = self.settings.rebalance_tolerance_percent
+        return Balance.plan(self.held["used"], self.weights_after(), tolerance).planned
 
     @property
     def needed_nodes(self) -> tuple[int, str]:
@@ -188,6 +228,8 @@ class Plan:
         if self.drained is not None:
             moving = (moving or 0) + (self.drained.get("bytes_to_move") or 0)
         rate = self.settings.drain_bytes_per_second
+        rebalance = self.rebalance_bytes()
+        rebalance_rate = self.settings.rebalance_bytes_per_second
         return {
             "nodes_removed": self.removed,
             "nodes_before": len(before.members),
@@ -206,6 +248,13 @@ class Plan:
             "nodes_draining": self.draining,
             "drain_bytes_per_second": rate,
             "seconds_at_drain_rate": round(moving / rate, 1) if moving and rate else None,
+            "rebalances": self.rebalances,
+            "bytes_to_rebalance": rebalance,
+            "rebalance_bytes_per_second": rebalance_rate,
+            "seconds_at_rebalance_rate": round(rebalance / rebalance_rate, 1)
+            if rebalance is not None and rebalance_rate
+            else None,
+            "rebalance_scan_complete": (self.held or {}).get("complete"),
         }
 
 

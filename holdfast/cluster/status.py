@@ -45,4 +45,6 @@ def cluster_section(config: Config) -> dict:
         "heartbeat": state.get("heartbeat", {}),
         "index_engine": state.get("index", {}),
         "internal": state.get("internal", {}),
+        # The rebalance's progress as the index had it a few seconds ago (None: never one).
+        "rebalance": state.get("rebalance"),
     }

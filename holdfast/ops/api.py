@@ -148,6 +148,8 @@ async def route(
         return await objects(request, app, identity, parts[1])
     if parts == ["stores"] and method == "GET":
         return await stores(app)
+    if parts == ["rebalance"] and method == "GET":
+        return await rebalance(app)
     raise ApiError(404, "NoSuchEndpoint", f"no {method} {request.raw_path}")
 
 
@@ -339,6 +341,18 @@ async def objects(request: Request, app: S3App, identity: Identity, op: str) -> 
             raise ApiError(503, "IndexUnavailable", "the index did not answer in time") from None
         return json_response(202, result)
     raise ApiError(404, "NoSuchEndpoint", f"no {request.method} {request.raw_path}")
+
+
+async def rebalance(app: S3App) -> Response:
+    """The cluster's rebalance: its progress as the index has it (docs/cluster.md,
+    *Rebalancing*); phase "idle" when none was ever requested."""
+    from holdfast.cluster import rebalance_state as rbs
+
+    try:
+        raw = await asyncio.wait_for(app.service.node.index.get_meta(rbs.STATE_KEY), INDEX_TIMEOUT)
+    except (TimeoutError, IndexUnavailable) as e:
+        raise ApiError(503, "IndexUnavailable", f"the index did not answer: {e}") from None
+    return json_response(200, {"rebalance": rbs.progress(rbs.RebalanceState.from_text(raw))})
 
 
 async def stores(app: S3App) -> Response:

@@ -112,6 +112,11 @@ ANTI_ENTROPY_BYTES = Counter(
 )
 DRAIN_BYTES = Counter("holdfast_drain_bytes", "Bytes moved off draining nodes")
 DRAIN_COPIES = Counter("holdfast_drain_copies", "Copies moved off draining nodes")
+REBALANCE_BYTES = Counter(
+    "holdfast_rebalance_bytes",
+    "Bytes moved by rebalancing (after a node added, a capacity changed)",
+)
+REBALANCE_COPIES = Counter("holdfast_rebalance_copies", "Copies moved by rebalancing")
 SCRUB_BYTES = Counter("holdfast_scrub_bytes", "Bytes verified by the scrubber")
 SCRUB_BLOBS = Counter("holdfast_scrub_blobs", "Blobs verified by the scrubber")
 CORRUPTIONS_FOUND = Counter(

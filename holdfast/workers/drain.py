@@ -15,6 +15,8 @@ the objects and noncurrent versions; for each copy on a draining node it
    deleted, and the row is looked at again on the next pass;
 4. deletes the copy on the draining node (or queues that delete if the node is down).
 
+Those four steps are :class:`holdfast.workers.move.CopyMover`'s, shared with rebalancing.
+
 Only what the new layout requires moves: copies on draining nodes, nothing else. The walk's
 position and its counters are kept in the index (meta ``drain_state``), which is also where
 ``holdfast cluster layout show`` reads the progress from; a restart resumes the walk. A pass
@@ -33,13 +35,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from holdfast.index.records import RepairTask, Segment
+from holdfast.index.records import Segment
 from holdfast.placement.policy import node_of
 from holdfast.service.node import Node
-from holdfast.stores.base import Store
 from holdfast.workers.counters import count
 from holdfast.workers.limits import Backoff, Pacer
-from holdfast.workers.repair import Repairer
+from holdfast.workers.move import CopyMover, MoveFailed
 
 log = logging.getLogger("holdfast.drain")
 
@@ -47,7 +48,6 @@ STATE_KEY = "drain_state"
 BATCH = 50
 IDLE_SECONDS = 2.0
 SAVE_EVERY_SECONDS = 2.0
-KINDS = ("local", "node")
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Drainer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
         self._backoff = Backoff(base=5.0, cap=300.0)
         self._pacer: Pacer | None = None
-        self._repairer: Repairer | None = None
+        self._mover: CopyMover | None = None
         self._saved = 0.0
 
     # -- state -----------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class Drainer:
         does not hand out a fresh burst)."""
         if self._pacer is None or self._pacer.bucket.rate != rate:
             self._pacer = Pacer(self.node, rate)
-            self._repairer = Repairer(self.node, self._pacer)
+            self._mover = CopyMover(self.node, self._pacer, "drain", "drained")
 
     def _rows(self, phase: str, after):
         if phase == "versions":
@@ -140,7 +140,7 @@ class Drainer:
         s = self.state
         if s.phase in ("idle", "done"):
             return False
-        if self._repairer is None:  # resumed after a restart
+        if self._mover is None:  # resumed after a restart
             s.rate = self._rate()
             self._pace(s.rate)
         phase = "objects" if s.phase == "counting" else s.phase
@@ -170,47 +170,18 @@ class Drainer:
         self.save()
         return s.phase != "done"
 
-    def _target(self, seg: Segment) -> Store | None:
-        holders = {node_of(sid) for sid in seg.stores}
-        best, room = None, -1
-        for sid in list(self.node.all_stores):
-            store = self.node.all_stores.get(sid)
-            if store is None or store.kind not in KINDS or node_of(sid) in holders:
-                continue
-            if not self.node.writable(sid):
-                continue
-            try:
-                free = store.repair_room()
-            except OSError:
-                continue
-            if free >= seg.size and free > room:
-                best, room = store, free
-        return best
-
     def _move(self, bucket: str, key: str, vseq: int | None, seg: Segment, old: str) -> None:
         s = self.state
-        assert self._repairer is not None
-        target = self._target(seg)
-        if target is None:
-            s.failed += 1
-            s.last_error = f"blob {seg.blob_id}: no writable drive with room on another node"
-            return
+        assert self._mover is not None
         try:
-            self._repairer._rebuild(target, seg, replace=False)
-        except Exception as e:
+            moved = self._mover.move(bucket, key, vseq, seg, old)
+        except MoveFailed as e:
             s.failed += 1
-            s.last_error = f"blob {seg.blob_id} to {target.store_id}: {e}"
-            log.warning("drain: %s", s.last_error)
+            s.last_error = str(e)
             return
-        if not self.node.blocking.move_copy(bucket, key, vseq, seg.blob_id, old, target.store_id):
+        if not moved:
             s.changed_meanwhile += 1
-            target.delete(seg.blob_id)  # nobody refers to this copy
             return
-        try:
-            self.node.all_stores[old].delete(seg.blob_id)
-        except (OSError, KeyError) as e:
-            log.info("drain: the copy on %s is left for the repair queue: %s", old, e)
-            self.node.blocking.queue_repairs([RepairTask(seg.blob_id, old, "delete", "drained")])
         s.copies_moved += 1
         s.bytes_moved += seg.size
         count("DRAIN_BYTES", seg.size)

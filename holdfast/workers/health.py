@@ -50,6 +50,7 @@ def background_view(workers: Any) -> dict:
         "scrub": workers.scrubber.snapshot(),
         "anti_entropy": workers.anti_entropy.snapshot(),
         "drain": workers.drainer.snapshot(),
+        "rebalance": workers.rebalancer.snapshot(),
         "gc": asdict(workers.gc.stats),
         "lifecycle": workers.lifecycle.snapshot(),
     }
@@ -141,6 +142,19 @@ LIMIT_GAUGES = {
     "holdfast_lifecycle_limit_ops_per_second": (
         "Versions and uploads the lifecycle job examines or removes per second, at most",
         ("lifecycle", "ops_per_second"),
+    ),
+    "holdfast_rebalance_bytes_planned": (
+        "Bytes the rebalance under way (or the last one) must move: each node's excess over "
+        "its share",
+        ("rebalance", "bytes_planned"),
+    ),
+    "holdfast_rebalance_bytes_left": (
+        "Bytes the rebalance under way has still to move",
+        ("rebalance", "bytes_left"),
+    ),
+    "holdfast_rebalance_eta_seconds": (
+        "Seconds the rebalance under way should still take",
+        ("rebalance", "eta_seconds"),
     ),
     "holdfast_damaged_objects": ("Objects with no good copy of some byte", ("damaged", "count")),
 }

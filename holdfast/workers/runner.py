@@ -26,6 +26,7 @@ from holdfast.workers.gc import GarbageCollector
 from holdfast.workers.lifecycle import LifecycleWorker
 from holdfast.workers.monitor import DriveMonitor
 from holdfast.workers.notify import NotifyWorker
+from holdfast.workers.rebalance import Rebalancer
 from holdfast.workers.repair import RepairWorker
 from holdfast.workers.reseal import ResealWorker
 from holdfast.workers.scrub import Scrubber
@@ -47,6 +48,7 @@ class BackgroundWorkers:
         self.scrubber = Scrubber(node)
         self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
         self.drainer = Drainer(node)
+        self.rebalancer = Rebalancer(node)
         self.lifecycle = LifecycleWorker(service)
         self.monitor = DriveMonitor(node)
         self.notify = NotifyWorker(service)
@@ -59,6 +61,7 @@ class BackgroundWorkers:
             self.scrubber,
             self.anti_entropy,
             self.drainer,
+            self.rebalancer,
             self.notify,
             self.reseal,
             self.lifecycle,

@@ -177,6 +177,11 @@ def test_stale_apply_is_refused(four):
         (("node", "add", "N_5", "127.0.0.1:7405"), ["not valid"]),
         (("node", "add", "n1", "127.0.0.1:7409"), ["already in the layout"]),
         (("node", "add", "n5", "127.0.0.1:7405", "--capacity", "lots"), ["not a size"]),
+        (("node", "add", "n5", "127.0.0.1:7405", "--capacity", "0"), ["above 0"]),
+        (("node", "set", "n9", "--capacity", "1T"), ["no node 'n9'"]),
+        (("node", "set", "n1", "--capacity", "0"), ["capacity must be above 0"]),
+        (("node", "set", "n1", "--capacity=-5G"), ["capacity must be above 0"]),
+        (("rebalance", "stop"), ["no rebalance under way"]),
         (("layout", "apply"), ["nothing is staged"]),
     ],
 )
@@ -185,6 +190,26 @@ def test_bad_layout_commands_change_nothing(four, args, words):
     refused(hf(four, *args), *words)
     assert state(four) == before
     assert len(hf(four, *args).stderr.strip().splitlines()) == 1
+
+
+def test_capacity_change_shows_what_moves_and_requests_a_rebalance(four):
+    """'node set --capacity' is staged like any change; its apply shows the bytes the new
+    shares require to move and the time at the rebalance rate (nothing is stored yet: 0),
+    and asks the leading node for a rebalance ('rebalance status' says it is pending)."""
+    ok(four, "node", "set", "n2", "--capacity", "2T")
+    shown = state(four)
+    assert [c["change"] for c in shown["staged"]["changes"]] == ["changed"]
+    dry = json.loads(ok(four, "layout", "apply", "--dry-run", "--json"))
+    blast = dry["blast_radius"]
+    assert blast["rebalances"] and blast["bytes_to_rebalance"] == 0
+    assert blast["seconds_at_rebalance_rate"] == 0.0
+    assert state(four)["version"] == 1
+    out = ok(four, "layout", "apply")
+    assert "~ n2  capacity 0 -> 2199023255552" in out and "rebalance: 0 bytes must move" in out
+    assert "rebalance requested" in out
+    status = json.loads(ok(four, "rebalance", "status", "--json"))
+    assert status["pending_request"]["reason"].startswith("layout version 2: n2 capacity")
+    assert "the leading node takes it up" in ok(four, "rebalance", "status")
 
 
 def test_malformed_command_is_a_usage_error(pg_dsn):
@@ -213,6 +238,8 @@ def test_capacity_rules_through_the_cli(pg_dsn):
         "max_capacity_share_percent": 34.0,
         "min_interval_seconds": 3600.0,
         "drain_bytes_per_second": 32 * 1024**2,
+        "rebalance_bytes_per_second": 32 * 1024**2,
+        "rebalance_tolerance_percent": 5.0,
     }
     ok(pg_dsn, "layout", "rules", "--max-capacity-share", "20%")
     assert "max-capacity-share   20" in ok(pg_dsn, "layout", "rules")
@@ -236,6 +263,10 @@ def test_capacity_rules_through_the_cli(pg_dsn):
         ("--headroom-floor", "150"),
         ("--min-interval", "-5"),
         ("--max-capacity-share", "lots"),
+        ("--rebalance-rate", "0"),
+        ("--rebalance-rate", "-1"),
+        ("--drain-rate", "0"),
+        ("--rebalance-tolerance", "-1"),
     ):
         r = hf(pg_dsn, "layout", "rules", flag, value)
         assert r.returncode == 2 and flag in r.stderr, r.stderr

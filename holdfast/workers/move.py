@@ -1,0 +1,103 @@
+"""Moving one copy of a blob from one drive to another, never the last copy first: what a
+drain (holdfast/workers/drain.py) and a rebalance (holdfast/workers/rebalance.py) do for
+each copy they move.
+
+1. a target: the emptiest writable node drive (of the nodes allowed) that holds no copy of
+   the blob yet, with room above its repair reserve;
+2. the copy, block by block from whichever copy has each block right, verified against the
+   index's CRCs and paced by the caller's token bucket (which also lets foreground requests
+   go first: :class:`holdfast.workers.limits.Pacer`);
+3. the move recorded in the index as a compare-and-set on the row's segments
+   (``Index.move_copy``): if the object changed meanwhile, the new copy is garbage, deleted,
+   and the caller looks at the row again on its next pass;
+4. only then the old copy deleted (or that delete queued, if its drive is down).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from holdfast.index.records import RepairTask, Segment
+from holdfast.placement.policy import node_of
+from holdfast.service.node import Node
+from holdfast.stores.base import Store
+from holdfast.workers.limits import Pacer
+from holdfast.workers.repair import Repairer
+
+log = logging.getLogger("holdfast.move")
+
+KINDS = ("local", "node")  # drives of cluster nodes; copies on S3 back-ends never move
+
+
+class MoveFailed(Exception):
+    """The copy could not be moved now (no target, a copy failed): try on a later pass."""
+
+
+class CopyMover:
+    def __init__(self, node: Node, pacer: Pacer, name: str, reason: str) -> None:
+        self.node = node
+        self.pacer = pacer
+        self.name = name  # for the log
+        self.reason = reason  # of the delete queued when the old copy's drive is down
+        self._repairer = Repairer(node, pacer)
+
+    def target(self, seg: Segment, nodes: set[str] | None = None) -> Store | None:
+        """The emptiest writable drive with room for ``seg`` on a node that holds no copy of
+        it, among ``nodes`` (None: any node)."""
+        return self._target(seg, nodes, [])
+
+    def _target(self, seg: Segment, nodes: set[str] | None, why: list[str]) -> Store | None:
+        holders = {node_of(sid) for sid in seg.stores}
+        best, room = None, -1
+        for sid in list(self.node.all_stores):
+            store = self.node.all_stores.get(sid)
+            if store is None or store.kind not in KINDS or node_of(sid) in holders:
+                continue
+            if nodes is not None and node_of(sid) not in nodes:
+                continue
+            if not self.node.writable(sid):
+                why.append(f"{sid} not writable")
+                continue
+            try:
+                free = store.repair_room()
+            except OSError as e:
+                why.append(f"{sid}: {e}")
+                continue
+            if free < seg.size:
+                why.append(f"{sid} has {free} bytes of room")
+            elif free > room:
+                best, room = store, free
+        return best
+
+    def move(
+        self,
+        bucket: str,
+        key: str,
+        vseq: int | None,
+        seg: Segment,
+        old: str,
+        nodes: set[str] | None = None,
+    ) -> str | None:
+        """Move the copy of ``seg`` on drive ``old`` to a drive of one of ``nodes``: the
+        new copy's drive once moved, None when the row changed meanwhile (nothing changed);
+        MoveFailed when it cannot be done now."""
+        why: list[str] = []
+        target = self._target(seg, nodes, why)
+        if target is None:
+            where = f" on {', '.join(sorted(nodes))}" if nodes is not None else ""
+            detail = f" ({'; '.join(why[:3])})" if why else ""
+            raise MoveFailed(f"blob {seg.blob_id}: no writable drive with room{where}{detail}")
+        try:
+            self._repairer._rebuild(target, seg, replace=False)
+        except Exception as e:
+            log.warning("%s: blob %s to %s: %s", self.name, seg.blob_id, target.store_id, e)
+            raise MoveFailed(f"blob {seg.blob_id} to {target.store_id}: {e}") from e
+        if not self.node.blocking.move_copy(bucket, key, vseq, seg.blob_id, old, target.store_id):
+            target.delete(seg.blob_id)  # nobody refers to this copy
+            return None
+        try:
+            self.node.all_stores[old].delete(seg.blob_id)
+        except (OSError, KeyError) as e:
+            log.info("%s: the copy on %s is left for the repair queue: %s", self.name, old, e)
+            self.node.blocking.queue_repairs([RepairTask(seg.blob_id, old, "delete", self.reason)])
+        return target.store_id
