@@ -96,6 +96,13 @@ REQUEST_LOG_DROPPED = Counter(
     "holdfast_request_log_dropped",
     "Request log records dropped because the writer fell behind or could not write",
 )
+PRESIGNED_CACHE = Counter(
+    "holdfast_presigned_cache_lookups",
+    "Presigned GET/HEAD requests looked up in the cache of verified presigned URLs "
+    "(holdfast/s3/presign_cache.py), by result: hit (SigV4 check skipped) or miss; requests "
+    "signed in the Authorization header never reach it",
+    ["result"],
+)
 
 # -- recorded by background work (issue 4: repair, scrub; holdfast/workers) --------------------
 
