@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        help="comma-separated servers (holdfast,seaweedfs,rclone; holdfast-pg: Holdfast with "
-        "its index on PostgreSQL, not in the default set); with --cluster: "
+        help="comma-separated servers (default holdfast,holdfast-pg,seaweedfs,rclone; "
+        "holdfast-pg: the same node with its index on PostgreSQL); with --cluster: "
         "holdfast-cluster,seaweedfs-cluster",
     )
     p.add_argument(
@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.only is not None:
             args.only = ",".join(_choices(args.only, CLUSTER_SYSTEMS, "--only"))
         return args
-    args.only = _choices(args.only or "holdfast,seaweedfs,rclone", list(servers.KINDS), "--only")
+    default = "holdfast,holdfast-pg,seaweedfs,rclone"
+    args.only = _choices(args.only or default, list(servers.KINDS), "--only")
     args.workloads = _choices(args.workloads, ALL_WORKLOADS, "--workloads")
     return args
 

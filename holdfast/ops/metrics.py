@@ -191,6 +191,8 @@ SSE_RESEALED = Counter(
 
 for _kind in ("edge", "block", "internal"):
     CHECKSUM_FAILURES.labels(_kind)  # exported as 0 from the start, so rate() works at once
+for _result in ("hit", "miss"):
+    PRESIGNED_CACHE.labels(_result)
 
 
 def multiprocess_dir() -> str | None:
