@@ -115,9 +115,10 @@ TARGETS = [
     ),
 ]
 NOT_HERE = [
-    "Single node on PostgreSQL vs SQLite: `bench/run.py --only holdfast,holdfast-pg`",
-    "Single node (SQLite), SDK-style signatures: `bench/run.py` (presigned URLs there)",
-    "Scale: PostgreSQL index with 10M objects: not measured yet",
+    "Single node on PostgreSQL vs SQLite, and single node (SQLite) against SeaweedFS and "
+    "rclone with SDK-style signatures: `bench/run.py`, the single-node mode (its own table)",
+    "Scale: PostgreSQL index with 10M objects against 10k: measured after the clusters by "
+    "bench/scale_pg.py, in `<run>-scale.md` next to this file",
     "Repair between 2 nodes over mutual TLS: `bench/internal_tls.py` (partial)",
     "One of 3 nodes killed during a GET load: not measured yet",
     "Server RSS per node during 1 GiB transfers: not measured in cluster mode yet",

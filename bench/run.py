@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--objects", type=int, help="--cluster: small objects for GET/LIST/DELETE (10000)"
     )
     p.add_argument(
+        "--scale-objects",
+        type=int,
+        help="--cluster: objects in the big PostgreSQL index of the scale rows "
+        "(bench/scale_pg.py; default 10,000,000, smoke 2,000; 0 skips them)",
+    )
+    p.add_argument(
         "--only",
         help="comma-separated servers (default holdfast,holdfast-pg,seaweedfs,rclone; "
         "holdfast-pg: the same node with its index on PostgreSQL); with --cluster: "
@@ -172,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster:
         import cluster_bench
 
-        return cluster_bench.main(args)
+        rc = cluster_bench.main(args)
+        if args.scale_objects != 0:  # issue 16's scale rows: one node, index on PostgreSQL
+            import scale_pg
+
+            rc = max(rc, scale_pg.run_from_cli(args))
+        return rc
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
     results = Results(args.results_dir / f"{run_id}.jsonl", run_id)
     settings = settings_for(args.smoke, args.duration)
