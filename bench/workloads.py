@@ -133,7 +133,7 @@ def _wrk(
     SIGNED_LUA_SCRIPT), metering the server's CPU alongside."""
     s = ctx.settings
     body = s.small_size if method == "PUT" else 0
-    with CpuMeter(srv.pid).running() as cpu:
+    with meter(srv).running() as cpu:
         r = run_wrk(
             srv.endpoint,
             method,
@@ -218,6 +218,12 @@ def _with_hit_rate(
     ]  # fmt: skip
 
 
+def meter(srv: servers.RunningServer) -> CpuMeter:
+    """The server's CPU: its process tree, and for holdfast-pg its PostgreSQL's too."""
+    pg = getattr(srv.kind, "pg", None)
+    return CpuMeter(srv.pid, also=(pg.pid,) if pg is not None and pg.pid else ())
+
+
 def put_paths(signer: Presigner, bucket: str, prefix: str, count: int) -> list[str]:
     """Presigned PUTs to `count` fresh keys under `prefix` (signing done before the clock)."""
     return [signer.path("PUT", bucket, f"{prefix}/{i:08d}") for i in range(count)]
@@ -263,7 +269,7 @@ def head4k(ctx: Context, srv: servers.RunningServer, keys: list[str]) -> list[Fi
     each other, not with get4k's."""
     signer = header_signer(srv)
     reqs = [signer.sign("HEAD", BUCKET, k) for k in keys]
-    with CpuMeter(srv.pid).running() as cpu:
+    with meter(srv).running() as cpu:
         r = replay_threads(srv.endpoint, "HEAD", reqs, ctx.settings.connections, ok=(200,))
     sent = len(r.latencies)
     ok = sent - r.failed
@@ -305,7 +311,7 @@ def list_keys(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     keys = [f"list/{i:08d}" for i in range(s.list_keys)]
     transfer.populate(srv.signer, LIST_BUCKET, keys, 16, s.populate_connections)
     times, counts = [], []
-    with CpuMeter(srv.pid).running() as cpu:
+    with meter(srv).running() as cpu:
         for _ in range(s.list_repeats):
             t0 = time.perf_counter()
             pages, n = transfer.list_all(srv.signer, LIST_BUCKET, s.list_page)
@@ -334,7 +340,7 @@ def list_keys(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
 def _parallel(ctx: Context, srv: servers.RunningServer, fn: Callable, args: list) -> tuple:
     """Run fn over args with the configured parallelism, metering CPU on both sides."""
     with (
-        CpuMeter(srv.pid).running() as cpu,
+        meter(srv).running() as cpu,
         ThreadPoolExecutor(ctx.settings.large_parallel) as pool,
     ):
         out = list(pool.map(fn, *zip(*args, strict=True)))
@@ -428,7 +434,7 @@ def rss(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
 def _sampled(srv: servers.RunningServer, size: int, fn: Callable) -> dict:
     """Run one transfer of `size` bytes while sampling the server's RSS and both CPUs."""
     sampler = RssSampler(srv.pid)
-    with CpuMeter(srv.pid).running() as cpu, sampler.running():
+    with meter(srv).running() as cpu, sampler.running():
         result = fn()
     return {
         "baseline": sampler.baseline,
