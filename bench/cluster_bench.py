@@ -13,12 +13,10 @@ PostgreSQL's included, from /proc, over the timed span.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,7 @@ from pathlib import Path
 
 import clusters
 import transfer
-from loadgen import SIGNED_LUA_SCRIPT, run_wrk
+from loadgen import SIGNED_LUA_SCRIPT, replay_threads, run_wrk
 from procs import machine_busy
 from report import Figure, Results
 from settings import KIB, MIB, Settings
@@ -117,9 +115,10 @@ TARGETS = [
     ),
 ]
 NOT_HERE = [
-    "Single node on PostgreSQL vs SQLite: `bench/run.py --only holdfast,holdfast-pg`",
-    "Single node (SQLite), SDK-style signatures: `bench/run.py` (presigned URLs there)",
-    "Scale: PostgreSQL index with 10M objects: not measured yet",
+    "Single node on PostgreSQL vs SQLite, and single node (SQLite) against SeaweedFS and "
+    "rclone with SDK-style signatures: `bench/run.py`, the single-node mode (its own table)",
+    "Scale: PostgreSQL index with 10M objects against 10k: measured after the clusters by "
+    "bench/scale_pg.py, in `<run>-scale.md` next to this file",
     "Repair between 2 nodes over mutual TLS: `bench/internal_tls.py` (partial)",
     "One of 3 nodes killed during a GET load: not measured yet",
     "Server RSS per node during 1 GiB transfers: not measured in cluster mode yet",
@@ -341,52 +340,12 @@ def delete4k(system: clusters.System, s: ClusterSettings, conns: int) -> list[Fi
     connections; the same Python client for both systems."""
     signer = system.signer
     reqs = [signer.sign("DELETE", SMALL_BUCKET, f"small/{i:08d}") for i in range(s.objects)]
-    netloc = system.endpoint.split("//", 1)[1]
-    it = iter(reqs)
-    lock = threading.Lock()
-    lat: list[float] = []
-    failed = [0]
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(netloc, timeout=60)
-        mine = []
-        try:
-            while True:
-                with lock:
-                    req = next(it, None)
-                if req is None:
-                    break
-                path, headers = req
-                t0 = time.perf_counter()
-                try:
-                    conn.request("DELETE", path, headers=headers)
-                    resp = conn.getresponse()
-                    resp.read()
-                    ok = resp.status in (200, 204)
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    conn = http.client.HTTPConnection(netloc, timeout=60)
-                    ok = False
-                mine.append(time.perf_counter() - t0)
-                if not ok:
-                    with lock:
-                        failed[0] += 1
-        finally:
-            conn.close()
-            with lock:
-                lat.extend(mine)
-
     with Span(system) as span:
-        threads = [threading.Thread(target=worker) for _ in range(conns)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    lat.sort()
-    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0] if lat else 0.0] * 99
+        r = replay_threads(system.endpoint, "DELETE", reqs, conns)
+    lat = r.latencies
     name = "delete4k" if conns == s.connections[0] else f"delete4k-c{conns}"
     return _per_request(
-        system, name, len(lat) - failed[0], len(lat), span.wall, q[49] * 1000, q[98] * 1000,
+        system, name, len(lat) - r.failed, len(lat), span.wall, r.quantile_ms(50), r.quantile_ms(99),
         span.cpu, span.client_cpu / span.wall, {"connections": conns, "signed": "header",
                                                 "client": "python threads",
                                                 "cpu_s_by_process": span.by_process},

@@ -7,11 +7,15 @@ rusage so it can be reported next to each figure.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
@@ -176,3 +180,75 @@ def run_wrk(
         wrapped=s["wrapped"],
         client_cpu_s=usage.ru_utime + usage.ru_stime,
     )
+
+
+@dataclass
+class ThreadsResult:
+    """What `replay_threads` measured: per-request latencies (seconds), failures, times."""
+
+    latencies: list[float]
+    failed: int
+    wall: float
+    client_cpu_s: float
+
+    def quantile_ms(self, q: int) -> float:
+        """The q-th percentile latency in milliseconds."""
+        lat = sorted(self.latencies)
+        if len(lat) < 2:
+            return lat[0] * 1000 if lat else 0.0
+        return statistics.quantiles(lat, n=100)[q - 1] * 1000
+
+
+def replay_threads(
+    endpoint: str,
+    method: str,
+    requests: list[tuple[str, dict[str, str]]],
+    connections: int,
+    ok: tuple[int, ...] = (200, 204),
+) -> ThreadsResult:
+    """Send each of ``requests`` (path, headers; e.g. HeaderSigner.sign's) once, from
+    ``connections`` Python threads, each with a keep-alive connection. For what wrk cannot
+    replay: a DELETE that must hit each key once, a HEAD (wrk waits for the body its
+    Content-Length announces)."""
+    netloc = endpoint.split("//", 1)[1]
+    it = iter(requests)
+    lock = threading.Lock()
+    lat: list[float] = []
+    failed = [0]
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(netloc, timeout=60)
+        mine = []
+        try:
+            while True:
+                with lock:
+                    req = next(it, None)
+                if req is None:
+                    break
+                path, headers = req
+                t0 = time.perf_counter()
+                try:
+                    conn.request(method, path, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    good = resp.status in ok
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection(netloc, timeout=60)
+                    good = False
+                mine.append(time.perf_counter() - t0)
+                if not good:
+                    with lock:
+                        failed[0] += 1
+        finally:
+            conn.close()
+            with lock:
+                lat.extend(mine)
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return ThreadsResult(lat, failed[0], time.perf_counter() - t0, time.process_time() - c0)

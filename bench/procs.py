@@ -130,11 +130,16 @@ class CpuMeter:
     wall: float = 0.0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
+    also: tuple[int, ...] = ()  # other trees the server uses (its own PostgreSQL)
+
+    def _server(self) -> float:
+        pids = ([self.server_pid] if self.server_pid else []) + list(self.also)
+        return sum(tree_cpu_seconds(p) for p in pids)
 
     @contextmanager
     def running(self) -> Iterator[CpuMeter]:
         t0, c0 = time.perf_counter(), time.process_time()
-        s0 = tree_cpu_seconds(self.server_pid) if self.server_pid else 0.0
+        s0 = self._server()
         try:
             yield self
         finally:
@@ -142,7 +147,7 @@ class CpuMeter:
             self.client_cpu = time.process_time() - c0
             if self.server_pid:
                 with suppress(OSError):
-                    self.server_cpu = tree_cpu_seconds(self.server_pid) - s0
+                    self.server_cpu = self._server() - s0
 
     def cores(self, cpu_seconds: float) -> float:
         """CPU seconds per wall second: 1.0 means one core kept busy."""

@@ -15,7 +15,18 @@ from pathlib import Path
 SERVER_ORDER = ("holdfast", "holdfast-pg", "seaweedfs", "rclone")
 PEERS = ("seaweedfs", "rclone")
 NO_RATIO = {"rss"}  # growth near zero makes a ratio meaningless; the target is absolute
-WORKLOAD_ORDER = ("put4k", "get4k", "list", "put64m", "get64m", "restart", "rss", "scale")
+WORKLOAD_ORDER = (
+    "put4k",
+    "get4k",
+    "head4k",
+    "get4k-presigned",
+    "list",
+    "put64m",
+    "get64m",
+    "restart",
+    "rss",
+    "scale",
+)
 
 
 @dataclass
@@ -147,7 +158,10 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("list", "seconds"): Target(
         "<= 0.5x seaweedfs time", _time_at_most("list", "seconds", "seaweedfs", 0.5)
     ),
-    ("put64m", "mb_per_s"): Target(">= 2x best peer", _best_peer("put64m", "mb_per_s", 2.0)),
+    ("put64m", "mb_per_s"): Target(
+        ">= 2x seaweedfs, >= 1x rclone",
+        _ratio_at_least("put64m", "mb_per_s", {"seaweedfs": 2.0, "rclone": 1.0}),
+    ),
     ("get64m", "mb_per_s"): Target(">= 1.5x best peer", _best_peer("get64m", "mb_per_s", 1.5)),
     ("restart", "seconds_1m"): Target("< 1 s and <= 1.5x the 10k time", _restart),
     ("rss", "put_growth_mib"): Target("< 64 MiB growth", _below("rss", "put_growth_mib", 64)),
@@ -155,6 +169,24 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("scale", "put_ratio"): Target(">= 0.8 (1M vs 10k)", _at_least("scale", "put_ratio", 0.8)),
     ("scale", "get_ratio"): Target(">= 0.8 (1M vs 10k)", _at_least("scale", "get_ratio", 0.8)),
 }
+
+
+# Issue 16: the same node with its index on PostgreSQL against SQLite (holdfast-pg/holdfast).
+PG_TARGETS = [
+    ("PUT 4 KiB ops/s on PostgreSQL >= 0.7x SQLite", "put4k", "ops_per_s", 0.7, True),
+    ("GET 4 KiB ops/s on PostgreSQL >= 0.9x SQLite", "get4k", "ops_per_s", 0.9, True),
+    ("LIST 10k on PostgreSQL <= 1.5x SQLite's time", "list", "seconds", 1.5, False),
+]
+
+
+def pg_verdicts(get: Lookup) -> list[tuple[str, float | None, bool | None]]:
+    out = []
+    for text, workload, metric, factor, higher in PG_TARGETS:
+        pg, lite = get("holdfast-pg", workload, metric), get("holdfast", workload, metric)
+        ratio = pg / lite if pg is not None and lite else None
+        met = None if ratio is None else (ratio >= factor if higher else ratio <= factor)
+        out.append((text, ratio, met))
+    return out
 
 
 def _ratio_cell(results: Results, workload: str, metric: str, peer: str) -> str:
@@ -200,6 +232,11 @@ def table(results: Results) -> str:
     notes = list(
         dict.fromkeys(f"- {f.server} {f.workload}: {f.note}" for f in results.figures if f.note)
     )
+    if "holdfast-pg" in servers and "holdfast" in servers:
+        out += ["", "holdfast-pg against holdfast (the same node, index on PostgreSQL vs SQLite):"]
+        for text, ratio, met in pg_verdicts(results.value):
+            shown = "-" if ratio is None else f"{ratio:.2f}x"
+            out.append(f"  {text}: {shown} {_verdict(met)}")
     legend = "(cli N%) = load generator CPU, % of one core; '!' = see notes; ratios hf/peer."
     return "\n".join(
         out + ["", legend, _load_line(results)] + (["", "notes:", *notes] if notes else [])

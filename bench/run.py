@@ -50,9 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--objects", type=int, help="--cluster: small objects for GET/LIST/DELETE (10000)"
     )
     p.add_argument(
+        "--scale-objects",
+        type=int,
+        help="--cluster: objects in the big PostgreSQL index of the scale rows "
+        "(bench/scale_pg.py; default 10,000,000, smoke 2,000; 0 skips them)",
+    )
+    p.add_argument(
         "--only",
-        help="comma-separated servers (holdfast,seaweedfs,rclone; holdfast-pg: Holdfast with "
-        "its index on PostgreSQL, not in the default set); with --cluster: "
+        help="comma-separated servers (default holdfast,holdfast-pg,seaweedfs,rclone; "
+        "holdfast-pg: the same node with its index on PostgreSQL); with --cluster: "
         "holdfast-cluster,seaweedfs-cluster",
     )
     p.add_argument(
@@ -77,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.only is not None:
             args.only = ",".join(_choices(args.only, CLUSTER_SYSTEMS, "--only"))
         return args
-    args.only = _choices(args.only or "holdfast,seaweedfs,rclone", list(servers.KINDS), "--only")
+    default = "holdfast,holdfast-pg,seaweedfs,rclone"
+    args.only = _choices(args.only or default, list(servers.KINDS), "--only")
     args.workloads = _choices(args.workloads, ALL_WORKLOADS, "--workloads")
     return args
 
@@ -171,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster:
         import cluster_bench
 
-        return cluster_bench.main(args)
+        rc = cluster_bench.main(args)
+        if args.scale_objects != 0:  # issue 16's scale rows: one node, index on PostgreSQL
+            import scale_pg
+
+            rc = max(rc, scale_pg.run_from_cli(args))
+        return rc
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
     results = Results(args.results_dir / f"{run_id}.jsonl", run_id)
     settings = settings_for(args.smoke, args.duration)

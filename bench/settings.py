@@ -29,7 +29,7 @@ class Settings:
     small_size: int = 4 * KIB
     put_pool_per_second: int = 6000  # unique presigned PUT URLs per second of run
     put_pool_max: int = 120_000
-    get_keys: int = 1000
+    get_keys: int = 10_000  # distinct small objects GET and HEAD read (issue 16)
     list_keys: int = 10_000
     list_page: int = 1000
     list_repeats: int = 3

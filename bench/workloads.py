@@ -8,6 +8,7 @@ are about start-up and about what is already in the index.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import statistics
@@ -20,7 +21,15 @@ from pathlib import Path
 import populate
 import servers
 import transfer
-from loadgen import Presigner, WrkResult, run_wrk
+from loadgen import (
+    LUA_SCRIPT,
+    SIGNED_LUA_SCRIPT,
+    HeaderSigner,
+    Presigner,
+    WrkResult,
+    replay_threads,
+    run_wrk,
+)
 from procs import CpuMeter, RssSampler, free_ports
 from report import Figure, Results
 from settings import ACCESS_KEY, BUCKET, LIST_BUCKET, MIB, REGION, SECRET_KEY, Settings
@@ -81,6 +90,7 @@ def _wrk_figures(
 ) -> list[Figure]:
     """ops/s, p50 and p99 of one wrk run; a run with too many errors is marked invalid."""
     valid = r.error_ratio <= MAX_ERROR_RATIO
+    ok = r.requests - r.errors
     note = "" if valid else f"{r.errors} of {r.requests} requests failed"
     if valid and r.wrapped and workload.startswith("put"):
         note = f"PUT URL list ran out {r.wrapped}x: later PUTs overwrite keys"
@@ -89,22 +99,41 @@ def _wrk_figures(
         server_cpu=round(cpu.cores(cpu.server_cpu), 3),
         note=note,
         valid=valid,
-        extra={**extra, "requests": r.requests, "errors": r.errors, "p90_ms": r.p90_ms},
+        extra={
+            **extra,
+            "requests": r.requests,
+            "errors": r.errors,
+            "p90_ms": r.p90_ms,
+            "cpu_ms_per_op": round(cpu.server_cpu / ok * 1000, 3) if ok else None,
+        },
     )
     return [
         Figure(server, workload, "ops_per_s", round(r.ok_per_s, 1), "ops/s", **common),
         Figure(server, workload, "p50_ms", r.p50_ms, "ms", **common),
         Figure(server, workload, "p99_ms", r.p99_ms, "ms", **common),
+        Figure(
+            server,
+            workload,
+            "cpu_ms_per_op",
+            common["extra"]["cpu_ms_per_op"],
+            "ms",
+            **{**common, "note": ""},
+        ),
     ]
 
 
 def _wrk(
-    ctx: Context, srv: servers.RunningServer, method: str, paths: list[str]
+    ctx: Context,
+    srv: servers.RunningServer,
+    method: str,
+    paths: list[str],
+    script: Path = LUA_SCRIPT,
 ) -> tuple[WrkResult, CpuMeter, dict]:
-    """One timed wrk run of presigned `paths`, metering the server's CPU alongside."""
+    """One timed wrk run of `paths` (presigned, or header-signed lines with
+    SIGNED_LUA_SCRIPT), metering the server's CPU alongside."""
     s = ctx.settings
     body = s.small_size if method == "PUT" else 0
-    with CpuMeter(srv.pid).running() as cpu:
+    with meter(srv).running() as cpu:
         r = run_wrk(
             srv.endpoint,
             method,
@@ -113,9 +142,86 @@ def _wrk(
             duration=s.duration,
             connections=s.connections,
             threads=s.wrk_threads,
+            script=script,
         )
-    extra = {"connections": s.connections, "duration_s": s.duration, "urls": len(paths)}
+    signed = "header" if script == SIGNED_LUA_SCRIPT else "presigned"
+    extra = {
+        "connections": s.connections,
+        "duration_s": s.duration,
+        "urls": len(paths),
+        "signed": signed,
+    }
     return r, cpu, extra
+
+
+def header_signer(srv: servers.RunningServer) -> HeaderSigner:
+    """SigV4 in the Authorization header, each request with its own date and signature, the
+    payload's SHA-256 signed: how SDKs sign (the cluster mode's signer, bench/loadgen.py)."""
+    return HeaderSigner(srv.endpoint, ACCESS_KEY, SECRET_KEY, REGION)
+
+
+def signed_lines(
+    srv: servers.RunningServer, method: str, bucket: str, keys: list[str], body: bytes = b""
+) -> list[str]:
+    """Requests for bench/replay_signed.lua, all signed before the clock starts."""
+    signer = header_signer(srv)
+    return [signer.line(method, bucket, k, body) for k in keys]
+
+
+def _cache_lookups(srv: servers.RunningServer) -> tuple[float, float] | None:
+    """(hits, misses) of Holdfast's presigned-URL cache so far, node-wide; None for a server
+    without one. Its hit rate goes next to every small GET and HEAD figure (issue 16)."""
+    if not isinstance(srv.kind, servers.Holdfast):
+        return None
+    path, headers = header_signer(srv).sign("GET", "_holdfast", "metrics")
+    conn = http.client.HTTPConnection(srv.endpoint.split("//", 1)[1], timeout=30)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    transfer.expect(resp.status, (200,), "metrics", body)
+    found: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("holdfast_presigned_cache_lookups_total{"):
+            series, _, value = line.rpartition(" ")
+            for result in ("hit", "miss"):
+                if f'result="{result}"' in series:
+                    found[result] = found.get(result, 0.0) + float(value)
+    if not found:  # a Holdfast older than the counter (exported as 0 from the start)
+        return None
+    return found.get("hit", 0.0), found.get("miss", 0.0)
+
+
+def _with_hit_rate(
+    figs: list[Figure], srv: servers.RunningServer, before: tuple[float, float] | None
+) -> list[Figure]:
+    """Adds the signature cache's hit rate over the run as a figure of its own, next to the
+    throughput: hits over the requests the run sent (0 when none was looked up)."""
+    after = _cache_lookups(srv)
+    if before is None or after is None:
+        if isinstance(srv.kind, servers.Holdfast):
+            fig = figs[0]
+            figs.append(Figure(fig.server, fig.workload, "sig_cache_hit_rate", None, "share",
+                               note="this Holdfast does not export the cache's counter"))  # fmt: skip
+        return figs
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    sent = figs[0].extra.get("requests") or 0
+    rate = round(hits / sent, 3) if sent else None
+    for f in figs:
+        f.extra["signature_cache"] = {"hits": hits, "misses": misses, "requests": sent}
+    fig = figs[0]
+    return figs + [
+        Figure(fig.server, fig.workload, "sig_cache_hit_rate", rate, "share",
+               extra={"hits": hits, "misses": misses, "requests": sent})
+    ]  # fmt: skip
+
+
+def meter(srv: servers.RunningServer) -> CpuMeter:
+    """The server's CPU: its process tree, and for holdfast-pg its PostgreSQL's too."""
+    pg = getattr(srv.kind, "pg", None)
+    return CpuMeter(srv.pid, also=(pg.pid,) if pg is not None and pg.pid else ())
 
 
 def put_paths(signer: Presigner, bucket: str, prefix: str, count: int) -> list[str]:
@@ -124,20 +230,75 @@ def put_paths(signer: Presigner, bucket: str, prefix: str, count: int) -> list[s
 
 
 def put4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
-    """1) PUT 4 KiB objects to fresh keys for a fixed time."""
-    paths = put_paths(srv.signer, BUCKET, "put4k", ctx.settings.put_pool())
-    r, cpu, extra = _wrk(ctx, srv, "PUT", paths)
+    """1) PUT 4 KiB objects to fresh keys for a fixed time, signed as SDKs sign."""
+    s = ctx.settings
+    keys = [f"put4k/{i:08d}" for i in range(s.put_pool())]
+    body = b"x" * s.small_size  # what replay_signed.lua sends
+    lines = signed_lines(srv, "PUT", BUCKET, keys, body)
+    r, cpu, extra = _wrk(ctx, srv, "PUT", lines, SIGNED_LUA_SCRIPT)
     return _wrk_figures(srv.kind.name, "put4k", r, cpu, extra)
 
 
 def get4k(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
-    """2) GET 4 KiB objects, cycling over a populated set."""
+    """2) GET and HEAD 4 KiB objects over `get_keys` (10,000) distinct ones.
+
+    The headline `get4k` and `head4k` are signed as SDKs sign (SigV4 in the header, a date
+    and a signature of their own each, so no signature repeats); `get4k-presigned` replays
+    presigned URLs of the same keys, a separate figure. Each carries the presigned-URL
+    cache's hit rate over its run (Holdfast only)."""
     s = ctx.settings
     keys = [f"get4k/{i:08d}" for i in range(s.get_keys)]
     transfer.populate(srv.signer, BUCKET, keys, s.small_size, s.populate_connections)
-    paths = [srv.signer.path("GET", BUCKET, k) for k in keys]
-    r, cpu, extra = _wrk(ctx, srv, "GET", paths)
-    return _wrk_figures(srv.kind.name, "get4k", r, cpu, extra)
+    figs: list[Figure] = []
+    for workload, lines, script in (
+        ("get4k", signed_lines(srv, "GET", BUCKET, keys), SIGNED_LUA_SCRIPT),
+        ("get4k-presigned", [srv.signer.path("GET", BUCKET, k) for k in keys], LUA_SCRIPT),
+    ):
+        before = _cache_lookups(srv)
+        r, cpu, extra = _wrk(ctx, srv, "GET", lines, script)
+        extra["objects"] = len(keys)
+        figs += _with_hit_rate(_wrk_figures(srv.kind.name, workload, r, cpu, extra), srv, before)
+    before = _cache_lookups(srv)
+    figs += _with_hit_rate(head4k(ctx, srv, keys), srv, before)
+    return figs
+
+
+def head4k(ctx: Context, srv: servers.RunningServer, keys: list[str]) -> list[Figure]:
+    """HEAD each object once, header-signed, from Python threads (wrk waits for the body a
+    HEAD's Content-Length announces): a slower client than wrk, so compare HEAD figures with
+    each other, not with get4k's."""
+    signer = header_signer(srv)
+    reqs = [signer.sign("HEAD", BUCKET, k) for k in keys]
+    with meter(srv).running() as cpu:
+        r = replay_threads(srv.endpoint, "HEAD", reqs, ctx.settings.connections, ok=(200,))
+    sent = len(r.latencies)
+    ok = sent - r.failed
+    valid = sent > 0 and r.failed <= MAX_ERROR_RATIO * sent
+    common = dict(
+        client_cpu=round(r.client_cpu_s / r.wall, 3) if r.wall else None,
+        server_cpu=round(cpu.cores(cpu.server_cpu), 3),
+        note="" if valid else f"{r.failed} of {sent} requests failed",
+        valid=valid,
+        extra={
+            "connections": ctx.settings.connections,
+            "signed": "header",
+            "client": "python threads, each key once",
+            "objects": len(keys),
+            "requests": sent,
+            "errors": r.failed,
+            "seconds": round(r.wall, 3),
+            "cpu_ms_per_op": round(cpu.server_cpu / ok * 1000, 3) if ok else None,
+        },
+    )
+    name = srv.kind.name
+    return [
+        Figure(name, "head4k", "ops_per_s", round(ok / r.wall, 1) if r.wall else None, "ops/s",
+               **common),
+        Figure(name, "head4k", "p50_ms", round(r.quantile_ms(50), 3), "ms", **common),
+        Figure(name, "head4k", "p99_ms", round(r.quantile_ms(99), 3), "ms", **common),
+        Figure(name, "head4k", "cpu_ms_per_op", common["extra"]["cpu_ms_per_op"], "ms",
+               **{**common, "note": ""}),
+    ]  # fmt: skip
 
 
 # ---- listing --------------------------------------------------------------------
@@ -150,7 +311,7 @@ def list_keys(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
     keys = [f"list/{i:08d}" for i in range(s.list_keys)]
     transfer.populate(srv.signer, LIST_BUCKET, keys, 16, s.populate_connections)
     times, counts = [], []
-    with CpuMeter(srv.pid).running() as cpu:
+    with meter(srv).running() as cpu:
         for _ in range(s.list_repeats):
             t0 = time.perf_counter()
             pages, n = transfer.list_all(srv.signer, LIST_BUCKET, s.list_page)
@@ -179,7 +340,7 @@ def list_keys(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
 def _parallel(ctx: Context, srv: servers.RunningServer, fn: Callable, args: list) -> tuple:
     """Run fn over args with the configured parallelism, metering CPU on both sides."""
     with (
-        CpuMeter(srv.pid).running() as cpu,
+        meter(srv).running() as cpu,
         ThreadPoolExecutor(ctx.settings.large_parallel) as pool,
     ):
         out = list(pool.map(fn, *zip(*args, strict=True)))
@@ -273,7 +434,7 @@ def rss(ctx: Context, srv: servers.RunningServer) -> list[Figure]:
 def _sampled(srv: servers.RunningServer, size: int, fn: Callable) -> dict:
     """Run one transfer of `size` bytes while sampling the server's RSS and both CPUs."""
     sampler = RssSampler(srv.pid)
-    with CpuMeter(srv.pid).running() as cpu, sampler.running():
+    with meter(srv).running() as cpu, sampler.running():
         result = fn()
     return {
         "baseline": sampler.baseline,

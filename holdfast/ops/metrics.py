@@ -96,6 +96,13 @@ REQUEST_LOG_DROPPED = Counter(
     "holdfast_request_log_dropped",
     "Request log records dropped because the writer fell behind or could not write",
 )
+PRESIGNED_CACHE = Counter(
+    "holdfast_presigned_cache_lookups",
+    "Presigned GET/HEAD requests looked up in the cache of verified presigned URLs "
+    "(holdfast/s3/presign_cache.py), by result: hit (SigV4 check skipped) or miss; requests "
+    "signed in the Authorization header never reach it",
+    ["result"],
+)
 
 # -- recorded by background work (issue 4: repair, scrub; holdfast/workers) --------------------
 
@@ -184,6 +191,8 @@ SSE_RESEALED = Counter(
 
 for _kind in ("edge", "block", "internal"):
     CHECKSUM_FAILURES.labels(_kind)  # exported as 0 from the start, so rate() works at once
+for _result in ("hit", "miss"):
+    PRESIGNED_CACHE.labels(_result)
 
 
 def multiprocess_dir() -> str | None:

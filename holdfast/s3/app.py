@@ -19,6 +19,7 @@ from holdfast.config import Config
 from holdfast.errors import S3Error
 from holdfast.index.errors import IndexFull, IndexUnavailable
 from holdfast.ops import endpoints as ops_endpoints
+from holdfast.ops.metrics import PRESIGNED_CACHE
 from holdfast.ops.requestlog import iso_utc
 from holdfast.s3 import access, cors, xml
 from holdfast.s3 import website as website_pages
@@ -395,6 +396,7 @@ class S3App:
         key = self.presigned.key(request)
         if key is not None:
             cached = self.presigned.get(key, time.time(), secret_for)
+            PRESIGNED_CACHE.labels("miss" if cached is None else "hit").inc()
             if cached is not None:
                 return cached
         auth = verify_request(

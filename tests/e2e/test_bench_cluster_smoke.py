@@ -25,13 +25,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(540)
 def test_cluster_bench_smoke_runs_both_clusters(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(RUN), "--cluster", "--smoke", "--results-dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=520,
         stdin=subprocess.DEVNULL,
         cwd=REPO,
     )
@@ -55,3 +55,17 @@ def test_cluster_bench_smoke_runs_both_clusters(tmp_path: Path) -> None:
         assert 1.9 <= by[(system, "put64m", "mib_per_s")]["extra"]["stored_per_byte"] <= 2.3
     assert [t["ratio"] is not None for t in summary["targets"]] == [True] * 5
     assert "| target |" in summary_path.with_suffix(".md").read_text()
+
+    # The scale rows (bench/scale_pg.py): one node on PostgreSQL, a small and a bulk-filled
+    # bigger index, header-signed PUT/GET, the first LIST page and restart to first GET.
+    (scale_path,) = tmp_path.glob("*-scale-smoke.json")
+    scale = json.loads(scale_path.read_text())
+    for size in ("small", "big"):
+        assert scale[size]["fill"]["objects"] == scale[size]["objects"]
+        for op in ("put4k", "get4k"):
+            assert scale[size][op]["ops_per_s"] > 0 and scale[size][op]["errors"] == 0
+            assert scale[size][op]["signed"] == "header"
+        assert scale[size]["list1"]["seconds"] > 0
+        assert scale[size]["restart"]["seconds"] > 0
+    assert set(scale["ratios"]) == {"put4k", "get4k", "list1", "restart_s"}
+    assert "| scale target |" in scale_path.with_suffix(".md").read_text()

@@ -13,7 +13,14 @@ from botocore.exceptions import ClientError
 
 from holdfast.ops.requestlog import MIN_SEGMENT_BYTES, SEGMENTS_PER_CAP
 from tests.conftest import ROOT_AK, ROOT_SK, start_server
-from tests.e2e.ops_helpers import api, holdfast, metric_value, status_headers, wait_for
+from tests.e2e.ops_helpers import (
+    api,
+    holdfast,
+    metric_value,
+    metrics_text,
+    status_headers,
+    wait_for,
+)
 
 PUTS = 30
 
@@ -85,6 +92,32 @@ def test_metrics_are_node_wide_across_workers(node):
         "holdfast_background_backoff_seconds",
     ):
         assert name in text, name
+
+
+def test_presigned_cache_hits_and_misses_are_counted(node):
+    """The benchmark reports the presigned-URL cache's hit rate next to each GET figure
+    (issue 16): a repeated presigned GET is a hit, its first use a miss, and a request signed
+    in the Authorization header (as SDKs sign) is never looked up."""
+    bucket = "presign-cache-metrics"
+    client = node.client()
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"p" * 100)
+
+    def lookups() -> tuple[float, float]:
+        text = metrics_text(node)
+        return (
+            metric_value(text, "holdfast_presigned_cache_lookups_total", result="hit"),
+            metric_value(text, "holdfast_presigned_cache_lookups_total", result="miss"),
+        )
+
+    hits0, misses0 = lookups()
+    client.get_object(Bucket=bucket, Key="k")["Body"].read()  # header-signed: not looked up
+    sigv4 = node.client(signature_version="s3v4")  # the cache holds SigV4 URLs only
+    url = sigv4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    with requests.Session() as session:  # one connection: one worker, one cache
+        for _ in range(3):
+            assert session.get(url, timeout=10).content == b"p" * 100
+    wait_for(lambda: lookups() == (hits0 + 2, misses0 + 1), 10, "one miss, then two hits counted")
 
 
 def test_request_log_records_and_search(node):
