@@ -254,9 +254,15 @@ def node_kill(nodes: Nodes, f: FaultSettings) -> list[Figure]:
     # Written through every node in turn, as clients spread over endpoints: a node keeps
     # the first copy of what it receives, so only objects written through n2 or n3 can
     # lack a copy on n1.
-    for i, node in enumerate(nodes.dev.nodes):
+    count = len(nodes.dev.nodes)
+
+    def populate(i: int) -> None:
+        node = nodes.dev.nodes[i]
         signer = Presigner(node.s3, system.access_key, system.secret_key, REGION)
-        transfer.populate(signer, FAULT_BUCKET, keys[i :: len(nodes.dev.nodes)], f.object_size, 8)
+        transfer.populate(signer, FAULT_BUCKET, keys[i::count], f.object_size, 6)
+
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(populate, range(count)))
     where = copies_by_key(nodes.dev.dsn, FAULT_BUCKET)
     on_victim = [k for k in keys if victim in where.get(k, ())]
     held = [k for k in on_victim if me not in where[k]]  # n1 must read them from a peer
@@ -643,6 +649,53 @@ def markdown(figures: list[Figure]) -> list[str]:
     return rows
 
 
+def main(argv: list[str]) -> int:
+    """Only this module's figures, on a Holdfast cluster of its own (no comparison run):
+    ``python bench/cluster_faults.py [--smoke] [--objects N] [--duration S]``."""
+    import argparse
+    import json
+    import shutil
+    import tempfile
+    from dataclasses import asdict, replace
+
+    from cluster_bench import FULL, SMOKE
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--objects", type=int)
+    ap.add_argument("--duration", type=int)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args(argv)
+    s = SMOKE if args.smoke else FULL
+    if args.objects:
+        s = replace(s, objects=args.objects)
+    if args.duration:
+        s = replace(s, duration=args.duration)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster on the way
+    top = Path(tempfile.mkdtemp(prefix="holdfast-cfaults-"))
+    top.chmod(0o755)
+    hf = clusters.HoldfastCluster(top)
+    figures: list[Figure] = []
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    try:
+        hf.start(s.ready_timeout)
+        ok = run(hf, s, figures.append)
+    finally:
+        hf.stop()
+        if not args.keep:
+            shutil.rmtree(top, ignore_errors=True)
+    print("\n".join(markdown(figures)))
+    for t in judge(figures):
+        print(f"- {t['target']}: {t['ratio']} -> {t['met']}")
+    print(f"load average before: {load}")
+    out = Path(tempfile.gettempdir()) / f"cluster-faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps([asdict(f) for f in figures], indent=1))
+    print(f"figures: {out}")
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve-tls"]:
         serve_tls(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit(main(sys.argv[1:]))
