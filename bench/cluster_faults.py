@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ REPAIR_BUCKET = "bench-repair"
 VICTIM = 2  # dev.nodes[2], n3; the client talks to dev.nodes[0], n1
 # Repair's flow control raised so the figure is the copying path, not the token bucket.
 REPAIR_FLAGS = ["--repair-rate", "16GiB", "--repair-ops", "100000", "--repair-concurrency", "4"]
-WORKLOADS = ("rss", "node-kill", "node-kill-held", "repair")
+WORKLOADS = ("rss", "node-kill", "node-kill-held", "node-kill-probe", "repair")
 RSS_LIMIT_MIB = 64
 DOWN_AFTER = 5.0  # s after the kill: n1 judges n3 down by then (liveness: 3 s at least)
 
@@ -269,7 +270,9 @@ def node_kill(nodes: Nodes, f: FaultSettings) -> list[Figure]:
     where = copies_by_key(nodes.dev.dsn, FAULT_BUCKET)
     on_victim = [k for k in keys if victim in where.get(k, ())]
     held = [k for k in on_victim if me not in where[k]]  # n1 must read them from a peer
-    victim_first = sum(where[k][0] == victim for k in held)
+    first_on_victim = [k for k in held if where[k][0] == victim]
+    first_on_other = [k for k in held if where[k][0] != victim]
+    victim_first = len(first_on_victim)
     two_copies = sum(len(set(where.get(k, ()))) == 2 for k in keys)
     if not held:
         raise RuntimeError(f"no object has its copies on the other two nodes ({len(where)} seen)")
@@ -286,16 +289,27 @@ def node_kill(nodes: Nodes, f: FaultSettings) -> list[Figure]:
     during_loads = loads()
     killed = {}
 
+    probes = [
+        (group, signer.sign("GET", FAULT_BUCKET, k))
+        for pair in zip(first_on_victim, first_on_other, strict=False)  # alternating
+        for group, k in zip(("victim-first", "other-first"), pair, strict=True)
+    ]
+
     def kill() -> None:
         time.sleep(f.kill_after)
         killed["at"] = time.monotonic()
         nodes.kill(VICTIM)
+        # Until heartbeats could judge n3 down (3 s at least), one connection GETs objects
+        # whose first listed copy is on n3, alternating with objects whose first copy is on
+        # n2 (both lack a copy on n1): what trying the dead node first costs, beside the
+        # same request that does not, whatever the machine's load.
+        killed["probes"] = _probe(system, probes, killed["at"] + PROBE_SECONDS)
 
     t0 = time.monotonic()
     during = _both(system, during_loads, f.duration, kill)
     nodes.killed_at = killed["at"]  # repair() waits until n1 has judged n3 down
     kill_offset = round(killed["at"] - t0, 2)
-    figures = []
+    figures = _probe_figures(killed["probes"], kill_offset)
     for name, workload in (("all", "node-kill"), ("held", "node-kill-held")):
         b, d = before[name], during[name]
         failed = d.errors + b.errors
@@ -324,6 +338,60 @@ def node_kill(nodes: Nodes, f: FaultSettings) -> list[Figure]:
                    note=f"{failed} GETs failed (every object had a copy on a live node)"
                    if failed else "", **common),
         ]  # fmt: skip
+    return figures
+
+
+PROBE_SECONDS = 3.0  # after the kill: liveness judges a silent peer down after 3 s at least
+
+
+def _probe(system: clusters.System, probes: list, until: float) -> dict[str, list]:
+    """GET ``probes`` ((group, signed request)) one after the other on one keep-alive
+    connection until ``until``; latencies (s) and failures by group."""
+    import http.client
+
+    netloc = system.endpoint.split("//", 1)[1]
+    conn = http.client.HTTPConnection(netloc, timeout=60)
+    out: dict[str, list] = {}
+    try:
+        for group, (path, headers) in probes:
+            if time.monotonic() >= until:
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(netloc, timeout=60)
+                ok = False
+            out.setdefault(group, []).append((time.perf_counter() - t0, ok))
+    finally:
+        conn.close()
+    return out
+
+
+def _probe_figures(probes: dict[str, list], kill_offset: float) -> list[Figure]:
+    figures = []
+    for group in ("victim-first", "other-first"):
+        got = probes.get(group, [])
+        lat = sorted(t for t, _ in got)
+        failed = sum(not ok for _, ok in got)
+        p50 = statistics.median(lat) * 1000 if lat else None
+        figures.append(Figure(
+            HF, "node-kill-probe", f"{group}_p50_ms", None if p50 is None else round(p50, 2),
+            "ms", valid=bool(lat),
+            note=f"{failed} probe GETs failed" if failed else "",
+            extra={"gets": len(lat), "failed": failed, "kill_after_s": kill_offset,
+                   "window_s": PROBE_SECONDS,
+                   "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+                   "latencies_ms": [round(t * 1000, 1) for t in lat]},
+        ))  # fmt: skip
+    figures.append(Figure(
+        HF, "node-kill-probe", "probe_failed_gets", sum(f.extra["failed"] for f in figures),
+        "GETs", extra={"window_s": PROBE_SECONDS},
+    ))  # fmt: skip
     return figures
 
 
@@ -444,7 +512,14 @@ def repair(nodes: Nodes, f: FaultSettings) -> list[Figure]:
         raise RuntimeError(f"{rows} repair rows for {victim.name}, {f.repair_objects} expected")
 
     pki_dir = nodes.dev.dir / "pki"
+    # The nodes do nothing meanwhile but their background work (heartbeats, state files,
+    # status refreshes): its CPU rate, per process, is subtracted from repair's below.
+    idle0, t_idle = nodes.system().cpu_by_process(), time.monotonic()
     runs = [tls_baseline(pki_dir, f.tls_mib) for _ in range(f.tls_runs)]
+    idle1, t_idle = nodes.system().cpu_by_process(), time.monotonic() - t_idle
+    idle = {k: max(0.0, idle1[k] - idle0.get(k, 0.0)) / t_idle for k in idle1}
+    nodes_idle = [v for k, v in idle.items() if k != "postgres"]
+    idle[victim.name] = sum(nodes_idle) / max(1, len(nodes_idle))  # n3 is down: like the others
     base_rate, base_cpu = max(runs)
 
     # n3 starts again; the queue is watched from the spawn on (repair may begin before its
@@ -477,6 +552,7 @@ def repair(nodes: Nodes, f: FaultSettings) -> list[Figure]:
     end_to_end = (owed - samples[-1][2]) / (t_done - t_spawn)
     cpu = cpu_end - (cpu_first if cpu_first is not None else cpu_end)
     steady_gib = max(steady_bytes, 1) / GIB
+    background = sum(idle.values()) * steady_s
     common = dict(
         valid=done,
         note="" if done else f"{samples[-1][1]} repairs still queued after {f.repair_timeout:.0f} s",
@@ -496,6 +572,8 @@ def repair(nodes: Nodes, f: FaultSettings) -> list[Figure]:
             "cpu_s_per_gib": round(cpu / steady_gib, 3),
             "cpu_counted": "every node's process tree and PostgreSQL, from the first repair "
                            "done to the queue empty, over the bytes copied meanwhile",
+            "idle_cpu_cores": {k: round(v, 3) for k, v in idle.items()},
+            "cpu_s_per_gib_less_idle": round(max(0.0, cpu - background) / steady_gib, 3),
         },
     )  # fmt: skip
     return [
@@ -513,9 +591,16 @@ def repair(nodes: Nodes, f: FaultSettings) -> list[Figure]:
 # ---- running them, judging them, showing them ---------------------------------------------
 
 
-def run(hf: clusters.HoldfastCluster, s, add: Callable[[Figure], None]) -> bool:  # noqa: ANN001
-    """All three on the Holdfast cluster (left with n3 restarted); False if one failed."""
-    f = FaultSettings.of(s)
+def run(
+    hf: clusters.HoldfastCluster,
+    s,  # noqa: ANN001 - cluster_bench.ClusterSettings
+    add: Callable[[Figure], None],
+    only: set[str] | None = None,
+    f: FaultSettings | None = None,
+) -> bool:
+    """All three (or ``only`` those) on the Holdfast cluster, left with n3 restarted;
+    False if one failed."""
+    f = f or FaultSettings.of(s)
     nodes = Nodes(hf)
     ok = True
     steps = [("rss", lambda: rss(nodes, f))]
@@ -526,6 +611,8 @@ def run(hf: clusters.HoldfastCluster, s, add: Callable[[Figure], None]) -> bool:
         ("repair", lambda: repair(nodes, f)),
     ]
     for label, fn in steps:
+        if only is not None and label not in only and label != "restart":
+            continue
         print(f"{HF}: {label}", flush=True)
         t0 = time.perf_counter()
         try:
@@ -553,6 +640,8 @@ def _kill_target(workload: str) -> Callable:
         ratio, failed = value(workload, "p99_ratio"), value(workload, "failed_gets")
         if ratio is None or failed is None:
             return None, None
+        if workload == "node-kill-held":  # the probe GETs are of those objects too
+            failed += value("node-kill-probe", "probe_failed_gets") or 0
         return ratio, ratio <= 3.0 and failed == 0
 
     return judge
@@ -629,6 +718,19 @@ def markdown(figures: list[Figure]) -> list[str]:
             f"{v(w, 'ops_during', '{:,.0f}')} ops/s; {e['objects']} objects, "
             f"{e['connections']} conns, kill {e['kill_after_s']} s into {e['duration_s']} s |"
         )
+    vf, of = (
+        by.get(("node-kill-probe", "victim-first_p50_ms")),
+        by.get(("node-kill-probe", "other-first_p50_ms")),
+    )
+    if vf is not None and of is not None:
+        rows.append(
+            f"| the first {vf.extra['window_s']:.0f} s after the kill, one connection, objects "
+            f"on n2+n3 | p50 {v('node-kill-probe', 'victim-first_p50_ms', '{:.1f}')} ms with "
+            f"n3's copy listed first vs {v('node-kill-probe', 'other-first_p50_ms', '{:.1f}')} "
+            f"ms with n2's | max {vf.extra['max_ms']} vs {of.extra['max_ms']} ms; "
+            f"{vf.extra['gets']} + {of.extra['gets']} GETs, "
+            f"{v('node-kill-probe', 'probe_failed_gets', '{:.0f}')} failed |"
+        )
     for d in ("put", "get"):
         f = by.get(("rss", f"{d}_growth_mib"))
         if f is not None:
@@ -646,7 +748,8 @@ def markdown(figures: list[Figure]) -> list[str]:
             f"| {v('repair', 'mib_per_s')} MiB/s vs ssl {v('repair', 'tls_baseline_mib_per_s')} "
             f"MiB/s ({v('repair', 'ratio_to_tls', '{:.2f}')}×) | CPU "
             f"{v('repair', 'cpu_s_per_gib', '{:.2f}')} s/GiB vs ssl "
-            f"{v('repair', 'tls_baseline_cpu_s_per_gib', '{:.2f}')} s/GiB; queue empty "
+            f"{v('repair', 'tls_baseline_cpu_s_per_gib', '{:.2f}')} s/GiB (repair less the "
+            f"nodes' idle CPU: {e['cpu_s_per_gib_less_idle']:.2f} s/GiB); queue empty "
             f"{e['queue_empty_after_s']} s after n3 was started ({e['end_to_end_mib_per_s']} "
             f"MiB/s; it answered S3 after {e['n3_answered_after_s']} s); "
             f"repair limits: `{e['repair_flags']}` |"
@@ -670,6 +773,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--objects", type=int)
     ap.add_argument("--duration", type=int)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--steps", help="comma-separated: rss,node-kill,repair (default all)")
+    ap.add_argument("--repair-objects", type=int, help="4 MiB objects repaired (128)")
     args = ap.parse_args(argv)
     s = SMOKE if args.smoke else FULL
     if args.objects:
@@ -684,7 +789,11 @@ def main(argv: list[str]) -> int:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     try:
         hf.start(s.ready_timeout)
-        ok = run(hf, s, figures.append)
+        f = FaultSettings.of(s)
+        if args.repair_objects:
+            f = replace(f, repair_objects=args.repair_objects)
+        only = set(args.steps.split(",")) if args.steps else None
+        ok = run(hf, s, figures.append, only, f)
     finally:
         hf.stop()
         if not args.keep:
