@@ -101,7 +101,7 @@ class ClusterStores(Mapping[str, Store]):
         if store_id in self.local:
             return self.local_writable(store_id)
         store = self._remote.get(store_id)
-        if store is None or not self.view.alive(store.node) or self.client.unreachable(store.node):
+        if store is None or not self.view.alive(store.node):
             return False
         return self.view.free_space(store_id) is not None
 

@@ -41,9 +41,10 @@ whose first copy was on the dead node waited for the retries and their backoff (
 first copy was on a live node (now 35 against 14 ms). The idle connections to a peer
 that failed that way, or closed one on us, are dropped together (they were made to the
 same process; each would otherwise cost one attempt and one backoff), and
-:meth:`NodeClient.unreachable` tells the read path to try that peer's copies last (and
-placement to skip it) until a connection to it succeeds, before the heartbeats say so
-(holdfast/cluster/remote.py).
+:meth:`NodeClient.unreachable` tells the read path to try that peer's copies last until
+a connection to it succeeds, before the heartbeats say so (holdfast/cluster/remote.py).
+Placement still follows the heartbeats alone: a write to such a peer fails at once and its
+copy is owed, and a refusal seen while a peer was starting must not keep copies off it.
 """
 
 from __future__ import annotations
