@@ -119,14 +119,18 @@ class ClusterStores(Mapping[str, Store]):
 
     def read_rank(self, store_ids: Sequence[str]) -> list[str]:
         """``store_ids`` as the local drives ranked them, with copies on peers that are up
-        ahead of copies on peers judged down (a down peer costs connection attempts)."""
+        ahead of copies on peers judged down (a down peer costs connection attempts), or
+        that this process just failed to connect to (heartbeats take 3 s and more to judge
+        a dead node down; meanwhile every read would try it first)."""
         self.sync()
 
         def rank(sid: str) -> int:
             if sid in self.local:
                 return 0
             store = self._remote.get(sid)
-            return 0 if store is not None and self.view.alive(store.node) else 1
+            if store is None or self.client.unreachable(store.node):
+                return 1
+            return 0 if self.view.alive(store.node) else 1
 
         return sorted(store_ids, key=rank)
 

@@ -16,6 +16,11 @@ class NodeUnreachable(ConnectionError):
     """The peer could not be reached, or kept failing, after every retry."""
 
 
+class PeerNotListening(NodeUnreachable):
+    """No TCP connection could be made to the peer at all (refused: nothing listens there,
+    or no answer within the connect timeout): not retried, see holdfast/net/client.py."""
+
+
 class RemoteError(OSError):
     """The peer failed in a way this node has no local exception type for (an OSError:
     to its callers, a store that fails)."""

@@ -33,7 +33,7 @@ from typing import Any
 import crc32c
 
 from holdfast.net.client import Connection, NodeClient, PeerRejected, StreamBroken, observe_rpc
-from holdfast.net.errors import NodeUnreachable, decode_error
+from holdfast.net.errors import NodeUnreachable, PeerNotListening, decode_error
 from holdfast.net.frames import BadFrame, Kind, check_blocks, data_parts, parse_json
 from holdfast.net.server import WireBlob
 from holdfast.stores.base import (
@@ -148,6 +148,8 @@ class NodeBlobWriter(BlobWriter):
         client = self.store.client
         client.failed(self.store.node, self._conn, err)
         self._conn = None
+        if isinstance(err, PeerNotListening):
+            raise err  # nothing listens there: not retried (holdfast/net/client.py)
         self._failures += 1
         if self._failures >= client.attempts:
             raise NodeUnreachable(
