@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -111,6 +111,7 @@ class WrkResult:
     p99_ms: float
     wrapped: int
     client_cpu_s: float
+    error_kinds: dict[str, int] = field(default_factory=dict)  # wrk's err_* counters, nonzero
 
     @property
     def ok_per_s(self) -> float:
@@ -179,6 +180,7 @@ def run_wrk(
         p99_ms=s["p99_us"] / 1000,
         wrapped=s["wrapped"],
         client_cpu_s=usage.ru_utime + usage.ru_stime,
+        error_kinds={k: s[k] for k in s if k.startswith("err_") and s[k]},
     )
 
 

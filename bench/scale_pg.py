@@ -39,8 +39,10 @@ Server CPU per operation counts the node's process tree and PostgreSQL's.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -285,17 +287,17 @@ def measure(kind: Node, data_dir: Path, work: Path, n: int, s: ScaleSettings, pg
         lines = [signer.line("PUT", populate.INDEX_BUCKET, k, body) for k in keys]
         put, m = _wrk(srv, "PUT", lines, s, pg_pid)
         out["put4k"] = _summary(put, m, len(lines))
-        # The keys that PUT surely wrote: wrk issues them in order, and what it had not
-        # finished when the clock stopped is among the last `connections` it issued.
-        written = max(0, min(len(keys), put.requests - s.connections))
+        # The keys that PUT wrote, read back (untimed): wrk deals the lines out round-robin
+        # to its threads, which do not finish equal shares, so no prefix of `keys` is sure.
+        done = set(_listed(srv, "put/"))
+        written_keys = [k for k in keys if k in done]
         topped = 0
-        if written < s.get_keys:  # untimed: GET reads at least get_keys distinct objects
-            topped = s.get_keys - written
-            transfer.populate(
-                srv.signer, populate.INDEX_BUCKET, keys[written : s.get_keys], s.size, 8
-            )
-            written = s.get_keys
-        lines = [signer.line("GET", populate.INDEX_BUCKET, k) for k in keys[:written]]
+        if len(written_keys) < s.get_keys:  # untimed: GET reads at least get_keys objects
+            more = [k for k in keys if k not in done][: s.get_keys - len(written_keys)]
+            topped = len(more)
+            transfer.populate(srv.signer, populate.INDEX_BUCKET, more, s.size, 8)
+            written_keys += more
+        lines = [signer.line("GET", populate.INDEX_BUCKET, k) for k in written_keys]
         get, m = _wrk(srv, "GET", lines, s, pg_pid)
         out["get4k"] = {**_summary(get, m, len(lines)), "topped_up_untimed": topped}
         times = []
@@ -331,6 +333,26 @@ def measure(kind: Node, data_dir: Path, work: Path, n: int, s: ScaleSettings, pg
     return out
 
 
+def _listed(srv, prefix: str) -> list[str]:
+    """Every key under `prefix` in the bench's bucket, by ListObjectsV2 pages."""
+    keys: list[str] = []
+    token = ""
+    while True:
+        query = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+        if token:
+            query["continuation-token"] = token
+        status, _, page = transfer.request(
+            "GET", srv.signer.url("GET", populate.INDEX_BUCKET, query=query)
+        )
+        transfer.expect(status, (200,), "ListObjectsV2", page)
+        assert isinstance(page, bytes)
+        keys += [html.unescape(k) for k in re.findall(r"<Key>([^<]*)</Key>", page.decode())]
+        m = re.search(r"<NextContinuationToken>([^<]*)</NextContinuationToken>", page.decode())
+        if not m:
+            return keys
+        token = html.unescape(m.group(1))
+
+
 def _summary(r: WrkResult, m: Meter, distinct: int) -> dict:
     ok = r.requests - r.errors
     return {
@@ -340,6 +362,7 @@ def _summary(r: WrkResult, m: Meter, distinct: int) -> dict:
         "cpu_ms_per_op": round(m.cpu / ok * 1000, 3) if ok else None,
         "requests": r.requests,
         "errors": r.errors,
+        "error_kinds": r.error_kinds,
         "distinct": distinct,
         "wrapped": r.wrapped,
         "client_cores": round(r.client_cores, 3),
