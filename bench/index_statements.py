@@ -9,7 +9,10 @@ writes a few objects, then for each request kind: resets the statistics, sends `
 requests with boto3 (SigV4 headers, as SDKs sign), and prints the statements the node's
 connections ran per request (``calls`` summed over ``pg_stat_statements``, the reset itself
 and the node's background work left out by counting only statements the requests' kind
-runs more than once in ``--count``). Loopback only; bounded by ``--count``.
+runs more than once in ``--count``), and the server CPU per request: the node's process tree
+and PostgreSQL's (its backends included), from /proc, over those requests. ``--code DIR``
+runs another checkout's code (e.g. ``git archive`` of an older commit) against the same
+client, for a before/after on the same machine. Loopback only; bounded by ``--count``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from botocore.config import Config as BotoConfig
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
 from holdfast.index.postgres.devserver import DevPostgres  # noqa: E402
+from procs import tree_cpu_seconds  # noqa: E402
 
 AK, SK = "bench-stmts-access", "bench-stmts-secret-0123456789abcdef"
 
@@ -61,6 +67,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--code", type=Path, default=ROOT, help="the checkout the node runs")
+    p.add_argument("--kinds", default="GET,HEAD,LIST page,PUT")
     args = p.parse_args()
     top = Path(tempfile.mkdtemp(prefix="holdfast-stmts-"))
     top.chmod(0o711)  # PostgreSQL may run as its own user
@@ -78,12 +86,12 @@ def main() -> None:
             c.execute("CREATE EXTENSION pg_stat_statements")
         port = free_port()
         env = {**os.environ, "HOLDFAST_ACCESS_KEY": AK, "HOLDFAST_SECRET_KEY": SK}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = str(args.code)
         log = open(top / "server.log", "wb")  # noqa: SIM115
         server = subprocess.Popen(
             [sys.executable, "-m", "holdfast.cli", "serve", "--listen", f"127.0.0.1:{port}",
              "--data", str(top / "data"), "--index-dsn", dsn, "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=args.code,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -108,14 +116,25 @@ def main() -> None:
             "LIST page": lambda i: s3.list_objects_v2(Bucket="bench", MaxKeys=1000),
             "PUT": lambda i: s3.put_object(Bucket="bench", Key=f"new{i}", Body=b"y" * 4096),
         }
-        for name, fn in kinds.items():
-            fn(0)
+        assert pg.pid is not None
+        for name in args.kinds.split(","):
+            fn = kinds[name]
+            for i in range(20):
+                fn(i)
             reset(dsn)
+            cpu = tree_cpu_seconds(server.pid) + tree_cpu_seconds(pg.pid)
+            t0 = time.perf_counter()
             for i in range(n):
                 fn(i)
+            wall = time.perf_counter() - t0
+            cpu = tree_cpu_seconds(server.pid) + tree_cpu_seconds(pg.pid) - cpu
             rows = [(c, q) for c, q in statements(dsn) if c > 1]
             total = sum(c for c, _ in rows)
-            print(f"{name}: {total / n:.2f} statements per request")
+            print(
+                f"{name}: {total / n:.2f} statements per request, server CPU "
+                f"{cpu / n * 1000:.2f} ms per request (node + PostgreSQL), "
+                f"{wall / n * 1000:.2f} ms wall (one at a time)"
+            )
             for c, q in rows:
                 print(f"    {c / n:5.2f}  {' '.join(q.split())[:150]}")
     finally:
