@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from holdfast.index.postgres.devserver import DevPostgres  # noqa: E402
 from procs import tree_cpu_seconds  # noqa: E402
+
+from holdfast.index.postgres.devserver import DevPostgres  # noqa: E402
 
 AK, SK = "bench-stmts-access", "bench-stmts-secret-0123456789abcdef"
 
