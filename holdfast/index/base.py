@@ -529,6 +529,18 @@ class Index(ABC):
         read: what the access check needs on every request, current as of this read (so a
         configuration put on any node is honoured by the next request)."""
 
+    async def get_object_access(
+        self, bucket: str, names: tuple[str, ...], key: str
+    ) -> tuple[BucketRecord | None, dict[str, str], ObjectRecord | None]:
+        """:meth:`get_bucket_access` and the current version of ``key`` (None when there is
+        none), read together: every GET and HEAD needs both, before anything else, so an
+        engine across a network answers them in one round trip (PostgreSQL: one statement).
+        Both are current as of this read: nothing here is cached."""
+        record, docs = await self.get_bucket_access(bucket, names)
+        if record is None:
+            return None, {}, None
+        return record, docs, await self.get_object(bucket, key)
+
     # -- event notifications (holdfast/index/notify.py, holdfast/workers/notify.py) -----------
     # The object writes (put_object, complete_upload, delete_object, delete_objects,
     # delete_version) write the outbox rows themselves, in their own transaction, for the

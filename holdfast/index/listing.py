@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 
 from holdfast.index.records import ListedEntry
 
-BATCH = 1000
+# Rows per key-range query: a whole page of S3's largest size (1,000) and the one more row
+# that answers "truncated?", so a page without a delimiter is one query (one round trip on
+# a network engine), not 1,000 rows and then a second query for one row.
+BATCH = 1001
 
 
 @dataclass
@@ -61,6 +64,7 @@ class PageBuilder:
         self.prefix, self.delimiter, self.after, self.max_keys = prefix, delimiter, after, max_keys
         self.page = ListPage()
         self._cursor: tuple[str | None, bool] | None = (after, False)
+        self._limit = 0
 
     def query(self) -> tuple[str | None, bool, int] | None:
         if self._cursor is None or self.max_keys <= 0:
@@ -68,7 +72,8 @@ class PageBuilder:
         start, inclusive = self._cursor
         # One row more than the page still needs answers "truncated?" in the same query.
         taken = len(self.page.entries) + len(self.page.prefixes)
-        return start, inclusive, min(BATCH, self.max_keys - taken + 1)
+        self._limit = min(BATCH, self.max_keys - taken + 1)
+        return start, inclusive, self._limit
 
     def take(self, rows: list[ListedEntry]) -> None:
         self._cursor = self._consume(rows) if rows else None
@@ -92,7 +97,8 @@ class PageBuilder:
             page.prefixes.append(group)
             page.last = group
             return _past(group)
-        return (rows[-1].key, False)
+        # Fewer rows than asked for: the range holds no more (no query for an empty answer).
+        return (rows[-1].key, False) if len(rows) >= self._limit else None
 
 
 def build_page(

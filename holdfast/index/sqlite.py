@@ -1040,6 +1040,15 @@ class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
             return None, {}
         return BucketRecord(*rows[0][:4]), {r[4]: r[5] for r in rows if r[4] is not None}
 
+    def get_object_access(
+        self, bucket: str, names: tuple[str, ...], key: str
+    ) -> tuple[BucketRecord | None, dict[str, str], ObjectRecord | None]:
+        """Two in-process reads on one connection: no round trip to save here."""
+        record, docs = self.get_bucket_access(bucket, names)
+        if record is None:
+            return None, {}, None
+        return record, docs, self.get_object(bucket, key)
+
     def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         """Set (or with None remove) one configuration document of a bucket; False if the
         bucket does not exist (checked in the same transaction)."""

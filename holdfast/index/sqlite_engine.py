@@ -548,6 +548,11 @@ class SqliteEngine(Index):
     ) -> tuple[BucketRecord | None, dict[str, str]]:
         return await self._lookup(self.core.get_bucket_access, bucket, names)
 
+    async def get_object_access(
+        self, bucket: str, names: tuple[str, ...], key: str
+    ) -> tuple[BucketRecord | None, dict[str, str], ObjectRecord | None]:
+        return await self._lookup(self.core.get_object_access, bucket, names, key)
+
     async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         return await self._write(self.core.set_bucket_config, bucket, name, value)
 

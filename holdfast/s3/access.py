@@ -20,8 +20,9 @@ denied. The decision's reason goes into the request log record ("allowed by ..."
 "denied by ...").
 
 What is read and when: each request reads its bucket's row and its access documents in one
-index read (``Index.get_bucket_access``), so a PutBucketPolicy on any node is honoured by the
-next request on every node (no cache to go stale). Parsing a document is what would cost:
+index read (``Index.get_bucket_access``; for GET and HEAD of a current version, the object in
+the same statement: ``Index.get_object_access``), so a PutBucketPolicy on any node is honoured
+by the next request on every node (no cache to go stale). Parsing a document is what would cost:
 parsed documents are cached in memory by their text (a bounded LRU), so the hot path parses
 nothing and needs no invalidation: a changed document is a different key.
 """
@@ -66,7 +67,10 @@ DOCUMENTS = (POLICY, ACL, PUBLIC_ACCESS_BLOCK, OWNERSHIP, CORS, WEBSITE)
 # bucket is versioned (``x-amz-version-id: null``), its default retention, its lifecycle
 # rules (``x-amz-expiration``). Only rows that exist come back, so this costs nothing extra
 # for a bucket without them.
-OPERATION_CONFIGS = (VERSIONING, OBJECT_LOCK, LIFECYCLE)
+ENCRYPTION = "encryption"  # the bucket's default encryption (holdfast/s3/ops/sse.py)
+OPERATION_CONFIGS = (VERSIONING, OBJECT_LOCK, LIFECYCLE, ENCRYPTION)
+# Operations whose object is read with the access decision's statement (no versionId).
+OBJECT_READS = frozenset({Operation.GET_OBJECT, Operation.HEAD_OBJECT})
 
 # Operations that name no existing bucket to decide by (CreateBucket names one to be).
 NO_BUCKET_OPERATIONS = frozenset({Operation.LIST_BUCKETS, Operation.CREATE_BUCKET})
@@ -335,6 +339,17 @@ async def load(index, bucket: str) -> BucketAccess:
     return BucketAccess(record, docs)
 
 
+async def load_with_object(
+    index, bucket: str, key: str
+) -> tuple[BucketAccess, ObjectRecord | None]:
+    """:func:`load` and the current version of ``key``, in one index read (one round trip
+    on PostgreSQL): what every GET and HEAD needs first."""
+    record, docs, obj = await index.get_object_access(bucket, DOCUMENTS + OPERATION_CONFIGS, key)
+    if record is None:
+        raise S3Error("NoSuchBucket", BucketName=bucket)
+    return BucketAccess(record, docs), obj
+
+
 def request_of(
     request: Request,
     action: str,
@@ -387,9 +402,13 @@ def may_need_object_acl(decision: Decision, action: str, access: BucketAccess | 
     )
 
 
-async def _object(index, bucket: str, key: str, version: str | None) -> ObjectRecord | None:
+async def _object(
+    index, request: Request, bucket: str, key: str, version: str | None
+) -> ObjectRecord | None:
     """The object (version) a request names, None when there is none (its handler answers
-    for that)."""
+    for that); the one read with the access documents when it was (GET, HEAD)."""
+    if not version and request.object_read and (bucket, key) == (request.bucket, request.key):
+        return request.object
     if not version:
         return await index.get_object(bucket, key)
     try:
@@ -417,14 +436,14 @@ async def decide_object(
     tags = None
     if needs_tags(action, key, access):
         assert key is not None and bucket is not None
-        obj, read = await _object(index, bucket, key, version), True
+        obj, read = await _object(index, request, bucket, key, version), True
         tags = obj.tags if obj is not None else None
     context = request_of(request, action, bucket, key, access, tags)
     decision = decide(context, access)
     if may_need_object_acl(decision, action, access):
         assert key is not None and bucket is not None
         if not read:
-            obj = await _object(index, bucket, key, version)
+            obj = await _object(index, request, bucket, key, version)
         object_acl = acls.of_object(obj.headers) if obj is not None else None
         if object_acl is not None:
             decision = decide(context, access, object_acl)

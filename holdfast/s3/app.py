@@ -344,7 +344,14 @@ class S3App:
         a copy's source; AccessDenied unless it allows. Records the reason for the log."""
         bucket_access = None
         if request.bucket is not None and op not in access.NO_BUCKET_OPERATIONS:
-            bucket_access = await access.load(service.node.index, request.bucket)
+            if op in access.OBJECT_READS and request.key and "versionId" not in request.query:
+                bucket_access, request.object = await access.load_with_object(
+                    service.node.index, request.bucket, request.key
+                )
+                request.object_read = True
+            else:
+                bucket_access = await access.load(service.node.index, request.bucket)
+            request.bucket_record = bucket_access.bucket
             request.owner = bucket_access.owner
             request.cors = bucket_access.docs.get(access.CORS)
             request.bucket_configs = bucket_access.docs

@@ -13,12 +13,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from holdfast.caching import few_params, short_lru_cache
 from holdfast.errors import S3Error
 from holdfast.s3.auth import QUERY_CACHE_MAX_LEN
 from holdfast.s3.auth import parse_query as auth_parse_query
+
+if TYPE_CHECKING:
+    from holdfast.index.records import BucketRecord, ObjectRecord
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -49,6 +52,12 @@ class Request:
     # The request bucket's configurations the object operations read (versioning, object
     # lock, lifecycle), fetched in the access decision's one read; None when not read.
     bucket_configs: dict[str, str] | None = None
+    # The request bucket's row, from the same read (handlers need not read it again).
+    bucket_record: BucketRecord | None = None
+    # GET and HEAD of a current version: the object, read in that same statement
+    # (Index.get_object_access); ``object_read`` tells "no such key" from "not read".
+    object: ObjectRecord | None = None
+    object_read: bool = False
     started: float = field(default_factory=time.monotonic)
     body_requested: bool = False  # set by the first receive(), which sends 100 Continue
 

@@ -1025,6 +1025,29 @@ async def test_bucket_access(index) -> None:
     assert (await index.get_bucket_access("b", ()))[1] == {}
 
 
+async def test_object_access(index) -> None:
+    """GET's one read: the bucket, the named documents and the current object together, each
+    as current as a read of its own (a document or object changed since is seen)."""
+    names = ("policy", "acl")
+    assert await index.get_object_access("b", names, "k") == (None, {}, None)
+    await bucket(index)
+    record, docs, got = await index.get_object_access("b", names, "k")
+    assert record == await index.get_bucket("b") and docs == {} and got is None
+    first = obj("b", "k", headers={"content-encoding": "gzip"}, meta={"a": "1"}, tags=[("t", "v")])
+    await index.put_object(first)
+    await index.set_bucket_config("b", "policy", "{}")
+    await index.set_bucket_config("b", "acl", "x")
+    await index.set_bucket_config("b", "tagging", "[]")  # not asked for
+    record, docs, got = await index.get_object_access("b", names, "k")
+    assert docs == {"policy": "{}", "acl": "x"}
+    assert got == await index.get_object("b", "k") and got.tags == [("t", "v")]
+    await index.put_object(obj("b", "k", etag='"e2"'))
+    await index.set_bucket_config("b", "policy", None)
+    _, docs, got = await index.get_object_access("b", names, "k")
+    assert docs == {"acl": "x"} and got.etag == '"e2"'
+    assert (await index.get_object_access("b", (), "none"))[1:] == ({}, None)
+
+
 async def test_set_object_headers_changes_one_version(index) -> None:
     """PutObjectAcl's write: one version's stored-header map, current or by number."""
     await bucket(index)

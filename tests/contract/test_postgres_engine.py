@@ -288,6 +288,62 @@ def test_a_delimiter_page_is_one_statement_however_many_prefixes(pg_dsn):
     assert (first_calls, second_calls) == (1, 1)
 
 
+def counting(index: PostgresIndex) -> list[int]:
+    """Count the index's round trips (``_call``s) from now on, in the returned list's one
+    element."""
+    calls = [0]
+    real = index._call
+
+    async def counted(fn, *a, **kw):
+        calls[0] += 1
+        return await real(fn, *a, **kw)
+
+    index._call = counted
+    return calls
+
+
+def test_a_get_reads_bucket_documents_and_object_in_one_round_trip(pg_dsn):
+    """Every GET and HEAD starts with get_object_access: one statement for the bucket, its
+    access documents and the object (two round trips before issue 16)."""
+
+    async def go():
+        index = await with_bucket(pg_dsn)
+        await index.put_object(obj("k"))
+        await index.set_bucket_config("b", "policy", "{}")
+        calls = counting(index)
+        record, docs, got = await index.get_object_access("b", ("policy", "acl"), "k")
+        await index.close()
+        return record, docs, got, calls[0]
+
+    record, docs, got, calls = run(go())
+    assert record.owner == "root" and docs == {"policy": "{}"} and got.key == "k"
+    assert calls == 1
+
+
+def test_a_page_without_delimiter_is_one_round_trip(pg_dsn):
+    """A ListObjectsV2 page of 1,000 keys is one query whether or not more keys follow (it
+    was two: 1,000 rows, then one row to learn "truncated?")."""
+
+    async def go():
+        index = await with_bucket(pg_dsn)
+        await index.import_objects(obj(f"k{i:05d}") for i in range(2500))
+        calls = counting(index)
+        pages = []
+        after = None
+        while True:
+            page = await index.list_page("b", "", "", after, 1000)
+            pages.append((len(page.entries), page.truncated))
+            if not page.truncated:
+                break
+            after = page.last
+        await index.close()
+        return pages, calls[0]
+
+    pages, calls = run(go())
+    assert pages == [(1000, True), (1000, True), (500, False)]
+    assert calls == 3
+
+
 def test_bucket_totals_agree_with_rows_across_connections(pg_dsn):
     async def go():
         # 50 calls queue for each pool of 4: a deadline that is not the point here, so a

@@ -114,6 +114,15 @@ _OBJECT_COLUMNS = (
     "objlock"
 )
 _JOINED_OBJECT_COLUMNS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLUMNS.split(","))
+# Every GET and HEAD (get_object_access): the bucket, the access documents asked for and the
+# object, in one statement.
+_GET_OBJECT_ACCESS = (
+    "SELECT b.name, b.owner, b.created, b.region, c.names, c.vals, "
+    f"{_JOINED_OBJECT_COLUMNS} FROM buckets b "
+    "LEFT JOIN LATERAL (SELECT array_agg(name) AS names, array_agg(value) AS vals "
+    "FROM bucket_configs WHERE bucket = b.name AND name = ANY(%s)) c ON true "
+    "LEFT JOIN objects o ON o.bucket = b.name AND o.key = %s WHERE b.name = %s"
+)
 _UPLOAD_COLUMNS = (
     "upload_id, bucket, key, owner, initiated, content_type, headers, meta, "
     "checksum_algorithm, checksum_type, tags"
@@ -1774,6 +1783,19 @@ class PostgresIndex(Index):
         if not rows:
             return None, {}
         return BucketRecord(*rows[0][:4]), {r[4]: r[5] for r in rows if r[4] is not None}
+
+    async def get_object_access(
+        self, bucket: str, names: tuple[str, ...], key: str
+    ) -> tuple[BucketRecord | None, dict[str, str], ObjectRecord | None]:
+        """One statement, so one round trip and one snapshot: the bucket, its documents
+        (aggregated into two arrays, so the object's columns come once) and the object."""
+        row = await self._one(_GET_OBJECT_ACCESS, (list(names), key, bucket))
+        if row is None:
+            return None, {}, None
+        names_, values = row[4], row[5]
+        docs = dict(zip(names_, values, strict=True)) if names_ else {}
+        obj = None if row[6] is None else _object_from_row(row[6:])
+        return BucketRecord(*row[:4]), docs, obj
 
     async def set_bucket_config(self, bucket: str, name: str, value: str | None) -> bool:
         async def fn(conn: Conn):

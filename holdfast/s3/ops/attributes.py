@@ -100,7 +100,7 @@ async def get_object_attributes(ctx: Context) -> Response:
     marker = header_int(ctx, "x-amz-part-number-marker", 0, 10_000)
     version = ctx.request.query.get("versionId")
     if version:
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
         obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
         if obj.delete_marker:
             raise versions.marker_error(obj, "MethodNotAllowed", 405)

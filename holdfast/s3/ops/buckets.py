@@ -92,7 +92,7 @@ async def create_bucket(ctx: Context, lock_ok: bool = False) -> Response:
 
 
 async def head_bucket(ctx: Context) -> Response:
-    bucket = await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    bucket = await ctx.owned_bucket()
     return Response(200, [("x-amz-bucket-region", bucket.region)])
 
 
@@ -102,7 +102,7 @@ async def delete_bucket(ctx: Context) -> Response:
 
 
 async def get_bucket_location(ctx: Context) -> Response:
-    bucket = await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    bucket = await ctx.owned_bucket()
     # S3 reports us-east-1 as an empty constraint; SDKs map it back.
     value = "" if bucket.region == "us-east-1" else bucket.region
     return Response(200, [XML_TYPE], xml.render("LocationConstraint", [], text=value))

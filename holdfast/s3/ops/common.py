@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from holdfast.errors import S3Error
-from holdfast.index.records import ObjectRecord
+from holdfast.index.records import BucketRecord, ObjectRecord
 from holdfast.s3 import acl as acls
 from holdfast.s3 import tagging
 from holdfast.s3.auth import AuthResult
@@ -75,6 +75,15 @@ class Context:
     def key(self) -> str:
         assert self.request.key is not None
         return self.request.key
+
+    async def owned_bucket(self) -> BucketRecord:
+        """The request's bucket as the access decision read it moments ago (the row that
+        decided the request: no second read); read now, and its owner checked, when the
+        decision did not read it."""
+        record = self.request.bucket_record
+        if record is not None and record.name == self.request.bucket:
+            return record
+        return await self.service.buckets.get_owned(self.user, self.bucket)
 
     def query_int(self, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
         raw = self.request.query.get(name)

@@ -62,45 +62,45 @@ LOGGING_NS = "http://doc.s3.amazonaws.com/2006-03-01"
 
 def not_configured(code: str) -> Handler:
     async def handler(ctx: Context) -> Response:
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
         raise S3Error(code, BucketName=ctx.bucket)
 
     return handler
 
 
 async def nothing_to_delete(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     return Response(204)
 
 
 def not_built(op: Operation) -> Handler:
     async def handler(ctx: Context) -> Response:
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
         raise S3Error("NotImplemented", f"{op.value} is not implemented by Holdfast.")
 
     return handler
 
 
 async def get_bucket_logging(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     body = xml.render("BucketLoggingStatus", [], namespace=LOGGING_NS)
     return Response(200, [XML_TYPE], body)
 
 
 async def get_bucket_accelerate_configuration(ctx: Context) -> Response:
     """A bucket that never had acceleration set has no Status at all (not "Suspended")."""
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     return xml_response("AccelerateConfiguration", [])
 
 
 async def get_bucket_request_payment(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     return xml_response("RequestPaymentConfiguration", [("Payer", "BucketOwner")])
 
 
 async def no_object_lock(ctx: Context) -> Response:
     """Retention and legal hold, read or written, on a bucket without object lock."""
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 

@@ -35,7 +35,7 @@ async def get_bucket_lifecycle_configuration(ctx: Context) -> Response:
 
 
 async def put_bucket_lifecycle_configuration(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     config = lcxml.parse(await read_small_body(ctx), new_rule_id)
     await ctx.service.buckets.set_config(ctx.user, ctx.bucket, CONFIG, lifecycle.to_json(config))
     return Response(200)

@@ -76,7 +76,7 @@ def _common(page: ListPage, enc) -> list:
 
 
 async def _page(ctx: Context, after: str | None) -> tuple[ListPage, str, str, int]:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     prefix = ctx.request.query.get("prefix", "")
     delimiter = ctx.request.query.get("delimiter", "")
     max_keys = ctx.query_int("max-keys", 1000, low=0, high=1000)

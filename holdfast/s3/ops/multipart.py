@@ -50,7 +50,7 @@ MAX_PART_SIZE = 5 * 1024**3
 
 async def _upload(ctx: Context) -> UploadRecord:
     validate_key(ctx.key)
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     upload_id = ctx.request.query.get("uploadId", "")
     return await ctx.service.multipart.get(ctx.bucket, ctx.key, upload_id)
 
@@ -77,7 +77,7 @@ def _requested_checksum(ctx: Context) -> tuple[str | None, str | None]:
 async def create_multipart_upload(ctx: Context) -> Response:
     validate_key(ctx.key)
     reject_unsupported_headers(ctx.request, acls=True, lock_ok=True)
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     attrs = attrs_from_request(ctx)
     algorithm, checksum_type = _requested_checksum(ctx)
     chosen = await sse.for_write(ctx)
@@ -318,7 +318,7 @@ _UPLOADS_BATCH = 1000
 
 
 async def list_multipart_uploads(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     prefix = ctx.request.query.get("prefix", "")
     delimiter = ctx.request.query.get("delimiter", "")
     key_marker = ctx.request.query.get("key-marker") or None

@@ -16,7 +16,7 @@ from holdfast.service import notify
 
 
 async def put_bucket_notification_configuration(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     doc = await read_xml_body(ctx)
     index = ctx.service.node.index
     value = notify.parse_config(doc, await notify.load_targets(index))
@@ -26,7 +26,7 @@ async def put_bucket_notification_configuration(ctx: Context) -> Response:
 
 
 async def get_bucket_notification_configuration(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     text = await ctx.service.node.index.get_bucket_config(ctx.bucket, notify.CONFIG_NAME)
     return xml_response("NotificationConfiguration", notify.render_config(text))
 

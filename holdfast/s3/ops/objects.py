@@ -155,7 +155,7 @@ async def put_object(ctx: Context) -> Response:
     )
     sealing = await sealing_for(ctx, body)
     if sealing is not None or _check_before_body(ctx, body.declared):
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
     received = await receive(ctx, body, body.declared, sealing)
     record = new_record(ctx, received, attrs, sealing)
     ref = await ctx.service.objects.commit(record, if_absent, if_etag, owner=ctx.user)
@@ -179,7 +179,7 @@ async def sealing_for(ctx: Context, body, bucket_checked: bool = False) -> Seali
     """The encryption this write asks for (headers, else the bucket's default)."""
     if not bucket_checked:
         # The bucket's default is read from the bucket: it must be the caller's first.
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
     chosen = await sse.for_write(ctx)
     if chosen is None:
         return None
@@ -199,17 +199,29 @@ async def receive(ctx: Context, body, size: int | None, sealing: Sealing | None)
     )
 
 
+async def _current(ctx: Context) -> ObjectRecord:
+    """The current version the request names: the one the access decision read with the
+    bucket's documents (in the same statement, so as fresh as a read of its own), else read
+    now (the website endpoint)."""
+    request = ctx.request
+    if not request.object_read:
+        return await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+    if request.object is None:
+        raise S3Error("NoSuchKey", Key=ctx.key)
+    return request.object
+
+
 async def _readable(ctx: Context) -> ObjectRecord:
     validate_key(ctx.key)
     version = ctx.request.query.get("versionId")
     if version:
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
         obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
         if obj.delete_marker:
             raise versions.marker_error(obj, "MethodNotAllowed", 405)
     else:
         try:
-            obj = await ctx.service.objects.get_owned(ctx.user, ctx.bucket, ctx.key)
+            obj = await _current(ctx)
         except S3Error as e:
             if e.code != "NoSuchKey":
                 raise
@@ -324,7 +336,7 @@ async def delete_object(ctx: Context) -> Response:
     for name in ("if-match", "x-amz-if-match-last-modified-time", "x-amz-if-match-size"):
         if name in ctx.request.headers:
             raise S3Error("NotImplemented", f"The {name} header is not implemented on DELETE.")
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     version = ctx.request.query.get("versionId")
     if version:
         removed = await ctx.service.versions.delete(
@@ -341,7 +353,7 @@ async def delete_object(ctx: Context) -> Response:
 
 
 async def delete_objects(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     doc = await read_xml_body(ctx)
     assert doc is not None
     if doc.tag != "Delete":
@@ -513,7 +525,7 @@ async def copy_object(ctx: Context) -> Response:
     reject_unsupported_headers(ctx.request, acls=True, lock_ok=True)
     # If-Match / If-None-Match: * on a copy are conditions on the destination, as on PUT.
     if_absent, if_etag = _put_conditions(ctx)
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     source = await copy_source(ctx)
     attrs = _copy_attrs(ctx, source)
     await apply_request_acl(ctx, attrs.headers)

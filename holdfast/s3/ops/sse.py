@@ -13,9 +13,10 @@ import json
 
 from holdfast.errors import S3Error
 from holdfast.index.records import ObjectRecord
+from holdfast.s3.access import ENCRYPTION
 from holdfast.s3.http import Request, Response
 from holdfast.s3.ops.buckets import read_xml_body, xml_response
-from holdfast.s3.ops.common import Context
+from holdfast.s3.ops.common import Context, bucket_config
 from holdfast.service.encryption import (
     META_HEADER,
     SSE_S3,
@@ -27,7 +28,7 @@ from holdfast.service.encryption import (
     open_data_key,
 )
 
-CONFIG_NAME = "encryption"
+CONFIG_NAME = ENCRYPTION
 SSE = "x-amz-server-side-encryption"
 C_PREFIX = "x-amz-server-side-encryption-customer-"
 COPY_C_PREFIX = "x-amz-copy-source-server-side-encryption-customer-"
@@ -86,8 +87,9 @@ def customer_key(request: Request, prefix: str = C_PREFIX) -> bytes | None:
     return key
 
 
-async def bucket_default(ctx: Context, bucket: str) -> str | None:
-    text = await ctx.service.node.index.get_bucket_config(bucket, CONFIG_NAME)
+async def bucket_default(ctx: Context) -> str | None:
+    """The request bucket's default algorithm (read with the access decision's statement)."""
+    text = await bucket_config(ctx, CONFIG_NAME)
     return json.loads(text)["algorithm"] if text else None
 
 
@@ -114,7 +116,7 @@ async def for_write(ctx: Context) -> tuple[Encryption, bytes, str] | None:
                 ArgumentName=SSE,
                 ArgumentValue=sse[:64],
             )
-    if key is None and sse is None and await bucket_default(ctx, ctx.bucket) is None:
+    if key is None and sse is None and await bucket_default(ctx) is None:
         return None
     keyring = ctx.service.users.keyring
     enc, data_key = new_encryption(keyring, ctx.service.config.block_size, key)
@@ -159,7 +161,7 @@ def public_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 async def put_bucket_encryption(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     doc = await read_xml_body(ctx)
     if doc is None or doc.tag != "ServerSideEncryptionConfiguration":
         raise S3Error("MalformedXML")
@@ -181,8 +183,8 @@ async def put_bucket_encryption(ctx: Context) -> Response:
 
 
 async def get_bucket_encryption(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
-    algorithm = await bucket_default(ctx, ctx.bucket)
+    await ctx.owned_bucket()
+    algorithm = await bucket_default(ctx)
     if algorithm is None:
         raise S3Error("ServerSideEncryptionConfigurationNotFoundError", BucketName=ctx.bucket)
     rule = [
@@ -193,6 +195,6 @@ async def get_bucket_encryption(ctx: Context) -> Response:
 
 
 async def delete_bucket_encryption(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     await ctx.service.node.index.set_bucket_config(ctx.bucket, CONFIG_NAME, None)
     return Response(204)

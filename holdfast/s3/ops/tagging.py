@@ -26,7 +26,7 @@ async def get_object_tagging(ctx: Context) -> Response:
     validate_key(ctx.key)
     version = ctx.request.query.get("versionId")
     if version:
-        await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+        await ctx.owned_bucket()
         obj = await ctx.service.versions.get(ctx.bucket, ctx.key, version)
         if obj.delete_marker:
             raise versions.marker_error(obj, "MethodNotAllowed", 405)
@@ -70,7 +70,7 @@ async def get_bucket_tagging(ctx: Context) -> Response:
 
 async def put_bucket_tagging(ctx: Context) -> Response:
     """An empty TagSet leaves the bucket without tags (Get then answers NoSuchTagSet)."""
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     tags = tagging.parse_xml(await read_small_body(ctx), tagging.BUCKET_TAG_LIMIT)
     value = json.dumps(tags, separators=(",", ":")) if tags else None
     await ctx.service.buckets.set_config(ctx.user, ctx.bucket, BUCKET_CONFIG, value)

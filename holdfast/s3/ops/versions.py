@@ -44,13 +44,13 @@ def marker_error(marker: ObjectRecord, code: str, status: int, **extra: str) -> 
 
 
 async def get_bucket_versioning(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     state = await ctx.service.versions.state(ctx.bucket)
     return Response(200, [XML_TYPE], versioning.render(state))
 
 
 async def put_bucket_versioning(ctx: Context) -> Response:
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     status = versioning.parse(await read_small_body(ctx))
     await ctx.service.versions.set_state(ctx.bucket, status)
     return Response(200)
@@ -58,7 +58,7 @@ async def put_bucket_versioning(ctx: Context) -> Response:
 
 async def list_object_versions(ctx: Context) -> Response:
     enc = _encoder(ctx)
-    await ctx.service.buckets.get_owned(ctx.user, ctx.bucket)
+    await ctx.owned_bucket()
     q = ctx.request.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker = q.get("key-marker") or None
