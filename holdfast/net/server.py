@@ -40,7 +40,6 @@ import contextlib
 import logging
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +47,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+import crc32c
 
 from holdfast.net import frames
 from holdfast.net.errors import SessionLost, encode_error
@@ -594,16 +595,12 @@ def _op_write_whole(srv: InternalServer, a: dict) -> Any:
         return remembered
     try:
         try:
-            if int(a["size"]) != len(data) or len(crcs) % 4:
+            if int(a["size"]) != len(data):
                 raise CorruptBlock(blob_id, -1, f"received {len(data)} bytes, sent {a['size']}")
-            blocks: list[memoryview] = []
-            if data:  # an empty blob's CRC list is checked by the writer's finish
-                count = len(crcs) // 4
-                chunk = frames.DataChunk(sid, 0, struct.unpack(f">{count}I", crcs), data)
-                try:
-                    blocks = frames.check_blocks(chunk, block_size)
-                except ValueError as e:
-                    raise CorruptBlock(blob_id, -1, str(e)) from None
+            blocks = [data[i : i + block_size] for i in range(0, len(data), block_size)]
+            for i, block in enumerate(blocks):
+                if crcs[4 * i : 4 * i + 4] != crc32c.crc32c(block).to_bytes(4, "big"):
+                    raise CorruptBlock(blob_id, i, "CRC32C mismatch")
             for b in blocks:  # each block checked above, before any of it is written
                 running.writer.write(b)
             running.next = len(data)
