@@ -212,11 +212,20 @@ class _Unresolved(Exception):
     """A write's COMMIT was sent and its answer lost: :meth:`PostgresIndex._resolve` finds
     out from ``token`` whether it committed (``result`` is then the write's result)."""
 
-    def __init__(self, token: uuid.UUID, result: Any, reason: str, retry: bool = False) -> None:
+    def __init__(
+        self,
+        token: uuid.UUID,
+        result: Any,
+        reason: str,
+        retry: bool = False,
+        window: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.token = token
         self.result = result
         self.cause = OutcomeUnknown(reason)
+        # How long to look for the outcome (None: the engine's resolve window).
+        self.window = window
         # A one-statement write whose connection broke (not its deadline): once its token is
         # voided it can never commit, so it may be sent again on a fresh connection.
         self.retry = retry
@@ -435,7 +444,7 @@ class PostgresIndex(Index):
         every commit the old primary acknowledged, so the answer holds across a failover."""
         assert self._pool is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.resolve_window
+        deadline = loop.time() + (self.resolve_window if lost.window is None else lost.window)
         delay = 0.1
         while (remaining := deadline - loop.time()) > 0:
             phase = _Phase()
@@ -531,8 +540,8 @@ class PostgresIndex(Index):
         commit token ``args`` is given with the write): sent in autocommit mode, so it is its
         own transaction and costs one round trip. The statement is its COMMIT: an answer
         lost with its connection is resolved by the token (:meth:`_resolve`), the write's
-        answer then being ``committed``; one not given within the deadline is
-        OutcomeUnknown at once. A connection that broke under it (a pooled connection dead since
+        answer then being ``committed``; one not given within the deadline is resolved
+        within one more deadline, else OutcomeUnknown. A connection that broke under it (a pooled connection dead since
         the engine restarted) is retried once, on a fresh one, after its token was voided."""
         if self._pool is None:
             raise IndexUnavailable("the index is not started")
@@ -579,12 +588,17 @@ class PostgresIndex(Index):
                     raise
                 except psycopg.Error as e:
                     if phase.expired:
-                        # A frozen or cut-off server: not resolved (that would hold the
-                        # request for the resolve window), 500 at the deadline; nothing is
-                        # discarded, and the sweeper removes the blob if it never committed.
-                        raise OutcomeUnknown(
-                            f"index did not answer the write within {self.timeout:g} s"
-                        ) from None
+                        # A slow server (a restart, a loaded machine) still gets its answer
+                        # learnt from the token, but a frozen or cut-off one must not hold
+                        # the request for the whole resolve window: one more deadline, then
+                        # 500 (nothing discarded; the sweeper removes the blob if the write
+                        # never committed).
+                        raise _Unresolved(
+                            token,
+                            committed,
+                            f"index did not answer the write within {self.timeout:g} s",
+                            window=self.timeout,
+                        ) from e
                     error = _engine_error(e, conn, phase)
                     if isinstance(error, OutcomeUnknown):
                         raise _Unresolved(token, committed, str(error), retry=True) from e
