@@ -577,10 +577,12 @@ def test_one_statement_write_lost_on_the_way_is_sent_again(postgres):
     async def go():
         cutter, index = await _through_cutter(postgres, dsn, "one-statement")
         cutter.armed, cutter.forward = True, False
-        await index.put_object(obj("k", "blob-sent-again"))
-        cut = cutter.armed is False
-        stored = await index.get_object("b", "k")
-        await index.close()
+        try:
+            await index.put_object(obj("k", "blob-sent-again"))
+            cut = cutter.armed is False
+            stored = await index.get_object("b", "k")
+        finally:
+            await index.close()
         return cut, stored
 
     cut, stored = run(go())
