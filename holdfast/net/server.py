@@ -29,11 +29,13 @@ answer is recognised and acknowledged, not appended twice), and ``write_finish``
 whole blob's CRC32Cs and makes it durable (the Store contract); its answer is remembered, so
 a finish sent again gets the same answer. Each block is checked against the CRC32C it came
 with before it is written. A session idle for ``session_idle`` seconds is aborted.
+A small blob comes whole in one ``write_whole`` request instead (open, data, finish).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import socket
@@ -45,6 +47,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+import crc32c
 
 from holdfast.net import frames
 from holdfast.net.errors import SessionLost, encode_error
@@ -557,6 +561,68 @@ def _op_write_finish(srv: InternalServer, a: dict) -> Any:
                 srv.finished.popitem(last=False)
 
 
+def _op_write_whole(srv: InternalServer, a: dict) -> Any:
+    """A small blob whole (holdfast/stores/node.py): ``write_open``, its one DATA frame and
+    ``write_finish`` in one request. Every block is checked against the blob's CRC32Cs
+    before any is written; the answer is remembered under the session like a finish's, so
+    the request sent again after a lost answer gets the same answer and writes nothing."""
+    block_size = int(a["block_size"])
+    if not 0 < block_size <= frames.MAX_PAYLOAD // 2:
+        raise ValueError(f"block size {block_size}")
+    sid = bytes.fromhex(a["session"])
+    if len(sid) != 16 or sid == frames.NO_SESSION:
+        raise ValueError("a write session id is 16 bytes")
+    blob_id = str(a["blob_id"])
+    crcs = bytes.fromhex(a["crcs"])
+    data = memoryview(base64.b64decode(a["data"], validate=True))
+    with srv.sessions_lock:
+        if sid in srv.finished or sid in srv.sessions:
+            running = None
+        else:
+            running = WriteSession(srv.store(a).writer(block_size), block_size)
+            running.lock.acquire()  # before a copy of this request can find it
+            srv.sessions[sid] = running
+    if running is None:  # a copy of this request: wait for the first one's answer
+        s = srv.sessions.get(sid)
+        if s is not None:
+            with s.lock:
+                pass
+        if sid not in srv.finished:
+            raise SessionLost(5, f"write session {sid.hex()} on node {srv.name} did not finish")
+        ok, remembered = srv.finished[sid]
+        if not ok:
+            raise remembered
+        return remembered
+    try:
+        try:
+            if int(a["size"]) != len(data):
+                raise CorruptBlock(blob_id, -1, f"received {len(data)} bytes, sent {a['size']}")
+            blocks = [data[i : i + block_size] for i in range(0, len(data), block_size)]
+            for i, block in enumerate(blocks):
+                if crcs[4 * i : 4 * i + 4] != crc32c.crc32c(block).to_bytes(4, "big"):
+                    raise CorruptBlock(blob_id, i, "CRC32C mismatch")
+            for b in blocks:  # each block checked above, before any of it is written
+                running.writer.write(b)
+            running.next = len(data)
+            if a.get("replacing"):
+                result: Any = {"quarantined": running.writer.finish_replacing(blob_id, crcs)}
+            else:
+                running.writer.finish(blob_id, crcs)
+                result = {"quarantined": None}
+            srv.finished[sid] = (True, result)
+            return result
+        except Exception as e:
+            running.writer.abort_quietly()
+            srv.finished[sid] = (False, e)
+            raise
+        finally:
+            srv.sessions.pop(sid, None)
+            while len(srv.finished) > 4096:
+                srv.finished.popitem(last=False)
+    finally:
+        running.lock.release()
+
+
 def _op_write_abort(srv: InternalServer, a: dict) -> Any:
     srv._drop_session(bytes.fromhex(a["session"]))
 
@@ -584,4 +650,5 @@ _OPS: dict[str, Callable[[InternalServer, dict], Any]] = {
     "write_open": _op_write_open,
     "write_finish": _op_write_finish,
     "write_abort": _op_write_abort,
+    "write_whole": _op_write_whole,
 }

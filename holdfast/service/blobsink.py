@@ -81,15 +81,27 @@ class BlobSink:
         self.size += len(data)
 
     def seal(self, body: Digesting, data: bytes | bytearray) -> tuple[Segment, object]:
-        """Last bytes, then verify, then make durable: a digest mismatch stores nothing."""
-        self.absorb(body, data)
+        """Last bytes, then verify, then make durable: a digest mismatch stores nothing.
+        The last bytes are digested first and handed to each writer with its finish, in one
+        step per writer (one hand-off to the fan-out threads, not two: a small body is
+        nothing but its last bytes)."""
+        if data:
+            body.update(data)
+            self.blocks.update(data)
         verified = body.finish()
         blob_id = new_blob_id()
         crcs = self.blocks.finish()
-        # A copy whose finish failed may exist but is not known durable: dropped, and
-        # repair makes (or verifies) it later.
-        self._each(lambda w: w.finish(blob_id, crcs), (OSError, StoreFull, CorruptBlock))
+
+        def last(w: BlobWriter) -> None:
+            if data:
+                w.write(data)
+            w.finish(blob_id, crcs)
+
+        # A copy whose write or finish failed may exist but is not known durable: dropped,
+        # and repair makes (or verifies) it later.
+        self._each(last, (OSError, StoreFull, CorruptBlock))
         self._check_quorum()
+        self.size += len(data)
         written = tuple(w.store.store_id for w in self.writers)
         segment = Segment(
             blob_id=blob_id,

@@ -123,15 +123,20 @@ class Objects:
                 self.node.zone_of,
                 self.node.prefer,
             )
-            sink = await self.node.run(
-                BlobSink,
-                choice.targets,
-                block_size or self.node.config.block_size,
-                self.node.drives,
-                policy.min_copies,
-                choice.deferred,
-            )
-        except (NoCapacity, QuorumLost) as e:
+        except NoCapacity as e:
+            raise _placement_error(e) from None
+        sink_args = (
+            choice.targets,
+            block_size or self.node.config.block_size,
+            self.node.drives,
+            policy.min_copies,
+            choice.deferred,
+        )
+        if size is not None and size < FLUSH_BYTES:
+            return await self._receive_small(body, sink_args)
+        try:
+            sink = await self.node.run(BlobSink, *sink_args)
+        except QuorumLost as e:
             raise _placement_error(e) from None
         pending: asyncio.Future | None = None
         buf = bytearray()
@@ -162,6 +167,30 @@ class Objects:
             if isinstance(exc, QuorumLost):
                 raise _placement_error(exc) from None
             raise
+
+    async def _receive_small(self, body: BodySource, sink_args: tuple) -> Received:
+        """A body of less than one buffer: taken whole on the event loop, then its blob
+        made in one hop to a pool thread (open the writers, write, verify, make durable)
+        instead of one hop to open and another to seal."""
+        buf = bytearray()
+        async for piece in body.chunks():
+            buf += piece
+
+        def write() -> tuple[Segment, object]:
+            sink = BlobSink(*sink_args)
+            try:
+                return sink.seal(body, buf)
+            except BaseException:
+                sink.abort()
+                raise
+
+        try:
+            segment, verified = await self.node.run(write)
+        except QuorumLost as e:
+            raise _placement_error(e) from None
+        if segment.deferred:
+            self.node.integrity.counters.degraded_writes += 1
+        return Received(segment, verified)
 
     def _check_index_room(self, size: int) -> None:
         """Inline bytes go into the index, on the first drive: they must leave that drive's

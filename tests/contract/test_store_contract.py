@@ -12,6 +12,7 @@ Everything else here is written against the interface only.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from holdfast.stores.base import (
     Capability,
@@ -530,3 +532,54 @@ def test_quarantined_copies_are_a_last_resort(harness: Harness, tmp_path: Path):
         with pytest.raises(NoGoodCopy):
             reader.block(0)  # bad in both
         assert reader.block(1) == data[BLOCK:], "block 1 comes from the quarantined copy"
+
+
+# -- a drive on another node: how many round trips a write takes (issue 16) ----------------------
+
+
+def _rpcs(op: str) -> float:
+    return (
+        REGISTRY.get_sample_value("holdfast_internal_rpc_seconds_count", {"peer": "n2", "op": op})
+        or 0.0
+    )
+
+
+def test_a_small_blob_goes_to_another_node_in_one_request(node_server, tmp_path: Path):
+    """A blob complete before any data frame went out is one ``write_whole`` request (open,
+    data, finish): no session opened beforehand, no data frame, no separate finish. A
+    larger one opens its session with its first frame. Either way the blob reads back."""
+    store = node_server.make(tmp_path, "w")
+    ops = ("write_open", "write_data", "write_finish", "write_whole")
+    before = {op: _rpcs(op) for op in ops}
+    small = put(store, secrets.token_bytes(3 * BLOCK + 5))
+    counts = {op: _rpcs(op) - before[op] for op in ops}
+    assert counts == {"write_open": 0, "write_data": 0, "write_finish": 0, "write_whole": 1}
+    assert read(store, small) == small.data
+    big_data = secrets.token_bytes(2 * 1024 * 1024 + 7)
+    big = put(store, big_data, piece=256 * 1024)
+    counts = {op: _rpcs(op) - before[op] for op in ops}
+    assert counts["write_open"] == 1 and counts["write_finish"] == 1
+    assert counts["write_data"] == 3 and counts["write_whole"] == 1
+    assert read(store, big) == big_data
+
+
+def test_a_whole_blob_request_sent_again_writes_once(node_server, tmp_path: Path):
+    """A ``write_whole`` sent again after a lost answer gets the first one's answer and
+    writes nothing more; one whose bytes do not match their CRC32Cs stores nothing."""
+    store = node_server.make(tmp_path, "w")
+    data = secrets.token_bytes(BLOCK + 9)
+    blob_id, crcs = new_blob_id(), crcs_of(data)
+    args = {"session": secrets.token_hex(16), "block_size": BLOCK, "blob_id": blob_id,
+            "crcs": crcs.hex(), "size": len(data), "replacing": False,
+            "data": base64.b64encode(data).decode()}  # fmt: skip
+    assert store.call("write_whole", **args) == {"quarantined": None}
+    assert store.call("write_whole", **args) == {"quarantined": None}
+    assert list(everything(store)) == [blob_id]
+    assert read(store, Blob(blob_id, len(data), BLOCK, crcs, data)) == data
+    bad = bytes([data[0] ^ 1]) + data[1:]
+    other = new_blob_id()
+    with pytest.raises(CorruptBlock) as err:
+        store.call("write_whole", **{**args, "session": secrets.token_hex(16), "blob_id": other,
+                                     "data": base64.b64encode(bad).decode()})  # fmt: skip
+    assert err.value.block == 0
+    assert store.stat(other) is None and store.stale_temporary(0) == 0

@@ -52,6 +52,7 @@ from holdfast.index.errors import (
     OutcomeUnknown,
 )
 from holdfast.index.listing import ListPage, page_from_walk, prefix_upper_bound, walk_limit
+from holdfast.index.notify import CONFIG_NAME as _NOTIFY_CONFIG
 from holdfast.index.postgres import notify as outbox
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
@@ -211,11 +212,23 @@ class _Unresolved(Exception):
     """A write's COMMIT was sent and its answer lost: :meth:`PostgresIndex._resolve` finds
     out from ``token`` whether it committed (``result`` is then the write's result)."""
 
-    def __init__(self, token: uuid.UUID, result: Any, reason: str) -> None:
+    def __init__(
+        self,
+        token: uuid.UUID,
+        result: Any,
+        reason: str,
+        retry: bool = False,
+        window: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.token = token
         self.result = result
         self.cause = OutcomeUnknown(reason)
+        # How long to look for the outcome (None: the engine's resolve window).
+        self.window = window
+        # A one-statement write whose connection broke (not its deadline): once its token is
+        # voided it can never commit, so it may be sent again on a fresh connection.
+        self.retry = retry
 
 
 # Commit tokens (schema step 8): every request write commits a random token with its rows.
@@ -230,6 +243,26 @@ _PRUNE_TOKENS = "DELETE FROM commit_tokens WHERE at < now() - make_interval(secs
 # after a PostgreSQL crash takes a few seconds (docs/cluster.md).
 RESOLVE_WINDOW = 15.0
 TOKEN_TTL = 600.0  # seconds a token is kept, far beyond any resolve window
+
+# One-statement writes (schema step 9): a PUT or DELETE of a key in a bucket that is neither
+# versioned nor notifying is one function call, its own transaction (autocommit), its commit
+# token inserted by the function with the write. 'slow': nothing done, take the general path.
+_PUT_CURRENT = (
+    "SELECT holdfast_put_current(%s::uuid, %s::text, %s::boolean, %s::text, %s::float8, "
+    "%s::text, %s::text[], %s::text, %s::text, %s::bigint, %s::text, %s::float8, %s::text, "
+    "%s::text, %s::text, %s::text, %s::text, %s::text, %s::integer, %s::text, %s::text, "
+    "%s::bytea, %s::text, %s::bigint, %s::smallint, %s::text)"
+)
+_DELETE_CURRENT = (
+    "SELECT holdfast_delete_current(%s::uuid, %s::text, %s::text, %s::float8, %s::text)"
+)
+_PUT_OUTCOMES: dict[str, Callable[[str], Exception]] = {
+    "nobucket": NotFound,
+    "forbidden": Forbidden,
+    "exists": lambda _: ConditionFailed(missing=False),
+    "mismatch": lambda _: ConditionFailed(missing=False),
+    "missing": lambda _: ConditionFailed(missing=True),
+}
 PRUNE_EVERY = 1000  # writes of one engine instance between two prunings
 
 
@@ -411,7 +444,7 @@ class PostgresIndex(Index):
         every commit the old primary acknowledged, so the answer holds across a failover."""
         assert self._pool is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.resolve_window
+        deadline = loop.time() + (self.resolve_window if lost.window is None else lost.window)
         delay = 0.1
         while (remaining := deadline - loop.time()) > 0:
             phase = _Phase()
@@ -488,6 +521,87 @@ class PostgresIndex(Index):
                     error = _engine_error(e, conn, phase)
                     if isinstance(error, OutcomeUnknown):
                         raise _Unresolved(token, result, str(error)) from e
+                    raise error from e
+                finally:
+                    timer.cancel()
+        except psycopg_pool.PoolTimeout:
+            self._down_since = self._down_since or time.monotonic()
+            raise IndexUnavailable(
+                f"no connection to the index at {public_location(self.dsn)} within {wait:g} s"
+            ) from None
+        except psycopg.OperationalError as e:  # connecting failed
+            self._down_since = self._down_since or time.monotonic()
+            raise IndexUnavailable(_first_line(e)) from None
+
+    async def _write_one(
+        self, sql: str, args: Callable[[uuid.UUID], Sequence[Any]], committed: Any
+    ) -> Any:
+        """A write that is one statement (a function of schema step 9 that inserts the
+        commit token ``args`` is given with the write): sent in autocommit mode, so it is its
+        own transaction and costs one round trip. The statement is its COMMIT: an answer
+        lost with its connection is resolved by the token (:meth:`_resolve`), the write's
+        answer then being ``committed``; one not given within the deadline is resolved
+        within one more deadline, else OutcomeUnknown. A connection that broke under it (a pooled connection dead since
+        the engine restarted) is retried once, on a fresh one, after its token was voided."""
+        if self._pool is None:
+            raise IndexUnavailable("the index is not started")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        for attempt in (1, 2):
+            token = uuid.uuid4()
+            try:
+                result = await self._statement(sql, args(token), token, committed, deadline)
+            except _Unresolved as lost:
+                try:
+                    return await self._resolve(lost)
+                except IndexUnavailable:  # voided: it never committed, and never will
+                    if attempt == 2 or not lost.retry:
+                        raise
+                    self._down_since = self._down_since or time.monotonic()
+                    continue
+            self._writes += 1
+            if self._writes % PRUNE_EVERY == 0:
+                await self._prune_tokens()
+            return result
+        raise AssertionError("unreachable")
+
+    async def _statement(
+        self, sql: str, args: Sequence[Any], token: uuid.UUID, committed: Any, deadline: float
+    ) -> Any:
+        """One attempt of :meth:`_write_one`: the first column of its one row. A
+        ForeignKeyViolation is raised as it is, for the caller to name."""
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        wait = DOWN_WAIT if self._down_since is not None else self.timeout * 0.75
+        wait = max(0.05, min(wait, deadline - loop.time()))
+        phase = _Phase()
+        phase.at = "commit"
+        try:
+            async with self._pool.connection(timeout=wait) as conn:
+                self._down_since = None
+                timer = loop.call_at(deadline, _cut, conn, phase)
+                try:
+                    cur = await conn.execute(sql, args)
+                    row = await cur.fetchone()
+                    return row[0]
+                except pg_errors.ForeignKeyViolation:
+                    raise
+                except psycopg.Error as e:
+                    if phase.expired:
+                        # A slow server (a restart, a loaded machine) still gets its answer
+                        # learnt from the token, but a frozen or cut-off one must not hold
+                        # the request for the whole resolve window: one more deadline, then
+                        # 500 (nothing discarded; the sweeper removes the blob if the write
+                        # never committed).
+                        raise _Unresolved(
+                            token,
+                            committed,
+                            f"index did not answer the write within {self.timeout:g} s",
+                            window=self.timeout,
+                        ) from e
+                    error = _engine_error(e, conn, phase)
+                    if isinstance(error, OutcomeUnknown):
+                        raise _Unresolved(token, committed, str(error), retry=True) from e
                     raise error from e
                 finally:
                     timer.cancel()
@@ -704,6 +818,22 @@ class PostgresIndex(Index):
         if_etag: str | None = None,
         owner: str | None = None,
     ) -> None:
+        # Deferred copies need repair rows in the commit: the general transaction.
+        if not any(s.deferred for s in obj.segments):
+            live = [s.blob_id for s in obj.segments if s.stores]
+            head = (owner, if_absent, if_etag, self.gc_grace, _NOTIFY_CONFIG, live)
+            values = _object_values(obj)
+            try:
+                outcome = await self._write_one(
+                    _PUT_CURRENT, lambda token: (token, *head, *values), "ok"
+                )
+            except pg_errors.ForeignKeyViolation:
+                raise NotFound(obj.bucket) from None
+            if outcome == "ok":
+                return None
+            if outcome != "slow":
+                raise _PUT_OUTCOMES[outcome](obj.bucket)
+
         async def fn(conn: Conn):
             if owner is not None:
                 await _check_bucket_owner(conn, obj.bucket, owner)
@@ -951,6 +1081,14 @@ class PostgresIndex(Index):
         return True
 
     async def delete_object(self, bucket: str, key: str) -> bool | VersionRef:
+        outcome = await self._write_one(
+            _DELETE_CURRENT,
+            lambda token: (token, bucket, key, self.gc_grace, _NOTIFY_CONFIG),
+            "deleted",
+        )
+        if outcome != "slow":
+            return outcome == "deleted"
+
         async def fn(conn: Conn):
             result = await self._delete_current(conn, bucket, key)
             await outbox.removed(conn, bucket, [key], [result])

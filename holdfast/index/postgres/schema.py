@@ -300,6 +300,124 @@ CREATE TABLE commit_tokens (
 CREATE INDEX commit_tokens_by_age ON commit_tokens (at);
 """
 
+# One-statement writes (issue 16): a PUT or DELETE of a key in a bucket without versioning
+# and without event notifications, the common case, is one function call in autocommit mode:
+# one round trip to the engine instead of eight (BEGIN, the owner check, the bucket's
+# configuration, the row lock, the write, live_blobs, the commit token, COMMIT). Each
+# function answers 'slow', having changed nothing, when the bucket is versioned or has a
+# notification configuration; the engine then runs its general transaction
+# (holdfast/index/postgres/engine.py). The commit token is inserted by the function with the
+# write, so a lost answer is resolved as before. The totals follow by the objects trigger.
+#
+# holdfast_queue_gc: an old version's blobs (its segments text) handed to the GC, as
+# engine._queue_for_gc does: no longer live, deleted from their stores after ``grace``.
+_V9 = """
+CREATE FUNCTION holdfast_queue_gc(p_segments TEXT, p_grace DOUBLE PRECISION)
+RETURNS void LANGUAGE sql AS $$
+    WITH segs AS (
+        SELECT DISTINCT ON (e->>'id') e->>'id' AS blob_id,
+            (SELECT string_agg(x, ',' ORDER BY n)
+             FROM jsonb_array_elements_text(e->'st') WITH ORDINALITY AS t(x, n)) AS stores
+        FROM jsonb_array_elements(p_segments::jsonb) AS e
+        WHERE jsonb_array_length(e->'st') > 0
+    ), gone AS (
+        DELETE FROM live_blobs WHERE blob_id IN (SELECT blob_id FROM segs)
+    )
+    INSERT INTO gc_queue
+    SELECT blob_id, stores, extract(epoch from clock_timestamp())::float8 + p_grace FROM segs
+    ON CONFLICT (blob_id) DO UPDATE
+        SET stores = EXCLUDED.stores, not_before = EXCLUDED.not_before;
+$$;
+
+CREATE FUNCTION holdfast_put_current(
+    p_token UUID, p_owner TEXT, p_if_absent BOOLEAN, p_if_etag TEXT, p_grace DOUBLE PRECISION,
+    p_notify TEXT, p_live TEXT[],
+    p_bucket TEXT, p_key TEXT, p_size BIGINT, p_etag TEXT, p_last_modified DOUBLE PRECISION,
+    p_content_type TEXT, p_headers TEXT, p_meta TEXT, p_checksum_algorithm TEXT,
+    p_checksum_type TEXT, p_checksum_value TEXT, p_parts_count INTEGER, p_state TEXT,
+    p_segments TEXT, p_inline BYTEA, p_tags TEXT, p_vseq BIGINT, p_vnull SMALLINT,
+    p_objlock TEXT
+) RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    found_owner TEXT;
+    cur_row RECORD;
+BEGIN
+    IF p_owner IS NOT NULL THEN
+        SELECT owner INTO found_owner FROM buckets WHERE name = p_bucket;
+        IF NOT FOUND THEN
+            RETURN 'nobucket';
+        END IF;
+        IF found_owner <> p_owner THEN
+            RETURN 'forbidden';
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM bucket_configs
+               WHERE bucket = p_bucket AND name IN ('versioning', p_notify)) THEN
+        RETURN 'slow';
+    END IF;
+    LOOP
+        SELECT etag, segments INTO cur_row FROM objects
+            WHERE bucket = p_bucket AND key = p_key FOR UPDATE;
+        IF FOUND THEN
+            IF p_if_absent THEN
+                RETURN 'exists';
+            END IF;
+            IF p_if_etag IS NOT NULL AND btrim(cur_row.etag, '"') <> p_if_etag THEN
+                RETURN 'mismatch';
+            END IF;
+            PERFORM holdfast_queue_gc(cur_row.segments, p_grace);
+            UPDATE objects SET size = p_size, etag = p_etag, last_modified = p_last_modified,
+                content_type = p_content_type, headers = p_headers, meta = p_meta,
+                checksum_algorithm = p_checksum_algorithm, checksum_type = p_checksum_type,
+                checksum_value = p_checksum_value, parts_count = p_parts_count,
+                state = p_state, segments = p_segments, inline = p_inline, tags = p_tags,
+                vseq = p_vseq, vnull = p_vnull, objlock = p_objlock
+                WHERE bucket = p_bucket AND key = p_key;
+            EXIT;
+        END IF;
+        IF p_if_etag IS NOT NULL THEN
+            RETURN 'missing';
+        END IF;
+        INSERT INTO objects (bucket, key, size, etag, last_modified, content_type, headers,
+            meta, checksum_algorithm, checksum_type, checksum_value, parts_count, state,
+            segments, inline, tags, vseq, vnull, objlock)
+        VALUES (p_bucket, p_key, p_size, p_etag, p_last_modified, p_content_type, p_headers,
+            p_meta, p_checksum_algorithm, p_checksum_type, p_checksum_value, p_parts_count,
+            p_state, p_segments, p_inline, p_tags, p_vseq, p_vnull, p_objlock)
+        ON CONFLICT (bucket, key) DO NOTHING;
+        EXIT WHEN FOUND;
+        IF p_if_absent THEN  -- another writer created the key meanwhile
+            RETURN 'exists';
+        END IF;
+    END LOOP;
+    IF cardinality(p_live) > 0 THEN
+        INSERT INTO live_blobs SELECT unnest(p_live) ON CONFLICT DO NOTHING;
+    END IF;
+    INSERT INTO commit_tokens (token) VALUES (p_token);
+    RETURN 'ok';
+END $$;
+
+CREATE FUNCTION holdfast_delete_current(
+    p_token UUID, p_bucket TEXT, p_key TEXT, p_grace DOUBLE PRECISION, p_notify TEXT
+) RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    old_segments TEXT;
+BEGIN
+    IF EXISTS (SELECT 1 FROM bucket_configs
+               WHERE bucket = p_bucket AND name IN ('versioning', p_notify)) THEN
+        RETURN 'slow';
+    END IF;
+    DELETE FROM objects WHERE bucket = p_bucket AND key = p_key RETURNING segments
+        INTO old_segments;
+    IF NOT FOUND THEN
+        RETURN 'absent';
+    END IF;
+    PERFORM holdfast_queue_gc(old_segments, p_grace);
+    INSERT INTO commit_tokens (token) VALUES (p_token);
+    RETURN 'deleted';
+END $$;
+"""
+
 # (version, SQL): append only; a released step is never edited.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
@@ -310,6 +428,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (6, _V6),
     (7, _V7),
     (8, _V8),
+    (9, _V9),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
