@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -118,6 +119,7 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
 
         # -- Phase 2: faults nobody reads: the scrubber alone must find them ---------------
         scrub_before = status(server)["scrub"]["faults_total"]
+        log_before = len(server.log())
         scrub_faults = 0
         for i in range(12, 24):
             key = f"obj-{i}"
@@ -146,7 +148,14 @@ def test_bit_rot_is_read_around_and_repaired(tmp_path):
             f"for the scrubber, which found {found}; repaired copies {st['repair']['repaired']}, "
             f"bytes {st['repair']['bytes_copied']}, quarantined {kept}\n{report}"
         )
-        assert found == scrub_faults
+        # A pass that starts before the repair of a copy it found is done finds that copy
+        # again (repair is paced per second; the queue keeps one row per copy), so the
+        # scrubber's findings are compared as distinct copies: exactly the injected ones.
+        distinct = set(
+            re.findall(r"scrub: \S+ copy of blob (\S+) on (\S+)", server.log()[log_before:])
+        )
+        assert found >= scrub_faults
+        assert len(distinct) == scrub_faults, sorted(distinct)
         assert kept >= 2 * 4 + 8 + 4  # flips and truncations are kept aside, not deleted
     finally:
         server.stop()
