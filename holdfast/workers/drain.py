@@ -32,15 +32,14 @@ import asyncio
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from holdfast.index.records import Segment
 from holdfast.placement.policy import node_of
 from holdfast.service.node import Node
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Backoff, Pacer
-from holdfast.workers.move import CopyMover, MoveFailed
+from holdfast.workers.limits import Pacer
+from holdfast.workers.move import CopyMover, MoveFailed, MoverJob
 
 log = logging.getLogger("holdfast.drain")
 
@@ -68,15 +67,13 @@ class DrainState:
     last_error: str | None = None
 
 
-class Drainer:
+class Drainer(MoverJob):
+    name = "drain"
+    log = log
+
     def __init__(self, node: Node) -> None:
-        self.node = node
+        super().__init__(node)
         self.state = DrainState()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
-        self._backoff = Backoff(base=5.0, cap=300.0)
-        self._pacer: Pacer | None = None
-        self._mover: CopyMover | None = None
-        self._saved = 0.0
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -191,35 +188,21 @@ class Drainer:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self.load)
-        while True:
-            try:
-                nodes = self.draining()
-                s = self.state
-                if not nodes:
-                    if s.phase != "idle":
-                        self.state = DrainState(passes=s.passes, phase="idle")
-                        await loop.run_in_executor(self._pool, self.save)
-                    await asyncio.sleep(IDLE_SECONDS)
-                    continue
-                again = s.phase == "done" and (s.failed or s.changed_meanwhile)
-                if s.nodes != nodes or again:
-                    if again:
-                        await asyncio.sleep(self._backoff.next_delay())
-                    await loop.run_in_executor(self._pool, self._begin, nodes)
-                if not await loop.run_in_executor(self._pool, self.step):
-                    if not (self.state.failed or self.state.changed_meanwhile):
-                        self._backoff.reset()
-                    await asyncio.sleep(IDLE_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.state.last_error = str(e)
-                delay = self._backoff.next_delay()
-                log.exception("drain failed; retrying in %.1fs", delay)
-                await asyncio.sleep(delay)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        nodes = self.draining()
+        s = self.state
+        if not nodes:
+            if s.phase != "idle":
+                self.state = DrainState(passes=s.passes, phase="idle")
+                await loop.run_in_executor(self._pool, self.save)
+            await asyncio.sleep(IDLE_SECONDS)
+            return
+        again = s.phase == "done" and (s.failed or s.changed_meanwhile)
+        if s.nodes != nodes or again:
+            if again:
+                await asyncio.sleep(self._backoff.next_delay())
+            await loop.run_in_executor(self._pool, self._begin, nodes)
+        if not await loop.run_in_executor(self._pool, self.step):
+            if not (self.state.failed or self.state.changed_meanwhile):
+                self._backoff.reset()
+            await asyncio.sleep(IDLE_SECONDS)

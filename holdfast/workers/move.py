@@ -15,13 +15,15 @@ each copy they move.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from holdfast.index.records import RepairTask, Segment
 from holdfast.placement.policy import node_of
 from holdfast.service.node import Node
 from holdfast.stores.base import Store
-from holdfast.workers.limits import Pacer
+from holdfast.workers.limits import Backoff, Pacer
 from holdfast.workers.repair import Repairer
 
 log = logging.getLogger("holdfast.move")
@@ -101,3 +103,44 @@ class CopyMover:
             log.info("%s: the copy on %s is left for the repair queue: %s", self.name, old, e)
             self.node.blocking.queue_repairs([RepairTask(seg.blob_id, old, "delete", self.reason)])
         return target.store_id
+
+
+class MoverJob:
+    """The one shape of the lease holder's copy movers (drain, rebalance): index and blob
+    work on one thread of its own, a state loaded once and saved as it goes, and a step that
+    fails backs off (never a loop: EBS, 2011). A subclass gives `name`, `log`, `load` and
+    `tick`, one turn of its loop."""
+
+    name = "mover"
+    log = log
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        self._backoff = Backoff(base=5.0, cap=300.0)
+        self._pacer: Pacer | None = None
+        self._mover: CopyMover | None = None
+        self._saved = 0.0
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    async def tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self.load)
+        while True:
+            try:
+                await self.tick(loop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.state.last_error = str(e)
+                delay = self._backoff.next_delay()
+                self.log.exception("%s failed; retrying in %.1fs", self.name, delay)
+                await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

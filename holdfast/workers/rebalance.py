@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from holdfast.cluster import rebalance_state as rbs
@@ -37,8 +36,8 @@ from holdfast.placement.balance import Balance, used_bytes, weights
 from holdfast.placement.policy import default_domain, node_of
 from holdfast.service.node import Node
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Backoff, Pacer
-from holdfast.workers.move import CopyMover, MoveFailed
+from holdfast.workers.limits import Pacer
+from holdfast.workers.move import CopyMover, MoveFailed, MoverJob
 
 log = logging.getLogger("holdfast.rebalance")
 
@@ -48,16 +47,14 @@ MOVING = ("objects", "versions")
 ACTIVE = ("waiting", "counting", *MOVING, "retrying")
 
 
-class Rebalancer:
+class Rebalancer(MoverJob):
+    name = "rebalance"
+    log = log
+
     def __init__(self, node: Node) -> None:
-        self.node = node
+        super().__init__(node)
         self.state = rbs.RebalanceState()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebalance")
-        self._backoff = Backoff(base=5.0, cap=300.0)
-        self._pacer: Pacer | None = None
-        self._mover: CopyMover | None = None
         self._balance: Balance | None = None
-        self._saved = 0.0
         self._failed_before = 0  # the counters when the pass began (they add up over passes)
         self._changed_before = 0
 
@@ -315,32 +312,18 @@ class Rebalancer:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self.load)
-        while True:
-            try:
-                if getattr(self.node, "cluster", None) is None:
-                    await asyncio.sleep(60)  # one node: nothing to balance between
-                    continue
-                await loop.run_in_executor(self._pool, self.take_request)
-                s = self.state
-                if s.phase == "retrying":
-                    await asyncio.sleep(self._backoff.next_delay())
-                    if self.state is s and s.phase == "retrying":
-                        s.phase = "waiting"
-                        s.passes += 1
-                if not await loop.run_in_executor(self._pool, self.step):
-                    if s.phase == "done":
-                        self._backoff.reset()
-                    await asyncio.sleep(IDLE_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.state.last_error = str(e)
-                delay = self._backoff.next_delay()
-                log.exception("rebalance failed; retrying in %.1fs", delay)
-                await asyncio.sleep(delay)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        if getattr(self.node, "cluster", None) is None:
+            await asyncio.sleep(60)  # one node: nothing to balance between
+            return
+        await loop.run_in_executor(self._pool, self.take_request)
+        s = self.state
+        if s.phase == "retrying":
+            await asyncio.sleep(self._backoff.next_delay())
+            if self.state is s and s.phase == "retrying":
+                s.phase = "waiting"
+                s.passes += 1
+        if not await loop.run_in_executor(self._pool, self.step):
+            if s.phase == "done":
+                self._backoff.reset()
+            await asyncio.sleep(IDLE_SECONDS)
