@@ -24,13 +24,14 @@ How a call runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -487,51 +488,34 @@ class PostgresIndex(Index):
         asking the server to cancel the query and waiting for it, seconds more when the
         server is frozen or cut off. A shut socket fails the pending wait at once, and the
         pool then discards the connection."""
-        assert self._pool is not None
-        loop = asyncio.get_running_loop()
-        wait = DOWN_WAIT if self._down_since is not None else self.timeout * 0.75
-        wait = max(0.05, min(wait, deadline - loop.time()))
         phase = _Phase()
         token = uuid.uuid4()
         result: Any = None
-        try:
-            async with self._pool.connection(timeout=wait) as conn:
-                self._down_since = None
-                timer = loop.call_at(deadline, _cut, conn, phase)
-                try:
-                    if not write:
-                        return await fn(conn)
-                    async with conn.transaction():
-                        result = await fn(conn)
-                        # Committed with the write, so that a lost COMMIT can be resolved;
-                        # not in a transaction that ``fn`` let fail (its COMMIT rolls back).
-                        if conn.info.transaction_status != _IN_ERROR:
-                            await conn.execute(_INSERT_TOKEN, (token,))
-                        phase.at = "commit"
-                    return result
-                except psycopg.Error as e:
-                    if phase.expired:
-                        if phase.at == "commit":
-                            raise _Unresolved(
-                                token, result, "no answer to COMMIT within the deadline"
-                            ) from e
-                        raise IndexUnavailable(
-                            f"index did not answer within {self.timeout:g} s"
-                        ) from None
-                    error = _engine_error(e, conn, phase)
-                    if isinstance(error, OutcomeUnknown):
-                        raise _Unresolved(token, result, str(error)) from e
-                    raise error from e
-                finally:
-                    timer.cancel()
-        except psycopg_pool.PoolTimeout:
-            self._down_since = self._down_since or time.monotonic()
-            raise IndexUnavailable(
-                f"no connection to the index at {public_location(self.dsn)} within {wait:g} s"
-            ) from None
-        except psycopg.OperationalError as e:  # connecting failed
-            self._down_since = self._down_since or time.monotonic()
-            raise IndexUnavailable(_first_line(e)) from None
+        async with self._connection(deadline, phase) as conn:
+            try:
+                if not write:
+                    return await fn(conn)
+                async with conn.transaction():
+                    result = await fn(conn)
+                    # Committed with the write, so that a lost COMMIT can be resolved;
+                    # not in a transaction that ``fn`` let fail (its COMMIT rolls back).
+                    if conn.info.transaction_status != _IN_ERROR:
+                        await conn.execute(_INSERT_TOKEN, (token,))
+                    phase.at = "commit"
+                return result
+            except psycopg.Error as e:
+                if phase.expired:
+                    if phase.at == "commit":
+                        raise _Unresolved(
+                            token, result, "no answer to COMMIT within the deadline"
+                        ) from e
+                    raise IndexUnavailable(
+                        f"index did not answer within {self.timeout:g} s"
+                    ) from None
+                error = _engine_error(e, conn, phase)
+                if isinstance(error, OutcomeUnknown):
+                    raise _Unresolved(token, result, str(error)) from e
+                raise error from e
 
     async def _write_one(
         self, sql: str, args: Callable[[uuid.UUID], Sequence[Any]], committed: Any
@@ -570,39 +554,49 @@ class PostgresIndex(Index):
     ) -> Any:
         """One attempt of :meth:`_write_one`: the first column of its one row. A
         ForeignKeyViolation is raised as it is, for the caller to name."""
+        phase = _Phase()
+        phase.at = "commit"
+        async with self._connection(deadline, phase) as conn:
+            try:
+                cur = await conn.execute(sql, args)
+                row = await cur.fetchone()
+                return row[0]
+            except pg_errors.ForeignKeyViolation:
+                raise
+            except psycopg.Error as e:
+                if phase.expired:
+                    # A slow server (a restart, a loaded machine) still gets its answer
+                    # learnt from the token, but a frozen or cut-off one must not hold
+                    # the request for the whole resolve window: one more deadline, then
+                    # 500 (nothing discarded; the sweeper removes the blob if the write
+                    # never committed).
+                    raise _Unresolved(
+                        token,
+                        committed,
+                        f"index did not answer the write within {self.timeout:g} s",
+                        window=self.timeout,
+                    ) from e
+                error = _engine_error(e, conn, phase)
+                if isinstance(error, OutcomeUnknown):
+                    raise _Unresolved(token, committed, str(error), retry=True) from e
+                raise error from e
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, deadline: float, phase: _Phase) -> AsyncIterator[Conn]:
+        """A pooled connection for one attempt that must end by ``deadline`` (loop time):
+        waited for briefly while the index is known down, cut at the deadline (a frozen or
+        cut-off server fails the pending wait at once), and a failure to get one is
+        IndexUnavailable, which marks the index down."""
         assert self._pool is not None
         loop = asyncio.get_running_loop()
         wait = DOWN_WAIT if self._down_since is not None else self.timeout * 0.75
         wait = max(0.05, min(wait, deadline - loop.time()))
-        phase = _Phase()
-        phase.at = "commit"
         try:
             async with self._pool.connection(timeout=wait) as conn:
                 self._down_since = None
                 timer = loop.call_at(deadline, _cut, conn, phase)
                 try:
-                    cur = await conn.execute(sql, args)
-                    row = await cur.fetchone()
-                    return row[0]
-                except pg_errors.ForeignKeyViolation:
-                    raise
-                except psycopg.Error as e:
-                    if phase.expired:
-                        # A slow server (a restart, a loaded machine) still gets its answer
-                        # learnt from the token, but a frozen or cut-off one must not hold
-                        # the request for the whole resolve window: one more deadline, then
-                        # 500 (nothing discarded; the sweeper removes the blob if the write
-                        # never committed).
-                        raise _Unresolved(
-                            token,
-                            committed,
-                            f"index did not answer the write within {self.timeout:g} s",
-                            window=self.timeout,
-                        ) from e
-                    error = _engine_error(e, conn, phase)
-                    if isinstance(error, OutcomeUnknown):
-                        raise _Unresolved(token, committed, str(error), retry=True) from e
-                    raise error from e
+                    yield conn
                 finally:
                     timer.cancel()
         except psycopg_pool.PoolTimeout:
