@@ -512,15 +512,50 @@ def _op_remove_stale_temporary(srv: InternalServer, a: dict) -> Any:
     return srv.store(a).remove_stale_temporary(float(a["older_than"]))
 
 
-def _op_write_open(srv: InternalServer, a: dict) -> Any:
-    """Open write session ``session`` (chosen by the writer, so an open sent again after a
-    lost answer finds its session instead of leaving a second one behind)."""
+def _write_args(a: dict) -> tuple[int, bytes]:
+    """A write session's block size and id, checked."""
     block_size = int(a["block_size"])
     if not 0 < block_size <= frames.MAX_PAYLOAD // 2:
         raise ValueError(f"block size {block_size}")
     sid = bytes.fromhex(a["session"])
     if len(sid) != 16 or sid == frames.NO_SESSION:
         raise ValueError("a write session id is 16 bytes")
+    return block_size, sid
+
+
+def _remembered(srv: InternalServer, sid: bytes) -> Any:
+    """The answer a finished session gave, for the same request sent again."""
+    ok, remembered = srv.finished[sid]
+    if not ok:
+        raise remembered
+    return remembered
+
+
+def _forget(srv: InternalServer, sid: bytes, answer: tuple[bool, Any]) -> None:
+    """A session ended: its answer is remembered (the last 4,096), the session dropped."""
+    srv.finished[sid] = answer
+    srv.sessions.pop(sid, None)
+    while len(srv.finished) > 4096:
+        srv.finished.popitem(last=False)
+
+
+def _finish(
+    srv: InternalServer, sid: bytes, writer: Any, a: dict, blob_id: str, crcs: bytes
+) -> Any:
+    """Make the blob durable under its id (or replace a damaged copy) and remember the answer."""
+    if a.get("replacing"):
+        result: Any = {"quarantined": writer.finish_replacing(blob_id, crcs)}
+    else:
+        writer.finish(blob_id, crcs)
+        result = {"quarantined": None}
+    _forget(srv, sid, (True, result))
+    return result
+
+
+def _op_write_open(srv: InternalServer, a: dict) -> Any:
+    """Open write session ``session`` (chosen by the writer, so an open sent again after a
+    lost answer finds its session instead of leaving a second one behind)."""
+    block_size, sid = _write_args(a)
     with srv.sessions_lock:
         if sid in srv.sessions or sid in srv.finished:
             return None
@@ -531,10 +566,7 @@ def _op_write_open(srv: InternalServer, a: dict) -> Any:
 def _op_write_finish(srv: InternalServer, a: dict) -> Any:
     sid = bytes.fromhex(a["session"])
     if sid in srv.finished:  # sent again after a lost answer
-        ok, remembered = srv.finished[sid]
-        if not ok:
-            raise remembered
-        return remembered
+        return _remembered(srv, sid)
     s = srv._session(sid)
     with s.lock:
         if srv.sessions.get(sid) is not s:
@@ -545,20 +577,10 @@ def _op_write_finish(srv: InternalServer, a: dict) -> Any:
             if int(a.get("size", s.next)) != s.next:
                 s.writer.abort_quietly()
                 raise CorruptBlock(blob_id, -1, f"received {s.next} bytes, sent {a['size']}")
-            if a.get("replacing"):
-                result: Any = {"quarantined": s.writer.finish_replacing(blob_id, crcs)}
-            else:
-                s.writer.finish(blob_id, crcs)
-                result = {"quarantined": None}
-            srv.finished[sid] = (True, result)
-            return result
+            return _finish(srv, sid, s.writer, a, blob_id, crcs)
         except Exception as e:
-            srv.finished[sid] = (False, e)
+            _forget(srv, sid, (False, e))
             raise
-        finally:
-            srv.sessions.pop(sid, None)
-            while len(srv.finished) > 4096:
-                srv.finished.popitem(last=False)
 
 
 def _op_write_whole(srv: InternalServer, a: dict) -> Any:
@@ -566,12 +588,7 @@ def _op_write_whole(srv: InternalServer, a: dict) -> Any:
     ``write_finish`` in one request. Every block is checked against the blob's CRC32Cs
     before any is written; the answer is remembered under the session like a finish's, so
     the request sent again after a lost answer gets the same answer and writes nothing."""
-    block_size = int(a["block_size"])
-    if not 0 < block_size <= frames.MAX_PAYLOAD // 2:
-        raise ValueError(f"block size {block_size}")
-    sid = bytes.fromhex(a["session"])
-    if len(sid) != 16 or sid == frames.NO_SESSION:
-        raise ValueError("a write session id is 16 bytes")
+    block_size, sid = _write_args(a)
     blob_id = str(a["blob_id"])
     crcs = bytes.fromhex(a["crcs"])
     data = memoryview(base64.b64decode(a["data"], validate=True))
@@ -589,10 +606,7 @@ def _op_write_whole(srv: InternalServer, a: dict) -> Any:
                 pass
         if sid not in srv.finished:
             raise SessionLost(5, f"write session {sid.hex()} on node {srv.name} did not finish")
-        ok, remembered = srv.finished[sid]
-        if not ok:
-            raise remembered
-        return remembered
+        return _remembered(srv, sid)
     try:
         try:
             if int(a["size"]) != len(data):
@@ -604,21 +618,11 @@ def _op_write_whole(srv: InternalServer, a: dict) -> Any:
             for b in blocks:  # each block checked above, before any of it is written
                 running.writer.write(b)
             running.next = len(data)
-            if a.get("replacing"):
-                result: Any = {"quarantined": running.writer.finish_replacing(blob_id, crcs)}
-            else:
-                running.writer.finish(blob_id, crcs)
-                result = {"quarantined": None}
-            srv.finished[sid] = (True, result)
-            return result
+            return _finish(srv, sid, running.writer, a, blob_id, crcs)
         except Exception as e:
             running.writer.abort_quietly()
-            srv.finished[sid] = (False, e)
+            _forget(srv, sid, (False, e))
             raise
-        finally:
-            srv.sessions.pop(sid, None)
-            while len(srv.finished) > 4096:
-                srv.finished.popitem(last=False)
     finally:
         running.lock.release()
 
