@@ -69,8 +69,14 @@ class Config:
     backend_slow_seconds: float = 10.0  # a request slower than this counts against the breaker
     reserve_percent: float = 1.0  # of each drive, kept free by foreground writes
     repair_reserve_percent: float = 5.0  # of each drive, kept free by repair
+    # The node's one queue of background transfers (holdfast/workers/transfers.py): repair,
+    # re-sync, drain and rebalance together move at most this many bytes in any second and
+    # start at most this many operations a second (each kind may also have a lower rate).
     repair_bytes_per_second: int = 64 * 1024**2
     repair_ops_per_second: float = 50.0
+    # ... and into any one target node at most these (None: the totals above).
+    transfer_node_bytes_per_second: int | None = None
+    transfer_node_ops_per_second: float | None = None
     repair_concurrency: int = 2
     repair_backoff_base_seconds: float = 1.0
     repair_backoff_cap_seconds: float = 300.0

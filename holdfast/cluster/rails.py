@@ -57,6 +57,20 @@ def _rate(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (a cap of 0 would stop every transfer for good)."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1: {text!r}")
+    return value
+
+
+DEFAULT_TRANSFER_CAP = 8
+
+
 @dataclass
 class Settings:
     """The rules' numbers, one cluster-wide value each (0 turns a rule off)."""
@@ -70,6 +84,10 @@ class Settings:
     # how far above its target share a node may be before a rebalance moves its copies.
     rebalance_bytes_per_second: float = 32 * 1024**2
     rebalance_tolerance_percent: float = DEFAULT_TOLERANCE_PERCENT
+    # Not a rule: the most background transfers (repair, drain, rebalance copies) under
+    # way at once in the whole cluster, held as leased slots in the index engine
+    # (holdfast/workers/transfers.py).
+    transfer_cap: int = DEFAULT_TRANSFER_CAP
 
     @classmethod
     def from_text(cls, text: str | None) -> Settings:
@@ -120,6 +138,13 @@ SETTINGS: list[tuple[str, str, Callable[[str], float], str]] = [
         "rebalance_tolerance_percent",
         _percent,
         "percent above its target share a node may hold before a rebalance moves copies off it",
+    ),
+    (
+        "--transfer-cap",
+        "transfer_cap",
+        _count,
+        "the most background transfers (repair, drain, rebalance) under way at once in the "
+        "whole cluster, at least 1",
     ),
 ]
 

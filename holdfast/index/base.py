@@ -40,6 +40,7 @@ from holdfast.index.records import (
     PartRecord,
     RepairTask,
     StagedLayout,
+    TransferSlot,
     UploadRecord,
     UserRecord,
     VersionEntry,
@@ -636,6 +637,33 @@ class Index(ABC):
     @abstractmethod
     async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
         """Applied versions with their audit records, newest first."""
+
+    # -- transfer slots: the cluster's cap on concurrent background transfers ------------------
+    # (holdfast/workers/transfers.py). A slot is a lease: taken by one statement, renewed
+    # while a long copy goes on, released after it; one that is not renewed expires, so a
+    # crashed holder's slots come back by themselves. Expiry is judged on the engine's clock.
+
+    @abstractmethod
+    async def acquire_transfer_slot(
+        self, cap: int, holder: str, kind: str, target: str, token: str, ttl: float
+    ) -> int | None:
+        """Take a slot numbered below ``cap`` that is free or expired, for ``ttl`` seconds,
+        in one atomic statement: its number, or None when ``cap`` slots are live (the
+        caller waits and asks again). ``token`` (unique per acquisition) is what renew and
+        release must name."""
+
+    @abstractmethod
+    async def renew_transfer_slot(self, slot: int, token: str, ttl: float) -> bool:
+        """Extend our lease to ``ttl`` seconds from now; False if the slot is no longer
+        ours (it expired and was taken)."""
+
+    @abstractmethod
+    async def release_transfer_slot(self, slot: int, token: str) -> None:
+        """Free our slot (nothing if it is no longer ours)."""
+
+    @abstractmethod
+    async def transfer_slots(self) -> list[TransferSlot]:
+        """The live (unexpired) slots, by number."""
 
     # -- once per cluster ---------------------------------------------------------------------
 

@@ -377,3 +377,18 @@ class NotifyEvent:
     next_attempt: float = 0.0
     last_error: str | None = None
     state: str = "pending"  # "pending" or "dead" (gave up after the most attempts)
+
+
+@dataclass(frozen=True)
+class TransferSlot:
+    """One lease of the cluster's cap on concurrent background transfers
+    (holdfast/workers/transfers.py): slot number ``slot`` taken by ``holder`` (node/pid) for
+    a ``kind`` of transfer (repair, drain, rebalance) to ``target`` (a node), free again when
+    released or ``expires_in`` seconds from now (so a crashed holder's slot comes back)."""
+
+    slot: int
+    holder: str
+    kind: str
+    target: str
+    token: str
+    expires_in: float

@@ -62,6 +62,7 @@ from holdfast.index.rows import upload_from_row as _upload_from_row
 from holdfast.index.sqlite_layout import LAYOUT_SCHEMA, SqliteLayout
 from holdfast.index.sqlite_migrations import SCHEMA_VERSION, migrate
 from holdfast.index.sqlite_notify import SqliteNotify
+from holdfast.index.sqlite_transfers import SqliteTransfers
 from holdfast.index.totals import TOTALS_SCHEMA, bucket_usage, damaged_keys
 
 T = TypeVar("T")
@@ -223,7 +224,7 @@ def _outcome(item: _Pending) -> tuple[bool, object]:
     return (False, item.error) if item.error is not None else (True, item.result)
 
 
-class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify):
+class SqliteIndex(IntegrityIndex, SqliteLayout, SqliteNotify, SqliteTransfers):
     def __init__(self, path: Path, gc_grace_seconds: float = 30.0) -> None:
         self.path = path
         self.gc_grace = gc_grace_seconds

@@ -52,6 +52,7 @@ from holdfast.index.records import (
     PartRecord,
     RepairTask,
     StagedLayout,
+    TransferSlot,
     UploadRecord,
     UserRecord,
     VersionEntry,
@@ -620,6 +621,24 @@ class SqliteEngine(Index):
 
     async def layout_history(self, limit: int = 50) -> list[LayoutRecord]:
         return await self._pool(self.core.layout_history, limit)
+
+    # -- transfer slots ----------------------------------------------------------------------
+
+    async def acquire_transfer_slot(
+        self, cap: int, holder: str, kind: str, target: str, token: str, ttl: float
+    ) -> int | None:
+        return await self._write(
+            self.core.acquire_transfer_slot, cap, holder, kind, target, token, ttl
+        )
+
+    async def renew_transfer_slot(self, slot: int, token: str, ttl: float) -> bool:
+        return await self._write(self.core.renew_transfer_slot, slot, token, ttl)
+
+    async def release_transfer_slot(self, slot: int, token: str) -> None:
+        await self._write(self.core.release_transfer_slot, slot, token)
+
+    async def transfer_slots(self) -> list[TransferSlot]:
+        return await self._pool(self.core.transfer_slots)
 
     # -- once per node (a SQLite index is one node's: that is the cluster) --------------------
 

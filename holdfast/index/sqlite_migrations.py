@@ -176,6 +176,12 @@ def _notify_outbox(db: sqlite3.Connection) -> None:
     run_script(db, OUTBOX_SCHEMA)
 
 
+def _transfer_slots(db: sqlite3.Connection) -> None:
+    from holdfast.index.sqlite_transfers import TRANSFER_SLOTS_SCHEMA
+
+    run_script(db, TRANSFER_SLOTS_SCHEMA)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "users, buckets, objects, uploads, parts, blobs, gc and repair queues", _base_tables
@@ -198,6 +204,9 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(8, "object lock: retention and legal hold of versions", _version_locks),
     Migration(9, "event notifications: the outbox of events owed to targets", _notify_outbox),
+    Migration(
+        10, "the cluster's cap on concurrent transfers: leased slots (issue #13)", _transfer_slots
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -345,14 +345,51 @@ async def objects(request: Request, app: S3App, identity: Identity, op: str) -> 
 
 async def rebalance(app: S3App) -> Response:
     """The cluster's rebalance: its progress as the index has it (docs/cluster.md,
-    *Rebalancing*); phase "idle" when none was ever requested."""
+    *Rebalancing*); phase "idle" when none was ever requested. With it the transfer queue
+    every rebalance, drain and repair copy goes through: the cluster's slots in use and its
+    cap (from the index), and what this node's leading process admitted per kind (from its
+    published status; None when this node does not lead the background work)."""
     from holdfast.cluster import rebalance_state as rbs
+    from holdfast.cluster.rails import SETTINGS_META, Settings
+    from holdfast.workers.health import read_published, status_path
+
+    index = app.service.node.index
+
+    async def read() -> tuple:
+        return (
+            await index.get_meta(rbs.STATE_KEY),
+            await index.get_meta(SETTINGS_META),
+            await index.transfer_slots(),
+        )
 
     try:
-        raw = await asyncio.wait_for(app.service.node.index.get_meta(rbs.STATE_KEY), INDEX_TIMEOUT)
+        raw, settings, slots = await asyncio.wait_for(read(), INDEX_TIMEOUT)
     except (TimeoutError, IndexUnavailable) as e:
         raise ApiError(503, "IndexUnavailable", f"the index did not answer: {e}") from None
-    return json_response(200, {"rebalance": rbs.progress(rbs.RebalanceState.from_text(raw))})
+    published = read_published(status_path(app.service.config.state_dir)) or {}
+    queue = published.get("transfers") or {}
+    transfers = {
+        "cap": Settings.from_text(settings).transfer_cap,
+        "slots_used": len(slots),
+        "slots": [
+            {
+                "slot": s.slot,
+                "holder": s.holder,
+                "kind": s.kind,
+                "target": s.target,
+                "expires_in": s.expires_in,
+            }
+            for s in slots
+        ],
+        "admitted": queue.get("admitted"),
+        "bytes_per_second": queue.get("bytes_per_second"),
+        "busiest_window_bytes": queue.get("busiest_window_bytes"),
+        "slot_waits": queue.get("slot_waits"),
+    }
+    return json_response(
+        200,
+        {"rebalance": rbs.progress(rbs.RebalanceState.from_text(raw)), "transfers": transfers},
+    )
 
 
 async def stores(app: S3App) -> Response:

@@ -124,6 +124,29 @@ REBALANCE_BYTES = Counter(
     "Bytes moved by rebalancing (after a node added, a capacity changed)",
 )
 REBALANCE_COPIES = Counter("holdfast_rebalance_copies", "Copies moved by rebalancing")
+# The one queue every background transfer goes through (holdfast/workers/transfers.py).
+TRANSFER_BYTES = Counter(
+    "holdfast_transfer_bytes",
+    "Bytes admitted by the background transfer queue (all kinds share one rate), by kind: "
+    "repair (with hint replay and anti-entropy re-sync), drain, rebalance",
+    ["kind"],
+)
+TRANSFER_OPS = Counter(
+    "holdfast_transfer_ops",
+    "Operations (blob copies, replayed deletes) admitted by the background transfer queue, by kind",
+    ["kind"],
+)
+TRANSFER_SLOT_WAITS = Counter(
+    "holdfast_transfer_slot_waits",
+    "Times a transfer waited for one of the cluster's transfer slots, by reason: full (the "
+    "cap reached), unavailable (the index did not answer)",
+    ["reason"],
+)
+TRANSFER_SLOTS_HELD = Gauge(
+    "holdfast_transfer_slots_held",
+    "The cluster's transfer slots this node holds now",
+    multiprocess_mode="livesum",
+)
 SCRUB_BYTES = Counter("holdfast_scrub_bytes", "Bytes verified by the scrubber")
 SCRUB_BLOBS = Counter("holdfast_scrub_blobs", "Blobs verified by the scrubber")
 CORRUPTIONS_FOUND = Counter(

@@ -7,9 +7,11 @@ the objects and noncurrent versions; for each copy on a draining node it
 
 1. picks a target: a writable drive of another node that holds no copy of that blob yet
    (the emptiest), with room above its repair reserve;
-2. copies the blob there block by block, verified, paced by the cluster's drain rate (one
-   token bucket in the one process that leads, so the rate is the cluster's: ``holdfast
-   cluster layout rules --drain-rate``) and yielding to foreground requests;
+2. copies the blob there block by block, verified, through the leading process's one
+   transfer queue (holdfast/workers/transfers.py): at most the cluster's drain rate
+   (``holdfast cluster layout rules --drain-rate``), and, with repair and rebalance
+   together, at most the node's ``--repair-rate``; one of the cluster's transfer slots per
+   copy; yielding to foreground requests;
 3. records the move in the index as a compare-and-set on the row's segments
    (``Index.move_copy``); if the object changed meanwhile, the new copy is garbage and is
    deleted, and the row is looked at again on the next pass;
@@ -38,8 +40,8 @@ from holdfast.index.records import Segment
 from holdfast.placement.policy import node_of
 from holdfast.service.node import Node
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Pacer
-from holdfast.workers.move import CopyMover, MoveFailed, MoverJob
+from holdfast.workers.move import MoveFailed, MoverJob
+from holdfast.workers.transfers import TransferQueue
 
 log = logging.getLogger("holdfast.drain")
 
@@ -69,10 +71,11 @@ class DrainState:
 
 class Drainer(MoverJob):
     name = "drain"
+    reason = "drained"
     log = log
 
-    def __init__(self, node: Node) -> None:
-        super().__init__(node)
+    def __init__(self, node: Node, transfers: TransferQueue | None = None) -> None:
+        super().__init__(node, transfers)
         self.state = DrainState()
 
     # -- state -----------------------------------------------------------------------------------
@@ -115,15 +118,7 @@ class Drainer(MoverJob):
             nodes=nodes, phase="counting", passes=self.state.passes + 1, started=time.time()
         )
         self.state.rate = rate
-        self._pace(rate)
         log.info("draining %s at %d bytes/s", ", ".join(nodes), rate)
-
-    def _pace(self, rate: float) -> None:
-        """One token bucket for as long as the process leads (a new pass, or a new rate,
-        does not hand out a fresh burst)."""
-        if self._pacer is None or self._pacer.bucket.rate != rate:
-            self._pacer = Pacer(self.node, rate)
-            self._mover = CopyMover(self.node, self._pacer, "drain", "drained")
 
     def _rows(self, phase: str, after):
         if phase == "versions":
@@ -137,9 +132,6 @@ class Drainer(MoverJob):
         s = self.state
         if s.phase in ("idle", "done"):
             return False
-        if self._mover is None:  # resumed after a restart
-            s.rate = self._rate()
-            self._pace(s.rate)
         phase = "objects" if s.phase == "counting" else s.phase
         after = tuple(s.cursor) if s.cursor else None
         rows, keys = self._rows(phase, after)

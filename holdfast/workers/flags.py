@@ -57,8 +57,31 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ),
     ("--reserve", "reserve_percent", _percent, "percent of each drive kept free by writes"),
     ("--repair-reserve", "repair_reserve_percent", _percent, "percent kept free by repair"),
-    ("--repair-rate", "repair_bytes_per_second", parse_size, "repair bytes per second"),
-    ("--repair-ops", "repair_ops_per_second", float, "repairs started per second"),
+    (
+        "--repair-rate",
+        "repair_bytes_per_second",
+        parse_size,
+        "bytes per second of every background transfer together: repair, re-sync, drain, "
+        "rebalance (each one-second window)",
+    ),
+    (
+        "--repair-ops",
+        "repair_ops_per_second",
+        float,
+        "background transfers (repairs, copies moved) started per second, all kinds together",
+    ),
+    (
+        "--transfer-node-rate",
+        "transfer_node_bytes_per_second",
+        parse_size,
+        "bytes per second of background transfers into any one node",
+    ),
+    (
+        "--transfer-node-ops",
+        "transfer_node_ops_per_second",
+        float,
+        "background transfers started per second toward any one node",
+    ),
     ("--repair-concurrency", "repair_concurrency", int, "repairs running at once"),
     ("--repair-backoff-base", "repair_backoff_base_seconds", float, "first retry delay (s)"),
     ("--repair-backoff-cap", "repair_backoff_cap_seconds", float, "longest retry delay (s)"),
@@ -97,6 +120,8 @@ FLAGS: list[tuple[str, str, object, str]] = [
 
 # Defaults whose stored value is not what applies: shown as they apply.
 DEFAULT_TEXT = {
+    "transfer_node_bytes_per_second": "the --repair-rate",
+    "transfer_node_ops_per_second": "the --repair-ops",
     "copies": "1 with one drive, 2 with two or more",
     "node_name": "the name its drives were registered under, else 'local'",
 }
@@ -157,6 +182,12 @@ def apply_integrity_flags(args: argparse.Namespace, config: Config) -> None:
         raise SystemExit("holdfast: --repair-concurrency and --repair-ops must be positive")
     if config.repair_bytes_per_second <= 0:
         raise SystemExit("holdfast: --repair-rate must be positive")
+    for flag, value in (
+        ("--transfer-node-rate", config.transfer_node_bytes_per_second),
+        ("--transfer-node-ops", config.transfer_node_ops_per_second),
+    ):
+        if value is not None and value <= 0:
+            raise SystemExit(f"holdfast: {flag} must be positive")
     if config.anti_entropy_interval_seconds < 0:
         raise SystemExit(
             "holdfast: --anti-entropy-interval must be 0 (only drives coming back) or more"

@@ -51,6 +51,7 @@ def background_view(workers: Any) -> dict:
         "anti_entropy": workers.anti_entropy.snapshot(),
         "drain": workers.drainer.snapshot(),
         "rebalance": workers.rebalancer.snapshot(),
+        "transfers": workers.transfers.snapshot(),
         "gc": asdict(workers.gc.stats),
         "lifecycle": workers.lifecycle.snapshot(),
     }
@@ -130,8 +131,21 @@ LIMIT_GAUGES = {
         ("repair", "retry_rate_per_second"),
     ),
     "holdfast_repair_busiest_second_bytes": (
-        "Most bytes repair moved within any one second (sliding) since this process led",
+        "Most bytes background transfers (repair, drain, rebalance together) moved within any "
+        "one second (sliding) since this process led",
         ("repair", "rate", "busiest_window_bytes"),
+    ),
+    "holdfast_transfer_cap": (
+        "The cluster's cap on background transfers under way at once (layout rules --transfer-cap)",
+        ("transfers", "cap"),
+    ),
+    "holdfast_transfer_limit_node_bytes_per_second": (
+        "Background transfer bytes per second into any one node, at most",
+        ("transfers", "node_bytes_per_second"),
+    ),
+    "holdfast_transfer_limit_node_ops_per_second": (
+        "Background transfers started per second toward any one node, at most",
+        ("transfers", "node_ops_per_second"),
     ),
     "holdfast_scrub_limit_bytes_per_second": (
         "Scrubber bandwidth limit (0: off)",
@@ -312,6 +326,8 @@ class IntegrityProvider:
             "corruption": {
                 "quarantined_copies": sum((published.get("quarantined") or {}).values())
             },
+            # The node's one queue of background transfers (holdfast/workers/transfers.py).
+            "transfers": workers.transfers.snapshot() if hasattr(workers, "transfers") else None,
         }
 
 

@@ -205,25 +205,14 @@ class RateRecord:
 
 
 class Pacer:
-    """What one repair (or scrub, or fsck) does between blocks: take bytes from the shared
-    limit, and let foreground requests go first.
+    """What a tool's verification or repair (the scrubber, ``holdfast fsck``) does between
+    blocks: take bytes from its own token bucket (a burst of one second's worth), and let
+    foreground requests go first. The background workers' movers of bytes share the node's
+    one transfer queue instead (holdfast/workers/transfers.py)."""
 
-    By default the limit is a token bucket (a burst of one second's worth). With
-    ``window=True`` it is a :class:`WindowLimit`, which holds the bytes done in every
-    one-second window to the rate (repair: issue 13's storm test), and a ``record`` is
-    told each block as it is done."""
-
-    def __init__(
-        self,
-        node: Any,
-        bytes_per_second: float,
-        window: bool = False,
-        record: RateRecord | None = None,
-    ) -> None:
+    def __init__(self, node: Any, bytes_per_second: float) -> None:
         self.node = node
         self.bucket = TokenBucket(bytes_per_second, burst=max(bytes_per_second, 1024**2))
-        self.limit = WindowLimit(bytes_per_second) if window else None
-        self.record = record
 
     def _wait_quiet(self) -> None:
         cfg = self.node.config
@@ -231,25 +220,21 @@ class Pacer:
             cfg.foreground_quiet_seconds, cfg.foreground_max_wait_seconds
         )
 
+    def transfer(self, target_store: str) -> contextlib.AbstractContextManager[Pacer]:
+        """One blob toward ``target_store``: this pacer itself (a tool's own limit, no
+        cluster slot)."""
+        return contextlib.nullcontext(self)
+
+    def op(self, target_store: str | None) -> None:
+        """An operation: not counted by a tool's own limit."""
+
     def __call__(self, nbytes: int) -> None:
         """Before reading ``nbytes`` (verifying a copy): counted at once."""
-        with self.moving(nbytes):
-            pass
+        self._wait_quiet()
+        self.bucket.take_sync(nbytes)
 
     @contextlib.contextmanager
     def moving(self, nbytes: int) -> Iterator[None]:
-        """Around moving one block: admitted under the limit, counted when done."""
-        self._wait_quiet()
-        if self.limit is None:
-            self.bucket.take_sync(nbytes)
-        else:
-            self.limit.acquire(nbytes)
-        done = False
-        try:
-            yield
-            done = True
-        finally:
-            if self.limit is not None:
-                self.limit.release(nbytes)  # a failed block held its share too
-            if done and self.record is not None:
-                self.record.note_bytes(nbytes)
+        """Around moving one block: admitted under the limit first."""
+        self(nbytes)
+        yield

@@ -5,8 +5,9 @@ each copy they move.
 1. a target: the emptiest writable node drive (of the nodes allowed) that holds no copy of
    the blob yet, with room above its repair reserve;
 2. the copy, block by block from whichever copy has each block right, verified against the
-   index's CRCs and paced by the caller's token bucket (which also lets foreground requests
-   go first: :class:`holdfast.workers.limits.Pacer`);
+   index's CRCs, admitted by the node's one transfer queue (holdfast/workers/transfers.py:
+   one operation, one of the cluster's transfer slots for the copy, every block within
+   the caller's kind's rate, the target node's and the shared total, foreground first);
 3. the move recorded in the index as a compare-and-set on the row's segments
    (``Index.move_copy``): if the object changed meanwhile, the new copy is garbage, deleted,
    and the caller looks at the row again on its next pass;
@@ -23,8 +24,9 @@ from holdfast.index.records import RepairTask, Segment
 from holdfast.placement.policy import node_of
 from holdfast.service.node import Node
 from holdfast.stores.base import Store
-from holdfast.workers.limits import Backoff, Pacer
+from holdfast.workers.limits import Backoff
 from holdfast.workers.repair import Repairer
+from holdfast.workers.transfers import Lane, TransferQueue
 
 log = logging.getLogger("holdfast.move")
 
@@ -36,12 +38,12 @@ class MoveFailed(Exception):
 
 
 class CopyMover:
-    def __init__(self, node: Node, pacer: Pacer, name: str, reason: str) -> None:
+    def __init__(self, node: Node, lane: Lane, name: str, reason: str) -> None:
         self.node = node
-        self.pacer = pacer
+        self.lane = lane
         self.name = name  # for the log
         self.reason = reason  # of the delete queued when the old copy's drive is down
-        self._repairer = Repairer(node, pacer)
+        self._repairer = Repairer(node, lane)
 
     def target(self, seg: Segment, nodes: set[str] | None = None) -> Store | None:
         """The emptiest writable drive with room for ``seg`` on a node that holds no copy of
@@ -90,8 +92,10 @@ class CopyMover:
             detail = f" ({'; '.join(why[:3])})" if why else ""
             raise MoveFailed(f"blob {seg.blob_id}: no writable drive with room{where}{detail}")
         try:
-            self._repairer._rebuild(target, seg, replace=False)
-        except Exception as e:
+            self.lane.op(target.store_id)
+            with self.lane.transfer(target.store_id) as pace:
+                self._repairer._rebuild(target, seg, replace=False, pace=pace)
+        except Exception as e:  # NoSlot too: the cap reached for too long, tried next pass
             log.warning("%s: blob %s to %s: %s", self.name, seg.blob_id, target.store_id, e)
             raise MoveFailed(f"blob {seg.blob_id} to {target.store_id}: {e}") from e
         if not self.node.blocking.move_copy(bucket, key, vseq, seg.blob_id, old, target.store_id):
@@ -111,15 +115,18 @@ class MoverJob:
     fails backs off (never a loop: EBS, 2011). A subclass gives `name`, `log`, `load` and
     `tick`, one turn of its loop."""
 
-    name = "mover"
+    name = "mover"  # also its kind in the transfer queue
+    reason = "moved"  # of a delete queued when the old copy's drive is down
     log = log
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, transfers: TransferQueue | None = None) -> None:
         self.node = node
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self._backoff = Backoff(base=5.0, cap=300.0)
-        self._pacer: Pacer | None = None
-        self._mover: CopyMover | None = None
+        # The node's one transfer queue (shared with repair): its rates, the kind's own rate
+        # (a cluster setting) and the cluster's cap on transfers.
+        self.transfers = transfers if transfers is not None else TransferQueue.for_node(node)
+        self._mover = CopyMover(node, self.transfers.lane(self.name), self.name, self.reason)
         self._saved = 0.0
 
     def load(self) -> None:

@@ -13,8 +13,10 @@ leading the background work takes it up:
 4. **objects**, then **versions**: walking the index again, each copy a source may give and
    a receiver may take within the object's policy (distinct nodes, distinct zones where the
    copies spread over zones) moves through :class:`holdfast.workers.move.CopyMover`
-   (copy, verify, record with ``Index.move_copy``, then delete the old copy), paced by the
-   cluster's rebalance rate through one token bucket that lets foreground requests go first.
+   (copy, verify, record with ``Index.move_copy``, then delete the old copy), through the
+   leading process's one transfer queue (holdfast/workers/transfers.py): at most the
+   cluster's rebalance rate, and with repair and drain together at most the node's
+   ``--repair-rate``, one of the cluster's transfer slots per copy, foreground first.
 
 The pass's position, its budget and counters are saved in the index every batch (meta
 ``rebalance_state``), so a restart, or another node taking the lead, resumes where it was.
@@ -36,8 +38,8 @@ from holdfast.placement.balance import Balance, used_bytes, weights
 from holdfast.placement.policy import default_domain, node_of
 from holdfast.service.node import Node
 from holdfast.workers.counters import count
-from holdfast.workers.limits import Pacer
-from holdfast.workers.move import CopyMover, MoveFailed, MoverJob
+from holdfast.workers.move import MoveFailed, MoverJob
+from holdfast.workers.transfers import TransferQueue
 
 log = logging.getLogger("holdfast.rebalance")
 
@@ -49,10 +51,11 @@ ACTIVE = ("waiting", "counting", *MOVING, "retrying")
 
 class Rebalancer(MoverJob):
     name = "rebalance"
+    reason = "rebalanced"
     log = log
 
-    def __init__(self, node: Node) -> None:
-        super().__init__(node)
+    def __init__(self, node: Node, transfers: TransferQueue | None = None) -> None:
+        super().__init__(node, transfers)
         self.state = rbs.RebalanceState()
         self._balance: Balance | None = None
         self._failed_before = 0  # the counters when the pass began (they add up over passes)
@@ -147,11 +150,6 @@ class Rebalancer(MoverJob):
 
     # -- the walk (blocking) ----------------------------------------------------------------
 
-    def _pace(self, rate: float) -> None:
-        if self._pacer is None or self._pacer.bucket.rate != rate:
-            self._pacer = Pacer(self.node, rate)
-            self._mover = CopyMover(self.node, self._pacer, "rebalance", "rebalanced")
-
     def _start_counting(self) -> None:
         s = self.state
         settings = self._settings()
@@ -161,7 +159,6 @@ class Rebalancer(MoverJob):
         s.rate = settings.rebalance_bytes_per_second
         s.weights = weights((n.name, n.capacity) for n in layout.active)
         s.used = {n: 0 for n in s.weights}
-        self._pace(s.rate)
 
     def _rows(self, walk: str, after):  # type: ignore[no-untyped-def]
         if walk == "versions":
@@ -183,9 +180,6 @@ class Rebalancer(MoverJob):
             self._start_counting()
         if s.phase not in ("counting", *MOVING):
             return False
-        if self._mover is None:  # resumed after a restart
-            s.rate = self._settings().rebalance_bytes_per_second
-            self._pace(s.rate)
         if s.phase == "counting":
             self._count()
         else:

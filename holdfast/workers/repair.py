@@ -8,8 +8,10 @@ exactly what it missed (EBS, 2011: a returning node re-copied whole volumes).
 
 Flow control (EBS, 2011: the re-mirroring storm), every number configurable:
 
-* token buckets on operations/s and bytes/s (bytes are taken block by block as they are
-  copied, so one large blob is paced too);
+* the node's one transfer queue (holdfast/workers/transfers.py), shared with drain and
+  rebalance: operations/s and bytes/s for all of them together (bytes are taken block by
+  block as they are copied, so one large blob is paced too), per target node, and one of
+  the cluster's transfer slots (its cap held in the index engine) per copy;
 * at most ``repair_concurrency`` repairs at once, on a thread pool of their own, so request
   threads are never taken; and each block waits for a short lull in foreground requests
   (bounded, so repair still progresses under constant load);
@@ -50,7 +52,8 @@ from holdfast.stores.verify import (
     with_quarantined,
 )
 from holdfast.workers.counters import count, gauge
-from holdfast.workers.limits import Backoff, Pacer, RateRecord, TokenBucket, jittered_delay
+from holdfast.workers.limits import Backoff, Pacer, jittered_delay
+from holdfast.workers.transfers import Lane, NoSlot, Pace, TransferQueue
 from holdfast.workers.verify import Checker
 
 log = logging.getLogger("holdfast.repair")
@@ -74,6 +77,13 @@ class TargetDown(RepairFailed):
 
 class NoGoodSource(RepairFailed):
     kind = "no-good-source"
+
+
+class NoTransferSlot(RepairFailed):
+    """The cluster's cap on transfers was reached (or the index did not answer) for longer
+    than a transfer waits: the row backs off."""
+
+    kind = "no-slot"
 
 
 @dataclass
@@ -104,9 +114,10 @@ class RepairStats:
 
 
 class Repairer:
-    """Carries out one row, synchronously. Shared by the worker and ``holdfast fsck``."""
+    """Carries out one row, synchronously. Shared by the worker (``pace``: its lane of the
+    transfer queue) and ``holdfast fsck`` (a Pacer of its own)."""
 
-    def __init__(self, node: Node, pace: Pacer) -> None:
+    def __init__(self, node: Node, pace: Lane | Pacer) -> None:
         self.node = node
         self.pace = pace
         self.stats = RepairStats()
@@ -141,15 +152,24 @@ class Repairer:
             count("REPAIRS", 1, "dropped")
             return 0
         seg = task.segment
-        state = self._guard(store, task, lambda: copy_state(store, seg, self.pace))
+        try:
+            with self.pace.transfer(store.store_id) as pace:
+                state = self._guard(store, task, lambda: copy_state(store, seg, pace))
+                if state == "ok":
+                    moved = None
+                else:
+                    with self._room(store, task, seg.size):
+                        moved = self._guard(
+                            store, task, lambda: self._rebuild(store, seg, state == "bad", pace)
+                        )
+        except NoSlot as e:
+            raise NoTransferSlot(str(e)) from e
         if state == "ok":
             self.node.blocking.finish_repair(task)
             self.node.drives.copy_repaired(task.store_id, task.blob_id)
             self.stats.verified_ok += 1
             count("REPAIRS", 1, "verified-ok")
             return 0
-        with self._room(store, task, seg.size):
-            moved = self._guard(store, task, lambda: self._rebuild(store, seg, state == "bad"))
         if moved is not None:
             self.stats.quarantined += 1
             count("CORRUPTIONS_FIXED")
@@ -210,17 +230,22 @@ class Repairer:
                 raise TargetDown(f"drive {store.store_id}: {e}") from e
             raise RepairFailed(f"drive {store.store_id}: {e}") from e
 
-    def _rebuild(self, target: Store, seg: Segment, replace: bool) -> str | None:
+    def _rebuild(
+        self, target: Store, seg: Segment, replace: bool, pace: Pace | Pacer | None = None
+    ) -> str | None:
         """Write a verified copy of ``seg`` onto ``target``, block by block from whichever
-        copy has each block right (holdfast/stores/verify.py); quarantine the bad copy it
-        replaces. Returns the quarantine name of the copy moved aside, if any."""
+        copy has each block right (holdfast/stores/verify.py), each block paced by ``pace``
+        (the transfer's); quarantine the bad copy it replaces. Returns the quarantine name
+        of the copy moved aside, if any."""
+        if pace is None:
+            pace = self.pace.pace(target.store_id) if isinstance(self.pace, Lane) else self.pace
         writer = target.writer(seg.block_size)
         try:
             with CopyReader(seg, self._sources(target, seg)) as sources:
                 for block in range(-(-seg.size // seg.block_size)):
                     nbytes = min(seg.block_size, seg.size - block * seg.block_size)
                     try:
-                        with self.pace.moving(nbytes):
+                        with pace.moving(nbytes):
                             writer.write(sources.block(block))
                     except NoGoodCopy as e:
                         raise NoGoodSource(
@@ -249,22 +274,23 @@ class Repairer:
 class RepairWorker:
     """The queue's loop: runs in the one process that runs the background workers."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, transfers: TransferQueue | None = None) -> None:
         cfg = node.config
         self.node = node
         self.base = cfg.repair_backoff_base_seconds
         self.cap = cfg.repair_backoff_cap_seconds
         self.concurrency = cfg.repair_concurrency
-        self.ops = TokenBucket(cfg.repair_ops_per_second, burst=max(1.0, cfg.repair_concurrency))
-        # Bytes per second and attempts per second, as done: the figures the storm test
-        # (issue 13) holds to the limits: repair.rate in the published integrity status
-        # (integrity-status.json), the busiest second on the status page and as a gauge.
-        self.record = RateRecord()
-        # A sliding one-second window, not a token bucket: no second moves more than the
-        # rate, also the first second of a storm (a bucket's burst would double it).
-        pace = Pacer(node, cfg.repair_bytes_per_second, window=True, record=self.record)
-        self.repairer = Repairer(node, pace)
-        self.checker = Checker(node, pace)
+        # The node's one transfer queue (shared with drain and rebalance): its sliding
+        # one-second window holds every kind's bytes together to the rate, also in the
+        # first second of a storm (a token bucket's burst would double it). Its record,
+        # bytes and attempts per second as done, is what the storm test (issue 13) holds to
+        # the limit: repair.rate in the published integrity status (integrity-status.json),
+        # the busiest second on the status page and as a gauge.
+        self.transfers = transfers if transfers is not None else TransferQueue.for_node(node)
+        self.lane = self.transfers.lane("repair")
+        self.record = self.transfers.record
+        self.repairer = Repairer(node, self.lane)
+        self.checker = Checker(node, self.lane)
         self.stats = self.repairer.stats
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="repair")
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -288,8 +314,9 @@ class RepairWorker:
     def limits(self) -> dict:
         cfg = self.node.config
         return {
-            "bytes_per_second": cfg.repair_bytes_per_second,
-            "ops_per_second": cfg.repair_ops_per_second,
+            # The transfer queue's totals: every kind (repair, drain, rebalance) together.
+            "bytes_per_second": self.transfers.rate,
+            "ops_per_second": self.transfers.ops_rate,
             "concurrency": self.concurrency,
             "backoff_base_seconds": self.base,
             "backoff_cap_seconds": self.cap,
@@ -367,7 +394,7 @@ class RepairWorker:
                     continue
                 probing.add(drive)
             await self._slots.acquire()
-            await self.ops.take(1)
+            await self.lane.op_async(drive)
             self._inflight.add(key)
             t = asyncio.get_running_loop().create_task(self._run(task))
             self._tasks.add(t)

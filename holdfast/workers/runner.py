@@ -30,6 +30,7 @@ from holdfast.workers.rebalance import Rebalancer
 from holdfast.workers.repair import RepairWorker
 from holdfast.workers.reseal import ResealWorker
 from holdfast.workers.scrub import Scrubber
+from holdfast.workers.transfers import TransferQueue
 
 log = logging.getLogger("holdfast.workers")
 
@@ -44,11 +45,14 @@ class BackgroundWorkers:
         self.service = service
         node = service.node
         self.gc = GarbageCollector(node)
-        self.repair = RepairWorker(node)
+        # Every byte that moves for repair, re-sync, drain or rebalance goes through this
+        # one queue (its limits, and the cluster's transfer slots in the index).
+        self.transfers = TransferQueue.for_node(node)
+        self.repair = RepairWorker(node, self.transfers)
         self.scrubber = Scrubber(node)
         self.anti_entropy = AntiEntropy(node, on_queued=self.repair.wake)
-        self.drainer = Drainer(node)
-        self.rebalancer = Rebalancer(node)
+        self.drainer = Drainer(node, self.transfers)
+        self.rebalancer = Rebalancer(node, self.transfers)
         self.lifecycle = LifecycleWorker(service)
         self.monitor = DriveMonitor(node)
         self.notify = NotifyWorker(service)
@@ -147,6 +151,7 @@ class BackgroundWorkers:
             await asyncio.sleep(PUBLISH_SECONDS)
 
     async def stop(self) -> None:
+        self.transfers.close()  # transfers waiting for a slot give up now
         for task in (self._task, self._monitor_task, self._scrub_task):
             if task is not None:
                 task.cancel()

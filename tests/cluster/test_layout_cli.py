@@ -240,6 +240,7 @@ def test_capacity_rules_through_the_cli(pg_dsn):
         "drain_bytes_per_second": 32 * 1024**2,
         "rebalance_bytes_per_second": 32 * 1024**2,
         "rebalance_tolerance_percent": 5.0,
+        "transfer_cap": 8,
     }
     ok(pg_dsn, "layout", "rules", "--max-capacity-share", "20%")
     assert "max-capacity-share   20" in ok(pg_dsn, "layout", "rules")
@@ -267,8 +268,15 @@ def test_capacity_rules_through_the_cli(pg_dsn):
         ("--rebalance-rate", "-1"),
         ("--drain-rate", "0"),
         ("--rebalance-tolerance", "-1"),
+        ("--transfer-cap", "0"),
+        ("--transfer-cap", "-3"),
+        ("--transfer-cap", "1.5"),
+        ("--transfer-cap", "many"),
     ):
         r = hf(pg_dsn, "layout", "rules", flag, value)
         assert r.returncode == 2 and flag in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     assert ok(pg_dsn, "layout", "rules", "--json") == before
+    # The cluster's cap on concurrent transfers (holdfast/workers/transfers.py).
+    assert "transfer-cap         3" in ok(pg_dsn, "layout", "rules", "--transfer-cap", "3")
+    assert json.loads(ok(pg_dsn, "layout", "rules", "--json"))["transfer_cap"] == 3

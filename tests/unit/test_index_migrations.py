@@ -59,8 +59,8 @@ def test_a_version_2_index_without_later_tables_gets_them(tmp_path) -> None:
     db.close()
     index = SqliteIndex(path)
     # 4: layout; 5: tags; 6: versions; 7: back-end stores, a policy's spread by kind; 8: lock;
-    # 9: the notification outbox
-    assert index.migrations_applied == [3, 4, 5, 6, 7, 8, 9]
+    # 9: the notification outbox; 10: transfer slots
+    assert index.migrations_applied == [3, 4, 5, 6, 7, 8, 9, 10]
     assert index.repairs() == []
     assert SqliteIndex(path).migrations_applied == []
 
@@ -81,7 +81,7 @@ def test_a_version_6_index_gains_backend_stores_and_spread(tmp_path) -> None:
     db.execute("UPDATE meta SET value='6' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    assert index.migrations_applied == [7, 8, 9]
+    assert index.migrations_applied == [7, 8, 9, 10]
     assert index.bucket_policies() == {"b": (2, 1, "")}
     assert index.backend_stores() == []
 
@@ -95,6 +95,21 @@ def test_a_version_8_index_gains_the_notification_outbox(tmp_path) -> None:
     db.execute("UPDATE meta SET value='8' WHERE name='schema_version'")
     db.close()
     index = SqliteIndex(path)
-    assert index.migrations_applied == [9]
+    assert index.migrations_applied == [9, 10]
     assert index.due_notifications(10, 10) == []
     assert index.notification_summary() == {}
+
+
+def test_a_version_9_index_gains_the_transfer_slots(tmp_path) -> None:
+    """Migration 10 (issue #13): the ``transfer_slots`` table, empty, whose slots work."""
+    path = tmp_path / "index.db"
+    SqliteIndex(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE transfer_slots")
+    db.execute("UPDATE meta SET value='9' WHERE name='schema_version'")
+    db.close()
+    index = SqliteIndex(path)
+    assert index.migrations_applied == [10]
+    assert index.transfer_slots() == []
+    assert index.acquire_transfer_slot(1, "n1/1", "repair", "n1", "t", 30) == 0
+    assert index.acquire_transfer_slot(1, "n1/1", "repair", "n1", "u", 30) is None

@@ -55,6 +55,7 @@ from holdfast.index.errors import (
 from holdfast.index.listing import ListPage, page_from_walk, prefix_upper_bound, walk_limit
 from holdfast.index.notify import CONFIG_NAME as _NOTIFY_CONFIG
 from holdfast.index.postgres import notify as outbox
+from holdfast.index.postgres import transfers as _transfers
 from holdfast.index.postgres.lease import AdvisoryLease, job_lock_key
 from holdfast.index.postgres.schema import migrate
 from holdfast.index.records import (
@@ -69,6 +70,7 @@ from holdfast.index.records import (
     RepairTask,
     Segment,
     StagedLayout,
+    TransferSlot,
     UploadRecord,
     UserRecord,
     VersionEntry,
@@ -2074,6 +2076,24 @@ class PostgresIndex(Index):
             f"SELECT {_LAYOUT_COLUMNS} FROM layouts ORDER BY version DESC LIMIT %s", (limit,)
         )
         return [_layout_record(r) for r in rows]
+
+    # -- transfer slots ----------------------------------------------------------------------
+
+    async def acquire_transfer_slot(
+        self, cap: int, holder: str, kind: str, target: str, token: str, ttl: float
+    ) -> int | None:
+        return await self._write(
+            lambda conn: _transfers.acquire(conn, cap, holder, kind, target, token, ttl)
+        )
+
+    async def renew_transfer_slot(self, slot: int, token: str, ttl: float) -> bool:
+        return await self._write(lambda conn: _transfers.renew(conn, slot, token, ttl))
+
+    async def release_transfer_slot(self, slot: int, token: str) -> None:
+        await self._write(lambda conn: _transfers.release(conn, slot, token))
+
+    async def transfer_slots(self) -> list[TransferSlot]:
+        return [_transfers.slot_of(r) for r in await self._all(_transfers.LIVE)]
 
     # -- once per cluster --------------------------------------------------------------------
 

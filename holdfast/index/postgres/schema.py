@@ -418,6 +418,20 @@ BEGIN
 END $$;
 """
 
+# The cluster's cap on concurrent background transfers (issue #13, holdfast/workers/
+# transfers.py): one row per slot taken, a lease that expires unless renewed, so a crashed
+# holder's slots come back by themselves (holdfast/index/postgres/transfers.py).
+_V10 = """
+CREATE TABLE transfer_slots (
+    slot INTEGER PRIMARY KEY,
+    holder TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    token TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+"""
+
 # (version, SQL): append only; a released step is never edited.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
@@ -429,6 +443,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (7, _V7),
     (8, _V8),
     (9, _V9),
+    (10, _V10),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
