@@ -134,9 +134,13 @@ def test_no_index_no_transfer() -> None:
 
     queue = TransferQueue(1e9, 1e6, index=Down(), settings=Rules, slot_wait=0.5)
     moved = []
-    with pytest.raises(NoSlot, match="the index did not answer"):
-        with queue.lane("drain").transfer("n2/d0") as pace, pace.moving(10):
-            moved.append(10)
+    lane = queue.lane("drain")
+    with (
+        pytest.raises(NoSlot, match="the index did not answer"),
+        lane.transfer("n2/d0") as pace,
+        pace.moving(10),
+    ):
+        moved.append(10)
     assert moved == [] and queue.slot_waits["unavailable"] == 1
     assert 2 <= Down.calls <= 10  # backing off, not spinning
     assert queue.admitted["drain"].bytes == 0
@@ -145,12 +149,14 @@ def test_no_index_no_transfer() -> None:
 def test_a_lost_slot_stops_the_transfer() -> None:
     slots = FakeSlots()
     queue = TransferQueue(1e9, 1e6, index=slots, settings=Rules, ttl=0.03)
-    with pytest.raises(NoSlot, match="taken meanwhile"):
-        with queue.lane("repair").transfer("n2/d0") as pace:
-            pace(1)
-            slots.slots[0] = "someone else"  # expired and taken
-            time.sleep(0.02)
-            pace(1)
+    with (
+        pytest.raises(NoSlot, match="taken meanwhile"),
+        queue.lane("repair").transfer("n2/d0") as p,
+    ):
+        p(1)
+        slots.slots[0] = "someone else"  # expired and taken
+        time.sleep(0.02)
+        p(1)
 
 
 def test_per_target_node_ops() -> None:
