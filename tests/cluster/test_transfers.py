@@ -247,6 +247,13 @@ def _run(c: FlowCluster, ix: Index) -> None:
     assert most_slots <= CAP, most_slots
     assert holders and all(h.split("/")[0] in {"n1", "n2", "n3"} for h in holders), holders
 
+    # Independently, from the drives: the blob files appearing on the receivers. A file
+    # appears whole when its copy ends, and its blocks were admitted up to a copy's
+    # length before: a window sees at most a second's budget more, and one blob per slot.
+    slack = RATE + CAP * SIZE
+    for i, (t0, b0) in enumerate(samples):
+        for t1, b1 in samples[i + 1 :]:
+            assert b1 - b0 <= RATE * (t1 - t0) + slack, (b1 - b0, round(t1 - t0, 2), slack)
     # The one budget, every kind together: the leader's record, per second and sliding.
     time.sleep(2.5)  # its last second published
     st = published(c)
@@ -262,13 +269,6 @@ def _run(c: FlowCluster, ix: Index) -> None:
     assert sum(b for _, b, _, _ in record["seconds"]) >= drain_bytes + repair_bytes
     assert st["transfers"]["cap"] == CAP and st["transfers"]["slot_waits"]["full"] >= 1
 
-    # Independently, from the drives: the blob files appearing on the receivers. A file
-    # appears whole when its copy ends, and its blocks were admitted up to a copy's
-    # length before: a window sees at most a second's budget more, and one blob per slot.
-    slack = RATE + CAP * SIZE
-    for i, (t0, b0) in enumerate(samples):
-        for t1, b1 in samples[i + 1 :]:
-            assert b1 - b0 <= RATE * (t1 - t0) + slack, (b1 - b0, round(t1 - t0, 2), slack)
     moving = [t for t, b in samples if 0 < b < drain_bytes + repair_bytes]
     print(
         f"\ntransfers: {drain_bytes} drained + {repair_bytes} repaired at one limit of {RATE} "
