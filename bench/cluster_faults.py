@@ -124,7 +124,7 @@ class Nodes:
             self.dev._spawn(node)
         for node in self.dev.nodes:
             self.dev._wait_ready(node)
-        time.sleep(clusters.HEARTBEAT_SETTLE)
+        self.hf.wait_peers()
         clusters.wait_serving(self.system(), "bench-ready", timeout)
         self.flags = list(extra)
         return []

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # this checkout's holdfast, not whatever is installed
     sys.path.insert(0, str(REPO))
 
-HEARTBEAT_SETTLE = 6.0  # seconds for every node to hear every other's heartbeat
+HEARTBEAT_SETTLE = 6.0  # the most seconds for every node to hear every other's heartbeat
 WEED_DB = "seaweedfs"
 # The filer's table, as SeaweedFS documents it for the [postgres] store.
 FILEMETA = """CREATE TABLE IF NOT EXISTS filemeta (
@@ -119,6 +119,33 @@ def wait_serving(system: System, bucket: str, timeout: float) -> None:
     raise RuntimeError(f"{system.name} not serving after {timeout}s ({last})\n{system.log_tails()}")
 
 
+def wait_peers_up(endpoints: list[str], access_key: str, secret_key: str, timeout: float) -> None:
+    """Until every Holdfast node's status page says each of its peers is up (it has heard
+    their heartbeats), polled: a fixed sleep of HEARTBEAT_SETTLE waited for the slowest case
+    every time. Gives up quietly after ``timeout``: the PUT/GET probe that follows
+    (:func:`wait_serving`) says whether the cluster serves."""
+    import urllib.request
+
+    signers = [HeaderSigner(e, access_key, secret_key, REGION) for e in endpoints]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for signer in signers:
+                path, headers = signer.sign("GET", "_holdfast", "status", query={"format": "json"})
+                req = urllib.request.Request(signer.endpoint + path, headers=headers)
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    peers = (json.load(resp).get("cluster") or {}).get("peers") or {}
+                if len(peers) < len(endpoints) - 1 or any(
+                    p.get("state") != "up" for p in peers.values()
+                ):
+                    break
+            else:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -164,7 +191,7 @@ class HoldfastCluster:
         except DevError as e:
             raise RuntimeError(f"holdfast cluster dev: {e}") from None
         self.nodes_up = True
-        time.sleep(HEARTBEAT_SETTLE)
+        self.wait_peers()
         system = System(
             self.name,
             self.dev.nodes[0].s3,
@@ -177,6 +204,14 @@ class HoldfastCluster:
         )
         wait_serving(system, "bench-ready", timeout)
         return system
+
+    def wait_peers(self) -> None:
+        wait_peers_up(
+            [n.s3 for n in self.dev.nodes if n.proc],
+            self.dev.creds.access_key,
+            self.dev.creds.secret_key,
+            HEARTBEAT_SETTLE,
+        )
 
     def stop_nodes(self) -> None:
         """The nodes only: PostgreSQL stays for SeaweedFS's filer."""
@@ -324,8 +359,11 @@ class SeaweedCluster:
         if not rows:
             raise RuntimeError("SeaweedFS's filer wrote nothing to PostgreSQL's filemeta table")
 
-    def stop(self) -> None:
-        _stop_procs(self.procs)
+    def stop(self, grace: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds: its data is thrown away, and the
+        volume servers and the filer take 10-20 s to stop gracefully (measured with 4.x),
+        which the benchmark would only wait for."""
+        _stop_procs(self.procs, timeout=grace)
         self.procs = []
 
 
