@@ -469,11 +469,11 @@ def test_a_slow_back_end_trips_its_breaker_and_writes_go_on_without_it(
     proxy = SlowProxy(weed.endpoint)
     n = Node(tmp_path, proxy.endpoint, WEED_AK, WEED_SK, weed.client())
     assert n.add_store().returncode == 0
-    n.start("--backend-slow", "1.5")
+    n.start("--backend-slow", "1.0")
     try:
         s3 = n.server.client()
         s3.create_bucket(Bucket="data")
-        proxy.delay = 3.0
+        proxy.delay = 2.0  # twice the limit: slow whatever the load; in time again at 0
         written = {}
 
         def store_state() -> dict:
