@@ -122,7 +122,15 @@ def _run(
     c.net.heal()
     for i in range(c.count):
         c.wait_healthy(i)
-    time.sleep(3)  # heartbeats resume, the hinted copies are made
+    for i in range(c.count):  # heartbeats resume and the index answers: the faults are over
+        _eventually(
+            f"{c.names[i]} sees every peer up and the index",
+            lambda i=i: (
+                all(p["state"] == "up" for p in c.status(i)["cluster"]["peers"].values())
+                and _index_ok(c, i)
+            ),
+            30,
+        )
     work.final_reads()
     report = check(work)
     print(f"\nnemesis {name}: {report.summary()}")

@@ -596,7 +596,7 @@ def run_storm(env, sc: Scenario) -> dict:
             every=1,
         )
         t_full = time.monotonic()
-        time.sleep(3 * sc.backoff_cap)  # backing off, not retrying in a loop
+        time.sleep(2 * sc.backoff_cap)  # backing off, not retrying in a loop
         free, total = _disk(c, sc.away[-1])
         squeeze_report = {
             "node": name,
