@@ -266,6 +266,7 @@ class Op:
     value: str | None = None  # put: the value written; get: the value read (None: 404)
     listed: frozenset[str] = frozenset()
     error: str = ""
+    message: str = ""  # the S3 error's Message
     phase: str = ""
 
     @property
@@ -350,6 +351,7 @@ class Workload:
         except ClientError as e:
             op.status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             op.error = e.response.get("Error", {}).get("Code", "")
+            op.message = e.response.get("Error", {}).get("Message", "")
             op.outcome = "failed" if 400 <= op.status < 500 else "unknown"
         except (BotoCoreError, OSError) as e:
             op.outcome, op.error = "unknown", type(e).__name__
@@ -399,6 +401,8 @@ class Workload:
 
 # ---- the checker --------------------------------------------------------------------------
 
+UNKNOWN_OUTCOME = "The write may not have been applied"
+
 
 @dataclass
 class Report:
@@ -406,6 +410,10 @@ class Report:
     violations: list[str] = field(default_factory=list)
     by_phase: dict = field(default_factory=dict)
     server_errors: list[str] = field(default_factory=list)  # 500s
+    # 500s that say the write may or may not have been applied: a write whose statement
+    # reached the index just as it became unreachable (holdfast/service/objects.py,
+    # _outcome_unknown). Checked as writes of unknown outcome, like a timeout; not errors.
+    unknown_outcomes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.ops} operations, {len(self.violations)} violations"]
@@ -413,6 +421,7 @@ class Report:
             lines.append(f"  {phase}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         lines += [f"  VIOLATION {v}" for v in self.violations[:20]]
         lines += [f"  500: {e}" for e in self.server_errors[:10]]
+        lines += [f"  500, outcome unknown: {e}" for e in self.unknown_outcomes[:10]]
         return "\n".join(lines)
 
 
@@ -449,7 +458,11 @@ def check(workload: Workload) -> Report:
         if op.kind in ("put", "delete"):
             writes[op.key].append(op)
         if op.status == 500 or op.error == "InternalError":
-            report.server_errors.append(f"{op.kind} {op.key} on n{op.node + 1}: {op.error}")
+            where = f"{op.kind} {op.key} on n{op.node + 1}: {op.error}"
+            if op.kind in ("put", "delete") and op.message.startswith(UNKNOWN_OUTCOME):
+                report.unknown_outcomes.append(where)
+            else:
+                report.server_errors.append(where)
         if op.kind == "mistake" and (op.outcome == "ok" or op.status >= 500 and op.status != 503):
             report.violations.append(
                 f"a client mistake got {op.status or op.error} (outcome {op.outcome})"
@@ -492,6 +505,7 @@ def write_report(path: Path, name: str, report: Report) -> None:
     doc[name] = {
         "ops": report.ops,
         "violations": report.violations,
+        "unknown_outcome_500s": report.unknown_outcomes,
         "by_phase": report.by_phase,
     }
     path.write_text(json.dumps(doc, indent=2))

@@ -673,6 +673,49 @@ def test_frozen_engine_fails_within_the_deadline(own_postgres):
     assert found is not None
 
 
+def test_writes_after_a_failed_call_are_refused_not_left_unknown(own_postgres):
+    """Once a call has failed for want of a working index (a frozen server here; a partition
+    looks the same), the pooled connections may all be dead. A one-statement write sent on
+    one could not tell whether it committed (OutcomeUnknown, a 500); so for a while writes
+    take the transaction path, where a hang before COMMIT certainly did nothing
+    (IndexUnavailable, a 503 the SDK retries)."""
+    dsn = own_postgres.create_database("doubt")
+
+    async def go():
+        index = await with_bucket(dsn, timeout=1.0)
+        await index.put_object(obj("k"))
+        _signal_server(own_postgres.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(IndexUnavailable):
+                await index.get_object("b", "k")
+            errors = []
+            for call in (
+                lambda: index.put_object(obj("k2")),
+                lambda: index.delete_object("b", "k"),
+            ):
+                try:
+                    await call()
+                except (IndexUnavailable, OutcomeUnknown) as e:
+                    errors.append(type(e).__name__)
+        finally:
+            _signal_server(own_postgres.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                await index.put_object(obj("k3"))
+                break
+            except IndexUnavailable:
+                assert time.monotonic() < deadline, "no recovery"
+                await asyncio.sleep(0.2)
+        found = await index.get_object("b", "k3")
+        await index.close()
+        return errors, found
+
+    errors, found = run(go())
+    assert errors == ["IndexUnavailable", "IndexUnavailable"]
+    assert found is not None
+
+
 def test_multi_host_dsn_reaches_the_writable_host(postgres):
     """libpq's multi-host DSN passes through unchanged: the first host is down, the second
     is the primary (target_session_attrs=read-write), and the index works; the status

@@ -78,3 +78,43 @@ def test_corrupt_bytes_are_named() -> None:
 def test_client_mistake_answered_500() -> None:
     mistake = Op("mistake", "mistake", 0, 0, 1, "unknown", 500, error="InternalError")
     assert check(history(mistake)).violations
+
+
+def test_a_500_is_a_violation_unless_it_says_the_write_may_not_have_been_applied() -> None:
+    """A write whose statement reached the index as it became unreachable has an unknown
+    outcome: its 500 says so, and the checker treats it as a write that may have happened
+    (like a timeout). Any other 500 is a violation."""
+    bare = Op("put", "k", 0, 0, 1, "unknown", 500, "a", error="InternalError")
+    report = check(history(bare))
+    assert report.violations == ["500 put k on n1: InternalError"]
+
+    unknown = Op(
+        "put",
+        "k",
+        0,
+        0,
+        1,
+        "unknown",
+        500,
+        "a",
+        error="InternalError",
+        message="The write may not have been applied: index did not answer",
+    )
+    report = check(history(unknown, get("a", 2, 3)))
+    assert report.unknown_outcomes == ["put k on n1: InternalError"]
+    assert report.violations == []  # it may have been applied
+    # ... and it is still a write the reads are checked against.
+    assert len(check(history(unknown, get("b", 2, 3))).violations) == 1
+
+    mistake = Op(
+        "mistake",
+        "mistake",
+        0,
+        0,
+        1,
+        "unknown",
+        500,
+        error="InternalError",
+        message="The write may not have been applied: x",
+    )
+    assert check(history(mistake)).violations

@@ -100,6 +100,9 @@ log = logging.getLogger("holdfast.index.postgres")
 DEFAULT_TIMEOUT = 2.0
 # How long a call waits for a pooled connection while the engine is known to be down.
 DOWN_WAIT = 0.25
+# After a call failed for want of a working index (a deadline, a lost connection), writes
+# take the transaction path for this long (:meth:`PostgresIndex._write_one`).
+DOUBT_SECONDS = 5.0
 # psycopg_pool's reconnection budget, after which it starts again from its 1 s backoff.
 RECONNECT_TIMEOUT = 2.0
 # Dead peers are noticed by the kernel, not only by the next query: a partitioned engine
@@ -337,6 +340,8 @@ class PostgresIndex(Index):
         # briefly, so a request that makes several index calls still fails within the
         # deadline (the pool keeps reconnecting in the background meanwhile).
         self._down_since: float | None = None
+        # Until then (monotonic), one-statement writes go the transaction way instead.
+        self._doubt_until = 0.0
         self._version = 0
 
     @classmethod
@@ -531,6 +536,13 @@ class PostgresIndex(Index):
         the engine restarted) is retried once, on a fresh one, after its token was voided."""
         if self._pool is None:
             raise IndexUnavailable("the index is not started")
+        if time.monotonic() < self._doubt_until:
+            # A call just failed for want of a working index (a partition, a frozen or
+            # restarting server): the pooled connections may all be dead. A one-statement
+            # write that hangs on one cannot tell whether it committed (a 500), while a
+            # transaction that hangs before its COMMIT certainly did not (a 503, and the
+            # SDK retries): "slow" sends the caller down the transaction path.
+            return "slow"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         for attempt in (1, 2):
@@ -599,15 +611,20 @@ class PostgresIndex(Index):
                 timer = loop.call_at(deadline, _cut, conn, phase)
                 try:
                     yield conn
+                except (IndexUnavailable, _Unresolved, _Stale):
+                    self._doubt_until = time.monotonic() + DOUBT_SECONDS
+                    raise
                 finally:
                     timer.cancel()
         except psycopg_pool.PoolTimeout:
             self._down_since = self._down_since or time.monotonic()
+            self._doubt_until = time.monotonic() + DOUBT_SECONDS
             raise IndexUnavailable(
                 f"no connection to the index at {public_location(self.dsn)} within {wait:g} s"
             ) from None
         except psycopg.OperationalError as e:  # connecting failed
             self._down_since = self._down_since or time.monotonic()
+            self._doubt_until = time.monotonic() + DOUBT_SECONDS
             raise IndexUnavailable(_first_line(e)) from None
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
