@@ -233,7 +233,7 @@ def banner(config: Config, creds: RootCredentials) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from holdfast.server import PortInUse, listen, serve
+    from holdfast.server import PortInUse, listen, serve, start_forkserver
 
     config = config_from_args(args)
     identity = cluster_node.apply_serve_flags(args, config)  # None: not a cluster node
@@ -243,6 +243,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PortInUse as e:
         print(f"holdfast: {e}", file=sys.stderr)
         return 1
+    # The workers' code is imported by the forkserver while this process prepares the node
+    # (holdfast/server.py): the first GET after a restart waits for the longer of the two,
+    # not for both in a row.
+    start_forkserver(config)
     for d in config.data_dirs:
         os.makedirs(d, exist_ok=True)
     repaired = filemodes.tighten(config)

@@ -5,32 +5,68 @@ binds the listening socket once, without SO_REUSEPORT, and hands it to every wor
 (and to each restarted one): no other program, and no second Holdfast, can bind the same
 port while this node runs, so clients can never be split between two unrelated stores.
 Each worker builds its own app, index connections and threads from the configuration passed
-through the environment (holdfast/worker.py). The supervisor restarts a worker that dies,
-with backoff.
+to it (holdfast/worker.py). The supervisor restarts a worker that dies, with backoff.
+
+Every child (workers, the index committer, the cluster agent) is forked from one forkserver
+that has the workers' code imported already (:func:`start_forkserver`), not started as a
+fresh interpreter that imports it all again: see docs/failure-testing.md, "Restart at scale".
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 
-from holdfast.children import run_cluster_agent, run_index_committer
+from holdfast.children import ParentState, inherit, run_cluster_agent, run_index_committer
 from holdfast.config import CONFIG_ENV, Config
 from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
+
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's (holdfast/ops/metrics.py)
+# What the forkserver imports before it forks any child: the worker's whole import graph
+# (uvicorn, the S3 app, the service layer, the index, prometheus-client, awscrt) and the
+# committer's. Each child then starts with it in memory, shared copy-on-write.
+# The list is what a worker imports from its entry point to its first answer (the engine's
+# modules are imported when the index is opened, the ops runtime and uvicorn's lifespan and
+# WebSocket protocol classes when the app starts); tests/e2e/test_startup_imports.py fails if
+# a worker or the committer imports any of them itself.
+PRELOAD = [
+    "holdfast.server",
+    "holdfast.worker",
+    "holdfast.s3.app",
+    "holdfast.ops.runtime",
+    "holdfast.workers.health",
+    "holdfast.cluster.status",
+    "uvicorn.lifespan.on",
+    "uvicorn.protocols.websockets.auto",
+]
+PRELOAD_SQLITE = ["holdfast.index.sqlite_engine"]  # the workers' and the committer's
+PRELOAD_POSTGRES = ["holdfast.index.postgres.engine"]
+# A cluster node's workers open the other nodes' drives over mutual TLS; its agent too.
+PRELOAD_CLUSTER = [
+    "holdfast.cluster.node",
+    "holdfast.cluster.agent",
+    "holdfast.cluster.remote",
+    "holdfast.net.client",
+    "holdfast.net.tls",
+]
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
 STABLE_WORKER_SECONDS = 60.0  # a process that ran this long before dying was not crash-looping
@@ -82,10 +118,11 @@ def listen(config: Config) -> socket.socket:
     return sock
 
 
-def run_worker(config_json: str, sock: socket.socket) -> None:
+def run_worker(config_json: str, parent: ParentState, sock: socket.socket) -> None:
     """Entry point of one worker process; ``sock`` is the supervisor's listening socket
-    (multiprocessing passes the descriptor to the spawned process). The HTTP server is
-    imported here, in the worker, not by the supervisor (holdfast/worker.py)."""
+    (multiprocessing passes the descriptor to the child). The HTTP server is imported by
+    the forkserver and the workers, not by the supervisor (holdfast/worker.py)."""
+    inherit(parent)
     from holdfast.worker import run
 
     run(config_json, sock)
@@ -112,6 +149,79 @@ def only_target_imports() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+_scratch: str | None = None  # the metrics directory the forkserver imports with, until it forks
+
+
+def preload_modules(config: Config) -> list[str]:
+    """The modules the forkserver imports for this node's children."""
+    return (
+        PRELOAD
+        + (PRELOAD_POSTGRES if config.index_dsn else PRELOAD_SQLITE)
+        + (PRELOAD_CLUSTER if config.cluster_listen else [])
+    )
+
+
+def start_forkserver(config: Config) -> None:
+    """Start the forkserver the node's children are forked from, and return at once: it
+    imports their code (:data:`PRELOAD`, half a CPU-second) while the supervisor opens and
+    checks the index, instead of each worker, the committer and the agent importing it all
+    again, one after the other on a small machine, once the supervisor is done.
+
+    Called as early as the configuration is known; the supervisor calls it again (a no-op
+    while the forkserver runs; multiprocessing starts a new one if it has died)."""
+    for name, value in ALLOCATOR_ENV.items():
+        os.environ.setdefault(name, value)  # read by glibc when the forkserver starts
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(preload_modules(config))
+    with _forkserver_launch():
+        multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _forkserver_launch() -> Iterator[None]:
+    """What the forkserver must be started with, if it is started within this block (by
+    :func:`start_forkserver`, or by multiprocessing when a child is started after the
+    forkserver died); the supervisor's own state is restored afterwards.
+
+    * SIGTERM ignored: ``kill`` of the node's process group must reach the supervisor and
+      the workers, which stop gracefully, and not kill the forkserver under them (the
+      supervisor would lose their exit status and stop waiting for them). The forkserver
+      exits when the supervisor does; each child takes SIGTERM's default back
+      (:func:`holdfast.children.inherit`).
+    * prometheus-client picks its multiprocess mode when it is imported, and then opens its
+      files, named by process id, in PROMETHEUS_MULTIPROC_DIR. The node's metrics directory
+      may not be prepared yet (the supervisor empties it later), so the forkserver imports
+      with a scratch directory of its own, removed once it has forked a child; each child
+      takes the node's directory from the supervisor's environment, and prometheus-client
+      reopens its files under the child's own process id on first use.
+    * The supervisor's ``__main__`` hidden, as for any child (:func:`only_target_imports`).
+    """
+    global _scratch
+    if _scratch is None:
+        _scratch = tempfile.mkdtemp(prefix="holdfast-preload-")
+        atexit.register(_drop_scratch)  # also when the start fails before any child
+    saved_env = os.environ.get(METRICS_ENV)
+    os.environ[METRICS_ENV] = _scratch
+    saved_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with only_target_imports():
+            yield
+    finally:
+        signal.signal(signal.SIGTERM, saved_term)
+        if saved_env is None:
+            os.environ.pop(METRICS_ENV, None)
+        else:
+            os.environ[METRICS_ENV] = saved_env
+
+
+def _drop_scratch() -> None:
+    """After a child was forked: the forkserver has imported everything it will."""
+    global _scratch
+    if _scratch is not None:
+        shutil.rmtree(_scratch, ignore_errors=True)
+        _scratch = None
+
+
 def wants_committer(config: Config) -> bool:
     """One committer serves all the workers; with one worker there is nothing to share.
     HOLDFAST_INDEX_COMMITTER=0 turns it off (each worker then commits its own writes)."""
@@ -129,7 +239,7 @@ class Supervisor:
     def __init__(self, config: Config, sock: socket.socket | None = None) -> None:
         self.config = config
         self.sock = sock  # the listening socket every worker serves; bound in run() if None
-        self.context = multiprocessing.get_context("spawn")
+        self.context = multiprocessing.get_context("forkserver")
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.committer: multiprocessing.process.BaseProcess | None = None
         self.agent: multiprocessing.process.BaseProcess | None = None  # cluster nodes only
@@ -144,16 +254,18 @@ class Supervisor:
         self.started: dict[int, float] = {}  # process sentinel -> when it was started
         self.restarts: dict[int | str, float] = {}  # worker index or "committer" -> when
 
-    def _spawn(self, target: Callable[[str], None] = run_worker) -> BaseProcess:
+    def _spawn(self, target: Callable[..., None] = run_worker) -> BaseProcess:
+        parent = ParentState.now()
         if target is run_worker:
-            name, args = WORKER_NAME, (self.config.to_env(), self.sock)
+            name, args = WORKER_NAME, (self.config.to_env(), parent, self.sock)
         elif target is run_cluster_agent:
-            name, args = AGENT_NAME, (self.config.to_env(),)
+            name, args = AGENT_NAME, (self.config.to_env(), parent)
         else:
-            name, args = COMMITTER_NAME, (self.config.to_env(),)
+            name, args = COMMITTER_NAME, (self.config.to_env(), parent)
         proc = self.context.Process(target=target, args=args, name=name)
-        with only_target_imports():
-            proc.start()
+        with _forkserver_launch():
+            proc.start()  # returns once the forkserver has forked the child
+        _drop_scratch()
         self.started[proc.sentinel] = time.monotonic()
         return proc
 
@@ -248,6 +360,7 @@ class Supervisor:
                     proc.kill()
         if self.sock is not None:
             self.sock.close()
+        _drop_scratch()
 
 
 def serve(config: Config, sock: socket.socket | None = None) -> None:
@@ -255,6 +368,5 @@ def serve(config: Config, sock: socket.socket | None = None) -> None:
     :func:`listen` (bound before anything else starts, so a port in use fails the start)."""
     os.environ[CONFIG_ENV] = config.to_env()
     os.environ[COMMITTER_ENV] = "1" if wants_committer(config) else "0"
-    for name, value in ALLOCATOR_ENV.items():
-        os.environ.setdefault(name, value)  # read by glibc when each worker process starts
+    start_forkserver(config)  # started already by ``holdfast serve``; not by every caller
     Supervisor(config, sock).run()

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("holdfast.ops")
 
-STARTED = time.time()
+STARTED = time.time()  # when this worker started (reset in each child forked after import)
+
+
+def _new_process() -> None:
+    global STARTED
+    STARTED = time.time()
+
+
+os.register_at_fork(after_in_child=_new_process)
 METRICS_TIMEOUT = 10.0
 START_RETRY_CAP_SECONDS = 60.0
 

@@ -137,8 +137,22 @@ def reject_nul_text(request: Request) -> None:
         reject_nul(value, f"The query parameter {name!r}")
 
 
+def _id_prefix() -> str:
+    return f"{os.getpid() & 0xFFFF:04X}{secrets.randbits(24):06X}"
+
+
 _ids = itertools.count(1)
-_ID_PREFIX = f"{os.getpid() & 0xFFFF:04X}{secrets.randbits(24):06X}"
+_ID_PREFIX = _id_prefix()
+
+
+def _new_process() -> None:
+    """Workers are forked from one process that imported this module (the node's forkserver,
+    holdfast/server.py): each takes a prefix of its own, or two would give the same ids."""
+    global _ids, _ID_PREFIX
+    _ids, _ID_PREFIX = itertools.count(1), _id_prefix()
+
+
+os.register_at_fork(after_in_child=_new_process)
 
 
 def next_request_id() -> str:
