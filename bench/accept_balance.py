@@ -31,12 +31,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def workers(pgid: int) -> list[int]:
-    """The processes the supervisor spawned: the workers and the index committer (which
-    idles during GETs)."""
+    """The processes the supervisor started: the workers and the index committer (which
+    idles during GETs), by the names they give themselves (holdfast/server.py)."""
     found = []
     for pid in group_pids(pgid):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"spawn_main" in cmdline:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        if comm in ("holdfast-worker", "holdfast-commit"):
             found.append(pid)
     return found
 

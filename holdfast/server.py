@@ -14,7 +14,6 @@ fresh interpreter that imports it all again: see docs/failure-testing.md, "Resta
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import logging
@@ -26,7 +25,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -34,7 +32,7 @@ from multiprocessing.process import BaseProcess
 
 from holdfast.children import ParentState, inherit, run_cluster_agent, run_index_committer
 from holdfast.config import CONFIG_ENV, Config
-from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME
+from holdfast.index.committer import COMMITTER_ENV, COMMITTER_PROCESS_NAME, set_process_name
 from holdfast.workers.limits import Backoff
 
 log = logging.getLogger("holdfast.server")
@@ -123,6 +121,7 @@ def run_worker(config_json: str, parent: ParentState, sock: socket.socket) -> No
     (multiprocessing passes the descriptor to the child). The HTTP server is imported by
     the forkserver and the workers, not by the supervisor (holdfast/worker.py)."""
     inherit(parent)
+    set_process_name(WORKER_NAME)
     from holdfast.worker import run
 
     run(config_json, sock)
@@ -149,7 +148,7 @@ def only_target_imports() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-_scratch: str | None = None  # the metrics directory the forkserver imports with, until it forks
+_scratch: str | None = None  # the metrics directory the forkserver imports with (see below)
 
 
 def preload_modules(config: Config) -> list[str]:
@@ -169,8 +168,14 @@ def start_forkserver(config: Config) -> None:
 
     Called as early as the configuration is known; the supervisor calls it again (a no-op
     while the forkserver runs; multiprocessing starts a new one if it has died)."""
+    global _scratch
     for name, value in ALLOCATOR_ENV.items():
         os.environ.setdefault(name, value)  # read by glibc when the forkserver starts
+    if _scratch is None:
+        # Left by a start that failed before it forked a child: the forkserver may still
+        # have been importing, so it was not removed then.
+        _scratch = str(config.ops_path / "metrics.preload")
+        shutil.rmtree(_scratch, ignore_errors=True)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(preload_modules(config))
     with _forkserver_launch():
@@ -191,15 +196,15 @@ def _forkserver_launch() -> Iterator[None]:
     * prometheus-client picks its multiprocess mode when it is imported, and then opens its
       files, named by process id, in PROMETHEUS_MULTIPROC_DIR. The node's metrics directory
       may not be prepared yet (the supervisor empties it later), so the forkserver imports
-      with a scratch directory of its own, removed once it has forked a child; each child
-      takes the node's directory from the supervisor's environment, and prometheus-client
-      reopens its files under the child's own process id on first use.
+      with a scratch directory of its own next to it, removed once it has forked a child
+      (when it cannot be importing any more); each child takes the node's directory from
+      the supervisor's environment, and prometheus-client reopens its files under the
+      child's own process id on first use.
     * The supervisor's ``__main__`` hidden, as for any child (:func:`only_target_imports`).
     """
-    global _scratch
     if _scratch is None:
-        _scratch = tempfile.mkdtemp(prefix="holdfast-preload-")
-        atexit.register(_drop_scratch)  # also when the start fails before any child
+        raise RuntimeError("start_forkserver() first")
+    os.makedirs(_scratch, exist_ok=True)
     saved_env = os.environ.get(METRICS_ENV)
     os.environ[METRICS_ENV] = _scratch
     saved_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -216,10 +221,8 @@ def _forkserver_launch() -> Iterator[None]:
 
 def _drop_scratch() -> None:
     """After a child was forked: the forkserver has imported everything it will."""
-    global _scratch
     if _scratch is not None:
         shutil.rmtree(_scratch, ignore_errors=True)
-        _scratch = None
 
 
 def wants_committer(config: Config) -> bool:
@@ -360,7 +363,6 @@ class Supervisor:
                     proc.kill()
         if self.sock is not None:
             self.sock.close()
-        _drop_scratch()
 
 
 def serve(config: Config, sock: socket.socket | None = None) -> None:

@@ -311,9 +311,10 @@ def _same_user(conn: socket.socket) -> bool:
     return uid == os.getuid()
 
 
-def _set_process_name(name: str) -> None:
+def set_process_name(name: str) -> None:
     """prctl(PR_SET_NAME): so operators (and the metrics' role label) can tell the committer
-    from the workers, which are started the same way."""
+    from the workers, which are started the same way (and whose command line is the
+    forkserver's they were forked from: holdfast/server.py)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(15, name.encode()[:15], 0, 0, 0)
     except (OSError, AttributeError) as e:
@@ -327,7 +328,7 @@ def run_committer(index_path: Path, gc_grace_seconds: float) -> None:
     from holdfast.index.sqlite import SqliteIndex
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _set_process_name(COMMITTER_PROCESS_NAME)
+    set_process_name(COMMITTER_PROCESS_NAME)
     index = SqliteIndex(index_path, gc_grace_seconds=gc_grace_seconds)
     count("INDEX_WRITES", 0, "committer")  # its metrics file names it among the node's processes
     CommitterServer(index, socket_name(index_path)).serve_forever()

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from holdfast.index.committer import COMMITTER_PROCESS_NAME, encode_frame, socket_name
 from holdfast.index.records import ObjectRecord, Segment
+from holdfast.server import WORKER_NAME
 from tests.conftest import group_pids, start_server
 from tests.e2e.ops_helpers import metric_value, metrics_text
 from tests.faults.support import wait_for
@@ -42,11 +43,7 @@ def committer_pids(pgid: int) -> list[int]:
 
 
 def worker_pids(pgid: int) -> set[int]:
-    return {
-        pid
-        for pid, comm, cmdline in _processes(pgid)
-        if b"spawn_main" in cmdline and comm != COMMITTER_PROCESS_NAME
-    }
+    return {pid for pid, comm, _ in _processes(pgid) if comm == WORKER_NAME}
 
 
 def committed(server, path: str) -> float:
