@@ -296,6 +296,7 @@ class Supervisor:
         for slot, proc in self._slots().items():
             if slot in self.restarts or proc.is_alive():
                 continue
+            _stop_if_running(proc)
             delay = self._restart_delay(proc)
             log.error(
                 "%s %s exited (%s); restarting in %.1fs", proc.name, proc.pid, proc.exitcode, delay
@@ -363,6 +364,27 @@ class Supervisor:
                     proc.kill()
         if self.sock is not None:
             self.sock.close()
+
+
+def _stop_if_running(proc: BaseProcess) -> None:
+    """A child's exit is reported by the forkserver it was forked from; if the forkserver
+    itself died (``kill -9``, the OOM killer), every child reads as exited though it still
+    runs. Such a child is stopped (SIGTERM: a worker finishes its requests) before its
+    replacement starts, so the node never runs extra workers, nor a second committer that
+    cannot bind its socket. Only a process of the node's own process group is signalled
+    (its pid may have been reused by then)."""
+    pid = proc.pid
+    if not pid or pid <= 0:
+        return
+    try:
+        if os.getpgid(pid) != os.getpgid(0):
+            return
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return  # exited, as reported
+    log.error(
+        "%s %s still runs though reported exited (the forkserver died): stopped", proc.name, pid
+    )
 
 
 def serve(config: Config, sock: socket.socket | None = None) -> None:
