@@ -265,11 +265,20 @@ def node_kill(nodes: Nodes, f: FaultSettings) -> list[Figure]:
         signer = Presigner(node.s3, system.access_key, system.secret_key, REGION)
         transfer.populate(signer, FAULT_BUCKET, keys[i::count], f.object_size, 6)
 
-    with ThreadPoolExecutor(count) as pool:
-        list(pool.map(populate, range(count)))
-    where = copies_by_key(nodes.dev.dsn, FAULT_BUCKET)
-    on_victim = [k for k in keys if victim in where.get(k, ())]
-    held = [k for k in on_victim if me not in where[k]]  # n1 must read them from a peer
+    for attempt in range(3):
+        # A node places copies on a peer only once a heartbeat has brought the peer's
+        # drives and their free space, which can come a moment after the status page shows
+        # the peer up: then every copy lands on the writing node and n1. Written again
+        # after a pause, the keys are placed anew.
+        if attempt:
+            time.sleep(3)
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(populate, range(count)))
+        where = copies_by_key(nodes.dev.dsn, FAULT_BUCKET)
+        on_victim = [k for k in keys if victim in where.get(k, ())]
+        held = [k for k in on_victim if me not in where[k]]  # n1 must read them from a peer
+        if held:
+            break
     first_on_victim = [k for k in held if where[k][0] == victim]
     first_on_other = [k for k in held if where[k][0] != victim]
     victim_first = len(first_on_victim)

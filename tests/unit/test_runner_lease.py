@@ -58,6 +58,7 @@ def _runner() -> tuple[BackgroundWorkers, FakeIndex, list[Job]]:
     runner._lease = None
     runner._task = runner._monitor_task = runner._scrub_task = None
     runner.leader = False
+    runner.transfers = SimpleNamespace(close=lambda: None)
     return runner, index, jobs
 
 
