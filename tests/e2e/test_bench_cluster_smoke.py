@@ -59,7 +59,12 @@ def test_cluster_bench_smoke_runs_both_clusters(tmp_path: Path) -> None:
     # Holdfast alone under faults (bench/cluster_faults.py): the rows exist, and killing one
     # of 3 nodes failed no GET (every object kept a copy on a live node).
     hf = {(f["workload"], f["metric"]): f for f in figures if f["server"] == "holdfast-cluster"}
-    for workload in ("node-kill", "node-kill-held"):
+    # The "held" load (objects on n2 and n3 only) runs when placement made such objects: on
+    # one shared filesystem it ranks the peers by free space each last reported, and it can
+    # pick n1 for every second copy (bench/cluster_faults.py says so in its output).
+    held = ("node-kill-held", "p99_during_ms") in hf
+    assert held or "no object has its copies on the two other nodes" in proc.stdout
+    for workload in ("node-kill", "node-kill-held")[: 2 if held else 1]:
         assert hf[(workload, "p99_during_ms")]["valid"], hf[(workload, "p99_during_ms")]
         assert hf[(workload, "failed_gets")]["value"] == 0, hf[(workload, "failed_gets")]
     assert {f"{d}_growth_mib_n{i}" for d in ("put", "get") for i in (1, 2, 3)} <= {
