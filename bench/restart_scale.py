@@ -166,14 +166,39 @@ class DevCluster:
     def doc(self) -> dict:
         return json.loads((self.dir / "cluster.json").read_text())
 
-    def wait_written(self, since: float) -> dict:
+    def written(self) -> int | None:
+        """cluster.json's modification time (ns), None before there is one: taken before a
+        start, so that :meth:`wait_written` waits for the file that start writes."""
         path = self.dir / "cluster.json"
+        return path.stat().st_mtime_ns if path.exists() else None
+
+    def wait_written(self, before: int | None) -> dict:
+        """The cluster.json written after ``before`` (:meth:`written`). A check against the
+        clock with a second's slack took the previous start's file when starts came less
+        than a second apart, with its PostgreSQL port, since changed."""
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            if path.exists() and path.stat().st_mtime >= since:
+            now = self.written()
+            if now is not None and now != before:
                 return self.doc()
             time.sleep(0.1)
         raise RuntimeError("cluster dev wrote no cluster.json")
+
+    READY_LINE = b"Ctrl-C stops it"  # the banner `cluster dev` prints once every node is ready
+
+    def ready_count(self) -> int:
+        path = self.dir.parent / "cluster-dev.log"
+        return path.read_bytes().count(self.READY_LINE) if path.exists() else 0
+
+    def wait_ready(self, before: int) -> None:
+        """Until ``cluster dev`` has printed its banner once more than ``before`` times: its
+        own start is over. A node killed while it still waits for the nodes to be ready
+        stops the whole dev cluster, PostgreSQL included (a node answers GETs before then)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.ready_count() <= before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster dev did not finish starting")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -185,32 +210,44 @@ class DevCluster:
 def cluster(n: int, size: int, repeats: int, work: Path) -> dict:
     directory = work / "cluster"
     dev = DevCluster(directory)
-    since = time.time() - 1
+    before, banners = dev.written(), dev.ready_count()
     dev.start()
-    doc = dev.wait_written(since)
+    doc = dev.wait_written(before)
+    dev.wait_ready(banners)
     load = _load(work / "loader", n, size, doc["index"]["dsn"])
     key = populate.key_for(n - 1)
-    urls = [
-        Presigner(node["s3"], ACCESS_KEY, SECRET_KEY, REGION).url("GET", populate.INDEX_BUCKET, key)
-        for node in doc["nodes"]
-    ]
+
+    def urls_of(doc: dict) -> list[str]:
+        return [
+            Presigner(node["s3"], ACCESS_KEY, SECRET_KEY, REGION).url(
+                "GET", populate.INDEX_BUCKET, key
+            )
+            for node in doc["nodes"]
+        ]
+
+    urls = urls_of(doc)
     _first_get(urls, time.perf_counter(), [])  # the loaded objects are served
     # One node killed and started again by hand while the others run.
     node_times = []
-    node = doc["nodes"][0]
     for i in range(repeats + 1):
-        pid = dev.doc()["nodes"][0]["pid"]
+        # Read again each time: the cluster is started again for each try, and PostgreSQL
+        # may come back on another port (the node's --index-dsn says which).
+        doc = dev.doc()
+        node, urls = doc["nodes"][0], urls_of(doc)
+        pid = node["pid"]
         os.killpg(pid, signal.SIGKILL)
         time.sleep(0.5)
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            node["argv"],
-            env={**os.environ, **node["env"]},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        restart_log = Path(node["data"]).parent / "restart.log"
+        with open(restart_log, "ab") as out:  # what a start that failed said
+            proc = subprocess.Popen(
+                node["argv"],
+                env={**os.environ, **node["env"]},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         took = _first_get(urls[:1], started, [proc])
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
@@ -222,9 +259,10 @@ def cluster(n: int, size: int, repeats: int, work: Path) -> dict:
         )
         # cluster dev does not restart a node: start the whole cluster again for the next try
         dev.stop()
-        since = time.time() - 1
+        before, banners = dev.written(), dev.ready_count()
         dev.start()
-        dev.wait_written(since)
+        dev.wait_written(before)
+        dev.wait_ready(banners)
         _first_get(urls, time.perf_counter(), [])
     # The whole cluster cold-started: PostgreSQL and 3 nodes, nothing running before.
     cold_times = []
