@@ -392,3 +392,16 @@ class TransferSlot:
     target: str
     token: str
     expires_in: float
+
+
+def slot_request(cap: int, holder: str, kind: str, target: str, token: str, ttl: float) -> dict:
+    """The named parameters of both engines' one-statement slot acquire, typed as the
+    statements want them."""
+    return {
+        "cap": int(cap),
+        "holder": holder,
+        "kind": kind,
+        "target": target,
+        "token": token,
+        "ttl": float(ttl),
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from holdfast.index.records import TransferSlot
+from holdfast.index.records import TransferSlot, slot_request
 
 TRANSFER_SLOTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfer_slots (
@@ -43,14 +43,7 @@ class SqliteTransfers:
     def acquire_transfer_slot(
         self, cap: int, holder: str, kind: str, target: str, token: str, ttl: float
     ) -> int | None:
-        args = {
-            "cap": int(cap),
-            "holder": holder,
-            "kind": kind,
-            "target": target,
-            "token": token,
-            "ttl": float(ttl),
-        }
+        args = slot_request(cap, holder, kind, target, token, ttl)
 
         def op(db: sqlite3.Connection) -> int | None:
             if args["cap"] < 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from holdfast.index.records import TransferSlot
+from holdfast.index.records import TransferSlot, slot_request
 
 _NOW = "extract(epoch from clock_timestamp())::float8"
 
@@ -41,17 +41,7 @@ async def acquire(
 ) -> int | None:
     if cap < 1:
         return None
-    cur = await conn.execute(
-        ACQUIRE,
-        {
-            "cap": int(cap),
-            "holder": holder,
-            "kind": kind,
-            "target": target,
-            "token": token,
-            "ttl": float(ttl),
-        },
-    )
+    cur = await conn.execute(ACQUIRE, slot_request(cap, holder, kind, target, token, ttl))
     row = await cur.fetchone()
     return int(row[0]) if row else None
 
