@@ -114,6 +114,7 @@ class Drainer(MoverJob):
 
     def _begin(self, nodes: list[str]) -> None:
         rate = self._rate()
+        self.transfers.refresh()  # the queue paces at this rate, not at one read before
         self.state = DrainState(
             nodes=nodes, phase="counting", passes=self.state.passes + 1, started=time.time()
         )

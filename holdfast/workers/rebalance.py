@@ -153,6 +153,7 @@ class Rebalancer(MoverJob):
     def _start_counting(self) -> None:
         s = self.state
         settings = self._settings()
+        self.transfers.refresh()  # the queue paces at this rate, not at one read before
         layout = self._layout()
         s.phase, s.cursor, s.walk, s.waiting_for = "counting", None, "objects", ""
         self._failed_before, self._changed_before = s.failed, s.changed_meanwhile

@@ -181,6 +181,12 @@ class TransferQueue:
             self._settings = Settings()
         return self._settings
 
+    def refresh(self) -> None:
+        """Read the cluster settings again at the next transfer. A drain or rebalance pass
+        calls it as it begins: an operator who sets a rate and then starts the drain must
+        not see it run for up to SETTINGS_SECONDS at the rate from before."""
+        self._settings_at = float("-inf")
+
     def kind_rate(self, kind: str) -> float | None:
         """A kind's own rate (bytes/s), within the total; None: only the total."""
         s = self.settings()
